@@ -1,0 +1,51 @@
+//! The release manifest of an image build.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use reproducible::{Artifact, Manifest, PackagePin, SCHEMA};
+
+use crate::pins::Pins;
+use crate::util::sha256_file;
+
+/// Build inputs recorded by hash (repository-relative).
+pub const INPUT_FILES: &[&str] = &[
+    "pins.toml",
+    "Cargo.lock",
+    "workload/Cargo.lock",
+    "image-builder/Cargo.lock",
+    "kernel/builtins/Cargo.lock",
+];
+
+pub fn for_image(root: &Path, pins: &Pins, efi: &Path, kernel_lib: &Path, workload_elf: &Path) -> Result<Manifest> {
+    let mut inputs = BTreeMap::new();
+    for rel in INPUT_FILES {
+        inputs.insert(rel.to_string(), sha256_file(&root.join(rel))?);
+    }
+    let toolchain = pins
+        .apt
+        .package
+        .iter()
+        .map(|p| PackagePin { name: p.name.clone(), version: p.version.clone(), deb_sha256: p.sha256.clone() })
+        .collect();
+    let patched_crates =
+        pins.crates.iter().map(|c| (format!("{}-{}", c.name, c.version), c.sha256.clone())).collect();
+    let mut firmware = BTreeMap::new();
+    firmware.insert(
+        "ovmf-generic".to_string(),
+        Artifact { file: pins.firmware.path.clone(), size: 0, sha256: pins.firmware.sha256.clone() },
+    );
+    Ok(Manifest {
+        schema: SCHEMA.to_string(),
+        image: Artifact::of(efi, "pp.efi")?,
+        components: BTreeMap::from([
+            ("kernel-library".to_string(), Artifact::of(kernel_lib, "libhermit.a")?),
+            ("workload-elf".to_string(), Artifact::of(workload_elf, "pp-workload")?),
+        ]),
+        inputs,
+        toolchain,
+        patched_crates,
+        firmware,
+    })
+}
