@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::pins::Pins;
-use crate::{kernel, setup, toolchain, util, workload};
+use crate::{firmware, kernel, setup, toolchain, util, workload};
 
 pub const UEFI_TARGET: &str = "x86_64-unknown-uefi";
 
@@ -21,12 +21,13 @@ pub fn build(root: &Path, pins: &Pins, out: &Path) -> Result<PathBuf> {
     let elf = workload::build(root, pins, &lib)?;
     timings.push(("workload", t.elapsed()));
     let t = std::time::Instant::now();
-    let efi = build_loader(root, &elf)?;
+    let efi = build_loader(root, &elf, "loader-target")?;
     timings.push(("loader", t.elapsed()));
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let dest = out.join("pp.efi");
     fs::copy(&efi, &dest)?;
-    let manifest = crate::manifest::for_image(root, pins, &dest, &lib.join("libhermit.a"), &elf)?;
+    let firmware = firmware::pinned(root, pins)?;
+    let manifest = crate::manifest::for_image(root, pins, &dest, &lib.join("libhermit.a"), &elf, &firmware)?;
     let path = out.join("manifest.json");
     fs::write(&path, manifest.to_json()?)?;
     for (what, d) in timings {
@@ -36,10 +37,13 @@ pub fn build(root: &Path, pins: &Pins, out: &Path) -> Result<PathBuf> {
     Ok(dest)
 }
 
-fn build_loader(root: &Path, elf: &Path) -> Result<PathBuf> {
+/// Build the loader with `elf` embedded, in `target/pp/<target_dir_name>`; returns `pp-loader.efi`.
+pub fn build_loader(root: &Path, elf: &Path, target_dir_name: &str) -> Result<PathBuf> {
     let work = root.join("target/pp");
-    let target_dir = work.join("loader-target");
-    let mut cmd = toolchain::cargo("build", &root.join("image-builder"), &target_dir, &[]);
+    let target_dir = work.join(target_dir_name);
+    // No CodeView debug directory: lld-link would otherwise embed a PDB name and an id that
+    // change with the build directory.
+    let mut cmd = toolchain::cargo("build", &root.join("image-builder"), &target_dir, &["-Clink-arg=/DEBUG:NONE"]);
     cmd.args(["--target", UEFI_TARGET, "-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
         .env("PP_WORKLOAD_ELF", elf);
     util::run(&mut cmd).context("building the UEFI loader")?;

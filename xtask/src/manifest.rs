@@ -18,7 +18,14 @@ pub const INPUT_FILES: &[&str] = &[
     "kernel/builtins/Cargo.lock",
 ];
 
-pub fn for_image(root: &Path, pins: &Pins, efi: &Path, kernel_lib: &Path, workload_elf: &Path) -> Result<Manifest> {
+pub fn for_image(
+    root: &Path,
+    pins: &Pins,
+    efi: &Path,
+    kernel_lib: &Path,
+    workload_elf: &Path,
+    firmware: &Path,
+) -> Result<Manifest> {
     let mut inputs = BTreeMap::new();
     for rel in INPUT_FILES {
         inputs.insert(rel.to_string(), sha256_file(&root.join(rel))?);
@@ -31,11 +38,8 @@ pub fn for_image(root: &Path, pins: &Pins, efi: &Path, kernel_lib: &Path, worklo
         .collect();
     let patched_crates =
         pins.crates.iter().map(|c| (format!("{}-{}", c.name, c.version), c.sha256.clone())).collect();
-    let mut firmware = BTreeMap::new();
-    firmware.insert(
-        "ovmf-generic".to_string(),
-        Artifact { file: pins.firmware.path.clone(), size: 0, sha256: pins.firmware.sha256.clone() },
-    );
+    // The firmware the non-SEV boot uses; the AmdSev firmware joins it with the ovmf/ recipe.
+    let firmware = BTreeMap::from([("ovmf-generic".to_string(), Artifact::of(firmware, "OVMF.fd")?)]);
     Ok(Manifest {
         schema: SCHEMA.to_string(),
         image: Artifact::of(efi, "pp.efi")?,

@@ -21,11 +21,11 @@ pub const RING_EDITS: &[SourceEdit] = &[SourceEdit {
              its assembly is built for Hermit",
 }];
 
-/// Make `target/pp/patched/ring-<version>` (the `[patch]` path of `workload/Cargo.toml`).
+/// Make `workload/patched-crates/ring-<version>` (the `[patch]` path of `workload/Cargo.toml`).
 pub fn prepare(root: &Path, pins: &Pins) -> Result<PathBuf> {
     let pin = pins.crate_pin("ring")?;
     let work = root.join("target/pp");
-    let parent = work.join("patched");
+    let parent = root.join("workload/patched-crates");
     let dir = parent.join(format!("{}-{}", pin.name, pin.version));
     let stamp = parent.join("ring.stamp");
     let want = format!("{}\n{}", pin.sha256, edit::fingerprint(RING_EDITS));

@@ -52,6 +52,19 @@ pub fn run(config: &BootConfig) -> Result<()> {
     Ok(())
 }
 
+/// Boot an image the loader must refuse: pass when its error line contains `needle` and QEMU
+/// then exits by itself (through `isa-debug-exit`).
+pub fn expect_loader_error(config: &BootConfig, needle: &str) -> Result<()> {
+    let mut vm = Vm::start(config, false)?;
+    let line = vm.wait_for("pp-loader: error", &["Jumping into application", "pp-workload: ready"], READY_TIMEOUT)?;
+    if !line.contains(needle) {
+        bail!("the loader failed for another reason than expected ({needle:?}): {line}");
+    }
+    let status = vm.wait()?;
+    println!("smoke: loader refused as expected ({status}): {line}");
+    Ok(())
+}
+
 fn http_get(port: u16, path: &str) -> Result<String> {
     let mut sock = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(60)))?;

@@ -35,6 +35,17 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         let fw = firmware::pinned(root, pins)?;
         smoke::run(&smoke::config_for(&efi, &fw, "")?)
     })?;
+    step("loader refuses an over-long command line", &mut || {
+        let efi = qemu::check_image_dir(&out)?;
+        let fw = firmware::pinned(root, pins)?;
+        let append = "x".repeat(5000);
+        smoke::expect_loader_error(&smoke::config_for(&efi, &fw, &append)?, "command line is")
+    })?;
+    step("loader refuses an ELF that is not a Hermit image", &mut || {
+        let bad = image::build_loader(root, Path::new("/bin/true"), "loader-bad-elf-target")?;
+        let fw = firmware::pinned(root, pins)?;
+        smoke::expect_loader_error(&smoke::config_for(&bad, &fw, "")?, "not a Hermit image")
+    })?;
     step("reproducible across checkout paths", &mut || repro::check(root, pins).map(drop))?;
     println!("\nxtask test: {} passed, 0 failed", passed.len());
     Ok(())
