@@ -47,8 +47,11 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 fn pages(ty: MemoryType, count: usize, what: &str) -> NonNull<u8> {
-    boot::allocate_pages(AllocateType::AnyPages, ty, count)
-        .unwrap_or_else(|e| fail(format_args!("cannot allocate {count} pages for {what}: {e:?}")))
+    boot::allocate_pages(AllocateType::AnyPages, ty, count).unwrap_or_else(|e| {
+        fail(format_args!(
+            "cannot allocate {count} pages for {what}: {e:?}"
+        ))
+    })
 }
 
 #[entry]
@@ -58,23 +61,40 @@ fn main() -> Status {
     HEAP.init(heap.as_ptr() as usize, HEAP_PAGES * PAGE_SIZE as usize);
 
     let bootargs = read_cmdline();
-    let rsdp = find_rsdp().unwrap_or_else(|| fail(format_args!("the firmware published no ACPI RSDP")));
+    let rsdp =
+        find_rsdp().unwrap_or_else(|| fail(format_args!("the firmware published no ACPI RSDP")));
 
-    let object = KernelObject::parse(&WORKLOAD.0)
-        .unwrap_or_else(|e| fail(format_args!("the embedded workload is not a Hermit image: {e}")));
+    let object = KernelObject::parse(&WORKLOAD.0).unwrap_or_else(|e| {
+        fail(format_args!(
+            "the embedded workload is not a Hermit image: {e}"
+        ))
+    });
     let size = object.mem_size();
-    let region = pages(MemoryType::LOADER_DATA, (size + KERNEL_ALIGN).div_ceil(PAGE_SIZE as usize), "the kernel image");
+    let region = pages(
+        MemoryType::LOADER_DATA,
+        (size + KERNEL_ALIGN).div_ceil(PAGE_SIZE as usize),
+        "the kernel image",
+    );
     let start = (region.as_ptr() as usize).next_multiple_of(KERNEL_ALIGN);
     // SAFETY: `start..start + size` lies inside the region just allocated for the kernel.
     let memory = unsafe { core::slice::from_raw_parts_mut(start as *mut MaybeUninit<u8>, size) };
-    let LoadedKernel { load_info, entry_point } = object.load_kernel(memory, start as u64);
+    let LoadedKernel {
+        load_info,
+        entry_point,
+    } = object.load_kernel(memory, start as u64);
     let stack = pages(MemoryType::LOADER_DATA, BOOT_STACK_PAGES, "the boot stack");
 
     let top_of_ram = top_of_ram();
     let layout = Layout::new(top_of_ram, phys_bits());
-    let tables_ptr = pages(MemoryType::LOADER_DATA, layout.tables_needed(), "page tables");
+    let tables_ptr = pages(
+        MemoryType::LOADER_DATA,
+        layout.tables_needed(),
+        "page tables",
+    );
     // SAFETY: the allocation holds `tables_needed` 4 KiB pages, page-aligned, used by nothing else.
-    let tables = unsafe { core::slice::from_raw_parts_mut(tables_ptr.as_ptr().cast::<Table>(), layout.tables_needed()) };
+    let tables = unsafe {
+        core::slice::from_raw_parts_mut(tables_ptr.as_ptr().cast::<Table>(), layout.tables_needed())
+    };
     let cr3 = paging::build(tables, tables_ptr.as_ptr() as u64, layout);
     println!(
         "pp-loader: workload {} KiB at {start:#x}, entry {entry_point:#x}, RAM top {top_of_ram:#x}, mapped to {:#x}",
@@ -88,7 +108,12 @@ fn main() -> Status {
     let free: Vec<_> = map
         .entries()
         .filter(|d| {
-            matches!(d.ty, MemoryType::CONVENTIONAL | MemoryType::BOOT_SERVICES_CODE | MemoryType::BOOT_SERVICES_DATA)
+            matches!(
+                d.ty,
+                MemoryType::CONVENTIONAL
+                    | MemoryType::BOOT_SERVICES_CODE
+                    | MemoryType::BOOT_SERVICES_DATA
+            )
         })
         .map(|d| d.phys_start..d.phys_start + d.page_count * PAGE_SIZE)
         .collect();
@@ -141,7 +166,12 @@ fn read_cmdline() -> alloc::string::String {
 
 fn find_rsdp() -> Option<u64> {
     uefi::system::with_config_table(|tables| {
-        let find = |guid| tables.iter().find(|t| t.guid == guid).map(|t| t.address as u64);
+        let find = |guid| {
+            tables
+                .iter()
+                .find(|t| t.guid == guid)
+                .map(|t| t.address as u64)
+        };
         find(ACPI2_GUID).or_else(|| find(ACPI_GUID))
     })
 }
@@ -154,7 +184,10 @@ fn top_of_ram() -> u64 {
         .filter(|d| {
             !matches!(
                 d.ty,
-                MemoryType::MMIO | MemoryType::MMIO_PORT_SPACE | MemoryType::RESERVED | MemoryType::UNUSABLE
+                MemoryType::MMIO
+                    | MemoryType::MMIO_PORT_SPACE
+                    | MemoryType::RESERVED
+                    | MemoryType::UNUSABLE
             )
         })
         .map(|d| d.phys_start + d.page_count * PAGE_SIZE)

@@ -14,7 +14,11 @@ pub struct Bump {
 
 impl Bump {
     pub const fn new() -> Self {
-        Self { start: AtomicUsize::new(0), next: AtomicUsize::new(0), end: AtomicUsize::new(0) }
+        Self {
+            start: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            end: AtomicUsize::new(0),
+        }
     }
 
     /// Hand the allocator its region (once).
@@ -36,12 +40,19 @@ unsafe impl GlobalAlloc for Bump {
         let end = self.end.load(Ordering::SeqCst);
         let mut current = self.next.load(Ordering::SeqCst);
         loop {
-            let Some(aligned) = current.checked_next_multiple_of(layout.align()) else { return core::ptr::null_mut() };
-            let Some(new_next) = aligned.checked_add(layout.size()) else { return core::ptr::null_mut() };
+            let Some(aligned) = current.checked_next_multiple_of(layout.align()) else {
+                return core::ptr::null_mut();
+            };
+            let Some(new_next) = aligned.checked_add(layout.size()) else {
+                return core::ptr::null_mut();
+            };
             if end == 0 || new_next > end {
                 return core::ptr::null_mut();
             }
-            match self.next.compare_exchange(current, new_next, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .next
+                .compare_exchange(current, new_next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return aligned as *mut u8,
                 Err(seen) => current = seen,
             }

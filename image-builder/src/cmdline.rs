@@ -24,11 +24,14 @@ impl core::fmt::Display for CmdlineError {
 
 /// Decode little-endian UCS-2 load options (optionally NUL-terminated) into the kernel command line.
 pub fn decode(options: &[u8]) -> Result<String, CmdlineError> {
-    if options.len() % 2 != 0 {
+    if !options.len().is_multiple_of(2) {
         return Err(CmdlineError::NotText);
     }
     let mut out = String::new();
-    for unit in options.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])) {
+    for unit in options
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+    {
         if unit == 0 {
             break;
         }
@@ -60,7 +63,11 @@ fn check_quotes(line: &str) -> Result<(), CmdlineError> {
             _ => {}
         }
     }
-    if quote.is_some() || escaped { Err(CmdlineError::UnbalancedQuote) } else { Ok(()) }
+    if quote.is_some() || escaped {
+        Err(CmdlineError::UnbalancedQuote)
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -68,7 +75,10 @@ mod tests {
     use super::*;
 
     fn ucs2(s: &str) -> alloc::vec::Vec<u8> {
-        s.encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).collect()
+        s.encode_utf16()
+            .chain([0])
+            .flat_map(|u| u.to_le_bytes())
+            .collect()
     }
 
     #[test]
@@ -83,7 +93,10 @@ mod tests {
         assert_eq!(decode(&ucs2("a\u{1}b")), Err(CmdlineError::NotText));
         assert_eq!(decode(&ucs2("env=\"x")), Err(CmdlineError::UnbalancedQuote));
         let long = "a".repeat(MAX_CMDLINE + 1);
-        assert!(matches!(decode(&ucs2(&long)), Err(CmdlineError::TooLong(_))));
+        assert!(matches!(
+            decode(&ucs2(&long)),
+            Err(CmdlineError::TooLong(_))
+        ));
         assert!(decode(&ucs2(&"a".repeat(MAX_CMDLINE))).is_ok());
     }
 }

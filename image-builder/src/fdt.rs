@@ -37,14 +37,17 @@ pub fn build(memory: &[Range<u64>], bootargs: &str, rsdp: u64) -> Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     #[test]
     fn contains_what_the_kernel_reads() {
-        let blob = build(&[0x10_0000..0x8000_0000], "env=A=1", 0x7fbf_e014).unwrap();
+        let memory = vec![0x10_0000..0x8000_0000, 0x1_0000_0000..0x1_8000_0000];
+        let blob = build(&memory, "env=A=1", 0x7fbf_e014).unwrap();
         assert_eq!(&blob[..4], &[0xd0, 0x0d, 0xfe, 0xed]);
         let has = |needle: &[u8]| blob.windows(needle.len()).any(|w| w == needle);
         assert!(has(b"hermit,uefi\0"));
         assert!(has(b"memory@100000\0"));
+        assert!(has(b"memory@100000000\0"));
         assert!(has(b"hermit,rsdp@7fbfe014\0"));
         assert!(has(b"env=A=1\0"));
     }

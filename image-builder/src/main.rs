@@ -5,6 +5,8 @@
 //! with free memory, bootargs and the RSDP, the boot-info block, a 32 KiB boot stack), exits boot
 //! services and jumps to the kernel's entry. See README.md for the memory layout.
 #![cfg_attr(target_os = "uefi", no_std, no_main)]
+// The host build only runs the unit tests of the target-independent modules.
+#![cfg_attr(not(target_os = "uefi"), allow(dead_code))]
 
 extern crate alloc;
 

@@ -31,9 +31,15 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(top_of_ram: u64, phys_bits: u8) -> Self {
-        let small_limit = top_of_ram.max(4 * GIB).next_multiple_of(GIB).min(KERNEL_VIRTUAL_START);
+        let small_limit = top_of_ram
+            .max(4 * GIB)
+            .next_multiple_of(GIB)
+            .min(KERNEL_VIRTUAL_START);
         let width = 1u64.checked_shl(u32::from(phys_bits)).unwrap_or(u64::MAX);
-        let limit = width.min(KERNEL_VIRTUAL_START).max(small_limit).next_multiple_of(GIB);
+        let limit = width
+            .min(KERNEL_VIRTUAL_START)
+            .max(small_limit)
+            .next_multiple_of(GIB);
         Self { small_limit, limit }
     }
 
@@ -112,11 +118,24 @@ mod tests {
     #[test]
     fn identity_maps_ram_small_and_high_space_huge() {
         let layout = Layout::new(6 * GIB + 5, 40);
-        assert_eq!(layout, Layout { small_limit: 7 * GIB, limit: 1 << 40 });
+        assert_eq!(
+            layout,
+            Layout {
+                small_limit: 7 * GIB,
+                limit: 1 << 40
+            }
+        );
         let base = 0x10_0000;
         let mut tables = vec![[0u64; 512]; layout.tables_needed()];
         assert_eq!(build(&mut tables, base, layout), base);
-        for va in [0, 0x1234, 4 * GIB - 1, 6 * GIB + 0x20_1234, 0xC0_0000_0000, (1 << 40) - 1] {
+        for va in [
+            0,
+            0x1234,
+            4 * GIB - 1,
+            6 * GIB + 0x20_1234,
+            0xC0_0000_0000,
+            (1 << 40) - 1,
+        ] {
             assert_eq!(translate(&tables, base, va), Some(va), "{va:#x}");
         }
         assert_eq!(translate(&tables, base, 1 << 40), None);
@@ -130,7 +149,10 @@ mod tests {
         let base = 0;
         let mut tables = vec![[0u64; 512]; layout.tables_needed()];
         build(&mut tables, base, layout);
-        assert_eq!(translate(&tables, base, KERNEL_VIRTUAL_START - 1), Some(KERNEL_VIRTUAL_START - 1));
+        assert_eq!(
+            translate(&tables, base, KERNEL_VIRTUAL_START - 1),
+            Some(KERNEL_VIRTUAL_START - 1)
+        );
         assert_eq!(translate(&tables, base, KERNEL_VIRTUAL_START), None);
         assert_eq!(translate(&tables, base, 0x7fff_ffff_f000), None);
     }

@@ -8,13 +8,17 @@ const DEBUG_EXIT: u16 = 0xf4;
 
 fn outb(port: u16, value: u8) {
     // SAFETY: writing COM1's data register or the debug-exit port has no effect on memory.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: reading COM1's line status register has no effect on memory.
-    unsafe { core::arch::asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        core::arch::asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
     value
 }
 

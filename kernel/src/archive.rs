@@ -21,7 +21,11 @@ pub struct LlvmTools {
 
 impl LlvmTools {
     pub fn in_dir(bin: &Path) -> Self {
-        Self { nm: bin.join("llvm-nm"), objcopy: bin.join("llvm-objcopy"), ar: bin.join("llvm-ar") }
+        Self {
+            nm: bin.join("llvm-nm"),
+            objcopy: bin.join("llvm-objcopy"),
+            ar: bin.join("llvm-ar"),
+        }
     }
 }
 
@@ -29,9 +33,15 @@ impl LlvmTools {
 pub const KERNEL_EXPLICIT_EXPORTS: &[&str] = &["_start", "__bss_start", "runtime_entry"];
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("could not start {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("could not start {:?}", cmd.get_program()))?;
     if !out.status.success() {
-        bail!("{:?} failed: {}", cmd.get_program(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{:?} failed: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8(out.stdout)?)
 }
@@ -56,27 +66,41 @@ fn defined_symbols(
     keep: impl Fn(&str) -> bool,
 ) -> Result<BTreeSet<String>> {
     let text = output(
-        Command::new(&tools.nm).args(["-A", "--defined-only", "--extern-only"]).arg(archive),
+        Command::new(&tools.nm)
+            .args(["-A", "--defined-only", "--extern-only"])
+            .arg(archive),
     )?;
     let mut out = BTreeSet::new();
     for line in text.lines() {
         // "<archive>:<member>: <addr> <type> <symbol>"
-        let Some(symbol) = line.split_whitespace().last() else { continue };
-        let Some(head) = line.strip_prefix(&format!("{}:", archive.display())) else { continue };
+        let Some(symbol) = line.split_whitespace().last() else {
+            continue;
+        };
+        let Some(head) = line.strip_prefix(&format!("{}:", archive.display())) else {
+            continue;
+        };
         let member = head.split(':').next().unwrap_or("");
         if member.starts_with(member_prefix) && keep(symbol) {
             out.insert(symbol.to_owned());
         }
     }
     if out.is_empty() {
-        bail!("{} defines no symbols to export in {member_prefix}* members", archive.display());
+        bail!(
+            "{} defines no symbols to export in {member_prefix}* members",
+            archive.display()
+        );
     }
     Ok(out)
 }
 
 /// Rename every exported symbol not in `keep` to `<prefix>_<symbol>` (mangled names get the prefix
 /// as an extra leading path component), in place.
-pub fn retain_symbols(tools: &LlvmTools, archive: &Path, prefix: &str, keep: &BTreeSet<String>) -> Result<()> {
+pub fn retain_symbols(
+    tools: &LlvmTools,
+    archive: &Path,
+    prefix: &str,
+    keep: &BTreeSet<String>,
+) -> Result<()> {
     let all = output(Command::new(&tools.nm).arg("--export-symbols").arg(archive))?;
     let mut renames = String::new();
     for symbol in all.lines().map(str::trim).filter(|s| !s.is_empty()) {
@@ -96,16 +120,27 @@ pub fn retain_symbols(tools: &LlvmTools, archive: &Path, prefix: &str, keep: &BT
         .status()?;
     fs::remove_file(&list)?;
     if !status.success() {
-        bail!("llvm-objcopy --redefine-syms failed on {}", archive.display());
+        bail!(
+            "llvm-objcopy --redefine-syms failed on {}",
+            archive.display()
+        );
     }
     Ok(())
 }
 
 /// Append the members of `other` to `archive` (flattening it), deterministically.
 pub fn append(tools: &LlvmTools, archive: &Path, other: &Path) -> Result<()> {
-    let status = Command::new(&tools.ar).arg("qLD").arg(archive).arg(other).status()?;
+    let status = Command::new(&tools.ar)
+        .arg("qLD")
+        .arg(archive)
+        .arg(other)
+        .status()?;
     if !status.success() {
-        bail!("llvm-ar failed appending {} to {}", other.display(), archive.display());
+        bail!(
+            "llvm-ar failed appending {} to {}",
+            other.display(),
+            archive.display()
+        );
     }
     Ok(())
 }
@@ -138,7 +173,9 @@ pub fn set_osabi(bytes: &mut [u8], osabi: u8) -> Result<usize> {
             .with_context(|| format!("bad ar member size at offset {pos}"))?;
         let data = pos + AR_HEADER_LEN;
         let end = data.checked_add(size).filter(|&e| e <= bytes.len());
-        let Some(end) = end else { bail!("ar member at offset {pos} runs past the end") };
+        let Some(end) = end else {
+            bail!("ar member at offset {pos} runs past the end")
+        };
         if size > EI_OSABI && bytes[data..].starts_with(b"\x7fELF") {
             bytes[data + EI_OSABI] = osabi;
             changed += 1;
@@ -153,7 +190,15 @@ mod tests {
     use super::*;
 
     fn member(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut h = format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", 0, 0, 0, 644, data.len()).into_bytes();
+        let mut h = format!(
+            "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            0,
+            0,
+            0,
+            644,
+            data.len()
+        )
+        .into_bytes();
         h.extend_from_slice(data);
         if data.len() % 2 == 1 {
             h.push(b'\n');
@@ -168,7 +213,10 @@ mod tests {
         ar.extend(member("a.o/", b"\x7fELF\x02\x01\x01\x00rest"));
         ar.extend(member("b.o/", b"\x7fELF\x02\x01\x01\x00odd"));
         assert_eq!(set_osabi(&mut ar, ELFOSABI_STANDALONE).unwrap(), 2);
-        let count = ar.windows(8).filter(|w| *w == b"\x7fELF\x02\x01\x01\xff").count();
+        let count = ar
+            .windows(8)
+            .filter(|w| *w == b"\x7fELF\x02\x01\x01\xff")
+            .count();
         assert_eq!(count, 2);
     }
 

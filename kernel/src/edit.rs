@@ -51,7 +51,8 @@ fn apply(root: &Path, edit: &SourceEdit) -> Result<()> {
     let mut seen = 0;
     let mut changed = Vec::new();
     for file in files {
-        let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         let n = text.matches(edit.find).count();
         if n > 0 {
             seen += n;
@@ -87,7 +88,10 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn fingerprint(edits: &[SourceEdit]) -> String {
     let mut s = String::new();
     for e in edits {
-        s.push_str(&format!("{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}", e.files, e.find, e.replace, e.count));
+        s.push_str(&format!(
+            "{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1e}",
+            e.files, e.find, e.replace, e.count
+        ));
     }
     s
 }
@@ -116,7 +120,10 @@ mod tests {
             reason: "test",
         };
         apply_all(&dir, &[edit]).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("src/a/y.rs")).unwrap(), "#[unsafe(naked)]\n#[unsafe(naked)]\n");
+        assert_eq!(
+            fs::read_to_string(dir.join("src/a/y.rs")).unwrap(),
+            "#[unsafe(naked)]\n#[unsafe(naked)]\n"
+        );
         // Applying again finds nothing to replace: the count check refuses it.
         assert!(apply_all(&dir, &[edit]).is_err());
         fs::remove_dir_all(dir).unwrap();
@@ -126,7 +133,13 @@ mod tests {
     fn wrong_count_changes_nothing() {
         let dir = tmp("nochange");
         fs::write(dir.join("src/x.rs"), "foo foo").unwrap();
-        let edit = SourceEdit { files: Files::One("src/x.rs"), find: "foo", replace: "bar", count: 1, reason: "test" };
+        let edit = SourceEdit {
+            files: Files::One("src/x.rs"),
+            find: "foo",
+            replace: "bar",
+            count: 1,
+            reason: "test",
+        };
         assert!(apply_all(&dir, &[edit]).is_err());
         assert_eq!(fs::read_to_string(dir.join("src/x.rs")).unwrap(), "foo foo");
         fs::remove_dir_all(dir).unwrap();

@@ -25,7 +25,11 @@ impl Artifact {
     /// Hash a file; `name` is what the manifest calls it (never a local path).
     pub fn of(path: &Path, name: &str) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Self { file: name.to_string(), size: bytes.len() as u64, sha256: sha256_hex(&bytes) })
+        Ok(Self {
+            file: name.to_string(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        })
     }
 }
 
@@ -65,7 +69,10 @@ impl Manifest {
     pub fn from_json(text: &str) -> Result<Self> {
         let manifest: Self = serde_json::from_str(text).context("not a release manifest")?;
         if manifest.schema != SCHEMA {
-            anyhow::bail!("manifest schema is {:?}, expected {SCHEMA:?}", manifest.schema);
+            anyhow::bail!(
+                "manifest schema is {:?}, expected {SCHEMA:?}",
+                manifest.schema
+            );
         }
         Ok(manifest)
     }
@@ -82,10 +89,25 @@ mod tests {
     fn sample() -> Manifest {
         Manifest {
             schema: SCHEMA.into(),
-            image: Artifact { file: "pp.efi".into(), size: 3, sha256: sha256_hex(b"abc") },
-            components: BTreeMap::from([("workload-elf".into(), Artifact { file: "pp-workload".into(), size: 1, sha256: "00".into() })]),
+            image: Artifact {
+                file: "pp.efi".into(),
+                size: 3,
+                sha256: sha256_hex(b"abc"),
+            },
+            components: BTreeMap::from([(
+                "workload-elf".into(),
+                Artifact {
+                    file: "pp-workload".into(),
+                    size: 1,
+                    sha256: "00".into(),
+                },
+            )]),
             inputs: BTreeMap::from([("pins.toml".into(), "11".into())]),
-            toolchain: vec![PackagePin { name: "rustc-web".into(), version: "1".into(), deb_sha256: "22".into() }],
+            toolchain: vec![PackagePin {
+                name: "rustc-web".into(),
+                version: "1".into(),
+                deb_sha256: "22".into(),
+            }],
             patched_crates: BTreeMap::new(),
             firmware: BTreeMap::new(),
         }
@@ -97,7 +119,10 @@ mod tests {
         let json = m.to_json().unwrap();
         assert_eq!(Manifest::from_json(&json).unwrap(), m);
         assert_eq!(json, Manifest::from_json(&json).unwrap().to_json().unwrap());
-        assert_eq!(m.image.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            m.image.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -33,10 +33,16 @@ pub enum Route {
 
 /// Parse a request head (everything up to the blank line).
 pub fn parse(head: &[u8]) -> Result<Route, RequestError> {
-    let line_end = head.iter().position(|&b| b == b'\n').ok_or(RequestError::Malformed)?;
-    let line = head[..line_end].strip_suffix(b"\r").unwrap_or(&head[..line_end]);
+    let line_end = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(RequestError::Malformed)?;
+    let line = head[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&head[..line_end]);
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(path), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(path), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(RequestError::Malformed);
     };
@@ -88,7 +94,9 @@ pub fn serve(stream: &mut (impl Read + Write), transport: &str) -> Result<Route,
         "HTTP/1.0 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(response.as_bytes()).and_then(|_| stream.flush());
+    let _ = stream
+        .write_all(response.as_bytes())
+        .and_then(|_| stream.flush());
     outcome
 }
 
@@ -100,19 +108,37 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(parse(b"GET /health HTTP/1.0\r\n\r\n"), Ok(Route::Health));
-        assert_eq!(parse(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"), Ok(Route::Version));
-        assert_eq!(parse(b"GET /other HTTP/1.0\r\n\r\n"), Err(RequestError::NotFound));
-        assert_eq!(parse(b"POST /health HTTP/1.0\r\n\r\n"), Err(RequestError::Malformed));
+        assert_eq!(
+            parse(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Ok(Route::Version)
+        );
+        assert_eq!(
+            parse(b"GET /other HTTP/1.0\r\n\r\n"),
+            Err(RequestError::NotFound)
+        );
+        assert_eq!(
+            parse(b"POST /health HTTP/1.0\r\n\r\n"),
+            Err(RequestError::Malformed)
+        );
         assert_eq!(parse(b"GET /health\r\n\r\n"), Err(RequestError::Malformed));
-        assert_eq!(parse(b"GET /health HTTP/1.0 extra\r\n\r\n"), Err(RequestError::Malformed));
+        assert_eq!(
+            parse(b"GET /health HTTP/1.0 extra\r\n\r\n"),
+            Err(RequestError::Malformed)
+        );
         assert_eq!(parse(b"no newline"), Err(RequestError::Malformed));
     }
 
     #[test]
     fn bounded_read() {
         let long = vec![b'a'; MAX_REQUEST * 4];
-        assert_eq!(read_head(&mut Cursor::new(long)), Err(RequestError::TooLong));
-        assert_eq!(read_head(&mut Cursor::new(b"GET /health".to_vec())), Err(RequestError::Truncated));
+        assert_eq!(
+            read_head(&mut Cursor::new(long)),
+            Err(RequestError::TooLong)
+        );
+        assert_eq!(
+            read_head(&mut Cursor::new(b"GET /health".to_vec())),
+            Err(RequestError::Truncated)
+        );
     }
 
     struct Duplex {
@@ -135,13 +161,19 @@ mod tests {
 
     #[test]
     fn serves_health_and_refuses_garbage() {
-        let mut ok = Duplex { input: Cursor::new(b"GET /health HTTP/1.0\r\n\r\n".to_vec()), output: vec![] };
+        let mut ok = Duplex {
+            input: Cursor::new(b"GET /health HTTP/1.0\r\n\r\n".to_vec()),
+            output: vec![],
+        };
         assert_eq!(serve(&mut ok, "tcp"), Ok(Route::Health));
         let text = String::from_utf8(ok.output).unwrap();
         assert!(text.starts_with("HTTP/1.0 200 OK\r\n"));
         assert!(text.ends_with("{\"status\":\"ok\",\"transport\":\"tcp\"}\n"));
 
-        let mut bad = Duplex { input: Cursor::new(b"secret-canary garbage\r\n\r\n".to_vec()), output: vec![] };
+        let mut bad = Duplex {
+            input: Cursor::new(b"secret-canary garbage\r\n\r\n".to_vec()),
+            output: vec![],
+        };
         assert_eq!(serve(&mut bad, "tcp"), Err(RequestError::Malformed));
         let text = String::from_utf8(bad.output).unwrap();
         assert!(text.starts_with("HTTP/1.0 400"));

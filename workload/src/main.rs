@@ -27,7 +27,9 @@ struct Config {
 impl Config {
     fn from_env() -> Result<Self, String> {
         let port = |name: &str, default: u16| match std::env::var(name) {
-            Ok(v) => v.parse::<u16>().map_err(|_| format!("{name} must be a port number")),
+            Ok(v) => v
+                .parse::<u16>()
+                .map_err(|_| format!("{name} must be a port number")),
             Err(_) => Ok(default),
         };
         Ok(Self {
@@ -49,11 +51,15 @@ fn run() -> Result<(), String> {
     let config = Config::from_env()?;
     let identity = tls::fresh_identity()?;
     let listen = |port: u16| {
-        TcpListener::bind((config.bind.as_str(), port)).map_err(|e| format!("cannot listen on port {port}: {e}"))
+        TcpListener::bind((config.bind.as_str(), port))
+            .map_err(|e| format!("cannot listen on port {port}: {e}"))
     };
     let plain = listen(config.health_port)?;
     let secure = listen(config.tls_port)?;
-    println!("pp-workload: tls certificate sha256 {}", identity.cert_sha256);
+    println!(
+        "pp-workload: tls certificate sha256 {}",
+        identity.cert_sha256
+    );
     println!(
         "pp-workload: ready version={} health={} tls={}",
         env!("CARGO_PKG_VERSION"),
@@ -73,7 +79,9 @@ fn run() -> Result<(), String> {
             Ok(())
         })
     });
-    accept_loop(&plain, |mut stream| health::serve(&mut stream, "tcp").map(drop).map_err(drop));
+    accept_loop(&plain, |mut stream| {
+        health::serve(&mut stream, "tcp").map(drop).map_err(drop)
+    });
     let _ = tls_thread.join();
     Ok(())
 }
@@ -85,9 +93,17 @@ fn accept_loop(listener: &TcpListener, mut handle: impl FnMut(TcpStream) -> Resu
         // Hermit may not support socket timeouts; without them the client's close ends the read.
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        let counter = if handle(stream).is_ok() { &SERVED } else { &REFUSED };
+        let counter = if handle(stream).is_ok() {
+            &SERVED
+        } else {
+            &REFUSED
+        };
         let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = if std::ptr::eq(counter, &SERVED) { "served" } else { "refused" };
+        let name = if std::ptr::eq(counter, &SERVED) {
+            "served"
+        } else {
+            "refused"
+        };
         println!("pp-workload: {name}={n}");
     }
 }

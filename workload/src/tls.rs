@@ -18,7 +18,9 @@ pub fn fresh_identity() -> Result<TlsIdentity, String> {
     let key = rcgen::KeyPair::generate().map_err(|e| format!("key generation failed: {e}"))?;
     let params = rcgen::CertificateParams::new(vec!["pp-enclave".to_string()])
         .map_err(|e| format!("certificate parameters: {e}"))?;
-    let cert = params.self_signed(&key).map_err(|e| format!("self-signing failed: {e}"))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("self-signing failed: {e}"))?;
     let cert_der: CertificateDer<'static> = cert.der().clone();
     let digest = ring::digest::digest(&ring::digest::SHA256, &cert_der);
     let cert_sha256 = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
@@ -30,5 +32,8 @@ pub fn fresh_identity() -> Result<TlsIdentity, String> {
         .with_no_client_auth()
         .with_single_cert(vec![cert_der], key_der)
         .map_err(|e| format!("TLS certificate: {e}"))?;
-    Ok(TlsIdentity { config: Arc::new(config), cert_sha256 })
+    Ok(TlsIdentity {
+        config: Arc::new(config),
+        cert_sha256,
+    })
 }

@@ -6,12 +6,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn get(port: u16, request: &[u8]) -> String {
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     sock.write_all(request).unwrap();
     let mut out = String::new();
     sock.read_to_string(&mut out).unwrap();
@@ -30,13 +35,19 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
-    assert!(first.starts_with("pp-workload: tls certificate sha256 "), "{first}");
+    assert!(
+        first.starts_with("pp-workload: tls certificate sha256 "),
+        "{first}"
+    );
     let ready = lines.next().unwrap().unwrap();
     assert!(ready.starts_with("pp-workload: ready version="), "{ready}");
 
     let ok = get(health, b"GET /health HTTP/1.0\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.0 200 OK"), "{ok}");
-    assert!(ok.ends_with("{\"status\":\"ok\",\"transport\":\"tcp\"}\n"), "{ok}");
+    assert!(
+        ok.ends_with("{\"status\":\"ok\",\"transport\":\"tcp\"}\n"),
+        "{ok}"
+    );
     let refused = get(health, b"GET /canary-7f3a9 HTTP/1.0\r\n\r\n");
     assert!(refused.starts_with("HTTP/1.0 404"), "{refused}");
     // Exactly the limit, so the server has read everything before it answers and closes.
@@ -49,6 +60,13 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(log, ["pp-workload: served=1", "pp-workload: refused=1", "pp-workload: refused=2"]);
+    assert_eq!(
+        log,
+        [
+            "pp-workload: served=1",
+            "pp-workload: refused=1",
+            "pp-workload: refused=2"
+        ]
+    );
     assert!(log.iter().all(|l| !l.contains("canary")));
 }

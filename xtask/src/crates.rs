@@ -13,7 +13,10 @@ use crate::util::{run, sha256_file};
 
 /// Make sure `$CARGO_HOME/registry/cache` holds the pinned `.crate` files, and return their paths.
 fn fetch(work: &Path, pins: &[&CratePin]) -> Result<Vec<PathBuf>> {
-    let cached: Vec<Option<PathBuf>> = pins.iter().map(|p| cached_crate(p)).collect::<Result<_>>()?;
+    let cached: Vec<Option<PathBuf>> = pins
+        .iter()
+        .map(|p| cached_crate(p))
+        .collect::<Result<_>>()?;
     if cached.iter().all(Option::is_some) {
         return Ok(cached.into_iter().flatten().collect());
     }
@@ -38,7 +41,10 @@ fn fetch(work: &Path, pins: &[&CratePin]) -> Result<Vec<PathBuf>> {
     pins.iter()
         .map(|p| {
             cached_crate(p)?.with_context(|| {
-                format!("cargo fetch finished but {}-{}.crate is not in the cache", p.name, p.version)
+                format!(
+                    "cargo fetch finished but {}-{}.crate is not in the cache",
+                    p.name, p.version
+                )
             })
         })
         .collect()
@@ -47,12 +53,16 @@ fn fetch(work: &Path, pins: &[&CratePin]) -> Result<Vec<PathBuf>> {
 fn cargo_home() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        })
 }
 
 fn cached_crate(pin: &CratePin) -> Result<Option<PathBuf>> {
     let cache = cargo_home().join("registry/cache");
-    let Ok(registries) = fs::read_dir(&cache) else { return Ok(None) };
+    let Ok(registries) = fs::read_dir(&cache) else {
+        return Ok(None);
+    };
     let file = format!("{}-{}.crate", pin.name, pin.version);
     for registry in registries {
         let candidate = registry?.path().join(&file);

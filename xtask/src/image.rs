@@ -27,13 +27,19 @@ pub fn build(root: &Path, pins: &Pins, out: &Path) -> Result<PathBuf> {
     let dest = out.join("pp.efi");
     fs::copy(&efi, &dest)?;
     let firmware = firmware::pinned(root, pins)?;
-    let manifest = crate::manifest::for_image(root, pins, &dest, &lib.join("libhermit.a"), &elf, &firmware)?;
+    let manifest =
+        crate::manifest::for_image(root, pins, &dest, &lib.join("libhermit.a"), &elf, &firmware)?;
     let path = out.join("manifest.json");
     fs::write(&path, manifest.to_json()?)?;
     for (what, d) in timings {
         eprintln!("image: {what} step {:.1} s", d.as_secs_f64());
     }
-    eprintln!("image: {} ({} bytes, sha256 {})", dest.display(), fs::metadata(&dest)?.len(), manifest.image.sha256);
+    eprintln!(
+        "image: {} ({} bytes, sha256 {})",
+        dest.display(),
+        fs::metadata(&dest)?.len(),
+        manifest.image.sha256
+    );
     Ok(dest)
 }
 
@@ -43,9 +49,19 @@ pub fn build_loader(root: &Path, elf: &Path, target_dir_name: &str) -> Result<Pa
     let target_dir = work.join(target_dir_name);
     // No CodeView debug directory: lld-link would otherwise embed a PDB name and an id that
     // change with the build directory.
-    let mut cmd = toolchain::cargo("build", &root.join("image-builder"), &target_dir, &["-Clink-arg=/DEBUG:NONE"]);
-    cmd.args(["--target", UEFI_TARGET, "-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
-        .env("PP_WORKLOAD_ELF", elf);
+    let mut cmd = toolchain::cargo(
+        "build",
+        &root.join("image-builder"),
+        &target_dir,
+        &["-Clink-arg=/DEBUG:NONE"],
+    );
+    cmd.args([
+        "--target",
+        UEFI_TARGET,
+        "-Zbuild-std=core,alloc",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ])
+    .env("PP_WORKLOAD_ELF", elf);
     util::run(&mut cmd).context("building the UEFI loader")?;
     Ok(toolchain::release_dir(&target_dir, UEFI_TARGET).join("pp-loader.efi"))
 }

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_kernel_build::{archive, edit, KERNEL_EDITS, KERNEL_FEATURES, KERNEL_TARGET, SYMBOL_PREFIX};
+use pp_kernel_build::{KERNEL_EDITS, KERNEL_FEATURES, KERNEL_TARGET, SYMBOL_PREFIX, archive, edit};
 
 use crate::pins::Pins;
 use crate::{crates, toolchain, util};
@@ -15,22 +15,47 @@ pub fn build(root: &Path, pins: &Pins) -> Result<PathBuf> {
     let src = prepare_source(&work, pins)?;
     let target_dir = work.join("kernel-target");
     let started = std::time::Instant::now();
-    eprintln!("kernel: building hermit-kernel {} ({})", pins.crate_pin("hermit-kernel")?.version, KERNEL_FEATURES.join(" "));
-    let mut cmd = toolchain::cargo("build", &src, &target_dir, &["-Zmutable-noalias=no", "-Awarnings"]);
-    cmd.args(["--target", KERNEL_TARGET, "-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"])
-        .args(["--no-default-features", "--features", &KERNEL_FEATURES.join(",")])
-        .env("PP_LLVM_AS", Path::new(toolchain::LLVM_BIN).join("llvm-as"))
-        .env("PP_RUST_LLD", toolchain::RUST_LLD);
+    eprintln!(
+        "kernel: building hermit-kernel {} ({})",
+        pins.crate_pin("hermit-kernel")?.version,
+        KERNEL_FEATURES.join(" ")
+    );
+    let mut cmd = toolchain::cargo(
+        "build",
+        &src,
+        &target_dir,
+        &["-Zmutable-noalias=no", "-Awarnings"],
+    );
+    cmd.args([
+        "--target",
+        KERNEL_TARGET,
+        "-Zbuild-std=core,alloc",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ])
+    .args([
+        "--no-default-features",
+        "--features",
+        &KERNEL_FEATURES.join(","),
+    ])
+    .env("PP_LLVM_AS", Path::new(toolchain::LLVM_BIN).join("llvm-as"))
+    .env("PP_RUST_LLD", toolchain::RUST_LLD);
     util::run(&mut cmd).context("building the Hermit kernel")?;
 
     let builtins = build_builtins(root, &work)?;
     let out_dir = work.join("kernel");
     fs::create_dir_all(&out_dir)?;
     let lib = out_dir.join("libhermit.a");
-    fs::copy(toolchain::release_dir(&target_dir, KERNEL_TARGET).join("libhermit.a"), &lib)?;
+    fs::copy(
+        toolchain::release_dir(&target_dir, KERNEL_TARGET).join("libhermit.a"),
+        &lib,
+    )?;
     let tools = archive::LlvmTools::in_dir(Path::new(toolchain::LLVM_BIN));
     let mut keep = archive::syscall_symbols(&tools, &lib)?;
-    keep.extend(archive::KERNEL_EXPLICIT_EXPORTS.iter().map(|s| s.to_string()));
+    keep.extend(
+        archive::KERNEL_EXPLICIT_EXPORTS
+            .iter()
+            .map(|s| s.to_string()),
+    );
     archive::retain_symbols(&tools, &lib, SYMBOL_PREFIX, &keep)?;
     archive::append(&tools, &lib, &builtins)?;
     let mut bytes = fs::read(&lib)?;
@@ -60,7 +85,11 @@ fn prepare_source(work: &Path, pins: &Pins) -> Result<PathBuf> {
     let roots = crates::unpack_fresh(work, &[pin], &parent)?;
     edit::apply_all(&roots[0], KERNEL_EDITS)?;
     fs::write(&stamp, want)?;
-    eprintln!("kernel: prepared {} with {} source edits (see kernel/README.md)", root.display(), KERNEL_EDITS.len());
+    eprintln!(
+        "kernel: prepared {} with {} source edits (see kernel/README.md)",
+        root.display(),
+        KERNEL_EDITS.len()
+    );
     Ok(root)
 }
 
@@ -69,11 +98,19 @@ fn build_builtins(root: &Path, work: &Path) -> Result<PathBuf> {
     let dir = root.join("kernel/builtins");
     let target_dir = work.join("builtins-target");
     let mut cmd = toolchain::cargo("build", &dir, &target_dir, &[]);
-    cmd.args(["--target", "x86_64-unknown-hermit", "-Zbuild-std=core", "-Zbuild-std-features=compiler-builtins-mem"]);
+    cmd.args([
+        "--target",
+        "x86_64-unknown-hermit",
+        "-Zbuild-std=core",
+        "-Zbuild-std-features=compiler-builtins-mem",
+    ]);
     util::run(&mut cmd).context("building the math builtins")?;
     let lib = work.join("kernel/libpp_builtins.a");
     fs::create_dir_all(lib.parent().unwrap())?;
-    fs::copy(toolchain::release_dir(&target_dir, "x86_64-unknown-hermit").join("libpp_builtins.a"), &lib)?;
+    fs::copy(
+        toolchain::release_dir(&target_dir, "x86_64-unknown-hermit").join("libpp_builtins.a"),
+        &lib,
+    )?;
     let tools = archive::LlvmTools::in_dir(Path::new(toolchain::LLVM_BIN));
     let keep = archive::builtin_symbols(&tools, &lib)?;
     archive::retain_symbols(&tools, &lib, "pp_builtins", &keep)?;

@@ -23,7 +23,10 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(about = "Build, boot and test the Private Processing enclave image", version)]
+#[command(
+    about = "Build, boot and test the Private Processing enclave image",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -105,7 +108,11 @@ fn run() -> Result<()> {
             workload::build(&root, &pins, &lib).map(drop)
         }
         Cmd::Image { out } => image::build(&root, &pins, &root.join(out)).map(drop),
-        Cmd::Boot { boot, health_port, tls_port } => {
+        Cmd::Boot {
+            boot,
+            health_port,
+            tls_port,
+        } => {
             let mut config = boot_config(&root, &pins, &boot, &default_out)?;
             config.host_health_port = health_port;
             config.host_tls_port = tls_port;
@@ -118,14 +125,23 @@ fn run() -> Result<()> {
         Cmd::ReproCheck => repro::check(&root, &pins).map(drop),
         Cmd::Test => test::run(&root, &pins),
         Cmd::Demo => {
-            let boot = BootArgs { image: None, firmware: None, append: String::new() };
+            let boot = BootArgs {
+                image: None,
+                firmware: None,
+                append: String::new(),
+            };
             smoke::run(&boot_config(&root, &pins, &boot, &default_out)?)
         }
     }
 }
 
 /// Resolve the image (building it when no folder was given) and the firmware for a boot.
-fn boot_config(root: &Path, pins: &pins::Pins, boot: &BootArgs, default_out: &Path) -> Result<qemu::BootConfig> {
+fn boot_config(
+    root: &Path,
+    pins: &pins::Pins,
+    boot: &BootArgs,
+    default_out: &Path,
+) -> Result<qemu::BootConfig> {
     setup::ensure(pins)?;
     let dir = match &boot.image {
         Some(dir) => dir.clone(),

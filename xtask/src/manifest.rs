@@ -34,18 +34,34 @@ pub fn for_image(
         .apt
         .package
         .iter()
-        .map(|p| PackagePin { name: p.name.clone(), version: p.version.clone(), deb_sha256: p.sha256.clone() })
+        .map(|p| PackagePin {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            deb_sha256: p.sha256.clone(),
+        })
         .collect();
-    let patched_crates =
-        pins.crates.iter().map(|c| (format!("{}-{}", c.name, c.version), c.sha256.clone())).collect();
+    let patched_crates = pins
+        .crates
+        .iter()
+        .map(|c| (format!("{}-{}", c.name, c.version), c.sha256.clone()))
+        .collect();
     // The firmware the non-SEV boot uses; the AmdSev firmware joins it with the ovmf/ recipe.
-    let firmware = BTreeMap::from([("ovmf-generic".to_string(), Artifact::of(firmware, "OVMF.fd")?)]);
+    let firmware = BTreeMap::from([(
+        "ovmf-generic".to_string(),
+        Artifact::of(firmware, "OVMF.fd")?,
+    )]);
     Ok(Manifest {
         schema: SCHEMA.to_string(),
         image: Artifact::of(efi, "pp.efi")?,
         components: BTreeMap::from([
-            ("kernel-library".to_string(), Artifact::of(kernel_lib, "libhermit.a")?),
-            ("workload-elf".to_string(), Artifact::of(workload_elf, "pp-workload")?),
+            (
+                "kernel-library".to_string(),
+                Artifact::of(kernel_lib, "libhermit.a")?,
+            ),
+            (
+                "workload-elf".to_string(),
+                Artifact::of(workload_elf, "pp-workload")?,
+            ),
         ]),
         inputs,
         toolchain,

@@ -72,13 +72,22 @@ impl Vm {
             .spawn()
             .with_context(|| format!("cannot start {QEMU}: run `cargo xtask setup`"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
                 let mut buf = Vec::new();
-                while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
-                    let line = strip_ansi(&String::from_utf8_lossy(&buf)).trim_end().to_string();
+                while reader
+                    .read_until(b'\n', &mut buf)
+                    .map(|n| n > 0)
+                    .unwrap_or(false)
+                {
+                    let line = strip_ansi(&String::from_utf8_lossy(&buf))
+                        .trim_end()
+                        .to_string();
                     if echo {
                         println!("  | {line}");
                     }
@@ -87,7 +96,11 @@ impl Vm {
                 }
             });
         }
-        Ok(Self { child, lines, started: Instant::now() })
+        Ok(Self {
+            child,
+            lines,
+            started: Instant::now(),
+        })
     }
 
     /// Wait until a serial line contains `needle`; fail early on a line containing any of `fatal`,
@@ -103,7 +116,10 @@ impl Vm {
                         return Ok(line.clone());
                     }
                     if let Some(f) = fatal.iter().find(|f| line.contains(**f)) {
-                        bail!("the guest reported a failure ({f}): {line}\n{}", self.tail(&lines));
+                        bail!(
+                            "the guest reported a failure ({f}): {line}\n{}",
+                            self.tail(&lines)
+                        );
                     }
                 }
                 seen = lines.len();
@@ -111,11 +127,18 @@ impl Vm {
             if let Some(status) = self.child.try_wait()? {
                 std::thread::sleep(Duration::from_millis(200));
                 let lines = self.lines.lock().unwrap();
-                bail!("QEMU exited ({status}) before {needle:?} appeared\n{}", self.tail(&lines));
+                bail!(
+                    "QEMU exited ({status}) before {needle:?} appeared\n{}",
+                    self.tail(&lines)
+                );
             }
             if Instant::now() > deadline {
                 let lines = self.lines.lock().unwrap();
-                bail!("no {needle:?} on the serial console within {} s\n{}", timeout.as_secs(), self.tail(&lines));
+                bail!(
+                    "no {needle:?} on the serial console within {} s\n{}",
+                    timeout.as_secs(),
+                    self.tail(&lines)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -123,7 +146,10 @@ impl Vm {
 
     fn tail(&self, lines: &[String]) -> String {
         let start = lines.len().saturating_sub(20);
-        lines[start..].iter().map(|l| format!("  | {l}\n")).collect()
+        lines[start..]
+            .iter()
+            .map(|l| format!("  | {l}\n"))
+            .collect()
     }
 
     /// Wait for QEMU to end by itself.
@@ -160,17 +186,33 @@ fn strip_ansi(s: &str) -> String {
 /// the folder's `manifest.json`.
 pub fn check_image_dir(dir: &Path) -> Result<PathBuf> {
     let efi = dir.join("pp.efi");
-    let bytes = std::fs::read(&efi)
-        .with_context(|| format!("no image at {}: run `cargo xtask image --out {}`", efi.display(), dir.display()))?;
-    let pe_offset = bytes.get(0x3c..0x40).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize);
+    let bytes = std::fs::read(&efi).with_context(|| {
+        format!(
+            "no image at {}: run `cargo xtask image --out {}`",
+            efi.display(),
+            dir.display()
+        )
+    })?;
+    let pe_offset = bytes
+        .get(0x3c..0x40)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize);
     let is_pe = bytes.starts_with(b"MZ")
-        && pe_offset.and_then(|o| bytes.get(o..o + 4)).is_some_and(|sig| sig == b"PE\0\0");
+        && pe_offset
+            .and_then(|o| bytes.get(o..o + 4))
+            .is_some_and(|sig| sig == b"PE\0\0");
     if !is_pe {
-        bail!("{} is not a UEFI (PE) image: rebuild it with `cargo xtask image`", efi.display());
+        bail!(
+            "{} is not a UEFI (PE) image: rebuild it with `cargo xtask image`",
+            efi.display()
+        );
     }
     let manifest_path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("no manifest at {}: rebuild with `cargo xtask image`", manifest_path.display()))?;
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
+        format!(
+            "no manifest at {}: rebuild with `cargo xtask image`",
+            manifest_path.display()
+        )
+    })?;
     let manifest = reproducible::Manifest::from_json(&text)?;
     let got = reproducible::sha256_hex(&bytes);
     if got != manifest.image.sha256 {
@@ -189,25 +231,51 @@ mod tests {
 
     #[test]
     fn strips_colour_codes() {
-        assert_eq!(strip_ansi("[0][\u{1b}[32mINFO\u{1b}[0m] x\r"), "[0][INFO] x");
+        assert_eq!(
+            strip_ansi("[0][\u{1b}[32mINFO\u{1b}[0m] x\r"),
+            "[0][INFO] x"
+        );
     }
 
     #[test]
     fn refuses_corrupt_images() {
         let dir = std::env::temp_dir().join(format!("pp-image-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        assert!(check_image_dir(&dir).unwrap_err().to_string().contains("no image"));
-        std::fs::write(dir.join("pp.efi"), b"not a PE file at all, just text......................").unwrap();
-        assert!(check_image_dir(&dir).unwrap_err().to_string().contains("not a UEFI"));
+        assert!(
+            check_image_dir(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("no image")
+        );
+        std::fs::write(
+            dir.join("pp.efi"),
+            b"not a PE file at all, just text......................",
+        )
+        .unwrap();
+        assert!(
+            check_image_dir(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("not a UEFI")
+        );
         let mut pe = vec![0u8; 0x100];
         pe[..2].copy_from_slice(b"MZ");
         pe[0x3c] = 0x80;
         pe[0x80..0x84].copy_from_slice(b"PE\0\0");
         std::fs::write(dir.join("pp.efi"), &pe).unwrap();
-        assert!(check_image_dir(&dir).unwrap_err().to_string().contains("no manifest"));
+        assert!(
+            check_image_dir(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("no manifest")
+        );
         let manifest = reproducible::Manifest {
             schema: reproducible::SCHEMA.into(),
-            image: reproducible::Artifact { file: "pp.efi".into(), size: 256, sha256: reproducible::sha256_hex(&pe) },
+            image: reproducible::Artifact {
+                file: "pp.efi".into(),
+                size: 256,
+                sha256: reproducible::sha256_hex(&pe),
+            },
             components: Default::default(),
             inputs: Default::default(),
             toolchain: vec![],
@@ -218,7 +286,12 @@ mod tests {
         assert_eq!(check_image_dir(&dir).unwrap(), dir.join("pp.efi"));
         pe[0xff] ^= 1;
         std::fs::write(dir.join("pp.efi"), &pe).unwrap();
-        assert!(check_image_dir(&dir).unwrap_err().to_string().contains("corrupt"));
+        assert!(
+            check_image_dir(&dir)
+                .unwrap_err()
+                .to_string()
+                .contains("corrupt")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,16 +14,26 @@ use crate::util::{run, stdout_of};
 pub fn check(root: &Path, pins: &Pins) -> Result<String> {
     let here_dir = root.join("target/pp-image");
     crate::image::build(root, pins, &here_dir)?;
-    let copy = std::env::temp_dir().join(format!("pp-repro-check-a-longer-path-{}", std::process::id()));
+    let copy = std::env::temp_dir().join(format!(
+        "pp-repro-check-a-longer-path-{}",
+        std::process::id()
+    ));
     copy_checkout(root, &copy)?;
     let there_dir = copy.join("target/pp-image");
     let result = (|| {
-        run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&copy)
-            .env_remove("CARGO_TARGET_DIR")
-            .args(["run", "--quiet", "--package", "xtask", "--", "image"]))
+        run(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(&copy)
+                .env_remove("CARGO_TARGET_DIR")
+                .args(["run", "--quiet", "--package", "xtask", "--", "image"]),
+        )
         .context("building the image in the copy")?;
-        compare(&here_dir.join("manifest.json"), &there_dir.join("manifest.json"), root, &copy)
+        compare(
+            &here_dir.join("manifest.json"),
+            &there_dir.join("manifest.json"),
+            root,
+            &copy,
+        )
     })();
     let _ = fs::remove_dir_all(&copy);
     result
@@ -32,7 +42,12 @@ pub fn check(root: &Path, pins: &Pins) -> Result<String> {
 fn compare(here: &Path, there: &Path, root: &Path, copy: &Path) -> Result<String> {
     let a = reproducible::Manifest::from_json(&fs::read_to_string(here)?)?;
     let b = reproducible::Manifest::from_json(&fs::read_to_string(there)?)?;
-    println!("repro-check: {:<16} {:<64}  {}", "artifact", root.display(), copy.display());
+    println!(
+        "repro-check: {:<16} {:<64}  {}",
+        "artifact",
+        root.display(),
+        copy.display()
+    );
     let mut same = true;
     let mut row = |name: &str, x: &str, y: &str| {
         let mark = if x == y { "same" } else { "DIFFERENT" };
@@ -41,7 +56,14 @@ fn compare(here: &Path, there: &Path, root: &Path, copy: &Path) -> Result<String
     };
     row("pp.efi", &a.image.sha256, &b.image.sha256);
     for (role, art) in &a.components {
-        row(role, &art.sha256, &b.components.get(role).map(|x| x.sha256.as_str()).unwrap_or("missing"));
+        row(
+            role,
+            &art.sha256,
+            b.components
+                .get(role)
+                .map(|x| x.sha256.as_str())
+                .unwrap_or("missing"),
+        );
     }
     if !same {
         bail!("the image is not reproducible across checkout paths");
@@ -57,9 +79,13 @@ fn copy_checkout(root: &Path, dest: &Path) -> Result<()> {
     if dest.exists() {
         fs::remove_dir_all(dest)?;
     }
-    let list = stdout_of(
-        Command::new("git").current_dir(root).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]),
-    )
+    let list = stdout_of(Command::new("git").current_dir(root).args([
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ]))
     .context("listing the checkout's files with git")?;
     for rel in list.split('\0').filter(|s| !s.is_empty()) {
         let from = root.join(rel);

@@ -28,7 +28,10 @@ pub fn ensure(pins: &Pins) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = missing.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+    let names: Vec<String> = missing
+        .iter()
+        .map(|p| format!("{}={}", p.name, p.version))
+        .collect();
     eprintln!("setup: installing pinned packages: {}", names.join(" "));
     require_root("install the pinned Debian packages")?;
     ensure_suites(pins)?;
@@ -47,8 +50,12 @@ pub fn ensure(pins: &Pins) -> Result<()> {
     }
     for (suite, specs) in by_suite {
         let mut cmd = Command::new("apt-get");
-        cmd.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-q", "--no-install-recommends"]);
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args([
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+        ]);
         if let Some(suite) = suite {
             cmd.args(["-t", suite]);
         }
@@ -161,7 +168,11 @@ fn check_archive_offers(package: &AptPackage) -> Result<()> {
         bail!(
             "the pinned version {spec} is no longer offered by any configured apt source{}; \
              update pins.toml deliberately (and the release manifest will change)",
-            package.suite.as_deref().map(|s| format!(" (expected in {s})")).unwrap_or_default()
+            package
+                .suite
+                .as_deref()
+                .map(|s| format!(" (expected in {s})"))
+                .unwrap_or_default()
         );
     }
     let listed: Vec<&str> = text
@@ -191,7 +202,11 @@ fn ensure_suites(pins: &Pins) -> Result<()> {
                 suite.name
             );
             fs::write(&sources, text).with_context(|| format!("writing {}", sources.display()))?;
-            eprintln!("setup: added apt suite {} ({})", suite.name, sources.display());
+            eprintln!(
+                "setup: added apt suite {} ({})",
+                suite.name,
+                sources.display()
+            );
             changed = true;
         }
         let pref = Path::new(PREFERENCES_DIR).join(format!("pp-{}", suite.name));
@@ -222,7 +237,9 @@ fn source_entries() -> Result<Vec<(Vec<String>, Vec<String>)>> {
         files.extend(more);
     }
     for file in files {
-        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
         let name = file.to_string_lossy();
         if name.ends_with(".sources") {
             for block in text.split("\n\n") {
@@ -242,7 +259,11 @@ fn source_entries() -> Result<Vec<(Vec<String>, Vec<String>)>> {
             for line in text.lines() {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 if words.first() == Some(&"deb") {
-                    let rest: Vec<&str> = words[1..].iter().copied().filter(|w| !w.starts_with('[')).collect();
+                    let rest: Vec<&str> = words[1..]
+                        .iter()
+                        .copied()
+                        .filter(|w| !w.starts_with('['))
+                        .collect();
                     if rest.len() >= 2 {
                         entries.push((vec![rest[0].to_owned()], vec![rest[1].to_owned()]));
                     }
@@ -254,7 +275,9 @@ fn source_entries() -> Result<Vec<(Vec<String>, Vec<String>)>> {
 }
 
 fn suite_configured(suite: &str) -> Result<bool> {
-    Ok(source_entries()?.iter().any(|(_, suites)| suites.iter().any(|s| s == suite)))
+    Ok(source_entries()?
+        .iter()
+        .any(|(_, suites)| suites.iter().any(|s| s == suite)))
 }
 
 fn debian_mirror() -> Result<String> {
@@ -262,5 +285,7 @@ fn debian_mirror() -> Result<String> {
         .into_iter()
         .find(|(_, suites)| suites.iter().any(|s| s == "bookworm"))
         .and_then(|(uris, _)| uris.into_iter().next())
-        .context("no apt source serves Debian bookworm; cannot tell which mirror to add suites from")
+        .context(
+            "no apt source serves Debian bookworm; cannot tell which mirror to add suites from",
+        )
 }

@@ -11,13 +11,22 @@ use crate::qemu::{BootConfig, Vm};
 use crate::tls_client;
 
 /// Serial lines that mean the boot failed.
-pub const FATAL_LINES: &[&str] = &["pp-loader: error", "panicked at", "PANIC", "pp-workload: fatal"];
+pub const FATAL_LINES: &[&str] = &[
+    "pp-loader: error",
+    "panicked at",
+    "PANIC",
+    "pp-workload: fatal",
+];
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Boot, wait for the ready line, do the health request over TCP and over TLS 1.3, shut down.
 pub fn run(config: &BootConfig) -> Result<()> {
     let mut vm = Vm::start(config, true)?;
-    let cert_line = vm.wait_for("pp-workload: tls certificate sha256 ", FATAL_LINES, READY_TIMEOUT)?;
+    let cert_line = vm.wait_for(
+        "pp-workload: tls certificate sha256 ",
+        FATAL_LINES,
+        READY_TIMEOUT,
+    )?;
     let cert = cert_line.rsplit(' ').next().unwrap_or_default().to_string();
     if cert.len() != 64 || !cert.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("the certificate line is malformed: {cert_line}");
@@ -41,7 +50,11 @@ pub fn run(config: &BootConfig) -> Result<()> {
     if !refused.starts_with("HTTP/1.0 404") {
         bail!("an unknown path was not refused: {refused:?}");
     }
-    vm.wait_for("pp-workload: refused=1", FATAL_LINES, Duration::from_secs(30))?;
+    vm.wait_for(
+        "pp-workload: refused=1",
+        FATAL_LINES,
+        Duration::from_secs(30),
+    )?;
     drop(vm);
     println!(
         "smoke: PASS — boot-to-ready {:.1} s (TCG), health over TCP {} ms, TLS 1.3 handshake+request {} ms, certificate {cert}",
@@ -56,7 +69,11 @@ pub fn run(config: &BootConfig) -> Result<()> {
 /// then exits by itself (through `isa-debug-exit`).
 pub fn expect_loader_error(config: &BootConfig, needle: &str) -> Result<()> {
     let mut vm = Vm::start(config, false)?;
-    let line = vm.wait_for("pp-loader: error", &["Jumping into application", "pp-workload: ready"], READY_TIMEOUT)?;
+    let line = vm.wait_for(
+        "pp-loader: error",
+        &["Jumping into application", "pp-workload: ready"],
+        READY_TIMEOUT,
+    )?;
     if !line.contains(needle) {
         bail!("the loader failed for another reason than expected ({needle:?}): {line}");
     }
@@ -66,11 +83,13 @@ pub fn expect_loader_error(config: &BootConfig, needle: &str) -> Result<()> {
 }
 
 fn http_get(port: u16, path: &str) -> Result<String> {
-    let mut sock = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
+    let mut sock = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to port {port}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(60)))?;
     sock.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
     let mut response = String::new();
-    sock.read_to_string(&mut response).context("reading the HTTP response")?;
+    sock.read_to_string(&mut response)
+        .context("reading the HTTP response")?;
     Ok(response)
 }
 

@@ -18,9 +18,16 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         Ok(())
     };
     let host_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    step("host tests (xtask, kernel build, reproducible)", &mut || {
-        util::run(Command::new(&host_cargo).current_dir(root).args(["test", "--workspace", "--quiet"]))
-    })?;
+    step(
+        "host tests (xtask, kernel build, reproducible)",
+        &mut || {
+            util::run(Command::new(&host_cargo).current_dir(root).args([
+                "test",
+                "--workspace",
+                "--quiet",
+            ]))
+        },
+    )?;
     step("loader unit tests (host)", &mut || {
         util::run(&mut pinned_host_test(&root.join("image-builder")))
     })?;
@@ -29,7 +36,9 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         util::run(&mut pinned_host_test(&root.join("workload")))
     })?;
     let out = root.join("target/pp-image");
-    step("image build", &mut || image::build(root, pins, &out).map(drop))?;
+    step("image build", &mut || {
+        image::build(root, pins, &out).map(drop)
+    })?;
     step("smoke boot under TCG", &mut || {
         let efi = qemu::check_image_dir(&out)?;
         let fw = firmware::pinned(root, pins)?;
@@ -41,12 +50,17 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         let append = "x".repeat(5000);
         smoke::expect_loader_error(&smoke::config_for(&efi, &fw, &append)?, "command line is")
     })?;
-    step("loader refuses an ELF that is not a Hermit image", &mut || {
-        let bad = image::build_loader(root, Path::new("/bin/true"), "loader-bad-elf-target")?;
-        let fw = firmware::pinned(root, pins)?;
-        smoke::expect_loader_error(&smoke::config_for(&bad, &fw, "")?, "not a Hermit image")
+    step(
+        "loader refuses an ELF that is not a Hermit image",
+        &mut || {
+            let bad = image::build_loader(root, Path::new("/bin/true"), "loader-bad-elf-target")?;
+            let fw = firmware::pinned(root, pins)?;
+            smoke::expect_loader_error(&smoke::config_for(&bad, &fw, "")?, "not a Hermit image")
+        },
+    )?;
+    step("reproducible across checkout paths", &mut || {
+        repro::check(root, pins).map(drop)
     })?;
-    step("reproducible across checkout paths", &mut || repro::check(root, pins).map(drop))?;
     println!("\nxtask test: {} passed, 0 failed", passed.len());
     Ok(())
 }

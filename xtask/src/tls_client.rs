@@ -30,7 +30,9 @@ impl ServerCertVerifier for PinnedCert {
         if hex::encode(Sha256::digest(end_entity)) == self.sha256 {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("server certificate is not the one the enclave announced".into()))
+            Err(rustls::Error::General(
+                "server certificate is not the one the enclave announced".into(),
+            ))
         }
     }
 
@@ -49,11 +51,18 @@ impl ServerCertVerifier for PinnedCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -61,7 +70,10 @@ impl ServerCertVerifier for PinnedCert {
 /// one HTTP request and return the response.
 pub fn request(port: u16, cert_sha256: &str, request: &str) -> Result<String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(PinnedCert { sha256: cert_sha256.to_string(), provider: provider.clone() });
+    let verifier = Arc::new(PinnedCert {
+        sha256: cert_sha256.to_string(),
+        provider: provider.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -69,10 +81,12 @@ pub fn request(port: u16, cert_sha256: &str, request: &str) -> Result<String> {
         .with_no_client_auth();
     let name = ServerName::try_from("pp-enclave")?;
     let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
-    let sock = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to port {port}"))?;
+    let sock = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to port {port}"))?;
     sock.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(request.as_bytes()).context("TLS handshake or write failed")?;
+    tls.write_all(request.as_bytes())
+        .context("TLS handshake or write failed")?;
     if tls.conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
         bail!("negotiated {:?}, not TLS 1.3", tls.conn.protocol_version());
     }
