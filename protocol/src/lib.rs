@@ -1,0 +1,50 @@
+//! Wire formats of the Private Processing session, shared by the enclave and the device.
+//!
+//! Parsing happens once, here, in the smoltcp `wire` style: for each format a checked view over
+//! bytes (`new_checked` validates what is needed to read it without panicking; accessors never
+//! panic) and a plain `Repr` that `parse`s (validating everything) and `emit`s. No I/O, no crypto,
+//! no allocation in the views. See `docs/protocol.md` for the session these frames carry.
+#![forbid(unsafe_code)]
+#![no_std]
+
+extern crate alloc;
+
+pub mod evidence;
+pub mod frame;
+
+/// Why bytes were refused. Carries no peer data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Fewer bytes than the format needs.
+    Truncated,
+    /// A length field exceeds its bound.
+    TooLong,
+    /// Bytes left over after the structure.
+    TrailingBytes,
+    /// Wrong magic number.
+    BadMagic,
+    /// A protocol version this code does not speak.
+    UnsupportedVersion(u8),
+    /// A field holds a value the format forbids.
+    Malformed,
+    /// The output buffer is too small for `emit`.
+    BufferTooSmall,
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Truncated => f.write_str("truncated"),
+            Self::TooLong => f.write_str("length exceeds its bound"),
+            Self::TrailingBytes => f.write_str("trailing bytes"),
+            Self::BadMagic => f.write_str("bad magic"),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported version {v}"),
+            Self::Malformed => f.write_str("malformed field"),
+            Self::BufferTooSmall => f.write_str("output buffer too small"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+pub type Result<T> = core::result::Result<T, Error>;
