@@ -3,14 +3,17 @@
 //!
 //! ```text
 //! report_data = SHA-512( "pp/attested-tls/v1\0"
-//!                        || u32be(len(exporter))   || exporter     (32 bytes)
-//!                        || u32be(len(nonce))      || nonce        (32 bytes)
-//!                        || u32be(len(key_config)) || key_config )
+//!                        || u32be(len(exporter))    || exporter     (32 bytes)
+//!                        || u32be(len(nonce))       || nonce        (32 bytes)
+//!                        || u32be(len(release_ref)) || release_ref  (32 bytes)
+//!                        || u32be(len(key_config))  || key_config )
 //! ```
 //!
 //! - `exporter`: 32 bytes of TLS keying material exported from *this* TLS 1.3 session (RFC 8446
 //!   §7.5), so the report cannot be replayed into another session;
 //! - `nonce`: the device's fresh 32-byte challenge, so the report cannot be replayed later;
+//! - `release_ref`: the release the enclave says it was built as (the evidence bundle's manifest
+//!   digest), so that claim is signed by the hardware too, not only sent inside the session;
 //! - `key_config`: the enclave's HPKE key configuration exactly as sent to the device, so the key
 //!   the device encrypts requests to is the one the attested enclave holds.
 //!
@@ -22,12 +25,17 @@ use sha2::{Digest, Sha512};
 /// The domain-separation label, NUL included.
 pub const REPORT_DATA_LABEL: &[u8] = b"pp/attested-tls/v1\0";
 
-/// The 64 bytes of `REPORT_DATA` that bind a report to a TLS session, a device nonce and an HPKE
-/// key configuration. See the module documentation for the exact encoding.
-pub fn report_data_for(exporter: &[u8; 32], nonce: &[u8; 32], key_config: &[u8]) -> [u8; 64] {
+/// The 64 bytes of `REPORT_DATA` that bind a report to a TLS session, a device nonce, a release
+/// reference and an HPKE key configuration. See the module documentation for the exact encoding.
+pub fn report_data_for(
+    exporter: &[u8; 32],
+    nonce: &[u8; 32],
+    release_ref: &[u8; 32],
+    key_config: &[u8],
+) -> [u8; 64] {
     let mut hash = Sha512::new();
     hash.update(REPORT_DATA_LABEL);
-    for part in [&exporter[..], &nonce[..], key_config] {
+    for part in [&exporter[..], &nonce[..], &release_ref[..], key_config] {
         // Only `key_config` has a variable length, and it is the last field, so even a saturated
         // prefix (a key configuration of 4 GiB or more, which nothing sends) leaves the encoding
         // unambiguous: the earlier fields have fixed lengths and the rest is hashed in full.
@@ -53,18 +61,24 @@ mod tests {
         manual.extend_from_slice(&exporter);
         manual.extend_from_slice(&[0, 0, 0, 32]);
         manual.extend_from_slice(&nonce);
+        manual.extend_from_slice(&[0, 0, 0, 32]);
+        manual.extend_from_slice(&[3u8; 32]);
         manual.extend_from_slice(&[0, 0, 0, 11]);
         manual.extend_from_slice(key_config);
         let expected: [u8; 64] = Sha512::digest(&manual).into();
-        assert_eq!(report_data_for(&exporter, &nonce, key_config), expected);
+        assert_eq!(
+            report_data_for(&exporter, &nonce, &[3u8; 32], key_config),
+            expected
+        );
     }
 
     #[test]
     fn every_input_changes_the_result() {
-        let base = report_data_for(&[1; 32], &[2; 32], b"k");
-        assert_ne!(base, report_data_for(&[9; 32], &[2; 32], b"k"));
-        assert_ne!(base, report_data_for(&[1; 32], &[9; 32], b"k"));
-        assert_ne!(base, report_data_for(&[1; 32], &[2; 32], b"K"));
-        assert_ne!(base, report_data_for(&[1; 32], &[2; 32], b""));
+        let base = report_data_for(&[1; 32], &[2; 32], &[3; 32], b"k");
+        assert_ne!(base, report_data_for(&[9; 32], &[2; 32], &[3; 32], b"k"));
+        assert_ne!(base, report_data_for(&[1; 32], &[9; 32], &[3; 32], b"k"));
+        assert_ne!(base, report_data_for(&[1; 32], &[2; 32], &[9; 32], b"k"));
+        assert_ne!(base, report_data_for(&[1; 32], &[2; 32], &[3; 32], b"K"));
+        assert_ne!(base, report_data_for(&[1; 32], &[2; 32], &[3; 32], b""));
     }
 }

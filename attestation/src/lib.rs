@@ -11,6 +11,8 @@
 //! - [`test_attester`] (feature `test-attester`): a generated test ARK/ASK/VCEK chain and an
 //!   attester that signs reports with it, for machines without SEV-SNP. Never in the release
 //!   image, and never trusted unless a policy says so explicitly.
+//! - [`test_signer`] (feature `test-signer`): the same reports from precomputed test material
+//!   (VCEK key + certificates), for a test image of the enclave.
 //!
 //! Pure library: no I/O, no clock, no network. Errors are enums that never carry evidence or
 //! request bytes.
@@ -25,6 +27,8 @@ pub mod report;
 pub mod tcb;
 #[cfg(feature = "test-attester")]
 pub mod test_attester;
+#[cfg(feature = "test-signer")]
+pub mod test_signer;
 #[cfg(any(feature = "verifier", feature = "test-attester"))]
 mod vcek_ext;
 #[cfg(feature = "verifier")]

@@ -18,7 +18,7 @@
 //! dev profile, and tests generate one root per process.
 
 use crate::attester::{AttestError, Attester, Evidence};
-use crate::report::{ReportRepr, ReportSignature, field, policy};
+use crate::report::ReportRepr;
 use crate::tcb::TcbVersion;
 use crate::vcek_ext;
 use rand_chacha::ChaCha20Rng;
@@ -249,14 +249,15 @@ impl TestRoot {
     /// Emits `repr` and signs bytes `0x000..0x2A0` with the VCEK key (ECDSA P-384, SHA-384,
     /// deterministic per RFC 6979); the signature in `repr` is replaced.
     pub fn sign_report(&self, repr: &ReportRepr) -> Vec<u8> {
-        use p384::ecdsa::signature::Signer;
-        let bytes = repr.to_bytes();
-        let signature: p384::ecdsa::Signature = self.vcek_key.sign(&bytes[field::SIGNED]);
-        let (r, s) = signature.split_bytes();
-        let mut signed = repr.clone();
-        signed.signature = ReportSignature::from_p384_be(&r.into(), &s.into());
-        // The signature is outside the signed bytes, so emitting again changes nothing else.
-        signed.to_bytes()
+        crate::test_signer::sign_report(&self.vcek_key, repr)
+    }
+
+    /// The VCEK's private scalar (48 bytes, big-endian), for a [`PrecomputedAttester`] in a test
+    /// image.
+    ///
+    /// [`PrecomputedAttester`]: crate::test_signer::PrecomputedAttester
+    pub fn vcek_scalar(&self) -> Vec<u8> {
+        self.vcek_key.to_bytes().to_vec()
     }
 }
 
@@ -289,37 +290,22 @@ impl TestAttester {
         Self {
             root,
             measurement,
-            policy: policy::SMT | policy::RESERVED_MUST_BE_ONE,
-            tcb: TcbVersion::new(3, 0, 8, 115),
+            policy: crate::test_signer::TEST_GUEST_POLICY,
+            tcb: crate::test_signer::TEST_TCB,
             chip_id,
         }
     }
 
-    /// The report this guest would get for `report_data`, unsigned: version 5, Milan B0 CPUID,
-    /// VMPL 0, signed by the VCEK, firmware 1.55.21.
+    /// The report this guest would get for `report_data`, unsigned (see
+    /// [`test_report_repr`](crate::test_signer::test_report_repr)).
     pub fn report_repr(&self, report_data: &[u8; 64]) -> ReportRepr {
-        let report_id = Sha256::digest(report_data).into();
-        ReportRepr {
-            policy: self.policy,
-            current_tcb: self.tcb,
-            report_data: *report_data,
-            measurement: self.measurement,
-            report_id,
-            reported_tcb: self.tcb,
-            cpuid_fam_id: 0x19,
-            cpuid_mod_id: 0x01,
-            cpuid_step: 0x00,
-            chip_id: self.chip_id,
-            committed_tcb: self.tcb,
-            current_build: 21,
-            current_minor: 55,
-            current_major: 1,
-            committed_build: 21,
-            committed_minor: 55,
-            committed_major: 1,
-            launch_tcb: self.tcb,
-            ..ReportRepr::default()
-        }
+        crate::test_signer::test_report_repr(
+            self.measurement,
+            self.policy,
+            self.tcb,
+            self.chip_id,
+            report_data,
+        )
     }
 
     /// Evidence for an already signed `report`: the VCEK for this chip and TCB, the ASK, the ARK.

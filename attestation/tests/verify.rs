@@ -27,7 +27,7 @@ fn attester() -> TestAttester {
 }
 
 fn binding() -> [u8; 64] {
-    report_data_for(&[0xE5; 32], &[0x0C; 32], b"hpke key config")
+    report_data_for(&[0xE5; 32], &[0x0C; 32], &[0x4E; 32], b"hpke key config")
 }
 
 fn policy_for(root: &TestRoot) -> Policy {
@@ -436,5 +436,37 @@ fn garbage_certificates() {
         Some(Outcome::Fail(FailReason::VcekExtensionMissing(
             VcekExtension::ProductName
         )))
+    );
+}
+
+#[test]
+fn precomputed_material_gives_the_same_verifiable_reports() {
+    use pp_attestation::test_signer::PrecomputedAttester;
+    let full = attester();
+    let root = root(0);
+    let pre = PrecomputedAttester::new(
+        &root.vcek_scalar(),
+        root.vcek_der(&full.chip_id, full.tcb).unwrap(),
+        root.ask_der().to_vec(),
+        root.ark_der().to_vec(),
+        full.chip_id,
+        full.tcb,
+        full.measurement,
+    )
+    .unwrap();
+    let evidence = pre.attest(&binding()).unwrap();
+    assert_eq!(evidence, full.attest(&binding()).unwrap());
+    assert!(check(&evidence).accepted());
+    assert!(
+        PrecomputedAttester::new(
+            &[0u8; 48],
+            vec![],
+            vec![],
+            vec![],
+            [0; 64],
+            full.tcb,
+            [0; 48]
+        )
+        .is_err()
     );
 }

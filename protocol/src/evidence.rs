@@ -20,8 +20,13 @@ pub const MAX_KEY_CONFIG_LEN: usize = 1024;
 pub const MANIFEST_DIGEST_LEN: usize = 32;
 
 /// The variable-length fields, in wire order, with their bounds.
-const FIELDS: [(usize, usize); 5] =
-    [(REPORT_LEN, REPORT_LEN), (1, MAX_CERT_LEN), (1, MAX_CERT_LEN), (1, MAX_CERT_LEN), (1, MAX_KEY_CONFIG_LEN)];
+const FIELDS: [(usize, usize); 5] = [
+    (REPORT_LEN, REPORT_LEN),
+    (1, MAX_CERT_LEN),
+    (1, MAX_CERT_LEN),
+    (1, MAX_CERT_LEN),
+    (1, MAX_KEY_CONFIG_LEN),
+];
 
 /// A checked view over an encoded bundle.
 #[derive(Debug, Clone)]
@@ -42,7 +47,11 @@ impl<T: AsRef<[u8]>> Evidence<T> {
         let mut pos = 1;
         let mut spans = [(0, 0); 5];
         for (span, (min, max)) in spans.iter_mut().zip(FIELDS) {
-            let len_bytes: [u8; 2] = data.get(pos..pos + 2).ok_or(Error::Truncated)?.try_into().map_err(|_| Error::Truncated)?;
+            let len_bytes: [u8; 2] = data
+                .get(pos..pos + 2)
+                .ok_or(Error::Truncated)?
+                .try_into()
+                .map_err(|_| Error::Truncated)?;
             let len = u16::from_be_bytes(len_bytes) as usize;
             if len > max {
                 return Err(Error::TooLong);
@@ -103,14 +112,19 @@ pub struct EvidenceRepr<'a> {
 }
 
 impl<'a> EvidenceRepr<'a> {
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(view: &'a Evidence<&'a T>) -> Result<Self> {
+    /// Parse a checked view; the repr borrows the view's bytes.
+    pub fn parse(view: &Evidence<&'a [u8]>) -> Result<Self> {
+        let data: &'a [u8] = view.buffer;
+        let span = |i: usize| -> &'a [u8] { &data[view.spans[i].0..view.spans[i].1] };
         Ok(Self {
-            report: view.report(),
-            vcek: view.vcek(),
-            ask: view.ask(),
-            ark: view.ark(),
-            key_config: view.key_config(),
-            manifest_sha256: view.manifest_sha256().try_into().map_err(|_| Error::Malformed)?,
+            report: span(0),
+            vcek: span(1),
+            ask: span(2),
+            ark: span(3),
+            key_config: span(4),
+            manifest_sha256: data[data.len() - MANIFEST_DIGEST_LEN..]
+                .try_into()
+                .map_err(|_| Error::Malformed)?,
         })
     }
 
@@ -146,7 +160,14 @@ mod tests {
     use super::*;
 
     fn sample(report: &[u8]) -> EvidenceRepr<'_> {
-        EvidenceRepr { report, vcek: b"vcek-der", ask: b"ask", ark: b"ark", key_config: b"\x01\x00\x20", manifest_sha256: [9; 32] }
+        EvidenceRepr {
+            report,
+            vcek: b"vcek-der",
+            ask: b"ask",
+            ark: b"ark",
+            key_config: b"\x01\x00\x20",
+            manifest_sha256: [9; 32],
+        }
     }
 
     #[test]
@@ -164,24 +185,40 @@ mod tests {
         let report = [0xab; REPORT_LEN];
         let bytes = sample(&report).to_vec().unwrap();
         for cut in [0, 1, 2, 100, bytes.len() - 1] {
-            assert_eq!(Evidence::new_checked(&bytes[..cut]).unwrap_err(), Error::Truncated, "cut at {cut}");
+            assert_eq!(
+                Evidence::new_checked(&bytes[..cut]).unwrap_err(),
+                Error::Truncated,
+                "cut at {cut}"
+            );
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(Evidence::new_checked(&extra[..]).unwrap_err(), Error::TrailingBytes);
+        assert_eq!(
+            Evidence::new_checked(&extra[..]).unwrap_err(),
+            Error::TrailingBytes
+        );
         let mut version = bytes.clone();
         version[0] = 2;
-        assert_eq!(Evidence::new_checked(&version[..]).unwrap_err(), Error::UnsupportedVersion(2));
+        assert_eq!(
+            Evidence::new_checked(&version[..]).unwrap_err(),
+            Error::UnsupportedVersion(2)
+        );
         // A report of the wrong size.
         let short = [0u8; REPORT_LEN - 1];
         assert_eq!(sample(&short).to_vec().unwrap_err(), Error::Malformed);
         let mut wrong_len = bytes.clone();
         wrong_len[1..3].copy_from_slice(&((REPORT_LEN - 1) as u16).to_be_bytes());
-        assert_eq!(Evidence::new_checked(&wrong_len[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(
+            Evidence::new_checked(&wrong_len[..]).unwrap_err(),
+            Error::Malformed
+        );
         // An oversized certificate length.
         let mut huge = bytes.clone();
         let vcek_len_at = 1 + 2 + REPORT_LEN;
         huge[vcek_len_at..vcek_len_at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
-        assert_eq!(Evidence::new_checked(&huge[..]).unwrap_err(), Error::TooLong);
+        assert_eq!(
+            Evidence::new_checked(&huge[..]).unwrap_err(),
+            Error::TooLong
+        );
     }
 }

@@ -170,7 +170,9 @@ pub fn header_payload_len(header: &[u8]) -> Result<usize> {
     if header[field::VERSION] != VERSION {
         return Err(Error::UnsupportedVersion(header[field::VERSION]));
     }
-    let len: [u8; 4] = header[field::LENGTH].try_into().map_err(|_| Error::Truncated)?;
+    let len: [u8; 4] = header[field::LENGTH]
+        .try_into()
+        .map_err(|_| Error::Truncated)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_PAYLOAD {
         return Err(Error::TooLong);
@@ -181,30 +183,46 @@ pub fn header_payload_len(header: &[u8]) -> Result<usize> {
 /// A frame as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameRepr<'a> {
-    AttestRequest { nonce: [u8; NONCE_LEN] },
+    AttestRequest {
+        nonce: [u8; NONCE_LEN],
+    },
     /// The encoded evidence bundle (see [`crate::evidence`]).
-    Evidence { bundle: &'a [u8] },
-    SealedRequest { encapsulated: &'a [u8] },
-    SealedResponse { encapsulated: &'a [u8] },
-    Error { code: ErrorCode },
+    Evidence {
+        bundle: &'a [u8],
+    },
+    SealedRequest {
+        encapsulated: &'a [u8],
+    },
+    SealedResponse {
+        encapsulated: &'a [u8],
+    },
+    Error {
+        code: ErrorCode,
+    },
 }
 
 impl<'a> FrameRepr<'a> {
-    /// Parse and validate a checked frame.
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(frame: &'a Frame<&'a T>) -> Result<Self> {
+    /// Parse and validate a checked frame; the repr borrows the frame's bytes.
+    pub fn parse(frame: &Frame<&'a [u8]>) -> Result<Self> {
         frame.check_len()?;
-        let payload = frame.payload();
+        let payload: &'a [u8] = &frame.buffer[field::PAYLOAD..];
         match frame.frame_type() {
             FrameType::AttestRequest => {
                 let nonce = payload.try_into().map_err(|_| Error::Malformed)?;
                 Ok(Self::AttestRequest { nonce })
             }
             FrameType::Evidence => nonempty(payload).map(|bundle| Self::Evidence { bundle }),
-            FrameType::SealedRequest => nonempty(payload).map(|encapsulated| Self::SealedRequest { encapsulated }),
-            FrameType::SealedResponse => nonempty(payload).map(|encapsulated| Self::SealedResponse { encapsulated }),
+            FrameType::SealedRequest => {
+                nonempty(payload).map(|encapsulated| Self::SealedRequest { encapsulated })
+            }
+            FrameType::SealedResponse => {
+                nonempty(payload).map(|encapsulated| Self::SealedResponse { encapsulated })
+            }
             FrameType::Error => {
                 let code: [u8; 2] = payload.try_into().map_err(|_| Error::Malformed)?;
-                Ok(Self::Error { code: ErrorCode::from(u16::from_be_bytes(code)) })
+                Ok(Self::Error {
+                    code: ErrorCode::from(u16::from_be_bytes(code)),
+                })
             }
             FrameType::Unknown(_) => Err(Error::Malformed),
         }
@@ -224,7 +242,9 @@ impl<'a> FrameRepr<'a> {
         match self {
             Self::AttestRequest { .. } => NONCE_LEN,
             Self::Evidence { bundle: b } => b.len(),
-            Self::SealedRequest { encapsulated: b } | Self::SealedResponse { encapsulated: b } => b.len(),
+            Self::SealedRequest { encapsulated: b } | Self::SealedResponse { encapsulated: b } => {
+                b.len()
+            }
             Self::Error { .. } => 2,
         }
     }
@@ -267,7 +287,11 @@ impl<'a> FrameRepr<'a> {
 }
 
 fn nonempty(b: &[u8]) -> Result<&[u8]> {
-    if b.is_empty() { Err(Error::Malformed) } else { Ok(b) }
+    if b.is_empty() {
+        Err(Error::Malformed)
+    } else {
+        Ok(b)
+    }
 }
 
 #[cfg(test)]
@@ -282,34 +306,62 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        round_trip(FrameRepr::AttestRequest { nonce: [7; NONCE_LEN] });
+        round_trip(FrameRepr::AttestRequest {
+            nonce: [7; NONCE_LEN],
+        });
         round_trip(FrameRepr::Evidence { bundle: b"bundle" });
-        round_trip(FrameRepr::SealedRequest { encapsulated: &[1, 2, 3] });
+        round_trip(FrameRepr::SealedRequest {
+            encapsulated: &[1, 2, 3],
+        });
         round_trip(FrameRepr::SealedResponse { encapsulated: &[4] });
-        round_trip(FrameRepr::Error { code: ErrorCode::OpenFailed });
-        round_trip(FrameRepr::Error { code: ErrorCode::Unknown(999) });
+        round_trip(FrameRepr::Error {
+            code: ErrorCode::OpenFailed,
+        });
+        round_trip(FrameRepr::Error {
+            code: ErrorCode::Unknown(999),
+        });
     }
 
     #[test]
     fn exact_layout() {
-        let bytes = FrameRepr::Error { code: ErrorCode::TooLarge }.to_vec().unwrap();
+        let bytes = FrameRepr::Error {
+            code: ErrorCode::TooLarge,
+        }
+        .to_vec()
+        .unwrap();
         assert_eq!(bytes, [b'P', b'P', 1, 5, 0, 0, 0, 2, 0, 3]);
     }
 
     #[test]
     fn refuses_bad_frames() {
-        let good = FrameRepr::AttestRequest { nonce: [1; NONCE_LEN] }.to_vec().unwrap();
-        assert_eq!(Frame::new_checked(&good[..5]).unwrap_err(), Error::Truncated);
-        assert_eq!(Frame::new_checked(&good[..good.len() - 1]).unwrap_err(), Error::Truncated);
+        let good = FrameRepr::AttestRequest {
+            nonce: [1; NONCE_LEN],
+        }
+        .to_vec()
+        .unwrap();
+        assert_eq!(
+            Frame::new_checked(&good[..5]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Frame::new_checked(&good[..good.len() - 1]).unwrap_err(),
+            Error::Truncated
+        );
         let mut long = good.clone();
         long.push(0);
-        assert_eq!(Frame::new_checked(&long[..]).unwrap_err(), Error::TrailingBytes);
+        assert_eq!(
+            Frame::new_checked(&long[..]).unwrap_err(),
+            Error::TrailingBytes
+        );
         let mut magic = good.clone();
         magic[0] = b'X';
         assert_eq!(Frame::new_checked(&magic[..]).unwrap_err(), Error::BadMagic);
         let mut version = good.clone();
         version[2] = 9;
-        assert_eq!(Frame::new_checked(&version[..]).unwrap_err(), Error::UnsupportedVersion(9));
+        assert_eq!(
+            Frame::new_checked(&version[..]).unwrap_err(),
+            Error::UnsupportedVersion(9)
+        );
         let huge = [b'P', b'P', 1, 3, 0x00, 0x10, 0x00, 0x01];
         assert_eq!(header_payload_len(&huge).unwrap_err(), Error::TooLong);
         // A nonce of the wrong size, an empty sealed request, an unknown type.
@@ -327,7 +379,12 @@ mod tests {
 
     #[test]
     fn emit_needs_room() {
-        let repr = FrameRepr::SealedRequest { encapsulated: &[1; 10] };
-        assert_eq!(repr.emit(&mut [0u8; 17]).unwrap_err(), Error::BufferTooSmall);
+        let repr = FrameRepr::SealedRequest {
+            encapsulated: &[1; 10],
+        };
+        assert_eq!(
+            repr.emit(&mut [0u8; 17]).unwrap_err(),
+            Error::BufferTooSmall
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Release manifests: what a release is made of, by hash, so an outsider can rebuild and compare.
+//! The release manifest: what a release is made of, by hash, and the launch digests it implies.
 //!
 //! A manifest holds no time, path or host name: two honest builds of the same source produce the
 //! same manifest byte for byte.
@@ -57,6 +57,41 @@ pub struct Manifest {
     pub patched_crates: BTreeMap<String, String>,
     /// Firmware the boot uses: role → (file, sha256).
     pub firmware: BTreeMap<String, Artifact>,
+    /// The SEV-SNP launch: the exact QEMU line and the digests an honest enclave reports.
+    pub measurement: Measurement,
+    /// `release` or `test` (a test image carries the test attester and is never trusted by default).
+    pub variant: String,
+    /// What the enclave's evidence names this release by: sha256 over the `inputs` hashes.
+    pub release_ref: String,
+}
+
+/// What the SEV-SNP launch digest of this release is computed from, and its values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// The AmdSev firmware (with the kernel-hashes table) the digest assumes.
+    pub firmware: Artifact,
+    /// Kernel command line (QEMU `-append`), measured through the kernel-hashes table.
+    pub append: String,
+    /// QEMU vCPU model (`-cpu`), which fixes the VMSA's CPUID signature.
+    pub vcpu_type: String,
+    /// SEV features in the VMSA, as hex (`0x1` = SNP active).
+    pub guest_features: String,
+    pub vmm_type: String,
+    /// The QEMU command line the digests assume (`{vcpus}` stands for the vCPU count).
+    pub qemu_snp_command: String,
+    /// vCPU count (decimal) → lowercase hex launch digest.
+    pub digests: BTreeMap<String, String>,
+}
+
+impl Measurement {
+    /// The vCPU count whose digest equals `digest`, if any.
+    pub fn vcpus_for(&self, digest: &[u8]) -> Option<u32> {
+        let hex = hex::encode(digest);
+        self.digests
+            .iter()
+            .find(|(_, d)| **d == hex)
+            .and_then(|(n, _)| n.parse().ok())
+    }
 }
 
 impl Manifest {
@@ -110,6 +145,24 @@ mod tests {
             }],
             patched_crates: BTreeMap::new(),
             firmware: BTreeMap::new(),
+            measurement: Measurement {
+                firmware: Artifact {
+                    file: "OVMF.amdsev.fd".into(),
+                    size: 4,
+                    sha256: "33".into(),
+                },
+                append: String::new(),
+                vcpu_type: "EPYC-v4".into(),
+                guest_features: "0x1".into(),
+                vmm_type: "QEMU".into(),
+                qemu_snp_command: "qemu-system-x86_64 -smp {vcpus}".into(),
+                digests: BTreeMap::from([
+                    ("1".into(), "ab".repeat(48)),
+                    ("2".into(), "cd".repeat(48)),
+                ]),
+            },
+            variant: "release".into(),
+            release_ref: "44".repeat(32),
         }
     }
 
@@ -123,6 +176,13 @@ mod tests {
             m.image.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn finds_the_vcpu_count_of_a_digest() {
+        let m = sample().measurement;
+        assert_eq!(m.vcpus_for(&[0xcd; 48]), Some(2));
+        assert_eq!(m.vcpus_for(&[0xee; 48]), None);
     }
 
     #[test]

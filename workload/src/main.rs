@@ -1,22 +1,39 @@
 //! pp-workload: the program inside the enclave image.
 //!
-//! This first version brings up the network, answers `GET /health` and `GET /version` over plain
-//! TCP, and the same over TLS 1.3 (rustls + ring) with a key made at start. The serial log gets
-//! only fixed status lines and counters, never request bytes.
+//! At start it makes its keys from the platform's randomness (a TLS key and an HPKE key), then
+//! serves two ports: `GET /health` and `GET /version` over plain TCP, and attested sessions over
+//! TLS 1.3 (docs/protocol.md): evidence bound to the session, then HPKE-sealed requests. It keeps
+//! nothing between requests, writes no file, and its serial log holds fixed status lines and
+//! counters only — never request bytes. Panics abort and print only a location.
 
+mod attest;
+mod handler;
 mod health;
+mod keys;
+mod session;
 mod tls;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Longest a client may take to send its request.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
+use session::Enclave;
 
-static SERVED: AtomicU64 = AtomicU64::new(0);
-static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// Longest a peer may stay silent inside a request or session.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Sessions served at once, and sessions waiting for a worker; more are refused.
+const WORKERS: usize = 2;
+const QUEUE: usize = 4;
+
+static HEALTH_SERVED: AtomicU64 = AtomicU64::new(0);
+static HEALTH_REFUSED: AtomicU64 = AtomicU64::new(0);
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static SESSION_ERRORS: AtomicU64 = AtomicU64::new(0);
+static BUSY: AtomicU64 = AtomicU64::new(0);
 
 struct Config {
     bind: String,
@@ -41,15 +58,44 @@ impl Config {
 }
 
 fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        // Location only: a panic message could quote data.
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("pp-workload: panic at {at}");
+    }));
     if let Err(message) = run() {
         eprintln!("pp-workload: fatal: {message}");
         std::process::exit(1);
     }
 }
 
+/// The release this build belongs to: `PP_RELEASE_REF` (64 hex digits) at build time, else zero.
+fn release_ref() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let Some(hex) = option_env!("PP_RELEASE_REF") {
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = hex
+                .get(2 * i..2 * i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .unwrap_or(0);
+        }
+    }
+    out
+}
+
 fn run() -> Result<(), String> {
     let config = Config::from_env()?;
     let identity = tls::fresh_identity()?;
+    let enclave = Arc::new(Enclave {
+        attester: attest::attester()?,
+        hpke: keys::fresh()?,
+        handler: Box::new(handler::TextStats),
+        release_ref: release_ref(),
+        max_request: pp_protocol::frame::MAX_PAYLOAD,
+    });
     let listen = |port: u16| {
         TcpListener::bind((config.bind.as_str(), port))
             .map_err(|e| format!("cannot listen on port {port}: {e}"))
@@ -60,6 +106,7 @@ fn run() -> Result<(), String> {
         "pp-workload: tls certificate sha256 {}",
         identity.cert_sha256
     );
+    println!("pp-workload: attester {}", attest::KIND);
     println!(
         "pp-workload: ready version={} health={} tls={}",
         env!("CARGO_PKG_VERSION"),
@@ -68,42 +115,80 @@ fn run() -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
-    let tls_config = identity.config.clone();
-    let tls_thread = std::thread::spawn(move || {
-        accept_loop(&secure, |stream| {
-            let conn = rustls::ServerConnection::new(tls_config.clone()).map_err(|_| ())?;
-            let mut tls = rustls::StreamOwned::new(conn, stream);
-            health::serve(&mut tls, "tls1.3").map(drop).map_err(drop)?;
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-            Ok(())
-        })
-    });
-    accept_loop(&plain, |mut stream| {
-        health::serve(&mut stream, "tcp").map(drop).map_err(drop)
-    });
-    let _ = tls_thread.join();
+    let queue = start_workers(identity.config.clone(), enclave);
+    std::thread::spawn(move || accept_sessions(&secure, &queue));
+    for stream in plain.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+        let (counter, name) = match health::serve(&mut stream, "tcp") {
+            Ok(_) => (&HEALTH_SERVED, "served"),
+            Err(_) => (&HEALTH_REFUSED, "refused"),
+        };
+        println!(
+            "pp-workload: {name}={}",
+            counter.fetch_add(1, Ordering::Relaxed) + 1
+        );
+    }
     Ok(())
 }
 
-/// Serve connections one at a time, forever; a failed connection only bumps a counter.
-fn accept_loop(listener: &TcpListener, mut handle: impl FnMut(TcpStream) -> Result<(), ()>) {
+/// A fixed pool of session workers fed by a bounded queue.
+fn start_workers(tls: Arc<rustls::ServerConfig>, enclave: Arc<Enclave>) -> SyncSender<TcpStream> {
+    let (tx, rx) = sync_channel::<TcpStream>(QUEUE);
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..WORKERS {
+        let (rx, tls, enclave) = (rx.clone(), tls.clone(), enclave.clone());
+        std::thread::spawn(move || {
+            loop {
+                let next = rx.lock().map(|r| r.recv());
+                let Ok(Ok(stream)) = next else { return };
+                run_session(stream, &tls, &enclave);
+            }
+        });
+    }
+    tx
+}
+
+fn accept_sessions(listener: &TcpListener, queue: &SyncSender<TcpStream>) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        // Hermit may not support socket timeouts; without them the client's close ends the read.
-        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-        let counter = if handle(stream).is_ok() {
-            &SERVED
-        } else {
-            &REFUSED
-        };
-        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let name = if std::ptr::eq(counter, &SERVED) {
-            "served"
-        } else {
-            "refused"
-        };
-        println!("pp-workload: {name}={n}");
+        match queue.try_send(stream) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                // Dropping the stream closes it: the device retries elsewhere.
+                println!(
+                    "pp-workload: busy={}",
+                    BUSY.fetch_add(1, Ordering::Relaxed) + 1
+                );
+            }
+        }
+    }
+}
+
+fn run_session(stream: TcpStream, tls: &Arc<rustls::ServerConfig>, enclave: &Enclave) {
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let started = Instant::now();
+    let Ok(conn) = rustls::ServerConnection::new(tls.clone()) else {
+        return;
+    };
+    let mut chan = rustls::StreamOwned::new(conn, stream);
+    let outcome = session::serve(enclave, &mut chan);
+    chan.conn.send_close_notify();
+    let _ = chan.flush();
+    let n = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    let ms = started.elapsed().as_millis();
+    match outcome {
+        Ok(served) => {
+            let total = REQUESTS.fetch_add(served, Ordering::Relaxed) + served;
+            println!(
+                "pp-workload: session={n} ok requests={served} total_requests={total} ms={ms}"
+            );
+        }
+        Err(e) => {
+            let errors = SESSION_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
+            println!("pp-workload: session={n} error={e:?} errors={errors} ms={ms}");
+        }
     }
 }

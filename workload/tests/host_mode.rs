@@ -5,6 +5,16 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Kills the workload even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -31,16 +41,21 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
         .env("PP_HEALTH_PORT", health.to_string())
         .env("PP_TLS_PORT", tls.to_string())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let _guard = KillOnDrop(child);
+    let head: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
     assert!(
-        first.starts_with("pp-workload: tls certificate sha256 "),
-        "{first}"
+        head[0].starts_with("pp-workload: tls certificate sha256 "),
+        "{head:?}"
     );
-    let ready = lines.next().unwrap().unwrap();
-    assert!(ready.starts_with("pp-workload: ready version="), "{ready}");
+    assert!(head[1].starts_with("pp-workload: attester "), "{head:?}");
+    assert!(
+        head[2].starts_with("pp-workload: ready version="),
+        "{head:?}"
+    );
 
     let ok = get(health, b"GET /health HTTP/1.0\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.0 200 OK"), "{ok}");
@@ -58,8 +73,6 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
     for _ in 0..3 {
         log.push(lines.next().unwrap().unwrap());
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
     assert_eq!(
         log,
         [

@@ -1,46 +1,17 @@
-//! The generic OVMF firmware for boots without SEV, from the pinned Debian package.
+//! Which firmware a boot uses.
 //!
-//! The AmdSev OVMF build refuses `-kernel` when no SEV hashes table was filled in (by design), so
-//! boots under TCG use the generic `OvmfPkgX64` firmware until `ovmf/` builds both from one source.
+//! Boots without SEV (TCG here) use the generic `OvmfPkgX64` build; the AmdSev build refuses
+//! `-kernel` when no SEV hashes table was filled in (by design), so it serves SNP boots and the
+//! launch measurement only. Both come from the pinned edk2 source (`cargo xtask ovmf`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::pins::Pins;
-use crate::setup;
-use crate::util::{run, sha256_file};
-
-/// The pinned firmware, unpacked under `target/pp/firmware/` and checked against its pin.
-pub fn pinned(root: &Path, pins: &Pins) -> Result<PathBuf> {
-    let dir = root.join("target/pp/firmware");
-    let name = Path::new(&pins.firmware.path)
-        .file_name()
-        .context("firmware path has no file name")?;
-    let fd = dir.join(name);
-    if fd.is_file() && sha256_file(&fd)? == pins.firmware.sha256 {
-        return Ok(fd);
-    }
-    let deb = setup::download_deb(pins, &pins.firmware.package, &dir.join("deb"))?;
-    let unpacked = dir.join("unpacked");
-    if unpacked.exists() {
-        fs::remove_dir_all(&unpacked)?;
-    }
-    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
-    fs::copy(unpacked.join(&pins.firmware.path), &fd)
-        .with_context(|| format!("{} holds no {}", deb.display(), pins.firmware.path))?;
-    let got = sha256_file(&fd)?;
-    if got != pins.firmware.sha256 {
-        fs::remove_file(&fd)?;
-        bail!(
-            "firmware {} has sha256 {got}, pins.toml expects {}",
-            pins.firmware.path,
-            pins.firmware.sha256
-        );
-    }
-    Ok(fd)
+/// The pinned generic firmware, built (or verified) by the ovmf recipe.
+pub fn pinned(root: &Path) -> Result<PathBuf> {
+    Ok(crate::ovmf::ensure(root)?.generic)
 }
 
 /// Check that a user-given firmware file exists and looks like an OVMF flash image.

@@ -6,29 +6,56 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::pins::Pins;
-use crate::{firmware, kernel, setup, toolchain, util, workload};
+use reproducible::verify::AMDSEV_FIRMWARE_FILE;
+
+use crate::workload::Variant;
+use crate::{kernel, setup, toolchain, util, workload};
 
 pub const UEFI_TARGET: &str = "x86_64-unknown-uefi";
+/// The generic (non-SEV) firmware's name in a release folder.
+pub const GENERIC_FIRMWARE_FILE: &str = "OVMF.fd";
+/// The kernel command line the release is measured with (QEMU `-append`).
+pub const IMAGE_APPEND: &str = "";
 
-/// Build everything and write `out/pp.efi` and `out/manifest.json`.
-pub fn build(root: &Path, pins: &Pins, out: &Path) -> Result<PathBuf> {
+/// The default output folder of a variant.
+pub fn default_out(root: &Path, variant: Variant) -> PathBuf {
+    match variant {
+        Variant::Release => root.join("target/pp-image"),
+        Variant::Test => root.join("target/pp-image-test"),
+    }
+}
+
+/// Build everything and write the release folder: `pp.efi`, both firmwares, `manifest.json`.
+pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<PathBuf> {
     setup::ensure(pins)?;
+    let release_ref = crate::manifest::release_ref(root)?;
     let mut timings = Vec::new();
     let t = std::time::Instant::now();
     let lib = kernel::build(root, pins)?;
     timings.push(("kernel", t.elapsed()));
     let t = std::time::Instant::now();
-    let elf = workload::build(root, pins, &lib)?;
+    let elf = workload::build(root, pins, &lib, variant, &release_ref)?;
     timings.push(("workload", t.elapsed()));
     let t = std::time::Instant::now();
-    let efi = build_loader(root, &elf, "loader-target")?;
+    let efi = build_loader(root, &elf, &format!("loader-{}-target", variant.name()))?;
     timings.push(("loader", t.elapsed()));
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let dest = out.join("pp.efi");
     fs::copy(&efi, &dest)?;
-    let firmware = firmware::pinned(root, pins)?;
+    let t = std::time::Instant::now();
+    let firmwares = crate::ovmf::ensure(root)?;
+    fs::copy(&firmwares.amdsev, out.join(AMDSEV_FIRMWARE_FILE))?;
+    fs::copy(&firmwares.generic, out.join(GENERIC_FIRMWARE_FILE))?;
+    let measurement = crate::snp::measurement(&pins.snp, out, IMAGE_APPEND)?;
+    timings.push(("firmware and launch digests", t.elapsed()));
+    let files = crate::manifest::ImageFiles {
+        efi: &dest,
+        kernel_lib: &lib.join("libhermit.a"),
+        workload_elf: &elf,
+        firmware: &out.join(GENERIC_FIRMWARE_FILE),
+    };
     let manifest =
-        crate::manifest::for_image(root, pins, &dest, &lib.join("libhermit.a"), &elf, &firmware)?;
+        crate::manifest::for_image(root, pins, files, measurement, variant, release_ref)?;
     let path = out.join("manifest.json");
     fs::write(&path, manifest.to_json()?)?;
     for (what, d) in timings {

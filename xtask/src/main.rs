@@ -5,14 +5,16 @@ mod firmware;
 mod image;
 mod kernel;
 mod manifest;
+mod ovmf;
 mod pins;
 mod qemu;
 mod repro;
 mod ring;
 mod setup;
 mod smoke;
+mod snp;
 mod test;
-mod tls_client;
+mod test_root;
 mod toolchain;
 mod util;
 mod workload;
@@ -34,16 +36,29 @@ struct Cli {
 
 /// Where the image comes from and what firmware boots it.
 #[derive(Args, Clone)]
-struct BootArgs {
+pub struct BootArgs {
     /// Image folder holding pp.efi and manifest.json; without it the image is built first.
     #[arg(long)]
-    image: Option<PathBuf>,
-    /// OVMF firmware file (default: the pinned generic OVMF, fetched and checked by hash).
+    pub image: Option<PathBuf>,
+    /// OVMF firmware file (default: the pinned generic build; with --snp the folder's AmdSev one).
     #[arg(long)]
-    firmware: Option<PathBuf>,
+    pub firmware: Option<PathBuf>,
     /// Kernel command line (QEMU -append).
     #[arg(long, default_value = "")]
-    append: String,
+    pub append: String,
+    /// Without --image: build and boot the test image (test attester) instead of the release.
+    #[arg(long)]
+    pub test_image: bool,
+}
+
+impl BootArgs {
+    pub fn variant(&self) -> workload::Variant {
+        if self.test_image {
+            workload::Variant::Test
+        } else {
+            workload::Variant::Release
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -52,13 +67,16 @@ enum Cmd {
     Setup,
     /// Build the pinned Hermit kernel into target/pp/kernel/libhermit.a.
     Kernel,
-    /// Build the workload for Hermit (target/pp/workload/pp-workload).
+    /// Build the workload for Hermit (target/pp/workload/release/pp-workload).
     Workload,
-    /// Build the bootable image: DIR/pp.efi and DIR/manifest.json.
+    /// Build the release folder: DIR/pp.efi, both firmwares, DIR/manifest.json.
     Image {
-        /// Output folder.
-        #[arg(long, default_value = "target/pp-image")]
-        out: PathBuf,
+        /// Output folder (default target/pp-image, or target/pp-image-test with --test-image).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Build the test image: the workload carries the test attester (never trusted by default).
+        #[arg(long)]
+        test_image: bool,
     },
     /// Boot the image under QEMU (TCG) and stream its serial console until QEMU exits.
     Boot {
@@ -70,17 +88,47 @@ enum Cmd {
         /// Host port forwarded to the workload's TLS port.
         #[arg(long, default_value_t = 8443)]
         tls_port: u16,
+        /// Launch as an SEV-SNP guest with the exact QEMU line the manifest's digests assume
+        /// (needs an SNP host; the AmdSev firmware; KVM).
+        #[arg(long)]
+        snp: bool,
+        /// vCPUs for --snp (the manifest has digests for 1, 2, 4 and 8).
+        #[arg(long, default_value_t = 1)]
+        vcpus: u32,
     },
-    /// Boot the image, do a health request and a TLS 1.3 handshake from the host, shut down.
+    /// Boot an image and talk to it as a device: health, then attestation (refused by a release
+    /// image under TCG; a full attested session with sealed requests on a test image).
     Smoke {
         #[command(flatten)]
         boot: BootArgs,
     },
-    /// Rebuild the image from a copy of this checkout at another path and compare the bytes.
+    /// Build the image, then rebuild it from a copy of this checkout at another path and compare.
     ReproCheck,
+    /// SEV-SNP launch digest (sev-snp-measure's flags); the digest is the last line.
+    Measure(reproducible::cli::MeasureArgs),
+    /// Rebuild a release from this checkout at another path; compare every hash and digest.
+    Verify {
+        /// The release manifest (for example target/pp-image/manifest.json).
+        manifest: PathBuf,
+    },
+    /// Check that an SNP attestation report's measurement belongs to a release.
+    CheckReport {
+        #[arg(long)]
+        report: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+    },
+    /// Build or verify the pinned OVMF firmwares (AmdSev and generic).
+    Ovmf {
+        /// Build again from fresh source even when the cached firmwares match their pins.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Generate (once) the public test attestation root and print its folder.
+    TestRoot,
     /// The whole test suite: host tests, the image, the smoke boot, the reproducibility check.
     Test,
-    /// The demo: build the image, boot it, and talk to it (health over TCP and TLS 1.3).
+    /// The demo: build the test image, boot it, verify its evidence, send sealed requests.
     Demo,
 }
 
@@ -95,7 +143,6 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     let root = util::root();
     let pins = pins::Pins::load(&root)?;
-    let default_out = root.join("target/pp-image");
     match cli.command {
         Cmd::Setup => setup::ensure(&pins),
         Cmd::Kernel => {
@@ -105,15 +152,39 @@ fn run() -> Result<()> {
         Cmd::Workload => {
             setup::ensure(&pins)?;
             let lib = kernel::build(&root, &pins)?;
-            workload::build(&root, &pins, &lib).map(drop)
+            let release_ref = manifest::release_ref(&root)?;
+            workload::build(&root, &pins, &lib, workload::Variant::Release, &release_ref).map(drop)
         }
-        Cmd::Image { out } => image::build(&root, &pins, &root.join(out)).map(drop),
+        Cmd::Image { out, test_image } => {
+            let variant = if test_image {
+                workload::Variant::Test
+            } else {
+                workload::Variant::Release
+            };
+            let out = out
+                .map(|o| root.join(o))
+                .unwrap_or_else(|| image::default_out(&root, variant));
+            image::build(&root, &pins, &out, variant).map(drop)
+        }
+        Cmd::Boot {
+            boot,
+            snp: true,
+            vcpus,
+            ..
+        } => snp::boot(
+            &root,
+            &pins,
+            &boot,
+            &image::default_out(&root, boot.variant()),
+            vcpus,
+        ),
         Cmd::Boot {
             boot,
             health_port,
             tls_port,
+            ..
         } => {
-            let mut config = boot_config(&root, &pins, &boot, &default_out)?;
+            let (mut config, _) = boot_config(&root, &pins, &boot)?;
             config.host_health_port = health_port;
             config.host_tls_port = tls_port;
             let mut vm = qemu::Vm::start(&config, true)?;
@@ -121,42 +192,89 @@ fn run() -> Result<()> {
             eprintln!("boot: QEMU exited with {status}");
             Ok(())
         }
-        Cmd::Smoke { boot } => smoke::run(&boot_config(&root, &pins, &boot, &default_out)?),
-        Cmd::ReproCheck => repro::check(&root, &pins).map(drop),
-        Cmd::Test => test::run(&root, &pins),
-        Cmd::Demo => {
-            let boot = BootArgs {
-                image: None,
-                firmware: None,
-                append: String::new(),
-            };
-            smoke::run(&boot_config(&root, &pins, &boot, &default_out)?)
+        Cmd::Smoke { boot } => {
+            let (config, variant) = boot_config(&root, &pins, &boot)?;
+            smoke::run(&config, &variant, &test_root::ensure(&root)?).map(drop)
         }
+        Cmd::ReproCheck => repro::check(&root, &pins).map(drop),
+        Cmd::Measure(args) => forward(reproducible::cli::Command::Measure(args)),
+        Cmd::Verify { manifest } => repro::verify_manifest(&root, &manifest),
+        Cmd::CheckReport { report, manifest } => {
+            forward(reproducible::cli::Command::CheckReport { report, manifest })
+        }
+        Cmd::Ovmf { rebuild } => ovmf::command(&root, rebuild),
+        Cmd::Test => test::run(&root, &pins),
+        Cmd::TestRoot => {
+            println!("{}", test_root::ensure(&root)?.display());
+            Ok(())
+        }
+        Cmd::Demo => demo(&root, &pins),
     }
 }
 
-/// Resolve the image (building it when no folder was given) and the firmware for a boot.
+/// Run a `pp-reproducible` command in process; a "no" answer exits with status 1.
+fn forward(command: reproducible::cli::Command) -> Result<()> {
+    if !reproducible::cli::run(reproducible::cli::Cli { command })? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// The demo (for now): boot the test image and run a device's attested session against it.
+fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
+    let boot = BootArgs {
+        image: None,
+        firmware: None,
+        append: String::new(),
+        test_image: true,
+    };
+    let (config, variant) = boot_config(root, pins, &boot)?;
+    let report = smoke::run(&config, &variant, &test_root::ensure(root)?)?;
+    println!(
+        "\ndemo: the image booted to ready in {:.1} s under QEMU TCG",
+        report.boot_to_ready.as_secs_f64()
+    );
+    if let Some(a) = report.attested {
+        println!("demo: the device's checks of the evidence:\n{}", a.checks);
+        println!(
+            "demo: verified measurement {} (TEST attester: no SEV-SNP on this machine)",
+            a.measurement
+        );
+        for (i, r) in a.responses.iter().enumerate() {
+            println!("demo: sealed response {}: {r}", i + 1);
+        }
+        println!(
+            "demo: attested session and both requests took {} ms",
+            a.session_time.as_millis()
+        );
+    }
+    Ok(())
+}
+
+/// Resolve the image (building it when no folder was given) and the firmware for a boot;
+/// returns the boot configuration and the image's variant (from its manifest).
 fn boot_config(
     root: &Path,
     pins: &pins::Pins,
     boot: &BootArgs,
-    default_out: &Path,
-) -> Result<qemu::BootConfig> {
+) -> Result<(qemu::BootConfig, String)> {
     setup::ensure(pins)?;
     let dir = match &boot.image {
         Some(dir) => dir.clone(),
         None => {
-            image::build(root, pins, default_out)?;
-            default_out.to_path_buf()
+            let out = image::default_out(root, boot.variant());
+            image::build(root, pins, &out, boot.variant())?;
+            out
         }
     };
     let efi = qemu::check_image_dir(&dir)?;
+    let variant = reproducible::cli::load_manifest(&dir.join("manifest.json"))?.variant;
     let firmware = match &boot.firmware {
         Some(path) => {
             firmware::check_user_firmware(path)?;
             path.clone()
         }
-        None => firmware::pinned(root, pins)?,
+        None => firmware::pinned(root)?,
     };
-    smoke::config_for(&efi, &firmware, &boot.append)
+    Ok((smoke::config_for(&efi, &firmware, &boot.append)?, variant))
 }

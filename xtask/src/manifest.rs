@@ -4,32 +4,62 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use reproducible::{Artifact, Manifest, PackagePin, SCHEMA};
+use reproducible::{Artifact, Manifest, Measurement, PackagePin, SCHEMA};
 
 use crate::pins::Pins;
 use crate::util::sha256_file;
+use crate::workload::Variant;
 
 /// Build inputs recorded by hash (repository-relative).
 pub const INPUT_FILES: &[&str] = &[
     "pins.toml",
+    "ovmf/pins.toml",
     "Cargo.lock",
-    "workload/Cargo.lock",
     "image-builder/Cargo.lock",
     "kernel/builtins/Cargo.lock",
 ];
 
+fn input_hashes(root: &Path) -> Result<BTreeMap<String, String>> {
+    INPUT_FILES
+        .iter()
+        .map(|rel| Ok((rel.to_string(), sha256_file(&root.join(rel))?)))
+        .collect()
+}
+
+/// The release reference the enclave puts in its evidence: sha256 over the input hashes (pins and
+/// lock files), so it names the source configuration without depending on the image's own bytes.
+pub fn release_ref(root: &Path) -> Result<String> {
+    let mut text = String::new();
+    for (file, sha) in input_hashes(root)? {
+        text.push_str(&format!("{sha}  {file}\n"));
+    }
+    Ok(reproducible::sha256_hex(text.as_bytes()))
+}
+
+/// The files of one image build.
+pub struct ImageFiles<'a> {
+    pub efi: &'a Path,
+    pub kernel_lib: &'a Path,
+    pub workload_elf: &'a Path,
+    /// The generic (non-SEV) firmware.
+    pub firmware: &'a Path,
+}
+
 pub fn for_image(
     root: &Path,
     pins: &Pins,
-    efi: &Path,
-    kernel_lib: &Path,
-    workload_elf: &Path,
-    firmware: &Path,
+    files: ImageFiles<'_>,
+    measurement: Measurement,
+    variant: Variant,
+    release_ref: String,
 ) -> Result<Manifest> {
-    let mut inputs = BTreeMap::new();
-    for rel in INPUT_FILES {
-        inputs.insert(rel.to_string(), sha256_file(&root.join(rel))?);
-    }
+    let ImageFiles {
+        efi,
+        kernel_lib,
+        workload_elf,
+        firmware,
+    } = files;
+    let inputs = input_hashes(root)?;
     let toolchain = pins
         .apt
         .package
@@ -67,5 +97,8 @@ pub fn for_image(
         toolchain,
         patched_crates,
         firmware,
+        measurement,
+        variant: variant.name().to_string(),
+        release_ref,
     })
 }

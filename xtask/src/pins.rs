@@ -12,7 +12,29 @@ pub struct Pins {
     /// Registry crates whose source we copy and edit at build time.
     #[serde(rename = "crate")]
     pub crates: Vec<CratePin>,
-    pub firmware: FirmwarePin,
+    pub snp: SnpPins,
+    pub python: PythonPins,
+}
+
+/// Python tools the tests compare against, by exact version.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PythonPins {
+    pub sev_snp_measure: String,
+}
+
+/// The SEV-SNP launch parameters that enter the launch digest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SnpPins {
+    /// QEMU `-cpu` model; fixes the CPUID signature in each VMSA.
+    pub vcpu_type: String,
+    /// VMSA SEV features, hex.
+    pub guest_features: String,
+    pub vmm_type: String,
+    /// vCPU counts the manifest gives digests for.
+    pub vcpus: Vec<u32>,
+    pub memory_mib: u32,
+    pub cbitpos: u32,
+    pub reduced_phys_bits: u32,
 }
 
 /// Debian packages and the extra archive suites they come from.
@@ -40,9 +62,6 @@ pub struct AptPackage {
     /// Suite to install from (`-t`), when not the default one.
     #[serde(default)]
     pub suite: Option<String>,
-    /// Not installed: only downloaded and unpacked by the step that needs it.
-    #[serde(default)]
-    pub download_only: bool,
 }
 
 /// A crates.io crate pinned by the checksum its registry index records.
@@ -50,16 +69,6 @@ pub struct AptPackage {
 pub struct CratePin {
     pub name: String,
     pub version: String,
-    pub sha256: String,
-}
-
-/// The firmware the non-SEV (TCG) boot uses until `ovmf/` builds its own.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct FirmwarePin {
-    /// The apt package (listed under `[[apt.package]]`) that ships it.
-    pub package: String,
-    /// Path of the firmware inside the package.
-    pub path: String,
     pub sha256: String,
 }
 

@@ -152,6 +152,11 @@ impl Vm {
             .collect()
     }
 
+    /// Every serial line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
     /// Wait for QEMU to end by itself.
     pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
         Ok(self.child.wait()?)
@@ -281,6 +286,21 @@ mod tests {
             toolchain: vec![],
             patched_crates: Default::default(),
             firmware: Default::default(),
+            measurement: reproducible::Measurement {
+                firmware: reproducible::Artifact {
+                    file: "OVMF.amdsev.fd".into(),
+                    size: 0,
+                    sha256: String::new(),
+                },
+                append: String::new(),
+                vcpu_type: "EPYC-v4".into(),
+                guest_features: "0x1".into(),
+                vmm_type: "QEMU".into(),
+                qemu_snp_command: String::new(),
+                digests: Default::default(),
+            },
+            variant: "release".into(),
+            release_ref: String::new(),
         };
         std::fs::write(dir.join("manifest.json"), manifest.to_json().unwrap()).unwrap();
         assert_eq!(check_image_dir(&dir).unwrap(), dir.join("pp.efi"));

@@ -1,100 +1,33 @@
-//! `cargo xtask repro-check`: the same source at another path must give the same `pp.efi`.
+//! `cargo xtask repro-check` / `verify`: rebuild from a copy of the checkout at another path and
+//! compare every hash and launch digest with a manifest.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use reproducible::verify;
 
 use crate::pins::Pins;
-use crate::util::{run, stdout_of};
 
-/// Build the image here and from a copy of the checkout at a longer, different path; compare.
-/// Returns the common sha256.
-pub fn check(root: &Path, pins: &Pins) -> Result<String> {
-    let here_dir = root.join("target/pp-image");
-    crate::image::build(root, pins, &here_dir)?;
-    let copy = std::env::temp_dir().join(format!(
-        "pp-repro-check-a-longer-path-{}",
-        std::process::id()
-    ));
-    copy_checkout(root, &copy)?;
-    let there_dir = copy.join("target/pp-image");
-    let result = (|| {
-        run(
-            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .current_dir(&copy)
-                .env_remove("CARGO_TARGET_DIR")
-                .args(["run", "--quiet", "--package", "xtask", "--", "image"]),
-        )
-        .context("building the image in the copy")?;
-        compare(
-            &here_dir.join("manifest.json"),
-            &there_dir.join("manifest.json"),
-            root,
-            &copy,
-        )
-    })();
-    let _ = fs::remove_dir_all(&copy);
-    result
-}
-
-fn compare(here: &Path, there: &Path, root: &Path, copy: &Path) -> Result<String> {
-    let a = reproducible::Manifest::from_json(&fs::read_to_string(here)?)?;
-    let b = reproducible::Manifest::from_json(&fs::read_to_string(there)?)?;
+/// Verify `manifest` against a rebuild of the checkout at `root` in a fresh folder.
+pub fn verify_manifest(root: &Path, manifest: &Path) -> Result<()> {
+    let expected = reproducible::cli::load_manifest(manifest)?;
+    let env = [(crate::ovmf::CACHE_ENV, crate::ovmf::cache_dir(root))];
+    let rows = verify::rebuild_and_compare(&expected, root, &env)?;
+    if !verify::print_table(&rows) {
+        bail!("the rebuild does not match {}", manifest.display());
+    }
     println!(
-        "repro-check: {:<16} {:<64}  {}",
-        "artifact",
-        root.display(),
-        copy.display()
+        "verify: the rebuild at another path matches {}",
+        manifest.display()
     );
-    let mut same = true;
-    let mut row = |name: &str, x: &str, y: &str| {
-        let mark = if x == y { "same" } else { "DIFFERENT" };
-        same &= x == y;
-        println!("repro-check: {name:<16} {x:<64}  {y}  {mark}");
-    };
-    row("pp.efi", &a.image.sha256, &b.image.sha256);
-    for (role, art) in &a.components {
-        row(
-            role,
-            &art.sha256,
-            b.components
-                .get(role)
-                .map(|x| x.sha256.as_str())
-                .unwrap_or("missing"),
-        );
-    }
-    if !same {
-        bail!("the image is not reproducible across checkout paths");
-    }
-    if a != b {
-        bail!("the manifests differ although the artifacts match");
-    }
-    Ok(a.image.sha256)
+    Ok(())
 }
 
-/// Copy tracked and untracked-but-not-ignored files (so uncommitted work is checked too).
-fn copy_checkout(root: &Path, dest: &Path) -> Result<()> {
-    if dest.exists() {
-        fs::remove_dir_all(dest)?;
-    }
-    let list = stdout_of(Command::new("git").current_dir(root).args([
-        "ls-files",
-        "-z",
-        "--cached",
-        "--others",
-        "--exclude-standard",
-    ]))
-    .context("listing the checkout's files with git")?;
-    for rel in list.split('\0').filter(|s| !s.is_empty()) {
-        let from = root.join(rel);
-        if !from.is_file() {
-            continue; // deleted but not yet committed
-        }
-        let to: PathBuf = dest.join(rel);
-        fs::create_dir_all(to.parent().unwrap())?;
-        fs::copy(&from, &to).with_context(|| format!("copying {rel}"))?;
-    }
-    Ok(())
+/// Build here, then verify the fresh manifest by a rebuild elsewhere.
+pub fn check(root: &Path, pins: &Pins) -> Result<PathBuf> {
+    let out = crate::image::default_out(root, crate::workload::Variant::Release);
+    crate::image::build(root, pins, &out, crate::workload::Variant::Release)?;
+    let manifest = out.join("manifest.json");
+    verify_manifest(root, &manifest)?;
+    Ok(manifest)
 }

@@ -23,7 +23,7 @@ pub fn ensure(pins: &Pins) -> Result<()> {
         .apt
         .package
         .iter()
-        .filter(|p| !p.download_only && installed_version(&p.name).as_deref() != Some(&p.version))
+        .filter(|p| installed_version(&p.name).as_deref() != Some(&p.version))
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -75,58 +75,6 @@ pub fn ensure(pins: &Pins) -> Result<()> {
     }
     eprintln!("setup: all pinned packages installed");
     Ok(())
-}
-
-/// Download (not install) a pinned package's .deb into `dir` and check its sha256.
-pub fn download_deb(pins: &Pins, name: &str, dir: &Path) -> Result<std::path::PathBuf> {
-    let package = pins.apt_package(name)?;
-    fs::create_dir_all(dir)?;
-    if let Some(found) = find_deb(dir, name)? {
-        if crate::util::sha256_file(&found)? == package.sha256 {
-            return Ok(found);
-        }
-        fs::remove_file(&found)?;
-    }
-    require_root("add the apt suite that ships the pinned firmware")?;
-    ensure_suites(pins)?;
-    let spec = format!("{name}={}", package.version);
-    let try_download = |dir: &Path| {
-        Command::new("apt-get")
-            .args(["download", "-q", &spec])
-            .current_dir(dir)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !try_download(dir) {
-        apt_update()?;
-        check_archive_offers(package)?;
-        if !try_download(dir) {
-            bail!("apt-get download {spec} failed");
-        }
-    }
-    let deb = find_deb(dir, name)?.context("apt-get download left no .deb")?;
-    let got = crate::util::sha256_file(&deb)?;
-    if got != package.sha256 {
-        fs::remove_file(&deb)?;
-        bail!(
-            "{} has sha256 {got}, but pins.toml expects {}; refusing it",
-            deb.display(),
-            package.sha256
-        );
-    }
-    Ok(deb)
-}
-
-fn find_deb(dir: &Path, name: &str) -> Result<Option<std::path::PathBuf>> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
-        if file.starts_with(&format!("{name}_")) && file.ends_with(".deb") {
-            return Ok(Some(path));
-        }
-    }
-    Ok(None)
 }
 
 fn installed_version(name: &str) -> Option<String> {
@@ -227,8 +175,25 @@ fn ensure_suites(pins: &Pins) -> Result<()> {
     Ok(())
 }
 
-/// All apt source entries as (uris, suites).
-fn source_entries() -> Result<Vec<(Vec<String>, Vec<String>)>> {
+/// One apt source entry: its types (`deb`, `deb-src`), URIs and suites.
+struct SourceEntry {
+    types: Vec<String>,
+    uris: Vec<String>,
+    suites: Vec<String>,
+}
+
+impl SourceEntry {
+    fn has_type(&self, kind: &str) -> bool {
+        self.types.iter().any(|t| t == kind)
+    }
+
+    fn has_suite(&self, suite: &str) -> bool {
+        self.suites.iter().any(|s| s == suite)
+    }
+}
+
+/// All enabled apt source entries, binary (`deb`) and source (`deb-src`).
+fn source_entries() -> Result<Vec<SourceEntry>> {
     let mut entries = Vec::new();
     let mut files = vec![Path::new("/etc/apt/sources.list").to_path_buf()];
     if let Ok(dir) = fs::read_dir(SOURCES_DIR) {
@@ -242,50 +207,145 @@ fn source_entries() -> Result<Vec<(Vec<String>, Vec<String>)>> {
         };
         let name = file.to_string_lossy();
         if name.ends_with(".sources") {
-            for block in text.split("\n\n") {
-                let field = |key: &str| -> Vec<String> {
-                    block
-                        .lines()
-                        .filter_map(|l| l.strip_prefix(key))
-                        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-                        .collect()
-                };
-                let enabled = !block.lines().any(|l| l.trim() == "Enabled: no");
-                if enabled {
-                    entries.push((field("URIs:"), field("Suites:")));
-                }
-            }
+            entries.extend(parse_deb822_sources(&text));
         } else if name.ends_with(".list") {
-            for line in text.lines() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                if words.first() == Some(&"deb") {
-                    let rest: Vec<&str> = words[1..]
-                        .iter()
-                        .copied()
-                        .filter(|w| !w.starts_with('['))
-                        .collect();
-                    if rest.len() >= 2 {
-                        entries.push((vec![rest[0].to_owned()], vec![rest[1].to_owned()]));
-                    }
-                }
-            }
+            entries.extend(parse_one_line_sources(&text));
         }
     }
     Ok(entries)
 }
 
+/// Entries of a deb822 `.sources` file (blocks separated by blank lines).
+fn parse_deb822_sources(text: &str) -> Vec<SourceEntry> {
+    let mut entries = Vec::new();
+    for block in text.split("\n\n") {
+        let field = |key: &str| -> Vec<String> {
+            block
+                .lines()
+                .filter_map(|l| l.strip_prefix(key))
+                .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect()
+        };
+        let enabled = !block.lines().any(|l| l.trim() == "Enabled: no");
+        let suites = field("Suites:");
+        if enabled && !suites.is_empty() {
+            let mut types = field("Types:");
+            if types.is_empty() {
+                types.push("deb".to_owned());
+            }
+            entries.push(SourceEntry {
+                types,
+                uris: field("URIs:"),
+                suites,
+            });
+        }
+    }
+    entries
+}
+
+/// Entries of a one-line-style `.list` file (`deb [opts] URI SUITE COMPONENTS...`).
+fn parse_one_line_sources(text: &str) -> Vec<SourceEntry> {
+    let mut entries = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(&kind) = words.first() else {
+            continue;
+        };
+        if kind == "deb" || kind == "deb-src" {
+            // Skip the `[key=value ...]` options, which may span several words.
+            let mut rest: &[&str] = &words[1..];
+            if rest.first().is_some_and(|w| w.starts_with('[')) {
+                let end = rest.iter().position(|w| w.ends_with(']'));
+                rest = end.map_or(&[][..], |end| &rest[end + 1..]);
+            }
+            if rest.len() >= 2 {
+                entries.push(SourceEntry {
+                    types: vec![kind.to_owned()],
+                    uris: vec![rest[0].to_owned()],
+                    suites: vec![rest[1].to_owned()],
+                });
+            }
+        }
+    }
+    entries
+}
+
 fn suite_configured(suite: &str) -> Result<bool> {
     Ok(source_entries()?
         .iter()
-        .any(|(_, suites)| suites.iter().any(|s| s == suite)))
+        .any(|e| e.has_type("deb") && e.has_suite(suite)))
+}
+
+/// Make `apt-get source` able to fetch source packages of `suite`: add a `deb-src` entry for it
+/// (on the mirror the system uses for bookworm) when no apt source has one, then refresh the
+/// indexes. Needs root only when something must be added.
+pub fn ensure_source_suite(suite: &str) -> Result<()> {
+    let configured = source_entries()?
+        .iter()
+        .any(|e| e.has_type("deb-src") && e.has_suite(suite));
+    if configured {
+        return Ok(());
+    }
+    require_root(&format!(
+        "add a deb-src entry for {suite} (source packages)"
+    ))?;
+    let mirror = debian_mirror()?;
+    let sources = Path::new(SOURCES_DIR).join(format!("pp-{suite}-src.sources"));
+    let text = format!(
+        "# Added by `cargo xtask` (Private Processing pins): source packages, for `apt-get source`.\n\
+         Types: deb-src\nURIs: {mirror}\nSuites: {suite}\nComponents: main\n\
+         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    );
+    fs::write(&sources, text).with_context(|| format!("writing {}", sources.display()))?;
+    eprintln!(
+        "setup: added apt source entry deb-src {suite} ({})",
+        sources.display()
+    );
+    apt_update()
+}
+
+/// Refresh apt's indexes (needs root).
+pub fn refresh_indexes(why: &str) -> Result<()> {
+    require_root(why)?;
+    apt_update()
 }
 
 fn debian_mirror() -> Result<String> {
     source_entries()?
         .into_iter()
-        .find(|(_, suites)| suites.iter().any(|s| s == "bookworm"))
-        .and_then(|(uris, _)| uris.into_iter().next())
+        .find(|e| e.has_type("deb") && e.has_suite("bookworm"))
+        .and_then(|e| e.uris.into_iter().next())
         .context(
             "no apt source serves Debian bookworm; cannot tell which mirror to add suites from",
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deb822_types_and_suites() {
+        let text = "Types: deb\nURIs: http://m/debian\nSuites: bookworm bookworm-updates\n\
+                    Components: main\n\nTypes: deb-src\nURIs: http://m/debian\nSuites: trixie\n\n\
+                    Types: deb deb-src\nURIs: http://x\nSuites: sid\nEnabled: no\n";
+        let entries = parse_deb822_sources(text);
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].has_type("deb") && entries[0].has_suite("bookworm-updates"));
+        assert!(!entries[0].has_type("deb-src"));
+        assert!(entries[1].has_type("deb-src") && entries[1].has_suite("trixie"));
+        assert!(!entries[1].has_type("deb"));
+        assert_eq!(entries[1].uris, ["http://m/debian"]);
+    }
+
+    #[test]
+    fn one_line_types_and_options() {
+        let text = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m/debian bookworm main\n\
+                    deb-src http://m/debian trixie main\n";
+        let entries = parse_one_line_sources(text);
+        assert_eq!(entries.len(), 2);
+        assert!(entries[0].has_type("deb") && entries[0].has_suite("bookworm"));
+        assert_eq!(entries[0].uris, ["http://m/debian"]);
+        assert!(entries[1].has_type("deb-src") && entries[1].has_suite("trixie"));
+    }
 }

@@ -1,4 +1,10 @@
-//! `cargo xtask smoke`: boot the image under TCG and talk to it from the host.
+//! `cargo xtask smoke`: boot an image under TCG and talk to it from the host as a device would.
+//!
+//! - Any image: `GET /health` over TCP.
+//! - A release image: its attester is the SEV-SNP one, which cannot attest under TCG — the device
+//!   must be refused (`NotAttested`) before it sends anything but its nonce.
+//! - A test image: a full attested session (evidence verified under the project's test root only)
+//!   and sealed requests carrying a canary text, which must never appear on the serial console.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -6,9 +12,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
+use pp_protocol::frame::ErrorCode;
 
 use crate::qemu::{BootConfig, Vm};
-use crate::tls_client;
 
 /// Serial lines that mean the boot failed.
 pub const FATAL_LINES: &[&str] = &[
@@ -16,53 +23,117 @@ pub const FATAL_LINES: &[&str] = &[
     "panicked at",
     "PANIC",
     "pp-workload: fatal",
+    "pp-workload: panic",
 ];
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
+/// Never sent anywhere but inside sealed requests: finding it on the console is a leak.
+const CANARY: &str = "canary-7f3a9c: the secret chat line that must never be logged";
 
-/// Boot, wait for the ready line, do the health request over TCP and over TLS 1.3, shut down.
-pub fn run(config: &BootConfig) -> Result<()> {
+/// What a smoke run measured.
+pub struct SmokeReport {
+    pub boot_to_ready: Duration,
+    pub attested: Option<Attested>,
+}
+
+/// The device's view of a verified session.
+pub struct Attested {
+    pub measurement: String,
+    pub checks: String,
+    pub responses: Vec<String>,
+    pub session_time: Duration,
+}
+
+/// Boot `config`, check health, then attestation as the image's variant implies.
+pub fn run(config: &BootConfig, variant: &str, test_root: &Path) -> Result<SmokeReport> {
     let mut vm = Vm::start(config, true)?;
-    let cert_line = vm.wait_for(
-        "pp-workload: tls certificate sha256 ",
-        FATAL_LINES,
-        READY_TIMEOUT,
-    )?;
-    let cert = cert_line.rsplit(' ').next().unwrap_or_default().to_string();
-    if cert.len() != 64 || !cert.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("the certificate line is malformed: {cert_line}");
-    }
     vm.wait_for("pp-workload: ready", FATAL_LINES, READY_TIMEOUT)?;
-    let ready = vm.started.elapsed();
-
-    let t = Instant::now();
+    let boot_to_ready = vm.started.elapsed();
     let health = http_get(config.host_health_port, "/health")?;
-    let health_time = t.elapsed();
     expect_ok(&health, "{\"status\":\"ok\",\"transport\":\"tcp\"}")?;
-
-    let t = Instant::now();
-    let tls = tls_client::request(config.host_tls_port, &cert, "GET /health HTTP/1.0\r\n\r\n")?;
-    let tls_time = t.elapsed();
-    expect_ok(&tls, "{\"status\":\"ok\",\"transport\":\"tls1.3\"}")?;
-
-    let version = http_get(config.host_health_port, "/version")?;
-    expect_ok(&version, "\"service\":\"pp-workload\"")?;
     let refused = http_get(config.host_health_port, "/nope")?;
     if !refused.starts_with("HTTP/1.0 404") {
         bail!("an unknown path was not refused: {refused:?}");
     }
+    let policy = pp_attestation::Policy::trusting_test_root(
+        &std::fs::read(test_root.join("ark.der")).context("reading the test ARK")?,
+        vec![TEST_MEASUREMENT],
+        TEST_TCB,
+    )
+    .map_err(|e| anyhow::anyhow!("test policy: {e:?}"))?;
+    let attested = match variant {
+        "release" => {
+            match connect(config.host_tls_port, &policy) {
+                Err(pp_client::ClientError::Refused(ErrorCode::NotAttested)) => {}
+                Err(e) => {
+                    bail!("the release image failed otherwise than by refusing to attest: {e}")
+                }
+                Ok(_) => bail!("the release image attested under TCG: impossible without SEV-SNP"),
+            }
+            vm.wait_for("error=NotAttested", FATAL_LINES, Duration::from_secs(60))?;
+            None
+        }
+        "test" => Some(attested_session(config, &policy)?),
+        other => bail!("unknown image variant {other:?} in the manifest"),
+    };
     vm.wait_for(
-        "pp-workload: refused=1",
+        "pp-workload: session=1 ",
         FATAL_LINES,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     )?;
+    let leaked = vm.lines().iter().any(|l| l.contains("canary-7f3a9c"));
     drop(vm);
+    if leaked {
+        bail!("request text reached the serial console");
+    }
     println!(
-        "smoke: PASS — boot-to-ready {:.1} s (TCG), health over TCP {} ms, TLS 1.3 handshake+request {} ms, certificate {cert}",
-        ready.as_secs_f64(),
-        health_time.as_millis(),
-        tls_time.as_millis()
+        "smoke: PASS ({variant} image) — boot-to-ready {:.1} s under TCG",
+        boot_to_ready.as_secs_f64()
     );
-    Ok(())
+    Ok(SmokeReport {
+        boot_to_ready,
+        attested,
+    })
+}
+
+fn connect(
+    port: u16,
+    policy: &pp_attestation::Policy,
+) -> Result<pp_client::Session<TcpStream>, pp_client::ClientError> {
+    let sock = TcpStream::connect(("127.0.0.1", port))
+        .map_err(|e| pp_client::ClientError::Io(e.kind()))?;
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(120)));
+    pp_client::connect(sock, "pp-enclave", policy, pp_client::Limits::default())
+}
+
+fn attested_session(config: &BootConfig, policy: &pp_attestation::Policy) -> Result<Attested> {
+    let t = Instant::now();
+    let mut session = connect(config.host_tls_port, policy).context("attested session")?;
+    let mut responses = Vec::new();
+    for text in [
+        format!("{CANARY}\nsecond line"),
+        "hello enclave".to_string(),
+    ] {
+        let response = session.request(text.as_bytes()).context("sealed request")?;
+        responses.push(String::from_utf8(response).context("response is not text")?);
+    }
+    let session_time = t.elapsed();
+    let expected_first = format!("\"first_line\":\"{CANARY}\"");
+    if !responses[0].contains(&expected_first) || !responses[1].contains("\"words\":2") {
+        bail!("unexpected responses: {responses:?}");
+    }
+    let checks = session.verdict().to_string();
+    let measurement = hex::encode(session.measurement());
+    let _ = session.close();
+    println!(
+        "smoke: attested session, 2 sealed requests in {} ms; verdict:\n{checks}",
+        session_time.as_millis()
+    );
+    Ok(Attested {
+        measurement,
+        checks,
+        responses,
+        session_time,
+    })
 }
 
 /// Boot an image the loader must refuse: pass when its error line contains `needle` and QEMU
@@ -100,7 +171,7 @@ fn expect_ok(response: &str, body_part: &str) -> Result<()> {
     Ok(())
 }
 
-/// Boot config for an image folder, on free loopback ports.
+/// Boot config for an image, on free loopback ports.
 pub fn config_for(efi: &Path, firmware: &Path, append: &str) -> Result<BootConfig> {
     Ok(BootConfig {
         firmware: firmware.to_path_buf(),

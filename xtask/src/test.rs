@@ -1,12 +1,13 @@
-//! `cargo xtask test`: everything CI runs, in order of cost.
+//! `cargo xtask test`: everything CI runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
 use crate::pins::Pins;
-use crate::{firmware, image, qemu, repro, ring, setup, smoke, toolchain, util};
+use crate::workload::Variant;
+use crate::{firmware, image, qemu, repro, ring, setup, smoke, test_root, toolchain, util};
 
 pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     setup::ensure(pins)?;
@@ -17,36 +18,66 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         passed.push(name);
         Ok(())
     };
+    let out = image::default_out(root, Variant::Release);
+    let test_out = image::default_out(root, Variant::Test);
+    step(
+        "release image (kernel, workload, loader, firmwares, manifest)",
+        &mut || image::build(root, pins, &out, Variant::Release).map(drop),
+    )?;
+    step("test image (the same with the test attester)", &mut || {
+        image::build(root, pins, &test_out, Variant::Test).map(drop)
+    })?;
+    let tool = sev_snp_measure(root, pins)?;
     let host_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     step(
-        "host tests (xtask, kernel build, reproducible)",
+        "host tests (workspace: workload, protocol, attestation, client, reproducible, kernel build)",
         &mut || {
-            util::run(Command::new(&host_cargo).current_dir(root).args([
-                "test",
-                "--workspace",
-                "--quiet",
-            ]))
+            ring::prepare(root, pins)?;
+            util::run(
+                Command::new(&host_cargo)
+                    .current_dir(root)
+                    .env("PP_SEV_SNP_MEASURE", &tool)
+                    .env("PP_GENERIC_OVMF", out.join(image::GENERIC_FIRMWARE_FILE))
+                    .env(
+                        "PP_AMDSEV_OVMF",
+                        out.join(reproducible::verify::AMDSEV_FIRMWARE_FILE),
+                    )
+                    .env("PP_KERNEL", out.join(reproducible::verify::IMAGE_FILE))
+                    .env("PP_RELEASE_DIR", &out)
+                    .env("PP_TEST_ROOT_DIR", test_root::ensure(root)?)
+                    .args(["test", "--workspace", "--all-features", "--quiet"]),
+            )
         },
     )?;
+    step("task runner unit tests", &mut || {
+        util::run(Command::new(&host_cargo).current_dir(root).args([
+            "test",
+            "--manifest-path",
+            "xtask/Cargo.toml",
+            "--quiet",
+        ]))
+    })?;
     step("loader unit tests (host)", &mut || {
         util::run(&mut pinned_host_test(&root.join("image-builder")))
     })?;
-    step("workload unit tests (host)", &mut || {
-        ring::prepare(root, pins)?;
-        util::run(&mut pinned_host_test(&root.join("workload")))
-    })?;
-    let out = root.join("target/pp-image");
-    step("image build", &mut || {
-        image::build(root, pins, &out).map(drop)
-    })?;
-    step("smoke boot under TCG", &mut || {
-        let efi = qemu::check_image_dir(&out)?;
-        let fw = firmware::pinned(root, pins)?;
-        smoke::run(&smoke::config_for(&efi, &fw, "")?)
-    })?;
+    let fw = firmware::pinned(root)?;
+    let test_root = test_root::ensure(root)?;
+    step(
+        "smoke: release image under TCG (health; attestation refused)",
+        &mut || {
+            let efi = qemu::check_image_dir(&out)?;
+            smoke::run(&smoke::config_for(&efi, &fw, "")?, "release", &test_root).map(drop)
+        },
+    )?;
+    step(
+        "smoke: test image under TCG (attested session, sealed requests, no canary in the log)",
+        &mut || {
+            let efi = qemu::check_image_dir(&test_out)?;
+            smoke::run(&smoke::config_for(&efi, &fw, "")?, "test", &test_root).map(drop)
+        },
+    )?;
     step("loader refuses an over-long command line", &mut || {
         let efi = qemu::check_image_dir(&out)?;
-        let fw = firmware::pinned(root, pins)?;
         let append = "x".repeat(5000);
         smoke::expect_loader_error(&smoke::config_for(&efi, &fw, &append)?, "command line is")
     })?;
@@ -54,15 +85,45 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         "loader refuses an ELF that is not a Hermit image",
         &mut || {
             let bad = image::build_loader(root, Path::new("/bin/true"), "loader-bad-elf-target")?;
-            let fw = firmware::pinned(root, pins)?;
             smoke::expect_loader_error(&smoke::config_for(&bad, &fw, "")?, "not a Hermit image")
         },
     )?;
-    step("reproducible across checkout paths", &mut || {
-        repro::check(root, pins).map(drop)
-    })?;
+    step(
+        "verify: a rebuild at another path matches the manifest",
+        &mut || repro::verify_manifest(root, &out.join("manifest.json")),
+    )?;
     println!("\nxtask test: {} passed, 0 failed", passed.len());
     Ok(())
+}
+
+/// The pinned sev-snp-measure from PyPI, in a virtual environment under target/.
+fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
+    let venv = root.join("target/pp/venv");
+    let tool = venv.join("bin/sev-snp-measure");
+    let spec = format!("sev-snp-measure=={}", pins.python.sev_snp_measure);
+    let have = Command::new(venv.join("bin/python3"))
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('sev-snp-measure'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if have.as_deref() == Some(pins.python.sev_snp_measure.as_str()) && tool.is_file() {
+        return Ok(tool);
+    }
+    eprintln!("test: installing {spec} from PyPI into {}", venv.display());
+    util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+        .context("python3 -m venv failed")?;
+    util::run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &spec,
+    ]))
+    .with_context(|| format!("pip could not install {spec}"))?;
+    Ok(tool)
 }
 
 /// `cargo test` with the pinned toolchain for the host, for the crates that also build for the image.

@@ -10,29 +10,58 @@ use crate::{ring, toolchain, util};
 
 pub const HERMIT_TARGET: &str = "x86_64-unknown-hermit";
 
+/// Which enclave is built: the release, or a test image that carries the test attester.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Release,
+    /// Signs attestation reports with generated test material (never trusted by default).
+    Test,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::Test => "test",
+        }
+    }
+}
+
 /// Build `pp-workload` for Hermit against the kernel in `kernel_lib_dir`; returns the ELF's path.
-pub fn build(root: &Path, pins: &Pins, kernel_lib_dir: &Path) -> Result<PathBuf> {
+/// `release_ref` (hex) names the release in the evidence.
+pub fn build(
+    root: &Path,
+    pins: &Pins,
+    kernel_lib_dir: &Path,
+    variant: Variant,
+    release_ref: &str,
+) -> Result<PathBuf> {
     ring::prepare(root, pins)?;
     let work = root.join("target/pp");
-    let target_dir = work.join("workload-target");
+    let target_dir = work.join(format!("workload-{}-target", variant.name()));
     let started = std::time::Instant::now();
-    let mut cmd = toolchain::cargo("build", &root.join("workload"), &target_dir, &[]);
-    cmd.args([
-        "--target",
-        HERMIT_TARGET,
-        "-Zbuild-std=std,panic_abort",
-        "-Zbuild-std-features=compiler-builtins-mem",
-    ])
-    .env("PP_HERMIT_LIB_DIR", kernel_lib_dir);
+    let mut cmd = toolchain::cargo("build", root, &target_dir, &[]);
+    cmd.args(["--package", "pp-workload", "--target", HERMIT_TARGET])
+        .args([
+            "-Zbuild-std=std,panic_abort",
+            "-Zbuild-std-features=compiler-builtins-mem",
+        ])
+        .env("PP_HERMIT_LIB_DIR", kernel_lib_dir)
+        .env("PP_RELEASE_REF", release_ref);
+    if variant == Variant::Test {
+        cmd.args(["--features", "test-attester"])
+            .env("PP_TEST_ROOT_DIR", crate::test_root::ensure(root)?);
+    }
     util::run(&mut cmd).context("building the workload for Hermit")?;
-    let elf = work.join("workload/pp-workload");
+    let elf = work.join(format!("workload/{}/pp-workload", variant.name()));
     fs::create_dir_all(elf.parent().unwrap())?;
     fs::copy(
         toolchain::release_dir(&target_dir, HERMIT_TARGET).join("pp-workload"),
         &elf,
     )?;
     eprintln!(
-        "workload: {} ({} bytes) in {:.1} s",
+        "workload ({}): {} ({} bytes) in {:.1} s",
+        variant.name(),
         elf.display(),
         fs::metadata(&elf)?.len(),
         started.elapsed().as_secs_f64()

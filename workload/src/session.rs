@@ -1,0 +1,200 @@
+//! One attested session, as types: a handshaken channel becomes an attested one only by sending
+//! evidence bound to it; only an attested one serves sealed requests.
+//!
+//! Nothing here logs or returns request bytes: errors are codes, buffers holding plaintext are
+//! zeroized when dropped.
+
+use std::io::{self, Read, Write};
+
+use pp_attestation::{Attester, report_data_for};
+use pp_protocol::evidence::EvidenceRepr;
+use pp_protocol::frame::{self, ErrorCode, Frame, FrameRepr, HEADER_LEN};
+use zeroize::Zeroizing;
+
+use crate::handler::Handler;
+use crate::keys::HpkeIdentity;
+
+/// The TLS exporter label the evidence binds (docs/protocol.md §3).
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pp-attestation";
+
+/// A byte stream that can also export keying material of the TLS session it runs in.
+pub trait Channel: Read + Write {
+    fn exporter(&self) -> Option<[u8; 32]>;
+}
+
+impl Channel for rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream> {
+    fn exporter(&self) -> Option<[u8; 32]> {
+        self.conn
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .ok()
+    }
+}
+
+/// Why a session ended early. Each maps to the code sent in the last `Error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionError {
+    /// The peer closed or the transport failed.
+    Io,
+    Malformed,
+    Unexpected,
+    TooLarge,
+    NotAttested,
+    OpenFailed,
+    HandlerFailed,
+}
+
+impl SessionError {
+    pub fn code(self) -> Option<ErrorCode> {
+        match self {
+            Self::Io => None,
+            Self::Malformed => Some(ErrorCode::MalformedFrame),
+            Self::Unexpected => Some(ErrorCode::UnexpectedFrame),
+            Self::TooLarge => Some(ErrorCode::TooLarge),
+            Self::NotAttested => Some(ErrorCode::NotAttested),
+            Self::OpenFailed => Some(ErrorCode::OpenFailed),
+            Self::HandlerFailed => Some(ErrorCode::HandlerFailed),
+        }
+    }
+}
+
+/// What the enclave holds for all sessions: its keys, attester and handler.
+pub struct Enclave {
+    pub attester: Box<dyn Attester + Send + Sync>,
+    pub hpke: HpkeIdentity,
+    pub handler: Box<dyn Handler>,
+    /// sha256 naming the release this build belongs to (see `release_ref`).
+    pub release_ref: [u8; 32],
+    /// Largest request frame payload accepted (≤ `frame::MAX_PAYLOAD`).
+    pub max_request: usize,
+}
+
+/// A session right after the TLS handshake.
+pub struct Handshaken<'c, C: Channel> {
+    chan: &'c mut C,
+}
+
+/// A session whose evidence has been sent.
+pub struct Attested<'c, C: Channel> {
+    chan: &'c mut C,
+}
+
+/// Serve one session to its end; returns how many requests were served.
+pub fn serve<C: Channel>(enclave: &Enclave, chan: &mut C) -> Result<u64, SessionError> {
+    let result = Handshaken { chan: &mut *chan }
+        .attest(enclave)
+        .and_then(|s| s.serve_requests(enclave));
+    if let Some(code) = result.as_ref().err().and_then(|e| e.code()) {
+        let _ = write_frame(chan, &FrameRepr::Error { code });
+    }
+    result
+}
+
+impl<'c, C: Channel> Handshaken<'c, C> {
+    /// Wait for the device's nonce and answer with evidence bound to this session.
+    pub fn attest(self, enclave: &Enclave) -> Result<Attested<'c, C>, SessionError> {
+        let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
+        let nonce = match parse(&buf)? {
+            FrameRepr::AttestRequest { nonce } => nonce,
+            _ => return Err(SessionError::Unexpected),
+        };
+        let exporter = self.chan.exporter().ok_or(SessionError::NotAttested)?;
+        let report_data = report_data_for(
+            &exporter,
+            &nonce,
+            &enclave.release_ref,
+            &enclave.hpke.key_config,
+        );
+        let evidence = enclave
+            .attester
+            .attest(&report_data)
+            .map_err(|_| SessionError::NotAttested)?;
+        let bundle = EvidenceRepr {
+            report: &evidence.report,
+            vcek: &evidence.vcek_der,
+            ask: &evidence.ask_der,
+            ark: &evidence.ark_der,
+            key_config: &enclave.hpke.key_config,
+            manifest_sha256: enclave.release_ref,
+        }
+        .to_vec()
+        .map_err(|_| SessionError::NotAttested)?;
+        write_frame(self.chan, &FrameRepr::Evidence { bundle: &bundle })?;
+        Ok(Attested { chan: self.chan })
+    }
+}
+
+impl<C: Channel> Attested<'_, C> {
+    /// Open, handle and seal requests until the device closes the session.
+    pub fn serve_requests(self, enclave: &Enclave) -> Result<u64, SessionError> {
+        let mut served = 0;
+        while let Some(buf) = read_frame(self.chan, enclave.max_request)? {
+            let encapsulated = match parse(&buf)? {
+                FrameRepr::SealedRequest { encapsulated } => encapsulated,
+                _ => return Err(SessionError::Unexpected),
+            };
+            let (request, opener) = enclave
+                .hpke
+                .server
+                .decapsulate(encapsulated)
+                .map_err(|_| SessionError::OpenFailed)?;
+            let request = Zeroizing::new(request);
+            let response = Zeroizing::new(
+                enclave
+                    .handler
+                    .handle(&request)
+                    .map_err(|_| SessionError::HandlerFailed)?,
+            );
+            let sealed = opener
+                .encapsulate(&response)
+                .map_err(|_| SessionError::HandlerFailed)?;
+            write_frame(
+                self.chan,
+                &FrameRepr::SealedResponse {
+                    encapsulated: &sealed,
+                },
+            )?;
+            served += 1;
+        }
+        Ok(served)
+    }
+}
+
+fn parse(buf: &[u8]) -> Result<FrameRepr<'_>, SessionError> {
+    let frame = Frame::new_checked(buf).map_err(|_| SessionError::Malformed)?;
+    FrameRepr::parse(&frame).map_err(|_| SessionError::Malformed)
+}
+
+/// Read one whole frame (header and payload) of at most `max_payload` payload bytes, refusing a
+/// larger one from its header alone. `None` on a clean end of stream before a frame.
+fn read_frame(
+    chan: &mut impl Read,
+    max_payload: usize,
+) -> Result<Option<Zeroizing<Vec<u8>>>, SessionError> {
+    let mut header = [0u8; HEADER_LEN];
+    match chan.read(&mut header[..1]) {
+        Ok(0) => return Ok(None),
+        Ok(_) => {}
+        Err(_) => return Err(SessionError::Io),
+    }
+    chan.read_exact(&mut header[1..])
+        .map_err(|_| SessionError::Io)?;
+    let len = frame::header_payload_len(&header).map_err(|e| match e {
+        pp_protocol::Error::TooLong => SessionError::TooLarge,
+        _ => SessionError::Malformed,
+    })?;
+    if len > max_payload {
+        return Err(SessionError::TooLarge);
+    }
+    let mut buf = Zeroizing::new(vec![0u8; HEADER_LEN + len]);
+    buf[..HEADER_LEN].copy_from_slice(&header);
+    chan.read_exact(&mut buf[HEADER_LEN..])
+        .map_err(|_| SessionError::Io)?;
+    Ok(Some(buf))
+}
+
+fn write_frame(chan: &mut impl Write, repr: &FrameRepr<'_>) -> Result<(), SessionError> {
+    let bytes = repr.to_vec().map_err(|_| SessionError::TooLarge)?;
+    chan.write_all(&bytes)
+        .and_then(|_| chan.flush())
+        .map_err(|_: io::Error| SessionError::Io)
+}

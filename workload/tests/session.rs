@@ -1,0 +1,253 @@
+//! The enclave side of the attested session, as a Linux process with the test attester: a device
+//! (pp-client) gets verified evidence and sealed answers; malformed, oversized, early or
+//! wrongly-sealed frames get an error code and a closed connection; request text never reaches
+//! the log. Needs the `test-attester` feature and PP_TEST_ROOT_DIR (`cargo xtask test` sets both).
+#![cfg(feature = "test-attester")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
+use pp_protocol::frame::{ErrorCode, Frame, FrameRepr, NONCE_LEN};
+
+const CANARY: &str = "canary-51e0: never in any log";
+
+struct Enclave {
+    child: Child,
+    tls_port: u16,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start() -> Enclave {
+    let (health, tls_port) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
+        .env("PP_BIND", "127.0.0.1")
+        .env("PP_HEALTH_PORT", health.to_string())
+        .env("PP_TLS_PORT", tls_port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { return };
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let enclave = Enclave {
+        child,
+        tls_port,
+        log,
+    };
+    loop {
+        let line = enclave
+            .log
+            .recv_timeout(Duration::from_secs(30))
+            .expect("ready line");
+        if line.contains("pp-workload: ready") {
+            return enclave;
+        }
+    }
+}
+
+fn policy() -> pp_attestation::Policy {
+    let ark = std::fs::read(concat!(env!("PP_TEST_ROOT_DIR"), "/ark.der")).unwrap();
+    pp_attestation::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap()
+}
+
+/// A TLS client that speaks raw frames (accepting any certificate: these tests attack the enclave).
+fn raw_session(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    #[derive(Debug)]
+    struct AnyCert;
+    impl rustls::client::danger::ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            rustls::crypto::ring::default_provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AnyCert))
+    .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "pp-enclave".try_into().unwrap()).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    rustls::StreamOwned::new(conn, sock)
+}
+
+/// Read frames until an Error frame; return its code (panics if the enclave answers otherwise).
+fn expect_error(stream: &mut impl Read) -> ErrorCode {
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    let mut rest = &all[..];
+    while rest.len() >= 8 {
+        let len = u32::from_be_bytes(rest[4..8].try_into().unwrap()) as usize;
+        let (one, tail) = rest.split_at(8 + len);
+        if let FrameRepr::Error { code } =
+            FrameRepr::parse(&Frame::new_checked(one).unwrap()).unwrap()
+        {
+            return code;
+        }
+        rest = tail;
+    }
+    panic!("no error frame before the connection closed");
+}
+
+#[test]
+fn a_device_gets_verified_evidence_and_sealed_answers() {
+    let enclave = start();
+    let sock = TcpStream::connect(("127.0.0.1", enclave.tls_port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut session =
+        pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
+    assert!(session.verdict().accepted());
+    assert_eq!(session.measurement(), TEST_MEASUREMENT);
+    for _ in 0..3 {
+        let answer = session
+            .request(format!("{CANARY}\nline two").as_bytes())
+            .unwrap();
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(
+            answer.contains(&format!("\"first_line\":\"{CANARY}\"")),
+            "{answer}"
+        );
+    }
+    let _ = session.close();
+    let mut log = Vec::new();
+    while let Ok(line) = enclave.log.recv_timeout(Duration::from_secs(5)) {
+        log.push(line);
+        if log.last().unwrap().contains("pp-workload: session=1 ") {
+            break;
+        }
+    }
+    assert!(
+        log.iter().any(|l| l.contains("session=1 ok requests=3")),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|l| !l.contains("canary")), "{log:?}");
+}
+
+#[test]
+fn the_enclave_refuses_what_breaks_the_protocol() {
+    let enclave = start();
+    let send = |frames: &[Vec<u8>]| {
+        let mut s = raw_session(enclave.tls_port);
+        for f in frames {
+            s.write_all(f).unwrap();
+        }
+        s.flush().unwrap();
+        expect_error(&mut s)
+    };
+    let attest = FrameRepr::AttestRequest {
+        nonce: [1; NONCE_LEN],
+    }
+    .to_vec()
+    .unwrap();
+    // A sealed request before attestation.
+    let early = FrameRepr::SealedRequest { encapsulated: b"x" }
+        .to_vec()
+        .unwrap();
+    assert_eq!(send(&[early]), ErrorCode::UnexpectedFrame);
+    // Garbage instead of a frame.
+    assert_eq!(
+        send(&[b"GET / HTTP/1.0\r\n\r\n".to_vec()]),
+        ErrorCode::MalformedFrame
+    );
+    // A header announcing more than the bound: refused before any payload is read.
+    assert_eq!(
+        send(&[vec![b'P', b'P', 1, 1, 0x7f, 0, 0, 0]]),
+        ErrorCode::TooLarge
+    );
+    // A request sealed to another key (a fresh key configuration the enclave never had).
+    let mut other = ohttp::KeyConfig::new(
+        1,
+        ohttp::hpke::Kem::X25519Sha256,
+        vec![ohttp::SymmetricSuite::new(
+            ohttp::hpke::Kdf::HkdfSha256,
+            ohttp::hpke::Aead::ChaCha20Poly1305,
+        )],
+    )
+    .unwrap();
+    let (sealed, _) = ohttp::ClientRequest::from_config(&mut other)
+        .unwrap()
+        .encapsulate(CANARY.as_bytes())
+        .unwrap();
+    let wrong = FrameRepr::SealedRequest {
+        encapsulated: &sealed,
+    }
+    .to_vec()
+    .unwrap();
+    assert_eq!(send(&[attest.clone(), wrong]), ErrorCode::OpenFailed);
+    // An oversized request after attestation.
+    let huge = [b'P', b'P', 1, 3, 0x00, 0x20, 0x00, 0x00];
+    assert_eq!(send(&[attest, huge.to_vec()]), ErrorCode::TooLarge);
+    let mut log = Vec::new();
+    while let Ok(line) = enclave.log.recv_timeout(Duration::from_secs(2)) {
+        log.push(line);
+    }
+    assert_eq!(
+        log.iter().filter(|l| l.contains(" error=")).count(),
+        5,
+        "{log:?}"
+    );
+    assert!(log.iter().all(|l| !l.contains("canary")), "{log:?}");
+}

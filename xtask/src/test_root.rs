@@ -1,0 +1,47 @@
+//! The test attestation root: a test ARK/ASK chain and a VCEK, generated deterministically from a
+//! fixed seed, written where a test image's build embeds them and where tests find the ARK.
+//! Nothing trusts it unless a policy is built with `Policy::trusting_test_root`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pp_attestation::test_attester::{TestAttester, TestRoot};
+use pp_attestation::test_signer::TEST_MEASUREMENT;
+
+/// The seed of the project's test root. Public on purpose: this root proves nothing.
+pub const SEED: [u8; 32] = *b"pp test root v1 (not AMD, public";
+
+/// Files written, as the workload's test attester reads them.
+pub const FILES: [&str; 5] = ["vcek.key", "vcek.der", "ask.der", "ark.der", "chip_id.bin"];
+
+/// Generate (once) the test material under `target/pp/test-root/`; returns the folder.
+pub fn ensure(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/pp/test-root");
+    let stamp = dir.join("seed");
+    if fs::read(&stamp).ok().as_deref() == Some(&SEED[..])
+        && FILES.iter().all(|f| dir.join(f).is_file())
+    {
+        return Ok(dir);
+    }
+    eprintln!("test-root: generating the test ARK/ASK (RSA-4096) and VCEK from the fixed seed");
+    let root_keys =
+        std::sync::Arc::new(TestRoot::generate(SEED).context("generating the test root")?);
+    let attester = TestAttester::new(root_keys.clone(), TEST_MEASUREMENT);
+    fs::create_dir_all(&dir)?;
+    let vcek = root_keys
+        .vcek_der(&attester.chip_id, attester.tcb)
+        .context("issuing the test VCEK")?;
+    let contents: [Vec<u8>; 5] = [
+        root_keys.vcek_scalar(),
+        vcek,
+        root_keys.ask_der().to_vec(),
+        root_keys.ark_der().to_vec(),
+        attester.chip_id.to_vec(),
+    ];
+    for (name, bytes) in FILES.iter().zip(contents) {
+        fs::write(dir.join(name), bytes)?;
+    }
+    fs::write(&stamp, SEED)?;
+    Ok(dir)
+}
