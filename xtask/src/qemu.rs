@@ -64,7 +64,13 @@ pub struct Vm {
 impl Vm {
     pub fn start(config: &BootConfig, echo: bool) -> Result<Self> {
         let mut cmd = config.command();
-        eprintln!("boot: {}", crate::util::describe(&cmd));
+        let line = crate::util::describe(&cmd);
+        match line.char_indices().nth(600) {
+            Some((cut, _)) => {
+                eprintln!("boot: {}… ({} more bytes)", &line[..cut], line.len() - cut)
+            }
+            None => eprintln!("boot: {line}"),
+        }
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
