@@ -1,0 +1,137 @@
+//! Benchmark of the attested session on loopback (host mode, release build): what a device pays
+//! to get a verified session, what one sealed request costs end to end, and how the HPKE sealing
+//! compares with the handler's own work. Prints numbers and ratios; asserts nothing.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
+use pp_workload::handler::{Handler, TextStats};
+
+const SESSIONS: usize = 30;
+const REQUESTS: usize = 500;
+const IN_PROCESS: usize = 2000;
+
+struct Workload(Child);
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p90(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() * 9 / 10]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let tls_port = free_port();
+    let _workload = Workload(
+        Command::new(env!("CARGO_BIN_EXE_pp-workload"))
+            .env("PP_BIND", "127.0.0.1")
+            .env("PP_HEALTH_PORT", free_port().to_string())
+            .env("PP_TLS_PORT", tls_port.to_string())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ark = std::fs::read(concat!(env!("PP_TEST_ROOT_DIR"), "/ark.der")).unwrap();
+    let policy =
+        pp_attestation::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();
+    let connect = || loop {
+        if let Ok(sock) = TcpStream::connect(("127.0.0.1", tls_port)) {
+            sock.set_nodelay(true).unwrap();
+            return pp_client::connect(sock, "pp-enclave", &policy, pp_client::Limits::default())
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(connect()); // warm up, and wait for the listener
+
+    let body = "lorem ipsum dolor sit amet ".repeat(38).into_bytes(); // ~1 KiB of text
+    let mut setups = Vec::new();
+    for _ in 0..SESSIONS {
+        let t = Instant::now();
+        let session = connect();
+        setups.push(t.elapsed());
+        let _ = session.close();
+    }
+
+    let mut session = connect();
+    let mut round_trips = Vec::new();
+    let t = Instant::now();
+    for _ in 0..REQUESTS {
+        let r = Instant::now();
+        session.request(&body).unwrap();
+        round_trips.push(r.elapsed());
+    }
+    let per_second = REQUESTS as f64 / t.elapsed().as_secs_f64();
+    let _ = session.close();
+
+    // In process: the handler alone, and HPKE seal + open of the request and the response.
+    let t = Instant::now();
+    for _ in 0..IN_PROCESS {
+        std::hint::black_box(TextStats.handle(std::hint::black_box(&body)).unwrap());
+    }
+    let handler = t.elapsed() / IN_PROCESS as u32;
+    let hpke = pp_workload::keys::fresh().unwrap();
+    let response = TextStats.handle(&body).unwrap();
+    let t = Instant::now();
+    for _ in 0..IN_PROCESS {
+        let client = ohttp::ClientRequest::from_encoded_config(&hpke.key_config).unwrap();
+        let (sealed, opener) = client.encapsulate(&body).unwrap();
+        let (_, server_response) = hpke.server.decapsulate(&sealed).unwrap();
+        let sealed_response = server_response.encapsulate(&response).unwrap();
+        std::hint::black_box(opener.decapsulate(&sealed_response).unwrap());
+    }
+    let sealing = t.elapsed() / IN_PROCESS as u32;
+
+    println!(
+        "attested session set-up (TLS 1.3 + evidence + verification), {SESSIONS} sessions on loopback:"
+    );
+    println!(
+        "  median {:.2} ms, p90 {:.2} ms",
+        micros(median(setups.clone())) / 1e3,
+        micros(p90(setups)) / 1e3
+    );
+    println!(
+        "one session, {REQUESTS} sealed requests of {} bytes:",
+        body.len()
+    );
+    println!(
+        "  {per_second:.0} requests/s; round trip median {:.0} µs, p90 {:.0} µs",
+        micros(median(round_trips.clone())),
+        micros(p90(round_trips.clone()))
+    );
+    println!("in process, per request:");
+    println!(
+        "  handler {:.1} µs; HPKE seal+open of request and response {:.1} µs",
+        micros(handler),
+        micros(sealing)
+    );
+    println!(
+        "  ratio HPKE / handler = {:.1}; HPKE share of the round trip = {:.0}%",
+        micros(sealing) / micros(handler),
+        100.0 * micros(sealing) / micros(median(round_trips))
+    );
+}

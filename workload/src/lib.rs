@@ -1,0 +1,9 @@
+//! The enclave program's parts, as a library so that tests and benchmarks can drive them directly.
+//! `main.rs` wires them into the program that runs in the image.
+
+pub mod attest;
+pub mod handler;
+pub mod health;
+pub mod keys;
+pub mod session;
+pub mod tls;
