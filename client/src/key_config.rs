@@ -1,20 +1,12 @@
 //! Which attested key configurations this device seals to.
 //!
 //! docs/protocol.md §4: X25519-HKDF-SHA256 with HKDF-SHA256 and ChaCha20-Poly1305 or AES-128-GCM.
-//! The `ohttp` crate parses the configuration; this check comes first because `ohttp` 0.8's
+//! The `ohttp` crate does the sealing; this check comes first because `ohttp` 0.8's
 //! `ClientRequest::from_config` indexes the first *supported* suite without checking that one
 //! is left, so a configuration listing only suites it does not support (say HKDF-SHA384) would
-//! panic. The shape read here is RFC 9458 §3:
-//!
-//! ```text
-//! key_id (1) | kem_id (2) | public key (Npk = 32 for X25519) | suites length (2) | (kdf (2), aead (2))*
-//! ```
+//! panic. The format itself is parsed in one place, `pp_protocol::key_config`.
 
-const KEM_X25519_HKDF_SHA256: u16 = 0x0020;
-const X25519_PUBLIC_KEY_LEN: usize = 32;
-const KDF_HKDF_SHA256: u16 = 0x0001;
-const AEAD_AES_128_GCM: u16 = 0x0001;
-const AEAD_CHACHA20_POLY1305: u16 = 0x0003;
+use pp_protocol::key_config::{KeyConfig, X25519_PUBLIC_KEY_LEN};
 
 /// Bytes a sealed request adds to the body: key id, KEM, KDF and AEAD ids (7), the X25519
 /// encapsulated key (32), the AEAD tag (16).
@@ -23,32 +15,10 @@ pub(crate) const REQUEST_OVERHEAD: usize = 7 + X25519_PUBLIC_KEY_LEN + 16;
 /// ChaCha20-Poly1305), and the AEAD tag (16).
 pub(crate) const RESPONSE_OVERHEAD: usize = 32 + 16;
 
-fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
-    let b = bytes.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
-}
-
 /// True if `config` is one well-formed X25519 key configuration listing at least one suite this
-/// device seals with.
+/// device seals with (parsed by `pp_protocol::key_config`).
 pub(crate) fn supported(config: &[u8]) -> bool {
-    let suites_len_at = 3 + X25519_PUBLIC_KEY_LEN;
-    if u16_at(config, 1) != Some(KEM_X25519_HKDF_SHA256) {
-        return false;
-    }
-    let Some(suites_len) = u16_at(config, suites_len_at).map(usize::from) else {
-        return false;
-    };
-    let suites = &config[suites_len_at + 2..];
-    if suites_len == 0 || suites_len % 4 != 0 || suites.len() != suites_len {
-        return false;
-    }
-    suites.chunks_exact(4).any(|s| {
-        u16_at(s, 0) == Some(KDF_HKDF_SHA256)
-            && matches!(
-                u16_at(s, 2),
-                Some(AEAD_AES_128_GCM | AEAD_CHACHA20_POLY1305)
-            )
-    })
+    KeyConfig::new_checked(config).is_ok_and(|c| c.has_supported_suite())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod evidence;
 pub mod frame;
+pub mod key_config;
 
 /// Why bytes were refused. Carries no peer data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
