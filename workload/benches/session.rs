@@ -2,8 +2,8 @@
 //! to get a verified session, what one sealed request costs end to end, and how the HPKE sealing
 //! compares with the handler's own work. Prints numbers and ratios; asserts nothing.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
@@ -13,22 +13,8 @@ const SESSIONS: usize = 30;
 const REQUESTS: usize = 500;
 const IN_PROCESS: usize = 2000;
 
-struct Workload(Child);
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -45,16 +31,8 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn main() {
-    let tls_port = free_port();
-    let _workload = Workload(
-        Command::new(env!("CARGO_BIN_EXE_pp-workload"))
-            .env("PP_BIND", "127.0.0.1")
-            .env("PP_HEALTH_PORT", free_port().to_string())
-            .env("PP_TLS_PORT", tls_port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let workload = common::spawn(Stdio::null(), Stdio::null());
+    let tls_port = workload.tls_port;
     let ark = std::fs::read(concat!(env!("PP_TEST_ROOT_DIR"), "/ark.der")).unwrap();
     let policy =
         pp_attestation::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();

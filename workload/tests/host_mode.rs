@@ -1,27 +1,11 @@
 //! The workload runs as a Linux process too: start it, wait for its ready line, talk to it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::time::Duration;
 
-/// Kills the workload even when an assertion fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
 
 fn get(port: u16, request: &[u8]) -> String {
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -35,17 +19,9 @@ fn get(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn serves_health_and_keeps_request_bytes_out_of_the_log() {
-    let (health, tls) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
-        .env("PP_BIND", "127.0.0.1")
-        .env("PP_HEALTH_PORT", health.to_string())
-        .env("PP_TLS_PORT", tls.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let _guard = KillOnDrop(child);
+    let mut workload = common::spawn(Stdio::piped(), Stdio::null());
+    let health = workload.health_port;
+    let mut lines = BufReader::new(workload.child.stdout.take().unwrap()).lines();
     let head: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
     assert!(
         head[0].starts_with("pp-workload: tls certificate sha256 "),

@@ -5,8 +5,8 @@
 #![cfg(feature = "test-attester")]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,37 +15,16 @@ use pp_protocol::frame::{ErrorCode, Frame, FrameRepr, NONCE_LEN};
 
 const CANARY: &str = "canary-51e0: never in any log";
 
+mod common;
+
 struct Enclave {
-    child: Child,
-    tls_port: u16,
+    workload: common::Workload,
     log: std::sync::mpsc::Receiver<String>,
 }
 
-impl Drop for Enclave {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start() -> Enclave {
-    let (health, tls_port) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
-        .env("PP_BIND", "127.0.0.1")
-        .env("PP_HEALTH_PORT", health.to_string())
-        .env("PP_TLS_PORT", tls_port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut workload = common::spawn(Stdio::piped(), Stdio::piped());
+    let child = &mut workload.child;
     let (tx, log) = std::sync::mpsc::channel();
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -59,11 +38,7 @@ fn start() -> Enclave {
             }
         });
     }
-    let enclave = Enclave {
-        child,
-        tls_port,
-        log,
-    };
+    let enclave = Enclave { workload, log };
     loop {
         let line = enclave
             .log
@@ -154,7 +129,7 @@ fn expect_error(stream: &mut impl Read) -> ErrorCode {
 #[test]
 fn a_device_gets_verified_evidence_and_sealed_answers() {
     let enclave = start();
-    let sock = TcpStream::connect(("127.0.0.1", enclave.tls_port)).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", enclave.workload.tls_port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut session =
@@ -190,7 +165,7 @@ fn a_device_gets_verified_evidence_and_sealed_answers() {
 fn the_enclave_refuses_what_breaks_the_protocol() {
     let enclave = start();
     let send = |frames: &[Vec<u8>]| {
-        let mut s = raw_session(enclave.tls_port);
+        let mut s = raw_session(enclave.workload.tls_port);
         for f in frames {
             s.write_all(f).unwrap();
         }

@@ -1,0 +1,46 @@
+//! Starting the workload binary (a Linux process) on free loopback ports, for tests and benches.
+// Each test or bench target compiles its own copy and uses only part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+
+/// A running workload; killed when dropped, even when an assertion fails first.
+pub struct Workload {
+    pub child: Child,
+    pub health_port: u16,
+    pub tls_port: u16,
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `pp-workload` on 127.0.0.1 with its output sent where the caller says.
+pub fn spawn(stdout: Stdio, stderr: Stdio) -> Workload {
+    let (health_port, tls_port) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
+        .env("PP_BIND", "127.0.0.1")
+        .env("PP_HEALTH_PORT", health_port.to_string())
+        .env("PP_TLS_PORT", tls_port.to_string())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    Workload {
+        child,
+        health_port,
+        tls_port,
+    }
+}
