@@ -84,6 +84,30 @@ pub struct Measurement {
 }
 
 impl Measurement {
+    /// The launch digest these parameters give for the release folder `dir` (holding `pp.efi`
+    /// and the AmdSev firmware) with `vcpus` vCPUs.
+    pub fn launch_digest(
+        &self,
+        dir: &Path,
+        vcpus: u32,
+    ) -> Result<[u8; crate::measure::DIGEST_LEN]> {
+        use crate::measure::{MeasureInputs, VcpuModel};
+        use crate::verify::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
+        let guest_features = u64::from_str_radix(self.guest_features.trim_start_matches("0x"), 16)
+            .context("guest_features is not hex")?;
+        let inputs = MeasureInputs {
+            ovmf: dir.join(AMDSEV_FIRMWARE_FILE),
+            kernel: Some(dir.join(IMAGE_FILE)),
+            initrd: None,
+            append: Some(self.append.clone()),
+            vcpus,
+            vcpu: VcpuModel::Named(self.vcpu_type.clone()),
+            guest_features,
+            vmm_type: self.vmm_type.clone(),
+        };
+        Ok(crate::measure::launch_digest(&inputs)?)
+    }
+
     /// The vCPU count whose digest equals `digest`, if any.
     pub fn vcpus_for(&self, digest: &[u8]) -> Option<u32> {
         let hex = hex::encode(digest);

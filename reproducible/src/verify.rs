@@ -7,7 +7,6 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::manifest::{Artifact, Manifest};
-use crate::measure::{self, MeasureInputs, VcpuModel};
 
 /// One compared value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,24 +82,14 @@ pub fn compare_dir(expected: &Manifest, dir: &Path, rebuilt: &Manifest) -> Resul
         expected: m.qemu_snp_command.clone(),
         got: rebuilt.measurement.qemu_snp_command.clone(),
     });
-    let features = u64::from_str_radix(m.guest_features.trim_start_matches("0x"), 16)
-        .context("the manifest's guest_features is not hex")?;
     for (vcpus, digest) in &m.digests {
-        let inputs = MeasureInputs {
-            ovmf: dir.join(AMDSEV_FIRMWARE_FILE),
-            kernel: Some(dir.join(IMAGE_FILE)),
-            initrd: None,
-            append: Some(m.append.clone()),
-            vcpus: vcpus
-                .parse()
-                .context("the manifest's vCPU count is not a number")?,
-            vcpu: VcpuModel::Named(m.vcpu_type.clone()),
-            guest_features: features,
-            vmm_type: m.vmm_type.clone(),
-        };
-        let got = measure::launch_digest(&inputs)
+        let vcpus_n: u32 = vcpus
+            .parse()
+            .context("the manifest's vCPU count is not a number")?;
+        let got = m
+            .launch_digest(dir, vcpus_n)
             .map(hex::encode)
-            .unwrap_or_else(|e| format!("error: {e}"));
+            .unwrap_or_else(|e| format!("error: {e:#}"));
         rows.push(Row {
             input: format!("launch digest, {vcpus} vCPU"),
             expected: digest.clone(),

@@ -68,15 +68,29 @@ fn main() {
 }
 
 /// The release this build belongs to: `PP_RELEASE_REF` (64 hex digits) at build time, else zero.
-fn release_ref() -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if let Some(hex) = option_env!("PP_RELEASE_REF") {
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = hex
-                .get(2 * i..2 * i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or(0);
+/// Anything else fails the build, so a malformed reference can never reach the evidence.
+const RELEASE_REF: [u8; 32] = match option_env!("PP_RELEASE_REF") {
+    Some(hex) => parse_release_ref(hex.as_bytes()),
+    None => [0; 32],
+};
+
+const fn parse_release_ref(hex: &[u8]) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => panic!("PP_RELEASE_REF must be 64 lowercase hex digits"),
         }
+    }
+    assert!(
+        hex.len() == 64,
+        "PP_RELEASE_REF must be 64 lowercase hex digits"
+    );
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]);
+        i += 1;
     }
     out
 }
@@ -88,7 +102,7 @@ fn run() -> Result<(), String> {
         attester: attest::attester()?,
         hpke: keys::fresh()?,
         handler: Box::new(handler::TextStats),
-        release_ref: release_ref(),
+        release_ref: RELEASE_REF,
         max_request: pp_protocol::frame::MAX_PAYLOAD,
     });
     let listen = |port: u16| {

@@ -171,13 +171,7 @@ fn run() -> Result<()> {
             snp: true,
             vcpus,
             ..
-        } => snp::boot(
-            &root,
-            &pins,
-            &boot,
-            &image::default_out(&root, boot.variant()),
-            vcpus,
-        ),
+        } => snp::boot(&root, &pins, &boot, vcpus),
         Cmd::Boot {
             boot,
             health_port,
@@ -251,6 +245,19 @@ fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
     Ok(())
 }
 
+/// The image folder a boot uses: the one given, else the variant's default folder, built now.
+pub fn image_dir(root: &Path, pins: &pins::Pins, boot: &BootArgs) -> Result<PathBuf> {
+    setup::ensure(pins)?;
+    Ok(match &boot.image {
+        Some(dir) => dir.clone(),
+        None => {
+            let out = image::default_out(root, boot.variant());
+            image::build(root, pins, &out, boot.variant())?;
+            out
+        }
+    })
+}
+
 /// Resolve the image (building it when no folder was given) and the firmware for a boot;
 /// returns the boot configuration and the image's variant (from its manifest).
 fn boot_config(
@@ -258,15 +265,7 @@ fn boot_config(
     pins: &pins::Pins,
     boot: &BootArgs,
 ) -> Result<(qemu::BootConfig, String)> {
-    setup::ensure(pins)?;
-    let dir = match &boot.image {
-        Some(dir) => dir.clone(),
-        None => {
-            let out = image::default_out(root, boot.variant());
-            image::build(root, pins, &out, boot.variant())?;
-            out
-        }
-    };
+    let dir = image_dir(root, pins, boot)?;
     let efi = qemu::check_image_dir(&dir)?;
     let variant = reproducible::cli::load_manifest(&dir.join("manifest.json"))?.variant;
     let firmware = match &boot.firmware {

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use reproducible::measure::{self, MeasureInputs, VcpuModel};
 use reproducible::verify::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
 use reproducible::{Artifact, Measurement};
 
@@ -93,16 +92,9 @@ pub fn boot(
     root: &Path,
     pins: &crate::pins::Pins,
     args: &crate::BootArgs,
-    default_out: &Path,
     vcpus: u32,
 ) -> Result<()> {
-    let dir = match &args.image {
-        Some(dir) => dir.clone(),
-        None => {
-            crate::image::build(root, pins, default_out, args.variant())?;
-            default_out.to_path_buf()
-        }
-    };
+    let dir = crate::image_dir(root, pins, args)?;
     let efi = crate::qemu::check_image_dir(&dir)?;
     let manifest = reproducible::cli::load_manifest(&dir.join("manifest.json"))?;
     let firmware = match &args.firmware {
@@ -141,30 +133,22 @@ pub fn boot(
 /// The manifest's measurement section for the release folder `dir` (holding pp.efi and the
 /// AmdSev firmware).
 pub fn measurement(pins: &SnpPins, dir: &Path, append: &str) -> Result<Measurement> {
-    let features = u64::from_str_radix(pins.guest_features.trim_start_matches("0x"), 16)
-        .context("pins.toml [snp] guest_features is not hex")?;
-    let mut digests = BTreeMap::new();
-    for &vcpus in &pins.vcpus {
-        let inputs = MeasureInputs {
-            ovmf: dir.join(AMDSEV_FIRMWARE_FILE),
-            kernel: Some(dir.join(IMAGE_FILE)),
-            initrd: None,
-            append: Some(append.to_string()),
-            vcpus,
-            vcpu: VcpuModel::Named(pins.vcpu_type.clone()),
-            guest_features: features,
-            vmm_type: pins.vmm_type.clone(),
-        };
-        let digest = measure::launch_digest(&inputs)?;
-        digests.insert(vcpus.to_string(), hex::encode(digest));
-    }
-    Ok(Measurement {
+    let mut measurement = Measurement {
         firmware: Artifact::of(&dir.join(AMDSEV_FIRMWARE_FILE), AMDSEV_FIRMWARE_FILE)?,
         append: append.to_string(),
         vcpu_type: pins.vcpu_type.clone(),
         guest_features: pins.guest_features.clone(),
         vmm_type: pins.vmm_type.clone(),
         qemu_snp_command: command_template(pins, append),
-        digests,
-    })
+        digests: BTreeMap::new(),
+    };
+    for &vcpus in &pins.vcpus {
+        let digest = measurement
+            .launch_digest(dir, vcpus)
+            .context("pins.toml [snp]")?;
+        measurement
+            .digests
+            .insert(vcpus.to_string(), hex::encode(digest));
+    }
+    Ok(measurement)
 }
