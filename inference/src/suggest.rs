@@ -1,0 +1,293 @@
+//! Reply suggestions: a ChatML prompt asking SmolLM2 for a short reply to the last message,
+//! then temperature + top-p sampling with a repetition penalty, driven by a ChaCha20 RNG seeded
+//! from the request's seed, so the same request and seed always give the same suggestions.
+
+use crate::error::{FeatureError, LoadError};
+use crate::gguf::Gguf;
+use crate::llama::{KvCache, Llama, LlamaConfig};
+use crate::summarize::Message;
+use crate::tokenize::{ChatTurn, SmolTokenizer};
+use crate::{MAX_PROMPT_TOKENS, check_thread};
+use burn::tensor::Device;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+/// Most suggestions per request.
+pub const MAX_SUGGESTIONS: usize = 3;
+/// The system turn of the prompt.
+pub const SYSTEM_PROMPT: &str = "You help people answer chat messages. You write one short, \
+    natural reply in the same language as the conversation, and nothing else.";
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingParams {
+    /// Softmax temperature (> 0).
+    pub temperature: f32,
+    /// Nucleus: sample from the smallest set of tokens whose probability reaches this.
+    pub top_p: f32,
+    /// Divides positive (multiplies negative) logits of tokens already generated (≥ 1).
+    pub repetition_penalty: f32,
+    /// The end of a turn is not allowed before this many tokens.
+    pub min_tokens: usize,
+    /// Generation stops after this many tokens.
+    pub max_tokens: usize,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.7,
+            top_p: 0.9,
+            repetition_penalty: 1.1,
+            min_tokens: 5,
+            max_tokens: 20,
+        }
+    }
+}
+
+/// SmolLM2's tokenizer and decoder together.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    tokenizer: SmolTokenizer,
+    model: Llama,
+}
+
+/// One suggested reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suggestion {
+    /// The reply text, trimmed.
+    pub text: String,
+    /// The generated token ids (without the end-of-turn token).
+    pub tokens: Vec<u32>,
+    /// Whether the model ended its turn (rather than hitting `max_tokens`).
+    pub finished: bool,
+}
+
+impl Generator {
+    /// Pairs a tokenizer with a model.
+    pub fn new(tokenizer: SmolTokenizer, model: Llama) -> Self {
+        Self { tokenizer, model }
+    }
+
+    /// Loads both from GGUF bytes; the KV cache and RoPE table are sized for
+    /// [`MAX_PROMPT_TOKENS`] plus the longest generation.
+    pub fn from_gguf_bytes(bytes: &[u8], dev: &Device) -> Result<Self, LoadError> {
+        let g = Gguf::parse(bytes)?;
+        let tokenizer = SmolTokenizer::from_gguf(&g)?;
+        let cfg = LlamaConfig::from_gguf(&g, MAX_PROMPT_TOKENS + 64)?;
+        if cfg.vocab_size != tokenizer.vocab_size() {
+            return Err(LoadError::Config(
+                "tokenizer and embedding vocab sizes differ",
+            ));
+        }
+        Ok(Self::new(tokenizer, Llama::from_gguf(&g, cfg, dev)?))
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &SmolTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The prompt's token ids for a thread tail.
+    pub fn prompt(&self, thread_tail: &[Message]) -> Result<Vec<u32>, FeatureError> {
+        let mut convo = String::from("Conversation:\n");
+        for m in thread_tail {
+            convo.push_str(&m.sender);
+            convo.push_str(": ");
+            convo.push_str(&m.text);
+            convo.push('\n');
+        }
+        convo.push_str("\nWrite a short reply to the last message.");
+        Ok(self.tokenizer.chat_prompt(&[
+            ChatTurn {
+                role: "system",
+                content: SYSTEM_PROMPT,
+            },
+            ChatTurn {
+                role: "user",
+                content: &convo,
+            },
+        ])?)
+    }
+
+    /// Samples one continuation from a prefilled cache and its logits.
+    fn sample(
+        &self,
+        mut cache: KvCache,
+        mut logits: Vec<f32>,
+        rng: &mut ChaCha20Rng,
+        p: &SamplingParams,
+    ) -> Result<Suggestion, FeatureError> {
+        let tok = &self.tokenizer;
+        let mut out: Vec<u32> = Vec::new();
+        let mut finished = false;
+        while out.len() < p.max_tokens {
+            penalize(&mut logits, &out, p.repetition_penalty);
+            if out.len() < p.min_tokens {
+                for id in [tok.im_end, tok.end_of_text] {
+                    if let Some(l) = logits.get_mut(id as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
+            let next = sample_top_p(&logits, p.temperature, p.top_p, rng);
+            if next == tok.im_end || next == tok.end_of_text {
+                finished = true;
+                break;
+            }
+            out.push(next);
+            if out.len() < p.max_tokens {
+                logits = self.model.forward(&[next], &mut cache)?;
+            }
+        }
+        Ok(Suggestion {
+            text: tok.decode(&out)?.trim().to_owned(),
+            tokens: out,
+            finished,
+        })
+    }
+}
+
+/// Suggests `n` (1..=3) short replies to the last message of `thread_tail`, deterministic for
+/// `seed`. Suggestion `i` uses ChaCha20 stream `i` of the seed; the prompt is prefilled once.
+pub fn suggest(
+    generator: &Generator,
+    thread_tail: &[Message],
+    seed: u64,
+    n: usize,
+) -> Result<Vec<Suggestion>, FeatureError> {
+    suggest_with(generator, thread_tail, seed, n, &SamplingParams::default())
+}
+
+/// [`suggest`] with explicit sampling settings.
+pub fn suggest_with(
+    generator: &Generator,
+    thread_tail: &[Message],
+    seed: u64,
+    n: usize,
+    params: &SamplingParams,
+) -> Result<Vec<Suggestion>, FeatureError> {
+    check_thread(thread_tail.iter().map(|m| m.text.as_str()))?;
+    if n == 0 || n > MAX_SUGGESTIONS {
+        return Err(FeatureError::BadParameter {
+            name: "n",
+            value: n,
+            min: 1,
+            max: MAX_SUGGESTIONS,
+        });
+    }
+    if params.max_tokens == 0 || params.max_tokens > 64 {
+        return Err(FeatureError::BadParameter {
+            name: "max_tokens",
+            value: params.max_tokens,
+            min: 1,
+            max: 64,
+        });
+    }
+    let prompt = generator.prompt(thread_tail)?;
+    if prompt.len() > MAX_PROMPT_TOKENS {
+        return Err(FeatureError::PromptTooLong {
+            tokens: prompt.len(),
+            max: MAX_PROMPT_TOKENS,
+        });
+    }
+    let mut cache = generator.model.new_cache();
+    let logits = generator.model.forward(&prompt, &mut cache)?;
+    (0..n)
+        .map(|i| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            rng.set_stream(i as u64);
+            generator.sample(cache.clone(), logits.clone(), &mut rng, params)
+        })
+        .collect()
+}
+
+/// CTRL-style repetition penalty over the distinct tokens generated so far.
+fn penalize(logits: &mut [f32], seen: &[u32], penalty: f32) {
+    let mut seen: Vec<u32> = seen.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    for id in seen {
+        if let Some(l) = logits.get_mut(id as usize) {
+            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
+        }
+    }
+}
+
+/// Uniform in [0, 1) with 53 random bits.
+fn uniform(rng: &mut ChaCha20Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Samples from softmax(logits / temperature) restricted to the top-p nucleus. Ties in
+/// probability are ordered by token id, so the result depends only on the logits and the RNG.
+pub fn sample_top_p(logits: &[f32], temperature: f32, top_p: f32, rng: &mut ChaCha20Rng) -> u32 {
+    let t = f64::from(temperature.max(1e-4));
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .map(|(i, &l)| (i as u32, (f64::from(l - max) / t).exp()))
+        .collect();
+    if probs.is_empty() {
+        return 0;
+    }
+    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let total: f64 = probs.iter().map(|p| p.1).sum();
+    let mut kept = 0;
+    let mut cum = 0.0;
+    for p in &probs {
+        cum += p.1 / total;
+        kept += 1;
+        if cum >= f64::from(top_p) {
+            break;
+        }
+    }
+    probs.truncate(kept);
+    let mass: f64 = probs.iter().map(|p| p.1).sum();
+    let mut u = uniform(rng) * mass;
+    for &(id, p) in &probs {
+        if u < p {
+            return id;
+        }
+        u -= p;
+    }
+    probs[probs.len() - 1].0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_p_keeps_only_the_nucleus() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        // One token has almost all mass: top-p 0.5 must always pick it.
+        let logits = [0.0, 10.0, 0.0, 0.0];
+        for _ in 0..100 {
+            assert_eq!(sample_top_p(&logits, 1.0, 0.5, &mut rng), 1);
+        }
+        // Uniform logits with top-p 1: every token appears.
+        let mut seen = [false; 4];
+        for _ in 0..200 {
+            seen[sample_top_p(&[1.0; 4], 1.0, 1.0, &mut rng) as usize] = true;
+        }
+        assert_eq!(seen, [true; 4]);
+        // -inf is never sampled.
+        let l = [f32::NEG_INFINITY, 0.0];
+        assert!((0..50).all(|_| sample_top_p(&l, 1.0, 1.0, &mut rng) == 1));
+    }
+
+    #[test]
+    fn penalty_pushes_seen_tokens_down() {
+        let mut l = [2.0, -2.0, 1.0];
+        penalize(&mut l, &[0, 1, 0], 2.0);
+        assert_eq!(l, [1.0, -4.0, 1.0]);
+    }
+}
