@@ -46,6 +46,28 @@ pub fn report_data_for(
     hash.finalize().into()
 }
 
+/// The domain-separation label of publication evidence, NUL included.
+pub const PUBLICATION_LABEL: &[u8] = b"pp/key-publication/v1\0";
+
+/// The 64 bytes of `REPORT_DATA` in evidence the operator publishes on the key CDN: it names the
+/// release and the HPKE key configuration an enclave instance holds, with no session and no
+/// nonce (it is not fresh; the device gets fresh evidence inside its own session and requires the
+/// same key configuration there).
+///
+/// ```text
+/// SHA-512( "pp/key-publication/v1\0" || u32be(32) || release_ref || u32be(len) || key_config )
+/// ```
+pub fn publication_report_data(release_ref: &[u8; 32], key_config: &[u8]) -> [u8; 64] {
+    let mut hash = Sha512::new();
+    hash.update(PUBLICATION_LABEL);
+    for part in [&release_ref[..], key_config] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        hash.update(len.to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +91,22 @@ mod tests {
         assert_eq!(
             report_data_for(&exporter, &nonce, &[3u8; 32], key_config),
             expected
+        );
+    }
+
+    #[test]
+    fn publication_binding_is_separate_from_the_session_binding() {
+        let mut manual = Vec::new();
+        manual.extend_from_slice(b"pp/key-publication/v1\0");
+        manual.extend_from_slice(&[0, 0, 0, 32]);
+        manual.extend_from_slice(&[3u8; 32]);
+        manual.extend_from_slice(&[0, 0, 0, 1]);
+        manual.extend_from_slice(b"k");
+        let expected: [u8; 64] = Sha512::digest(&manual).into();
+        assert_eq!(publication_report_data(&[3; 32], b"k"), expected);
+        assert_ne!(
+            publication_report_data(&[3; 32], b"k"),
+            publication_report_data(&[3; 32], b"K")
         );
     }
 

@@ -35,7 +35,7 @@ mod vcek_ext;
 pub mod verify;
 
 pub use attester::{AttestError, Attester, Evidence, SnpAttester};
-pub use binding::report_data_for;
+pub use binding::{publication_report_data, report_data_for};
 pub use report::{Report, ReportRepr, WireError};
 pub use tcb::TcbVersion;
 #[cfg(feature = "verifier")]

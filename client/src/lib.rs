@@ -34,6 +34,7 @@
 
 mod error;
 mod key_config;
+mod publication;
 mod tls;
 mod wire;
 
@@ -47,6 +48,7 @@ use rustls::{ClientConnection, StreamOwned};
 use zeroize::{Zeroize, Zeroizing};
 
 pub use error::ClientError;
+pub use publication::{Published, claimed_release, fetch_publication, verify_publication};
 
 /// The largest request body that fits a sealed request frame.
 pub const MAX_REQUEST: usize = MAX_PAYLOAD - key_config::REQUEST_OVERHEAD;
@@ -55,7 +57,7 @@ pub const MAX_RESPONSE: usize = MAX_PAYLOAD - key_config::RESPONSE_OVERHEAD;
 
 /// The largest valid evidence bundle: version, the report and the four bounded fields, each with
 /// its `u16` length, and the manifest digest.
-const MAX_EVIDENCE: usize = 1
+pub(crate) const MAX_EVIDENCE: usize = 1
     + 2
     + bundle::REPORT_LEN
     + 3 * (2 + bundle::MAX_CERT_LEN)

@@ -40,6 +40,9 @@ pub enum FrameType {
     SealedResponse,
     /// Either way: an error code, then the connection closes.
     Error,
+    /// Operator → enclave: asks for evidence naming the enclave's key configuration without a
+    /// session or nonce, for publication on the key CDN (docs/protocol.md §5). Empty payload.
+    PublicationRequest,
     Unknown(u8),
 }
 
@@ -51,6 +54,7 @@ impl From<u8> for FrameType {
             3 => Self::SealedRequest,
             4 => Self::SealedResponse,
             5 => Self::Error,
+            6 => Self::PublicationRequest,
             other => Self::Unknown(other),
         }
     }
@@ -64,6 +68,7 @@ impl From<FrameType> for u8 {
             FrameType::SealedRequest => 3,
             FrameType::SealedResponse => 4,
             FrameType::Error => 5,
+            FrameType::PublicationRequest => 6,
             FrameType::Unknown(v) => v,
         }
     }
@@ -199,6 +204,7 @@ pub enum FrameRepr<'a> {
     Error {
         code: ErrorCode,
     },
+    PublicationRequest,
 }
 
 impl<'a> FrameRepr<'a> {
@@ -224,6 +230,13 @@ impl<'a> FrameRepr<'a> {
                     code: ErrorCode::from(u16::from_be_bytes(code)),
                 })
             }
+            FrameType::PublicationRequest => {
+                if payload.is_empty() {
+                    Ok(Self::PublicationRequest)
+                } else {
+                    Err(Error::Malformed)
+                }
+            }
             FrameType::Unknown(_) => Err(Error::Malformed),
         }
     }
@@ -235,6 +248,7 @@ impl<'a> FrameRepr<'a> {
             Self::SealedRequest { .. } => FrameType::SealedRequest,
             Self::SealedResponse { .. } => FrameType::SealedResponse,
             Self::Error { .. } => FrameType::Error,
+            Self::PublicationRequest => FrameType::PublicationRequest,
         }
     }
 
@@ -246,6 +260,7 @@ impl<'a> FrameRepr<'a> {
                 b.len()
             }
             Self::Error { .. } => 2,
+            Self::PublicationRequest => 0,
         }
     }
 
@@ -274,6 +289,7 @@ impl<'a> FrameRepr<'a> {
                 payload.copy_from_slice(b)
             }
             Self::Error { code } => payload.copy_from_slice(&u16::from(*code).to_be_bytes()),
+            Self::PublicationRequest => {}
         }
         Ok(total)
     }
@@ -320,6 +336,17 @@ mod tests {
         round_trip(FrameRepr::Error {
             code: ErrorCode::Unknown(999),
         });
+        round_trip(FrameRepr::PublicationRequest);
+    }
+
+    #[test]
+    fn publication_request_has_no_payload() {
+        let mut bytes = FrameRepr::PublicationRequest.to_vec().unwrap();
+        assert_eq!(bytes, [b'P', b'P', 1, 6, 0, 0, 0, 0]);
+        bytes[7] = 1;
+        bytes.push(0);
+        let frame = Frame::new_checked(&bytes[..]).unwrap();
+        assert_eq!(FrameRepr::parse(&frame), Err(Error::Malformed));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 extern crate alloc;
 
+pub mod app;
+pub mod cdn_index;
 pub mod evidence;
 pub mod frame;
 pub mod key_config;

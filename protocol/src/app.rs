@@ -1,0 +1,288 @@
+//! The application messages sealed inside a session: what the device asks the enclave to do
+//! with a chat thread, and the answer. JSON (UTF-8) inside the HPKE-sealed request and response.
+//!
+//! ```json
+//! {"feature":"summarize","thread":[{"sender":"Ana","text":"…","time":"09:14"}],"k":3}
+//! {"feature":"suggest","thread":[…],"seed":42,"n":3}
+//! → {"summary":{"picks":[0,4,7],"truncated":0}}
+//! → {"suggestions":{"replies":["…","…"]}}
+//! → {"error":"too-many-messages"}
+//! ```
+//!
+//! [`AppRequest::parse`] checks every bound before anything is computed; errors are codes and
+//! never quote the request.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+/// Most messages in a thread.
+pub const MAX_MESSAGES: usize = 200;
+/// Longest message text, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Longest sender name or time, in characters.
+pub const MAX_LABEL_CHARS: usize = 64;
+/// Most messages a summary may pick.
+pub const MAX_PICKS: u8 = 10;
+/// Most reply suggestions.
+pub const MAX_SUGGESTIONS: u8 = 3;
+/// Largest encoded request accepted (bytes).
+pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub sender: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// What the device asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "feature", rename_all = "lowercase", deny_unknown_fields)]
+pub enum AppRequest {
+    /// The `k` most central, non-redundant messages of the thread, in thread order.
+    Summarize { thread: Vec<Message>, k: u8 },
+    /// Up to `n` short replies to the thread's last message, sampled with `seed`.
+    Suggest {
+        thread: Vec<Message>,
+        seed: u64,
+        n: u8,
+    },
+}
+
+/// Why a request was refused. Stable codes, no request content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppError {
+    NotJson,
+    TooLarge,
+    EmptyThread,
+    TooManyMessages,
+    MessageTooLong,
+    LabelTooLong,
+    BadCount,
+    /// The enclave's model could not serve it (input beyond the model's bounds after checks).
+    ModelRefused,
+}
+
+impl AppError {
+    /// What the user should be told.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::NotJson => "the request is not a valid feature request",
+            Self::TooLarge => "the request is larger than 512 KiB",
+            Self::EmptyThread => "the thread has no messages",
+            Self::TooManyMessages => "the thread has more than 200 messages",
+            Self::MessageTooLong => "a message is longer than 2000 characters",
+            Self::LabelTooLong => "a sender or time is longer than 64 characters",
+            Self::BadCount => "k must be 1..=10 and n 1..=3",
+            Self::ModelRefused => "the model refused the input",
+        }
+    }
+}
+
+/// The enclave's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum AppResponse {
+    Summary {
+        /// Indices into the thread, ascending.
+        picks: Vec<u16>,
+        /// Messages whose text was cut to the model's input length.
+        truncated: u16,
+    },
+    Suggestions {
+        replies: Vec<String>,
+    },
+    Error(AppError),
+}
+
+impl AppRequest {
+    /// Parses and bounds-checks an encoded request.
+    pub fn parse(bytes: &[u8]) -> Result<Self, AppError> {
+        if bytes.len() > MAX_REQUEST_BYTES {
+            return Err(AppError::TooLarge);
+        }
+        let request: Self = serde_json::from_slice(bytes).map_err(|_| AppError::NotJson)?;
+        request.check()?;
+        Ok(request)
+    }
+
+    /// The thread the request is about.
+    pub fn thread(&self) -> &[Message] {
+        match self {
+            Self::Summarize { thread, .. } | Self::Suggest { thread, .. } => thread,
+        }
+    }
+
+    /// Checks every bound (also before sending, on the device).
+    pub fn check(&self) -> Result<(), AppError> {
+        let thread = self.thread();
+        if thread.is_empty() {
+            return Err(AppError::EmptyThread);
+        }
+        if thread.len() > MAX_MESSAGES {
+            return Err(AppError::TooManyMessages);
+        }
+        for m in thread {
+            if m.text.chars().count() > MAX_MESSAGE_CHARS {
+                return Err(AppError::MessageTooLong);
+            }
+            let label_long = |s: &str| s.chars().count() > MAX_LABEL_CHARS;
+            if label_long(&m.sender) || m.time.as_deref().is_some_and(label_long) {
+                return Err(AppError::LabelTooLong);
+            }
+        }
+        let count_ok = match self {
+            Self::Summarize { k, .. } => (1..=MAX_PICKS).contains(k),
+            Self::Suggest { n, .. } => (1..=MAX_SUGGESTIONS).contains(n),
+        };
+        if !count_ok {
+            return Err(AppError::BadCount);
+        }
+        Ok(())
+    }
+
+    /// Encodes the request.
+    pub fn to_vec(&self) -> Vec<u8> {
+        // Serialising these plain types cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl AppResponse {
+    /// Encodes the response.
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses a response, checking it against the request it answers: picks in range, ascending
+    /// and at most `k`; at most `n` replies.
+    pub fn parse_for(bytes: &[u8], request: &AppRequest) -> Result<Self, AppError> {
+        let response: Self = serde_json::from_slice(bytes).map_err(|_| AppError::NotJson)?;
+        let ok = match (&response, request) {
+            (Self::Summary { picks, .. }, AppRequest::Summarize { thread, k }) => {
+                picks.len() <= usize::from(*k)
+                    && picks.windows(2).all(|w| w[0] < w[1])
+                    && picks.iter().all(|&i| usize::from(i) < thread.len())
+            }
+            (Self::Suggestions { replies }, AppRequest::Suggest { n, .. }) => {
+                replies.len() <= usize::from(*n)
+            }
+            (Self::Error(_), _) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(response)
+        } else {
+            Err(AppError::NotJson)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn msg(text: &str) -> Message {
+        Message {
+            sender: "Ana".into(),
+            text: text.into(),
+            time: Some("09:14".into()),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_has_the_documented_shape() {
+        let r = AppRequest::Summarize {
+            thread: vec![msg("hi")],
+            k: 1,
+        };
+        let bytes = r.to_vec();
+        assert_eq!(
+            core::str::from_utf8(&bytes).unwrap(),
+            r#"{"feature":"summarize","thread":[{"sender":"Ana","text":"hi","time":"09:14"}],"k":1}"#
+        );
+        assert_eq!(AppRequest::parse(&bytes).unwrap(), r);
+        let s = AppResponse::Summary {
+            picks: vec![0],
+            truncated: 0,
+        };
+        assert_eq!(
+            core::str::from_utf8(&s.to_vec()).unwrap(),
+            r#"{"summary":{"picks":[0],"truncated":0}}"#
+        );
+        assert_eq!(AppResponse::parse_for(&s.to_vec(), &r).unwrap(), s);
+        let e = AppResponse::Error(AppError::TooManyMessages);
+        assert_eq!(
+            core::str::from_utf8(&e.to_vec()).unwrap(),
+            r#"{"error":"too-many-messages"}"#
+        );
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        let many = AppRequest::Suggest {
+            thread: vec![msg("x"); MAX_MESSAGES + 1],
+            seed: 1,
+            n: 1,
+        };
+        assert_eq!(
+            AppRequest::parse(&many.to_vec()),
+            Err(AppError::TooManyMessages)
+        );
+        let long = AppRequest::Summarize {
+            thread: vec![msg(&"é".repeat(MAX_MESSAGE_CHARS + 1))],
+            k: 1,
+        };
+        assert_eq!(
+            AppRequest::parse(&long.to_vec()),
+            Err(AppError::MessageTooLong)
+        );
+        let k0 = AppRequest::Summarize {
+            thread: vec![msg("x")],
+            k: 0,
+        };
+        assert_eq!(AppRequest::parse(&k0.to_vec()), Err(AppError::BadCount));
+        let empty = AppRequest::Suggest {
+            thread: vec![],
+            seed: 0,
+            n: 3,
+        };
+        assert_eq!(
+            AppRequest::parse(&empty.to_vec()),
+            Err(AppError::EmptyThread)
+        );
+        assert_eq!(
+            AppRequest::parse(b"{\"feature\":\"x\"}"),
+            Err(AppError::NotJson)
+        );
+        assert_eq!(
+            AppRequest::parse(br#"{"feature":"suggest","thread":[],"seed":1,"n":1,"extra":1}"#),
+            Err(AppError::NotJson)
+        );
+        assert_eq!(
+            AppRequest::parse(&vec![b' '; MAX_REQUEST_BYTES + 1]),
+            Err(AppError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn responses_are_checked_against_the_request() {
+        let r = AppRequest::Summarize {
+            thread: vec![msg("a"), msg("b")],
+            k: 1,
+        };
+        for bad in [
+            r#"{"summary":{"picks":[2],"truncated":0}}"#,
+            r#"{"summary":{"picks":[0,1],"truncated":0}}"#,
+            r#"{"suggestions":{"replies":["x"]}}"#,
+        ] {
+            assert!(AppResponse::parse_for(bad.as_bytes(), &r).is_err(), "{bad}");
+        }
+    }
+}
