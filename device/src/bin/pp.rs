@@ -1,0 +1,186 @@
+//! `pp`: Private Processing from the command line. Nothing leaves this device unless a command
+//! below asks for it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use pp_device::config::Config;
+use pp_device::request::{self, Answer};
+use pp_protocol::app::{AppRequest, AppResponse, Message};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Summarize a chat thread or suggest replies, inside an attested enclave the operator cannot read."
+)]
+struct Args {
+    /// The configuration file (relay, gateway, issuer, CDN, log, trust, state folder).
+    #[arg(long, global = true, default_value = "pp.toml")]
+    config: PathBuf,
+    /// Print every step and every check of the attestation verdict.
+    #[arg(long, short, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pick the thread's key messages (sent sealed to an attested enclave).
+    Summarize {
+        /// The thread: JSON (`[{"sender", "text", "time"}]`) or text lines `[time] sender: text`.
+        thread: PathBuf,
+        /// How many messages to pick (1..=10).
+        #[arg(short, default_value_t = 3)]
+        k: u8,
+    },
+    /// Suggest short replies to the thread's last message (sent sealed to an attested enclave).
+    Suggest {
+        thread: PathBuf,
+        /// How many suggestions (1..=3).
+        #[arg(short, default_value_t = 3)]
+        n: u8,
+        /// Sampling seed (the same seed gives the same suggestions from the same enclave).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Check that a release manifest is in the transparency log and print what it allows.
+    VerifyRelease { manifest: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let verbose = args.verbose;
+    let mut trace = |line: String| {
+        if verbose {
+            eprintln!("pp: {line}");
+        }
+    };
+    match &args.command {
+        Command::Summarize { thread, k } => {
+            let thread = read_thread(thread)?;
+            let request = AppRequest::Summarize {
+                thread: thread.clone(),
+                k: *k,
+            };
+            let answer = request::ask(&config, &request, &mut trace)?;
+            report(&answer, verbose);
+            match &answer.response {
+                AppResponse::Summary { picks, truncated } => {
+                    println!("Summary ({} of {} messages):", picks.len(), thread.len());
+                    for &i in picks {
+                        let m = &thread[usize::from(i)];
+                        match &m.time {
+                            Some(t) => println!("  [{t}] {}: {}", m.sender, m.text),
+                            None => println!("  {}: {}", m.sender, m.text),
+                        }
+                    }
+                    if *truncated > 0 {
+                        println!(
+                            "  ({truncated} long message(s) were cut to the model's input length)"
+                        );
+                    }
+                    Ok(())
+                }
+                other => unexpected(other),
+            }
+        }
+        Command::Suggest { thread, n, seed } => {
+            let request = AppRequest::Suggest {
+                thread: read_thread(thread)?,
+                seed: *seed,
+                n: *n,
+            };
+            let answer = request::ask(&config, &request, &mut trace)?;
+            report(&answer, verbose);
+            match &answer.response {
+                AppResponse::Suggestions { replies } => {
+                    println!("Suggestions:");
+                    for r in replies {
+                        println!("  - {r}");
+                    }
+                    Ok(())
+                }
+                other => unexpected(other),
+            }
+        }
+        Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
+    }
+}
+
+fn read_thread(path: &Path) -> Result<Vec<Message>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the thread {}", path.display()))?;
+    pp_device::thread::parse(&text)
+}
+
+fn report(answer: &Answer, verbose: bool) {
+    if verbose {
+        eprintln!(
+            "pp: attestation verdict of the session with instance {}:",
+            answer.instance
+        );
+        eprintln!("{}", answer.verdict);
+    }
+    println!(
+        "Verified enclave {}: measurement {}",
+        answer.instance,
+        hex::encode(answer.measurement)
+    );
+    println!(
+        "Release logged at index {} (tree size {}, root {})",
+        answer.receipt.log_index, answer.receipt.tree_size, answer.receipt.tree_root_hex
+    );
+}
+
+fn unexpected(response: &AppResponse) -> Result<()> {
+    match response {
+        AppResponse::Error(e) => anyhow::bail!("the enclave refused the request: {}", e.explain()),
+        _ => anyhow::bail!("the enclave answered with another kind of result"),
+    }
+}
+
+fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -> Result<()> {
+    let bytes =
+        std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
+    std::fs::create_dir_all(&config.state_dir)?;
+    let log = pp_device::releases::LogClient::sync(
+        &config.log.url,
+        &config.log.public_key,
+        &config.state_dir.join("log-state.json"),
+    )?;
+    trace(format!("log: tree head size {}", log.tree_head().size));
+    let release = log.logged_release(bytes)?;
+    println!(
+        "Release {} ({}) is in the transparency log at index {} (tree size {}).",
+        release.manifest.release_ref,
+        release.manifest.variant,
+        release.log_index,
+        log.tree_head().size
+    );
+    println!("Image pp.efi sha256 {}", release.manifest.image.sha256);
+    for (vcpus, digest) in &release.manifest.measurement.digests {
+        println!("  launch digest, {vcpus} vCPU(s): {digest}");
+    }
+    if let Some(m) = &release.manifest.test_attester_measurement {
+        println!("  test attester measurement (NOT a launch digest): {m}");
+    }
+    println!(
+        "To check the image is what the source builds, rebuild it: `cargo xtask verify {}`",
+        manifest.display()
+    );
+    Ok(())
+}

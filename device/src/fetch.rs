@@ -1,0 +1,56 @@
+//! Bounded HTTP GET and POST for the CDN, the log and the issuer.
+
+use std::io::Read;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Largest body read from any service.
+pub const MAX_BODY: u64 = 1 << 20;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(30)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// GETs `url`; any status but 200 is an error naming the URL and status.
+pub fn get(url: &str) -> Result<Vec<u8>> {
+    let response = agent()
+        .get(url)
+        .call()
+        .with_context(|| format!("cannot reach {url}"))?;
+    body(url, response)
+}
+
+/// POSTs `body` with a content type and an optional bearer credential.
+pub fn post(url: &str, content_type: &str, bearer: Option<&str>, data: &[u8]) -> Result<Vec<u8>> {
+    let mut request = agent().post(url).header("content-type", content_type);
+    if let Some(secret) = bearer {
+        request = request.header("authorization", format!("Bearer {secret}"));
+    }
+    let response = request
+        .send(data)
+        .with_context(|| format!("cannot reach {url}"))?;
+    body(url, response)
+}
+
+fn body(url: &str, response: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>> {
+    let status = response.status();
+    let mut reader = response.into_body().into_reader().take(MAX_BODY + 1);
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the answer of {url}"))?;
+    if bytes.len() as u64 > MAX_BODY {
+        bail!("{url} answered with more than {MAX_BODY} bytes");
+    }
+    if status != 200 {
+        let text = String::from_utf8_lossy(&bytes);
+        let text: String = text.trim().chars().take(200).collect();
+        bail!("{url} answered HTTP {}: {text}", status.as_u16());
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,98 @@
+//! The transparency-log side of the device: keep the log's tree head current (refusing forks and
+//! rollbacks), and accept a release manifest only with a valid inclusion proof.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pp_translog::{DeviceLogState, InclusionProof, LogVerifier, SignedTreeHead, merkle};
+use reproducible::manifest::Manifest;
+
+use crate::fetch;
+
+/// A release manifest proven to be in the log.
+#[derive(Debug, Clone)]
+pub struct LoggedRelease {
+    pub manifest: Manifest,
+    pub bytes: Vec<u8>,
+    pub log_index: u64,
+}
+
+/// The device's view of the log.
+pub struct LogClient {
+    url: String,
+    state: DeviceLogState,
+    sth: SignedTreeHead,
+}
+
+impl LogClient {
+    /// Fetches the log's current tree head and checks it extends the last one this device saw
+    /// (kept in `state_file`), with a consistency proof from the log.
+    pub fn sync(url: &str, public_key_hex: &str, state_file: &Path) -> Result<Self> {
+        let key: [u8; 32] = hex::decode(public_key_hex)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .context("log.public_key in the configuration is not 64 hex digits")?;
+        let mut state = DeviceLogState::open(state_file, LogVerifier::new(key))?;
+        let sth = SignedTreeHead::from_json(&fetch::get(&format!("{url}/sth"))?)
+            .context("the log's tree head is malformed")?;
+        let proof = match state.current() {
+            Some(old) if old.size > 0 && old.size < sth.size => {
+                let body = fetch::get(&format!(
+                    "{url}/proof/consistency?from={}&to={}",
+                    old.size, sth.size
+                ))?;
+                pp_translog::ConsistencyProof::from_json(&body)
+                    .context("the log's consistency proof is malformed")?
+                    .path
+            }
+            _ => Vec::new(),
+        };
+        state
+            .update(&sth, &proof)
+            .context("the transparency log is not consistent with what this device saw before")?;
+        Ok(Self {
+            url: url.to_string(),
+            state,
+            sth,
+        })
+    }
+
+    /// The tree head all proofs are checked against.
+    pub fn tree_head(&self) -> &SignedTreeHead {
+        &self.sth
+    }
+
+    /// The log's id (SHA-256 of its key).
+    pub fn log_id(&self) -> [u8; 32] {
+        self.state.verifier().log_id()
+    }
+
+    /// Checks that `bytes` (a release manifest) is in the log, and parses it.
+    pub fn logged_release(&self, bytes: Vec<u8>) -> Result<LoggedRelease> {
+        let leaf = merkle::leaf_hash(&bytes);
+        let body = fetch::get(&format!(
+            "{}/proof/inclusion?hash={}&size={}",
+            self.url,
+            hex::encode(leaf),
+            self.sth.size
+        ))
+        .context("the release manifest is not in the transparency log")?;
+        let proof =
+            InclusionProof::from_json(&body).context("the log's inclusion proof is malformed")?;
+        anyhow::ensure!(
+            proof.tree_size == self.sth.size,
+            "the log answered for another tree size"
+        );
+        self.state
+            .verifier()
+            .verify_inclusion(&bytes, proof.leaf_index, &proof.path, &self.sth)
+            .context("the log's inclusion proof for the release manifest does not verify")?;
+        let text = std::str::from_utf8(&bytes).context("the release manifest is not UTF-8")?;
+        let manifest = Manifest::from_json(text)?;
+        Ok(LoggedRelease {
+            manifest,
+            bytes,
+            log_index: proof.leaf_index,
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The network path to an enclave: TLS to the relay, CONNECT to the gateway, TLS to the gateway
+//! inside that tunnel, CONNECT to the chosen enclave instance with a Privacy Pass token, and then
+//! the attested TLS session inside the second tunnel. The relay sees this device's address and
+//! the gateway's TLS records; the gateway sees the token and the enclave's TLS records; neither
+//! sees a request.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// How long any read or write on the path may block.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest CONNECT response head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+
+/// A TLS stream to the gateway, itself inside a TLS stream to the relay.
+pub type GatewayStream = StreamOwned<ClientConnection, StreamOwned<ClientConnection, TcpStream>>;
+
+/// Why the path could not be opened. Says which hop failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PathError {
+    #[error("cannot reach the relay at {addr}: {kind:?}")]
+    RelayUnreachable {
+        addr: String,
+        kind: std::io::ErrorKind,
+    },
+    #[error("TLS with the {hop} failed: {source}")]
+    Tls {
+        hop: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {hop} refused the tunnel: HTTP {status}{reason}")]
+    Refused {
+        hop: &'static str,
+        status: u16,
+        reason: String,
+    },
+    #[error("the {hop} sent a malformed CONNECT response")]
+    MalformedResponse { hop: &'static str },
+    #[error("invalid server name {0:?}")]
+    ServerName(String),
+}
+
+/// TLS client settings for the relay and the gateway: TLS 1.3, ordinary certificate checks
+/// against `roots`.
+pub fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("ring supports TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// Where the path goes.
+pub struct PathSpec<'a> {
+    pub relay_addr: &'a str,
+    pub relay_name: &'a str,
+    /// What the relay is asked to CONNECT to (`host:port`).
+    pub gateway_authority: &'a str,
+    pub gateway_name: &'a str,
+    pub tls: Arc<ClientConfig>,
+}
+
+/// Opens the path up to the enclave instance `instance`, spending `token` (the value of an
+/// `Authorization: PrivateToken token=...` header). Returns the stream the attested session runs
+/// over.
+pub fn open(spec: &PathSpec<'_>, instance: &str, token: &str) -> Result<GatewayStream, PathError> {
+    let tcp = TcpStream::connect(spec.relay_addr).map_err(|e| PathError::RelayUnreachable {
+        addr: spec.relay_addr.to_string(),
+        kind: e.kind(),
+    })?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let mut relay = tls_over(tcp, spec.relay_name, &spec.tls, "relay")?;
+    connect(&mut relay, spec.gateway_authority, None, "relay")?;
+    let mut gateway = tls_over(relay, spec.gateway_name, &spec.tls, "gateway")?;
+    let authority = format!("{instance}:443");
+    connect(&mut gateway, &authority, Some(token), "gateway")?;
+    Ok(gateway)
+}
+
+fn tls_over<S: Read + Write>(
+    sock: S,
+    name: &str,
+    config: &Arc<ClientConfig>,
+    hop: &'static str,
+) -> Result<StreamOwned<ClientConnection, S>, PathError> {
+    let server =
+        ServerName::try_from(name.to_string()).map_err(|_| PathError::ServerName(name.into()))?;
+    let conn = ClientConnection::new(config.clone(), server).map_err(|e| PathError::Tls {
+        hop,
+        source: std::io::Error::other(e),
+    })?;
+    let mut stream = StreamOwned::new(conn, sock);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .map_err(|source| PathError::Tls { hop, source })?;
+    }
+    Ok(stream)
+}
+
+/// Sends `CONNECT authority` and reads the response head byte by byte (so no tunnel byte is
+/// consumed), bounded by [`MAX_HEAD`].
+fn connect(
+    stream: &mut (impl Read + Write),
+    authority: &str,
+    token: Option<&str>,
+    hop: &'static str,
+) -> Result<(), PathError> {
+    let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!(
+            "Authorization: PrivateToken token=\"{token}\"\r\n"
+        ));
+    }
+    head.push_str("\r\n");
+    let io = |source| PathError::Tls { hop, source };
+    stream.write_all(head.as_bytes()).map_err(io)?;
+    stream.flush().map_err(io)?;
+    let mut buf = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if buf.len() >= MAX_HEAD {
+            return Err(PathError::MalformedResponse { hop });
+        }
+        match stream.read(&mut byte) {
+            Ok(0) => return Err(PathError::MalformedResponse { hop }),
+            Ok(_) => buf.push(byte[0]),
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let (status, body_hint) = parse_status(&buf).ok_or(PathError::MalformedResponse { hop })?;
+    if status != 200 {
+        // The body (a short plain-text reason from our services) follows; read a bounded part.
+        let mut reason = vec![0u8; body_hint.min(512)];
+        let n = stream.read(&mut reason).unwrap_or(0);
+        let text = String::from_utf8_lossy(&reason[..n]).trim().to_string();
+        let reason = if text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", text.chars().take(200).collect::<String>())
+        };
+        return Err(PathError::Refused {
+            hop,
+            status,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// The status code and Content-Length (0 if absent) of a response head.
+fn parse_status(head: &[u8]) -> Option<(u16, usize)> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    let length = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Some((response.code?, length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn parses_status_lines() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n\r\n"), Some((200, 0)));
+        assert_eq!(
+            parse_status(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 12\r\n\r\n"),
+            Some((401, 12))
+        );
+        assert_eq!(parse_status(b"garbage\r\n\r\n"), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! pp-gateway: the operator's gateway (token check, routing to the chosen enclave instance) and
+//! its publishing step for the key CDN.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pp_services::gateway::{Gateway, InstanceMap, challenge};
+use pp_services::tunnel::{TunnelCounters, TunnelLimits};
+use pp_services::{http::Limits, publish, run, tls};
+use pp_tokens::{IssuerPublicKey, SpentTokens};
+
+#[derive(Parser)]
+#[command(version, about = "The operator's gateway to the enclave instances.")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve CONNECT tunnels to enclave instances for devices holding a valid token.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:7444")]
+        listen: String,
+        /// The gateway's certificate chain (PEM); its name is the Privacy Pass origin.
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// The name devices know this gateway by (the certificate's name).
+        #[arg(long)]
+        origin: String,
+        /// The issuer's name, as in the token challenge.
+        #[arg(long)]
+        issuer_name: String,
+        /// The issuer's public key file (base64url SPKI, `token-key.b64`).
+        #[arg(long)]
+        issuer_key: PathBuf,
+        /// The instance map: `{"instances": [{"id": …, "address": …}]}`.
+        #[arg(long)]
+        instances: PathBuf,
+        /// The spent-token file (kept across restarts).
+        #[arg(long)]
+        spent: PathBuf,
+        #[arg(long, default_value_t = 256)]
+        max_tunnels: usize,
+    },
+    /// Fetch publication evidence from every instance and write the key CDN's folder.
+    Publish {
+        #[arg(long)]
+        instances: PathBuf,
+        /// The release manifest the instances were built as.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The CDN folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Publish {
+            instances,
+            manifest,
+            out,
+        } => {
+            let map = InstanceMap::load(&instances)?;
+            let index = publish::publish(&map, &manifest, &out)?;
+            println!(
+                "published {} instance(s) to {}",
+                index.instances.len(),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Serve {
+            listen,
+            cert,
+            key,
+            origin,
+            issuer_name,
+            issuer_key,
+            instances,
+            spent,
+            max_tunnels,
+        } => {
+            run::init_logging("pp-gateway");
+            let key_text = std::fs::read_to_string(&issuer_key)
+                .with_context(|| format!("reading {}", issuer_key.display()))?;
+            let issuer_key = IssuerPublicKey::from_base64url(key_text.trim())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", issuer_key.display()))?;
+            let map = InstanceMap::load(&instances)?;
+            let gateway = Arc::new(Gateway {
+                instances: map
+                    .instances
+                    .into_iter()
+                    .map(|i| (i.id, i.address))
+                    .collect::<HashMap<_, _>>(),
+                issuer_key,
+                challenge: challenge(&issuer_name, &origin)?,
+                spent: SpentTokens::open(&spent)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", spent.display()))?,
+                limits: TunnelLimits::new(max_tunnels),
+                counters: Arc::new(TunnelCounters::default()),
+            });
+            let acceptor = tls::acceptor(&cert, &key)?;
+            tokio::runtime::Runtime::new()?.block_on(run::serve(
+                &listen,
+                Some(acceptor),
+                Limits::default(),
+                move |req| gateway.clone().handle(req),
+            ))
+        }
+    }
+}

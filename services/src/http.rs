@@ -1,0 +1,171 @@
+//! One HTTP/1.1 server loop for every service, with the bounds each must have: connections at
+//! once, header read time, body size, and time per request. Handlers get a collected body.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+/// The bounds a service runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Largest request body accepted (413 beyond).
+    pub max_body: usize,
+    /// Longest wait for a request's headers.
+    pub header_timeout: Duration,
+    /// Longest a handler may take (504 beyond).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_body: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A response with a full body.
+pub type Reply = Response<Full<Bytes>>;
+
+/// A request whose body has been read in full (within [`Limits::max_body`]). The original
+/// request is kept for handlers that upgrade the connection (CONNECT).
+pub struct Collected {
+    pub parts: hyper::http::request::Parts,
+    pub body: Bytes,
+}
+
+/// A reply with `status`, a content type and a body.
+pub fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// A plain-text error reply. The text is ours, never request data.
+pub fn error(status: StatusCode, message: &str) -> Reply {
+    reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
+}
+
+/// A JSON reply.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(status, "application/json", body),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode the answer",
+        ),
+    }
+}
+
+/// Accepts connections on `listener` (TLS first when `tls` is set) and serves HTTP/1.1 with
+/// `handler`, within `limits`, until the process ends. `handler` gets the raw request (so it
+/// can answer CONNECT and take the upgraded connection); use [`read_body`] for bodies.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    handler: H,
+) -> anyhow::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(kind = ?e.kind(), "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("connection limit reached; closing a new connection");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (tls, handler) = (tls.clone(), handler.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tls {
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        serve_connection(stream, limits, handler).await;
+                    }
+                }
+                None => serve_connection(tcp, limits, handler).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection<S, H, F>(io: S, limits: Limits, handler: H)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handler = handler.clone();
+        async move {
+            let reply = tokio::time::timeout(limits.request_timeout, handler(req))
+                .await
+                .unwrap_or_else(|_| error(StatusCode::GATEWAY_TIMEOUT, "request timed out"));
+            Ok::<_, Infallible>(reply)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Reads a request body of at most `max` bytes; `Err` is the reply to send instead.
+pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Collected, Reply> {
+    let (parts, body) = req.into_parts();
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(Collected {
+            parts,
+            body: collected.to_bytes(),
+        }),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large or unreadable",
+        )),
+    }
+}
+
+/// The value of a query parameter (no percent-decoding: our parameters are numbers and hex).
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
