@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
-use pp_workload::handler::{Handler, TextStats};
+use pp_workload::features::Features;
+use pp_workload::handler::Handler;
 
 const SESSIONS: usize = 30;
 const REQUESTS: usize = 500;
@@ -46,7 +47,18 @@ fn main() {
     };
     drop(connect()); // warm up, and wait for the listener
 
-    let body = "lorem ipsum dolor sit amet ".repeat(38).into_bytes(); // ~1 KiB of text
+    // A summarize request of ~1 KiB: 8 messages, answered by the tiny models.
+    let body = pp_protocol::app::AppRequest::Summarize {
+        thread: (0..8)
+            .map(|i| pp_protocol::app::Message {
+                sender: format!("user{i}"),
+                text: "lorem ipsum dolor sit amet ".repeat(4),
+                time: None,
+            })
+            .collect(),
+        k: 3,
+    }
+    .to_vec();
     let mut setups = Vec::new();
     for _ in 0..SESSIONS {
         let t = Instant::now();
@@ -67,13 +79,14 @@ fn main() {
     let _ = session.close();
 
     // In process: the handler alone, and HPKE seal + open of the request and the response.
+    let features = Features::load(&std::fs::read(common::tiny_weights()).unwrap()).unwrap();
     let t = Instant::now();
     for _ in 0..IN_PROCESS {
-        std::hint::black_box(TextStats.handle(std::hint::black_box(&body)).unwrap());
+        std::hint::black_box(features.handle(std::hint::black_box(&body)).unwrap());
     }
     let handler = t.elapsed() / IN_PROCESS as u32;
     let hpke = pp_workload::keys::fresh().unwrap();
-    let response = TextStats.handle(&body).unwrap();
+    let response = features.handle(&body).unwrap();
     let t = Instant::now();
     for _ in 0..IN_PROCESS {
         let client = ohttp::ClientRequest::from_encoded_config(&hpke.key_config).unwrap();

@@ -2,8 +2,10 @@
 //! `main.rs` wires them into the program that runs in the image.
 
 pub mod attest;
+pub mod features;
 pub mod handler;
 pub mod health;
 pub mod keys;
 pub mod session;
 pub mod tls;
+pub mod weights;

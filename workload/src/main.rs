@@ -6,7 +6,7 @@
 //! nothing between requests, writes no file, and its serial log holds fixed status lines and
 //! counters only — never request bytes. Panics abort and print only a location.
 
-use pp_workload::{attest, handler, health, keys, session, tls};
+use pp_workload::{attest, handler, health, keys, session, tls, weights};
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -95,13 +95,31 @@ const fn parse_release_ref(hex: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The request handler: the models from the measured weights blob.
+fn load_handler() -> Result<Box<dyn handler::Handler>, String> {
+    let blob = weights::locate().map_err(|e| match e {
+        weights::WeightsError::Absent => {
+            "no weights blob: boot with -initrd weights.bin (or set PP_WEIGHTS_FILE)".to_string()
+        }
+        other => format!("weights blob: {other:?}"),
+    })?;
+    let features = pp_workload::features::LazyFeatures::new(blob)
+        .map_err(|e| format!("the weights blob is refused: {e:?}"))?;
+    println!(
+        "pp-workload: weights blob {} bytes (checked and loaded on first use)",
+        blob.len()
+    );
+    Ok(Box::new(features))
+}
+
 fn run() -> Result<(), String> {
     let config = Config::from_env()?;
+    let handler = load_handler()?;
     let identity = tls::fresh_identity()?;
     let enclave = Arc::new(Enclave {
         attester: attest::attester()?,
         hpke: keys::fresh()?,
-        handler: Box::new(handler::TextStats),
+        handler,
         release_ref: RELEASE_REF,
         max_request: pp_protocol::frame::MAX_PAYLOAD,
     });

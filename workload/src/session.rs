@@ -6,7 +6,7 @@
 
 use std::io::{self, Read, Write};
 
-use pp_attestation::{Attester, report_data_for};
+use pp_attestation::{Attester, publication_report_data, report_data_for};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_protocol::frame::{self, ErrorCode, Frame, FrameRepr, HEADER_LEN};
 use zeroize::Zeroizing;
@@ -82,28 +82,47 @@ pub struct Attested<'c, C: Channel> {
 pub fn serve<C: Channel>(enclave: &Enclave, chan: &mut C) -> Result<u64, SessionError> {
     let result = Handshaken { chan: &mut *chan }
         .attest(enclave)
-        .and_then(|s| s.serve_requests(enclave));
+        .and_then(|s| match s {
+            Opened::Attested(s) => s.serve_requests(enclave),
+            Opened::Published => Ok(0),
+        });
     if let Some(code) = result.as_ref().err().and_then(|e| e.code()) {
         let _ = write_frame(chan, &FrameRepr::Error { code });
     }
     result
 }
 
+/// What the first frame of a session led to.
+pub enum Opened<'c, C: Channel> {
+    /// Session evidence sent: sealed requests may follow.
+    Attested(Attested<'c, C>),
+    /// Publication evidence sent (for the key CDN): the session ends here.
+    Published,
+}
+
 impl<'c, C: Channel> Handshaken<'c, C> {
-    /// Wait for the device's nonce and answer with evidence bound to this session.
-    pub fn attest(self, enclave: &Enclave) -> Result<Attested<'c, C>, SessionError> {
+    /// Wait for the first frame. A device's nonce is answered with evidence bound to this
+    /// session; an operator's publication request with evidence naming only the release and the
+    /// key configuration, after which nothing more is served on this connection.
+    pub fn attest(self, enclave: &Enclave) -> Result<Opened<'c, C>, SessionError> {
         let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
-        let nonce = match parse(&buf)? {
-            FrameRepr::AttestRequest { nonce } => nonce,
+        let (report_data, publication) = match parse(&buf)? {
+            FrameRepr::AttestRequest { nonce } => {
+                let exporter = self.chan.exporter().ok_or(SessionError::NotAttested)?;
+                let data = report_data_for(
+                    &exporter,
+                    &nonce,
+                    &enclave.release_ref,
+                    &enclave.hpke.key_config,
+                );
+                (data, false)
+            }
+            FrameRepr::PublicationRequest => (
+                publication_report_data(&enclave.release_ref, &enclave.hpke.key_config),
+                true,
+            ),
             _ => return Err(SessionError::Unexpected),
         };
-        let exporter = self.chan.exporter().ok_or(SessionError::NotAttested)?;
-        let report_data = report_data_for(
-            &exporter,
-            &nonce,
-            &enclave.release_ref,
-            &enclave.hpke.key_config,
-        );
         let evidence = enclave
             .attester
             .attest(&report_data)
@@ -119,7 +138,11 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         .to_vec()
         .map_err(|_| SessionError::NotAttested)?;
         write_frame(self.chan, &FrameRepr::Evidence { bundle: &bundle })?;
-        Ok(Attested { chan: self.chan })
+        Ok(if publication {
+            Opened::Published
+        } else {
+            Opened::Attested(Attested { chan: self.chan })
+        })
     }
 }
 

@@ -22,14 +22,18 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
     let mut workload = common::spawn(Stdio::piped(), Stdio::null());
     let health = workload.health_port;
     let mut lines = BufReader::new(workload.child.stdout.take().unwrap()).lines();
-    let head: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
+    let head: Vec<String> = (0..4).map(|_| lines.next().unwrap().unwrap()).collect();
     assert!(
-        head[0].starts_with("pp-workload: tls certificate sha256 "),
+        head[0].starts_with("pp-workload: weights blob "),
         "{head:?}"
     );
-    assert!(head[1].starts_with("pp-workload: attester "), "{head:?}");
     assert!(
-        head[2].starts_with("pp-workload: ready version="),
+        head[1].starts_with("pp-workload: tls certificate sha256 "),
+        "{head:?}"
+    );
+    assert!(head[2].starts_with("pp-workload: attester "), "{head:?}");
+    assert!(
+        head[3].starts_with("pp-workload: ready version="),
         "{head:?}"
     );
 
@@ -58,4 +62,25 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
         ]
     );
     assert!(log.iter().all(|l| !l.contains("canary")));
+}
+
+#[test]
+fn refuses_to_start_without_a_valid_weights_blob() {
+    use std::process::Command;
+    let run = |blob: Option<&[u8]>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pp-workload"));
+        cmd.env_remove("PP_WEIGHTS_FILE").env_remove("PP_WEIGHTS");
+        if let Some(bytes) = blob {
+            let path = std::env::temp_dir().join(format!("pp-bad-blob-{}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            cmd.env("PP_WEIGHTS_FILE", path);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(None).contains("no weights blob"));
+    let mut blob = std::fs::read(common::tiny_weights()).unwrap();
+    blob[0] ^= 1;
+    assert!(run(Some(&blob)).contains("the weights blob is refused: Blob"));
 }

@@ -136,16 +136,25 @@ fn a_device_gets_verified_evidence_and_sealed_answers() {
         pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
     assert!(session.verdict().accepted());
     assert_eq!(session.measurement(), TEST_MEASUREMENT);
+    let message = |text: &str| pp_protocol::app::Message {
+        sender: "Ana".into(),
+        text: text.into(),
+        time: None,
+    };
+    let request = pp_protocol::app::AppRequest::Summarize {
+        thread: vec![message(CANARY), message("dinner at six?"), message("yes, see you")],
+        k: 2,
+    };
     for _ in 0..3 {
-        let answer = session
-            .request(format!("{CANARY}\nline two").as_bytes())
-            .unwrap();
-        let answer = String::from_utf8(answer).unwrap();
-        assert!(
-            answer.contains(&format!("\"first_line\":\"{CANARY}\"")),
-            "{answer}"
-        );
+        let answer = session.request(&request.to_vec()).unwrap();
+        match pp_protocol::app::AppResponse::parse_for(&answer, &request).unwrap() {
+            pp_protocol::app::AppResponse::Summary { picks, .. } => assert_eq!(picks.len(), 2),
+            other => panic!("{other:?}"),
+        }
     }
+    // A request the features refuse gets an in-band error code, and the session goes on.
+    let answer = session.request(b"not json").unwrap();
+    assert_eq!(answer, br#"{"error":"not-json"}"#);
     let _ = session.close();
     let mut log = Vec::new();
     while let Ok(line) = enclave.log.recv_timeout(Duration::from_secs(5)) {
@@ -155,7 +164,7 @@ fn a_device_gets_verified_evidence_and_sealed_answers() {
         }
     }
     assert!(
-        log.iter().any(|l| l.contains("session=1 ok requests=3")),
+        log.iter().any(|l| l.contains("session=1 ok requests=4")),
         "{log:?}"
     );
     assert!(log.iter().all(|l| !l.contains("canary")), "{log:?}");
@@ -225,4 +234,35 @@ fn the_enclave_refuses_what_breaks_the_protocol() {
         "{log:?}"
     );
     assert!(log.iter().all(|l| !l.contains("canary")), "{log:?}");
+}
+
+#[test]
+fn a_corrupt_blob_fails_requests_not_the_session() {
+    // Past the header the blob is checked on first use: every request is then refused in-band.
+    let mut blob = std::fs::read(common::tiny_weights()).unwrap();
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    let path = std::env::temp_dir().join(format!("pp-corrupt-blob-{}", std::process::id()));
+    std::fs::write(&path, blob).unwrap();
+    let workload = common::spawn_with_weights(&path, Stdio::null(), Stdio::null());
+    std::thread::sleep(Duration::from_millis(300));
+    let sock = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", workload.tls_port)) {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut session =
+        pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
+    let request = pp_protocol::app::AppRequest::Summarize {
+        thread: vec![pp_protocol::app::Message {
+            sender: "Ana".into(),
+            text: "hello".into(),
+            time: None,
+        }],
+        k: 1,
+    };
+    let answer = session.request(&request.to_vec()).unwrap();
+    assert_eq!(answer, br#"{"error":"model-refused"}"#);
 }

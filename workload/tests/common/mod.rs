@@ -27,13 +27,32 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Start `pp-workload` on 127.0.0.1 with its output sent where the caller says.
+/// A tiny-model weights blob (seeded random weights, the real formats), written once per test
+/// binary.
+pub fn tiny_weights() -> &'static std::path::Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("pp-workload-tiny-{}.bin", std::process::id()));
+        let blob = pp_inference::bundle::tiny_blob(pp_inference::bundle::TINY_SEED).unwrap();
+        std::fs::write(&path, blob).unwrap();
+        path
+    })
+}
+
+/// Start `pp-workload` on 127.0.0.1 with the tiny models and its output sent where the caller
+/// says.
 pub fn spawn(stdout: Stdio, stderr: Stdio) -> Workload {
+    spawn_with_weights(tiny_weights(), stdout, stderr)
+}
+
+/// [`spawn`] with another weights blob.
+pub fn spawn_with_weights(weights: &std::path::Path, stdout: Stdio, stderr: Stdio) -> Workload {
     let (health_port, tls_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
         .env("PP_BIND", "127.0.0.1")
         .env("PP_HEALTH_PORT", health_port.to_string())
         .env("PP_TLS_PORT", tls_port.to_string())
+        .env("PP_WEIGHTS_FILE", weights)
         .stdout(stdout)
         .stderr(stderr)
         .spawn()

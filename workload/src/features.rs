@@ -1,0 +1,157 @@
+//! The enclave's features behind [`Handler`]: `summarize` (MiniLM embeddings, central and
+//! non-redundant messages) and `suggest` (SmolLM2 replies), from the weights blob. Requests and
+//! answers are `pp_protocol::app` JSON; a request the features refuse gets an in-band error code,
+//! never text from the request.
+
+use burn::tensor::Device;
+use pp_inference::bert::BertConfig;
+use pp_inference::blob::WeightsBlob;
+use pp_inference::bundle::entry;
+use pp_inference::suggest::{self, Generator};
+use pp_inference::summarize::{self, Embedder, Message};
+use pp_protocol::app::{AppError, AppRequest, AppResponse};
+
+use crate::handler::{Handler, HandlerError};
+
+/// Why the features could not be loaded. No model bytes in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadFailure {
+    Blob,
+    MissingEntry(&'static str),
+    UnknownProfile,
+    Embedder,
+    Generator,
+}
+
+/// The loaded models.
+pub struct Features {
+    embedder: Embedder,
+    generator: Generator,
+    /// `real` or `tiny` (seeded random weights of the same architectures, for tests).
+    pub profile: &'static str,
+}
+
+impl Features {
+    /// Parses the blob (header, bounds and every entry's sha256) and loads both models.
+    pub fn load(blob: &[u8]) -> Result<Self, LoadFailure> {
+        let blob = WeightsBlob::parse(blob).map_err(|_| LoadFailure::Blob)?;
+        let get = |name: &'static str| blob.get(name).ok_or(LoadFailure::MissingEntry(name));
+        let (profile, config) = match get(entry::PROFILE)? {
+            b"real" => ("real", BertConfig::minilm_l6()),
+            b"tiny" => ("tiny", pp_inference::tiny::tiny_bert_config()),
+            _ => return Err(LoadFailure::UnknownProfile),
+        };
+        let dev = Device::flex();
+        let embedder = Embedder::from_bytes(
+            get(entry::MINILM)?,
+            get(entry::MINILM_TOKENIZER)?,
+            config,
+            &dev,
+        )
+        .map_err(|_| LoadFailure::Embedder)?;
+        let generator = Generator::from_gguf_bytes(get(entry::SMOLLM2)?, &dev)
+            .map_err(|_| LoadFailure::Generator)?;
+        Ok(Self {
+            embedder,
+            generator,
+            profile,
+        })
+    }
+
+    fn answer(&self, request: &AppRequest) -> AppResponse {
+        let thread: Vec<Message> = request
+            .thread()
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Message {
+                sender: m.sender.clone(),
+                text: m.text.clone(),
+                time: i as u64,
+            })
+            .collect();
+        match request {
+            AppRequest::Summarize { k, .. } => {
+                let k = usize::from(*k).min(thread.len());
+                match summarize::summarize(&self.embedder, &thread, k) {
+                    Ok(summary) => {
+                        let mut picks: Vec<u16> = summary
+                            .key_messages
+                            .iter()
+                            .map(|m| m.index as u16)
+                            .collect();
+                        picks.sort_unstable();
+                        AppResponse::Summary {
+                            picks,
+                            truncated: summary.truncated.len() as u16,
+                        }
+                    }
+                    Err(_) => AppResponse::Error(AppError::ModelRefused),
+                }
+            }
+            AppRequest::Suggest { seed, n, .. } => {
+                match suggest::suggest(&self.generator, &thread, *seed, usize::from(*n)) {
+                    Ok(s) => AppResponse::Suggestions {
+                        replies: s.into_iter().map(|s| s.text).collect(),
+                    },
+                    Err(_) => AppResponse::Error(AppError::ModelRefused),
+                }
+            }
+        }
+    }
+}
+
+impl Handler for Features {
+    fn handle(&self, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
+        let response = match AppRequest::parse(request) {
+            Ok(request) => self.answer(&request),
+            Err(code) => AppResponse::Error(code),
+        };
+        Ok(response.to_vec())
+    }
+}
+
+/// The features, loaded on the first request rather than at boot: checking and loading the real
+/// models takes seconds natively and many minutes under emulation, and a boot that serves only
+/// health checks or refuses attestation never needs them. A blob that fails to load fails every
+/// request with `model-refused`, and says why once on the console.
+pub struct LazyFeatures {
+    blob: &'static [u8],
+    loaded: std::sync::OnceLock<Result<Features, LoadFailure>>,
+}
+
+impl LazyFeatures {
+    /// Checks only that `blob` starts like a weights blob; the rest is checked on first use.
+    pub fn new(blob: &'static [u8]) -> Result<Self, LoadFailure> {
+        if !blob.starts_with(&pp_inference::blob::MAGIC[..]) {
+            return Err(LoadFailure::Blob);
+        }
+        Ok(Self {
+            blob,
+            loaded: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The loaded features, loading them now if this is the first call.
+    pub fn get(&self) -> Result<&Features, LoadFailure> {
+        self.loaded
+            .get_or_init(|| {
+                let loaded = Features::load(self.blob);
+                match &loaded {
+                    Ok(f) => println!("pp-workload: models loaded ({})", f.profile),
+                    Err(e) => println!("pp-workload: models refused: {e:?}"),
+                }
+                loaded
+            })
+            .as_ref()
+            .map_err(|e| *e)
+    }
+}
+
+impl Handler for LazyFeatures {
+    fn handle(&self, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
+        match self.get() {
+            Ok(features) => features.handle(request),
+            Err(_) => Ok(AppResponse::Error(AppError::ModelRefused).to_vec()),
+        }
+    }
+}
