@@ -37,6 +37,11 @@ struct Aligned<T: ?Sized>(T);
 
 static WORKLOAD: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("PP_WORKLOAD_ELF")));
 
+/// The model weights blob, measured with the rest of this file. It stays where the firmware
+/// loaded this image (LOADER_CODE memory, which the kernel is never given), identity-mapped; the
+/// workload learns where from `env=PP_WEIGHTS=<addr>,<len>` at the front of the command line.
+static WEIGHTS: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("PP_WEIGHTS_BLOB")));
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     // Only the location: the loader handles no request data, but keep messages fixed anyway.
@@ -60,7 +65,17 @@ fn main() -> Status {
     let heap = pages(MemoryType::LOADER_DATA, HEAP_PAGES, "the loader heap");
     HEAP.init(heap.as_ptr() as usize, HEAP_PAGES * PAGE_SIZE as usize);
 
-    let bootargs = read_cmdline();
+    // Where the weights are goes first on the command line (before any `--`, after which words
+    // are the application's arguments).
+    let weights = alloc::format!(
+        "env=PP_WEIGHTS={:#x},{:#x}",
+        WEIGHTS.0.as_ptr() as u64,
+        WEIGHTS.0.len()
+    );
+    let bootargs = match read_cmdline() {
+        given if given.is_empty() => weights,
+        given => alloc::format!("{weights} {given}"),
+    };
     let rsdp =
         find_rsdp().unwrap_or_else(|| fail(format_args!("the firmware published no ACPI RSDP")));
 

@@ -63,6 +63,11 @@ pub struct Manifest {
     pub variant: String,
     /// What the enclave's evidence names this release by: sha256 over the `inputs` hashes.
     pub release_ref: String,
+    /// Test images only: the measurement their test attester reports (hex). It is not a launch
+    /// digest — no hardware measured anything — and only a device that trusts the test root
+    /// explicitly ever accepts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_attester_measurement: Option<String>,
 }
 
 /// What the SEV-SNP launch digest of this release is computed from, and its values.
@@ -119,6 +124,36 @@ impl Measurement {
 }
 
 impl Manifest {
+    /// The measurements an enclave of this release may report: the launch digests for every
+    /// listed vCPU count, and for a test image its test attester's measurement.
+    pub fn accepted_measurements(&self) -> Result<Vec<[u8; crate::measure::DIGEST_LEN]>> {
+        let mut out = Vec::new();
+        let test = match (&self.test_attester_measurement, self.variant.as_str()) {
+            (Some(m), "test") => Some(m),
+            (None, _) => None,
+            (Some(_), other) => {
+                anyhow::bail!("a {other} manifest names a test attester measurement")
+            }
+        };
+        for hex_digest in self.measurement.digests.values().chain(test) {
+            let bytes = hex::decode(hex_digest).context("a measurement is not hex")?;
+            out.push(
+                bytes
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("a measurement is not 48 bytes"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The release reference as bytes.
+    pub fn release_ref_bytes(&self) -> Result<[u8; 32]> {
+        hex::decode(&self.release_ref)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .context("release_ref is not 32 bytes of hex")
+    }
+
     pub fn to_json(&self) -> Result<String> {
         let mut s = serde_json::to_string_pretty(self)?;
         s.push('\n');
@@ -187,6 +222,7 @@ mod tests {
             },
             variant: "release".into(),
             release_ref: "44".repeat(32),
+            test_attester_measurement: None,
         }
     }
 

@@ -142,7 +142,11 @@ fn a_device_gets_verified_evidence_and_sealed_answers() {
         time: None,
     };
     let request = pp_protocol::app::AppRequest::Summarize {
-        thread: vec![message(CANARY), message("dinner at six?"), message("yes, see you")],
+        thread: vec![
+            message(CANARY),
+            message("dinner at six?"),
+            message("yes, see you"),
+        ],
         k: 2,
     };
     for _ in 0..3 {
@@ -252,7 +256,8 @@ fn a_corrupt_blob_fails_requests_not_the_session() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut session =
         pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
     let request = pp_protocol::app::AppRequest::Summarize {

@@ -25,6 +25,15 @@ pub fn default_out(root: &Path, variant: Variant) -> PathBuf {
     }
 }
 
+/// The models an image carries: the real pinned ones in a release, tiny seeded random-weight ones
+/// in a test image (so that boots under emulation stay short).
+pub fn models_of(variant: Variant) -> crate::weights::Models {
+    match variant {
+        Variant::Release => crate::weights::Models::Real,
+        Variant::Test => crate::weights::Models::Tiny,
+    }
+}
+
 /// Build everything and write the release folder: `pp.efi`, both firmwares, `manifest.json`.
 pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<PathBuf> {
     setup::ensure(pins)?;
@@ -37,7 +46,15 @@ pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<P
     let elf = workload::build(root, pins, &lib, variant, &release_ref)?;
     timings.push(("workload", t.elapsed()));
     let t = std::time::Instant::now();
-    let efi = build_loader(root, &elf, &format!("loader-{}-target", variant.name()))?;
+    let weights = crate::weights::ensure(root, models_of(variant))?;
+    timings.push(("weights", t.elapsed()));
+    let t = std::time::Instant::now();
+    let efi = build_loader(
+        root,
+        &elf,
+        &weights,
+        &format!("loader-{}-target", variant.name()),
+    )?;
     timings.push(("loader", t.elapsed()));
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let dest = out.join("pp.efi");
@@ -52,6 +69,7 @@ pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<P
         efi: &dest,
         kernel_lib: &lib.join("libhermit.a"),
         workload_elf: &elf,
+        weights: &weights,
         firmware: &out.join(GENERIC_FIRMWARE_FILE),
     };
     let manifest =
@@ -71,7 +89,12 @@ pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<P
 }
 
 /// Build the loader with `elf` embedded, in `target/pp/<target_dir_name>`; returns `pp-loader.efi`.
-pub fn build_loader(root: &Path, elf: &Path, target_dir_name: &str) -> Result<PathBuf> {
+pub fn build_loader(
+    root: &Path,
+    elf: &Path,
+    weights: &Path,
+    target_dir_name: &str,
+) -> Result<PathBuf> {
     let work = root.join("target/pp");
     let target_dir = work.join(target_dir_name);
     // No CodeView debug directory: lld-link would otherwise embed a PDB name and an id that
@@ -88,7 +111,8 @@ pub fn build_loader(root: &Path, elf: &Path, target_dir_name: &str) -> Result<Pa
         "-Zbuild-std=core,alloc",
         "-Zbuild-std-features=compiler-builtins-mem",
     ])
-    .env("PP_WORKLOAD_ELF", elf);
+    .env("PP_WORKLOAD_ELF", elf)
+    .env("PP_WEIGHTS_BLOB", weights);
     util::run(&mut cmd).context("building the UEFI loader")?;
     Ok(toolchain::release_dir(&target_dir, UEFI_TARGET).join("pp-loader.efi"))
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's task runner.
 
 mod crates;
+mod e2e;
 mod firmware;
 mod image;
 mod kernel;
@@ -13,10 +14,12 @@ mod ring;
 mod setup;
 mod smoke;
 mod snp;
+mod stack;
 mod test;
 mod test_root;
 mod toolchain;
 mod util;
+mod weights;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -128,8 +131,16 @@ enum Cmd {
     TestRoot,
     /// The whole test suite: host tests, the image, the smoke boot, the reproducibility check.
     Test,
-    /// The demo: build the test image, boot it, verify its evidence, send sealed requests.
+    /// The demo: two enclave instances under QEMU, issuer, CDN, relay, gateway and log on
+    /// loopback, and `pp summarize` / `pp suggest` on a sample thread.
     Demo,
+    /// The end-to-end test alone (also a step of `test`).
+    E2e,
+    /// Make the weights blob the loader embeds: tiny test models, or with --real the pinned models.
+    Weights {
+        #[arg(long)]
+        real: bool,
+    },
 }
 
 fn main() {
@@ -202,7 +213,17 @@ fn run() -> Result<()> {
             println!("{}", test_root::ensure(&root)?.display());
             Ok(())
         }
-        Cmd::Demo => demo(&root, &pins),
+        Cmd::Demo => e2e::demo(&root, &pins),
+        Cmd::E2e => e2e::test(&root, &pins),
+        Cmd::Weights { real } => {
+            let models = if real {
+                weights::Models::Real
+            } else {
+                weights::Models::Tiny
+            };
+            println!("{}", weights::ensure(&root, models)?.display());
+            Ok(())
+        }
     }
 }
 
@@ -210,37 +231,6 @@ fn run() -> Result<()> {
 fn forward(command: reproducible::cli::Command) -> Result<()> {
     if !reproducible::cli::run(reproducible::cli::Cli { command })? {
         std::process::exit(1);
-    }
-    Ok(())
-}
-
-/// The demo (for now): boot the test image and run a device's attested session against it.
-fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
-    let boot = BootArgs {
-        image: None,
-        firmware: None,
-        append: String::new(),
-        test_image: true,
-    };
-    let (config, variant) = boot_config(root, pins, &boot)?;
-    let report = smoke::run(&config, &variant, &test_root::ensure(root)?)?;
-    println!(
-        "\ndemo: the image booted to ready in {:.1} s under QEMU TCG",
-        report.boot_to_ready.as_secs_f64()
-    );
-    if let Some(a) = report.attested {
-        println!("demo: the device's checks of the evidence:\n{}", a.checks);
-        println!(
-            "demo: verified measurement {} (TEST attester: no SEV-SNP on this machine)",
-            a.measurement
-        );
-        for (i, r) in a.responses.iter().enumerate() {
-            println!("demo: sealed response {}: {r}", i + 1);
-        }
-        println!(
-            "demo: attested session and both requests took {} ms",
-            a.session_time.as_millis()
-        );
     }
     Ok(())
 }

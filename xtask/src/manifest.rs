@@ -41,6 +41,8 @@ pub struct ImageFiles<'a> {
     pub efi: &'a Path,
     pub kernel_lib: &'a Path,
     pub workload_elf: &'a Path,
+    /// The model weights blob embedded in the loader.
+    pub weights: &'a Path,
     /// The generic (non-SEV) firmware.
     pub firmware: &'a Path,
 }
@@ -57,6 +59,7 @@ pub fn for_image(
         efi,
         kernel_lib,
         workload_elf,
+        weights,
         firmware,
     } = files;
     let inputs = input_hashes(root)?;
@@ -92,6 +95,10 @@ pub fn for_image(
                 "workload-elf".to_string(),
                 Artifact::of(workload_elf, "pp-workload")?,
             ),
+            (
+                "weights-blob".to_string(),
+                Artifact::of(weights, "weights.bin")?,
+            ),
         ]),
         inputs,
         toolchain,
@@ -100,5 +107,7 @@ pub fn for_image(
         measurement,
         variant: variant.name().to_string(),
         release_ref,
+        test_attester_measurement: (variant == Variant::Test)
+            .then(|| hex::encode(pp_attestation::test_signer::TEST_MEASUREMENT)),
     })
 }

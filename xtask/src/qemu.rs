@@ -307,6 +307,7 @@ mod tests {
             },
             variant: "release".into(),
             release_ref: String::new(),
+            test_attester_measurement: None,
         };
         std::fs::write(dir.join("manifest.json"), manifest.to_json().unwrap()).unwrap();
         assert_eq!(check_image_dir(&dir).unwrap(), dir.join("pp.efi"));

@@ -45,7 +45,25 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
                     .env("PP_KERNEL", out.join(reproducible::verify::IMAGE_FILE))
                     .env("PP_RELEASE_DIR", &out)
                     .env("PP_TEST_ROOT_DIR", test_root::ensure(root)?)
-                    .args(["test", "--workspace", "--all-features", "--quiet"]),
+                    // pp-inference runs in its own step: its real-weight tests need the models,
+                    // the reference tools and an optimised build.
+                    .args(["test", "--workspace", "--all-features", "--quiet"])
+                    .args(["--exclude", "pp-inference"]),
+            )
+        },
+    )?;
+    step(
+        "inference: tiny models, and the real pinned models against numpy references",
+        &mut || {
+            let models = crate::weights::fetch_models(root)?;
+            let python = crate::weights::reference_python(root)?;
+            util::run(
+                Command::new(&host_cargo)
+                    .current_dir(root)
+                    .env("PP_MODELS_DIR", &models)
+                    .env("PP_INFERENCE_PYTHON", &python)
+                    .args(["test", "--quiet", "--release", "-p", "pp-inference"])
+                    .args(["--features", "real-weights"]),
             )
         },
     )?;
@@ -76,6 +94,10 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
             smoke::run(&smoke::config_for(&efi, &fw, "")?, "test", &test_root).map(drop)
         },
     )?;
+    step(
+        "end to end: pp through relay and gateway to two booted enclaves; attacks refused",
+        &mut || crate::e2e::test(root, pins),
+    )?;
     step("loader refuses an over-long command line", &mut || {
         let efi = qemu::check_image_dir(&out)?;
         let append = "x".repeat(5000);
@@ -84,7 +106,9 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     step(
         "loader refuses an ELF that is not a Hermit image",
         &mut || {
-            let bad = image::build_loader(root, Path::new("/bin/true"), "loader-bad-elf-target")?;
+            let tiny = crate::weights::ensure(root, crate::weights::Models::Tiny)?;
+            let bad =
+                image::build_loader(root, Path::new("/bin/true"), &tiny, "loader-bad-elf-target")?;
             smoke::expect_loader_error(&smoke::config_for(&bad, &fw, "")?, "not a Hermit image")
         },
     )?;

@@ -32,7 +32,8 @@ fn free_port() -> u16 {
 pub fn tiny_weights() -> &'static std::path::Path {
     static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("pp-workload-tiny-{}.bin", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("pp-workload-tiny-{}.bin", std::process::id()));
         let blob = pp_inference::bundle::tiny_blob(pp_inference::bundle::TINY_SEED).unwrap();
         std::fs::write(&path, blob).unwrap();
         path

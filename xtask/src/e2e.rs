@@ -1,0 +1,308 @@
+//! `cargo xtask demo` and the end-to-end test: two enclave instances, the outside services on
+//! loopback, and the `pp` command through relay and gateway — then, for the test, the attacks the
+//! device must refuse.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::qemu::Vm;
+use crate::stack::{Instance, Stack};
+use crate::{pins, smoke, test_root};
+
+/// The enclave instances: the test image booted under QEMU (TCG), each with its own keys.
+pub struct Enclaves {
+    pub vms: Vec<Option<Vm>>,
+    pub instances: Vec<Instance>,
+}
+
+/// Boots `count` instances of the test image (test attester, tiny models) and returns them with
+/// the image's release manifest.
+pub fn start_enclaves(root: &Path, pins: &pins::Pins, count: usize) -> Result<(Enclaves, PathBuf)> {
+    let boot = crate::BootArgs {
+        image: None,
+        firmware: None,
+        append: String::new(),
+        test_image: true,
+    };
+    let dir = crate::image_dir(root, pins, &boot)?;
+    let efi = crate::qemu::check_image_dir(&dir)?;
+    let fw = crate::firmware::pinned(root)?;
+    let mut enclaves = Enclaves {
+        vms: Vec::new(),
+        instances: Vec::new(),
+    };
+    for i in 0..count {
+        let config = smoke::config_for(&efi, &fw, "")?;
+        let mut vm = Vm::start(&config, false)?;
+        vm.wait_for(
+            "pp-workload: ready",
+            smoke::FATAL_LINES,
+            Duration::from_secs(180),
+        )
+        .with_context(|| format!("enclave instance i-{i} did not boot"))?;
+        enclaves.vms.push(Some(vm));
+        enclaves.instances.push(Instance {
+            id: format!("i-{i}"),
+            address: format!("127.0.0.1:{}", config.host_tls_port),
+        });
+    }
+    Ok((enclaves, dir.join("manifest.json")))
+}
+
+/// The README's first command: everything on loopback, one summary and one set of suggestions.
+pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
+    let bin = crate::stack::build_binaries(root)?;
+    println!(
+        "demo: booting two enclave instances under QEMU TCG (the test image: test attester, tiny models)"
+    );
+    let (enclaves, manifest) = start_enclaves(root, pins, 2)?;
+    let ark = test_root::ensure(root)?.join("ark.der");
+    let stack = Stack::start(
+        &bin,
+        &root.join("target/pp/demo"),
+        &manifest,
+        &enclaves.instances,
+        &ark,
+    )?;
+    println!("demo: issuer, key CDN, relay, gateway and transparency log are up on loopback");
+    let thread = root.join("docs/demo-thread.txt");
+    let thread = thread.display().to_string();
+    for args in [
+        vec!["--verbose", "summarize", &thread, "-k", "3"],
+        vec!["suggest", &thread, "-n", "3", "--seed", "7"],
+    ] {
+        println!("\n$ pp {}", args.join(" "));
+        let (ok, out, err) = stack.pp(&args)?;
+        print!("{err}{out}");
+        if !ok {
+            bail!("pp failed");
+        }
+    }
+    println!(
+        "\ndemo: the models are tiny random-weight stand-ins of MiniLM and SmolLM2, so the picks \
+         and replies carry no meaning yet; receipts are in {}",
+        stack.dir.join("device-state/receipts.jsonl").display()
+    );
+    drop(stack);
+    drop(enclaves);
+    Ok(())
+}
+
+/// The end-to-end test: the happy path, then each attack, each refused with a clear error.
+pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
+    let bin = crate::stack::build_binaries(root)?;
+    let (mut enclaves, manifest) = start_enclaves(root, pins, 2)?;
+    let ark = test_root::ensure(root)?.join("ark.der");
+    let mut stack = Stack::start(
+        &bin,
+        &root.join("target/pp/e2e"),
+        &manifest,
+        &enclaves.instances,
+        &ark,
+    )?;
+    let thread = root.join("docs/demo-thread.txt").display().to_string();
+    let summarize = ["summarize", thread.as_str(), "-k", "2"];
+
+    let expect_ok = |stack: &Stack, what: &str| -> Result<String> {
+        let (ok, out, err) = stack.pp(&summarize)?;
+        if !ok || !out.contains("Summary (2 of 12 messages)") {
+            bail!("{what}: pp failed:\n{err}{out}");
+        }
+        println!("e2e: {what}: ok");
+        Ok(out)
+    };
+    let expect_refused = |stack: &Stack, what: &str, needle: &str| -> Result<()> {
+        let (ok, out, err) = stack.pp(&summarize)?;
+        if ok || !err.contains(needle) {
+            bail!("{what}: expected a refusal containing {needle:?}, got:\n{err}{out}");
+        }
+        println!(
+            "e2e: {what}: refused ({})",
+            err.trim().lines().next().unwrap_or("")
+        );
+        Ok(())
+    };
+
+    let out = expect_ok(&stack, "summarize through relay and gateway")?;
+    anyhow::ensure!(
+        out.contains("Release logged at index 0"),
+        "no log index in:\n{out}"
+    );
+    let receipts = std::fs::read_to_string(stack.dir.join("device-state/receipts.jsonl"))?;
+    anyhow::ensure!(receipts.lines().count() == 1, "one receipt expected");
+    let (ok, out, err) = stack.pp(&["suggest", &thread, "-n", "2"])?;
+    anyhow::ensure!(
+        ok && out.contains("Suggestions:"),
+        "suggest failed:\n{err}{out}"
+    );
+    println!("e2e: suggest: ok");
+
+    // A reused token: put the spent tokens back in the wallet.
+    let wallet = stack.dir.join("device-state/tokens.txt");
+    let before = std::fs::read(&wallet)?;
+    expect_ok(&stack, "spend one more token")?;
+    std::fs::write(&wallet, &before)?;
+    expect_refused(&stack, "a reused token", "spent before")?;
+
+    // The gateway restarts: spent tokens stay spent, unspent ones stay valid.
+    let gateway_addr = stack.gateway_addr.clone();
+    let issuer_addr = stack.issuer_addr.clone();
+    stack.stop("pp-gateway");
+    restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
+    std::fs::write(&wallet, &before)?;
+    expect_refused(
+        &stack,
+        "a spent token after a gateway restart",
+        "spent before",
+    )?;
+    // The wallet now holds the rest of the batch issued before the restart.
+    expect_ok(&stack, "a token issued before the gateway restart")?;
+
+    // The gateway swaps the enclaves: instance i-0 is routed to i-1 and back.
+    let mut swapped = enclaves.instances.clone();
+    swapped.swap(0, 1);
+    swapped[0].id = "i-0".into();
+    swapped[1].id = "i-1".into();
+    stack.write_instances(&swapped)?;
+    stack.stop("pp-gateway");
+    restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
+    expect_refused(
+        &stack,
+        "a gateway that swaps the enclave",
+        "other than instance",
+    )?;
+    stack.write_instances(&enclaves.instances)?;
+    stack.stop("pp-gateway");
+    restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
+
+    // A relay whose upstream tampers with bytes.
+    let tamper = tampering_proxy(&gateway_addr)?;
+    let original = std::fs::read_to_string(&stack.config)?;
+    stack.stop("pp-relay");
+    let relay = restart_relay(&mut stack, &tamper)?;
+    std::fs::write(&stack.config, replace_relay(&original, &relay))?;
+    expect_refused(
+        &stack,
+        "a relay that tampers with bytes",
+        "TLS with the gateway failed",
+    )?;
+    stack.stop("pp-relay");
+    let relay = restart_relay(&mut stack, &gateway_addr)?;
+    std::fs::write(&stack.config, replace_relay(&original, &relay))?;
+    expect_ok(&stack, "an honest relay again")?;
+
+    // A killed enclave: the device retries on the other one.
+    enclaves.vms[0] = None;
+    // The device picks an instance at random: ask until it has picked the dead one at least
+    // once (and recovered), at most 12 times (all 12 avoiding it: p = 1/4096).
+    let mut retried = false;
+    for _ in 0..12 {
+        let (ok, out, err) = stack.pp(&["--verbose", "summarize", thread.as_str(), "-k", "2"])?;
+        anyhow::ensure!(ok, "a request failed with instance i-0 down:\n{err}{out}");
+        if err.contains("instance i-0 failed") {
+            retried = true;
+            break;
+        }
+    }
+    anyhow::ensure!(
+        retried,
+        "the device never chose the dead instance i-0 in 12 requests"
+    );
+    println!("e2e: instance i-0 killed: the device retried on i-1");
+
+    // A CDN that serves a key for an unlogged release.
+    let index_path = stack.dir.join("cdn/enclaves.json");
+    let index = std::fs::read_to_string(&index_path)?;
+    let manifest_text = std::fs::read_to_string(&manifest)?;
+    // The same manifest with one more byte: valid JSON, but not the bytes the log holds.
+    let unlogged = format!("{manifest_text} ");
+    std::fs::write(stack.dir.join("cdn/releases/unlogged.json"), unlogged)?;
+    let tampered = regex_replace_releases(&index, "releases/unlogged.json");
+    std::fs::write(&index_path, tampered)?;
+    expect_refused(
+        &stack,
+        "a CDN that serves an unlogged release",
+        "not in the transparency log",
+    )?;
+    std::fs::write(&index_path, index)?;
+
+    println!("e2e: PASS");
+    Ok(())
+}
+
+fn restart_gateway(stack: &mut Stack, addr: &str, issuer: &str) -> Result<()> {
+    let (got, _) = stack.start_gateway_at(addr, issuer)?;
+    anyhow::ensure!(got == addr, "the gateway came back on another address");
+    Ok(())
+}
+
+fn restart_relay(stack: &mut Stack, upstream: &str) -> Result<String> {
+    stack.start_relay(upstream)
+}
+
+fn replace_relay(config: &str, relay: &str) -> String {
+    config
+        .lines()
+        .map(|l| {
+            if l.starts_with("address = ") {
+                format!("address = \"{relay}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn regex_replace_releases(index: &str, to: &str) -> String {
+    index
+        .lines()
+        .map(|l| match l.find("\"release\": \"") {
+            Some(at) => format!("{}\"release\": \"{to}\"", &l[..at]),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A TCP proxy to `upstream` that flips one bit in the 200th byte it forwards downstream.
+fn tampering_proxy(upstream: &str) -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut seen = 0usize;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s_in.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if seen < 200 && seen + n > 200 {
+                        buf[200 - seen] ^= 0x01;
+                    }
+                    seen += n;
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}

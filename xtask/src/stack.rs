@@ -1,0 +1,325 @@
+//! The outside parties on loopback, for the demo and the end-to-end test: transparency log,
+//! key CDN, token issuer, gateway and relay, each its own process from `pp-services`, with a
+//! throwaway CA, an account and a device configuration for `pp`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::util;
+
+/// Names on the development certificates.
+pub const RELAY_NAME: &str = "relay.pp.test";
+pub const GATEWAY_NAME: &str = "gateway.pp.test";
+
+/// One enclave instance: its id and the address of its attested-TLS port.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub id: String,
+    pub address: String,
+}
+
+/// The running services; dropping it stops them.
+pub struct Stack {
+    pub dir: PathBuf,
+    bin: PathBuf,
+    children: Vec<(&'static str, Child)>,
+    pub config: PathBuf,
+    pub log_url: String,
+    pub gateway_addr: String,
+    pub issuer_addr: String,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Builds the service and device binaries (release) and returns their folder.
+pub fn build_binaries(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    crate::ring::prepare(root, &crate::pins::Pins::load(root)?)?;
+    util::run(Command::new(cargo).current_dir(root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "pp-services",
+        "-p",
+        "pp-device",
+    ]))
+    .context("building the services and the pp command failed")?;
+    Ok(root.join("target/release"))
+}
+
+impl Stack {
+    /// Starts every service in a fresh `dir`, logs `manifest`, publishes `instances` to the CDN
+    /// and writes the device configuration (trusting `test_root_ark` instead of AMD's roots).
+    pub fn start(
+        bin: &Path,
+        dir: &Path,
+        manifest: &Path,
+        instances: &[Instance],
+        test_root_ark: &Path,
+    ) -> Result<Self> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let mut stack = Stack {
+            dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            children: Vec::new(),
+            config: dir.join("pp.toml"),
+            log_url: String::new(),
+            gateway_addr: String::new(),
+            issuer_addr: String::new(),
+        };
+        let run = |name: &str, args: &[&str]| -> Result<String> {
+            let out = Command::new(bin.join(name)).args(args).output()?;
+            if !out.status.success() {
+                bail!(
+                    "{name} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let p = |rel: &str| dir.join(rel).display().to_string();
+        run(
+            "pp-dev-certs",
+            &["--out", &p("certs"), RELAY_NAME, GATEWAY_NAME],
+        )?;
+        let account_secret = random_hex();
+        std::fs::write(dir.join("account.secret"), &account_secret)?;
+        std::fs::write(
+            dir.join("accounts.json"),
+            format!(
+                "{{\"accounts\": {{\"demo-user\": \"{}\"}}}}\n",
+                hex::encode(Sha256::digest(account_secret.as_bytes()))
+            ),
+        )?;
+        std::fs::write(dir.join("operator.secret"), random_hex())?;
+
+        let (log_addr, log_lines) = stack.spawn(
+            "pp-log",
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                &p("log"),
+                "--operator-credential",
+                &p("operator.secret"),
+            ],
+        )?;
+        let log_key = log_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("log public key "))
+            .context("pp-log did not print its public key")?
+            .to_string();
+        stack.log_url = format!("http://{log_addr}");
+        run(
+            "pp-log",
+            &[
+                "append",
+                "--url",
+                &stack.log_url,
+                "--operator-credential",
+                &p("operator.secret"),
+                &manifest.display().to_string(),
+            ],
+        )?;
+
+        stack.write_instances(instances)?;
+        run(
+            "pp-gateway",
+            &[
+                "publish",
+                "--instances",
+                &p("instances.json"),
+                "--manifest",
+                &manifest.display().to_string(),
+                "--out",
+                &p("cdn"),
+            ],
+        )?;
+        let (cdn_addr, _) =
+            stack.spawn("pp-cdn", &["--listen", "127.0.0.1:0", "--root", &p("cdn")])?;
+        let (issuer_addr, _) = stack.spawn(
+            "pp-issuer",
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                &p("issuer"),
+                "--accounts",
+                &p("accounts.json"),
+            ],
+        )?;
+        stack.issuer_addr = issuer_addr.clone();
+        let (gateway_addr, _) = stack.start_gateway(&issuer_addr)?;
+        stack.gateway_addr = gateway_addr.clone();
+        let relay_addr = stack.start_relay(&gateway_addr)?;
+        std::fs::write(
+            &stack.config,
+            format!(
+                "state_dir = \"device-state\"\n\n[relay]\naddress = \"{relay_addr}\"\nserver_name = \"{RELAY_NAME}\"\n\n\
+                 [gateway]\nauthority = \"{GATEWAY_NAME}:443\"\nserver_name = \"{GATEWAY_NAME}\"\n\n\
+                 [issuer]\nurl = \"http://{issuer_addr}\"\ncredential_file = \"account.secret\"\n\n\
+                 [cdn]\nurl = \"http://{cdn_addr}\"\n\n[log]\nurl = \"{}\"\npublic_key = \"{log_key}\"\n\n\
+                 [trust]\ntls_ca = \"certs/ca.pem\"\ntest_root_ark = \"{}\"\n",
+                stack.log_url,
+                test_root_ark.display()
+            ),
+        )?;
+        Ok(stack)
+    }
+
+    /// Writes the gateway's instance map (used by publishing and by the gateway).
+    pub fn write_instances(&self, instances: &[Instance]) -> Result<()> {
+        let entries: Vec<String> = instances
+            .iter()
+            .map(|i| format!("{{\"id\": \"{}\", \"address\": \"{}\"}}", i.id, i.address))
+            .collect();
+        std::fs::write(
+            self.dir.join("instances.json"),
+            format!("{{\"instances\": [{}]}}\n", entries.join(", ")),
+        )?;
+        Ok(())
+    }
+
+    /// Starts (or restarts, after [`Self::stop`]) the gateway on a new port; the relay is not
+    /// told, so restart tests re-point through `write_relay`.
+    pub fn start_gateway(&mut self, issuer_addr: &str) -> Result<(String, Vec<String>)> {
+        self.start_gateway_at("127.0.0.1:0", issuer_addr)
+    }
+
+    /// Starts the gateway on `listen`.
+    pub fn start_gateway_at(
+        &mut self,
+        listen: &str,
+        issuer_addr: &str,
+    ) -> Result<(String, Vec<String>)> {
+        let p = |rel: &str| self.dir.join(rel).display().to_string();
+        let args = [
+            "serve",
+            "--listen",
+            listen,
+            "--cert",
+            &p(&format!("certs/{GATEWAY_NAME}.pem")),
+            "--key",
+            &p(&format!("certs/{GATEWAY_NAME}.key")),
+            "--origin",
+            GATEWAY_NAME,
+            "--issuer-name",
+            issuer_addr,
+            "--issuer-key",
+            &p("issuer/token-key.b64"),
+            "--instances",
+            &p("instances.json"),
+            "--spent",
+            &p("gateway-spent.bin"),
+        ];
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn("pp-gateway", &args)
+    }
+
+    /// Starts a relay that dials `upstream` for the gateway's name; returns its address.
+    pub fn start_relay(&mut self, upstream: &str) -> Result<String> {
+        let p = |rel: &str| self.dir.join(rel).display().to_string();
+        let (cert, key) = (
+            p(&format!("certs/{RELAY_NAME}.pem")),
+            p(&format!("certs/{RELAY_NAME}.key")),
+        );
+        let upstream = format!("{GATEWAY_NAME}:443={upstream}");
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--upstream",
+            &upstream,
+        ];
+        Ok(self.spawn("pp-relay", &args)?.0)
+    }
+
+    /// Stops the named service.
+    pub fn stop(&mut self, name: &str) {
+        self.children.retain_mut(|(n, child)| {
+            if *n == name {
+                let _ = child.kill();
+                let _ = child.wait();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Runs `pp` with this stack's configuration; returns (success, stdout, stderr).
+    pub fn pp(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = Command::new(self.bin.join("pp"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .context("cannot run pp")?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// Spawns a service and waits for its `listening on ADDR` line; returns the address and the
+    /// lines printed before it.
+    fn spawn(&mut self, name: &'static str, args: &[&str]) -> Result<(String, Vec<String>)> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let mut child = Command::new(self.bin.join(name))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.children.push((name, child));
+        let mut before = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => match line.strip_prefix("listening on ") {
+                    Some(addr) => return Ok((addr.to_string(), before)),
+                    None => before.push(line),
+                },
+                Err(_) => bail!(
+                    "{name} did not start; see {}",
+                    self.dir.join(format!("{name}.log")).display()
+                ),
+            }
+        }
+    }
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("system randomness");
+    hex::encode(b)
+}
