@@ -148,6 +148,26 @@ pub fn connect<S: Read + Write>(
         &evidence.manifest_sha256,
         evidence.key_config,
     );
+    let (verdict, measurement) = check_evidence(&evidence, policy, &expected)?;
+    Ok(Session {
+        measurement,
+        manifest_sha256: evidence.manifest_sha256,
+        key_config: evidence.key_config.to_vec(),
+        verdict,
+        limits,
+        closed: false,
+        stream,
+    })
+}
+
+/// Verifies parsed evidence against `policy` with `expected` as its `REPORT_DATA`, and checks its
+/// key configuration is one this device seals to. Returns the verdict (all passed) and the
+/// verified measurement.
+pub(crate) fn check_evidence(
+    evidence: &EvidenceRepr<'_>,
+    policy: &pp_attestation::Policy,
+    expected: &[u8; 64],
+) -> Result<(Verdict, [u8; 48]), ClientError> {
     let verdict = pp_attestation::verify(
         &pp_attestation::Evidence {
             report: evidence.report.to_vec(),
@@ -156,7 +176,7 @@ pub fn connect<S: Read + Write>(
             ark_der: evidence.ark.to_vec(),
         },
         policy,
-        &expected,
+        expected,
     );
     if !verdict.accepted() {
         return Err(ClientError::NotAttested(verdict));
@@ -169,15 +189,7 @@ pub fn connect<S: Read + Write>(
     if !key_config::supported(evidence.key_config) {
         return Err(ClientError::KeyConfigUnsupported);
     }
-    Ok(Session {
-        measurement,
-        manifest_sha256: evidence.manifest_sha256,
-        key_config: evidence.key_config.to_vec(),
-        verdict,
-        limits,
-        closed: false,
-        stream,
-    })
+    Ok((verdict, measurement))
 }
 
 /// Checks a frame that `wire::read_frame` bounded.

@@ -71,25 +71,7 @@ pub fn verify_publication(
     let evidence = EvidenceRepr::parse(&view).map_err(ClientError::Evidence)?;
     let expected =
         pp_attestation::publication_report_data(&evidence.manifest_sha256, evidence.key_config);
-    let verdict = pp_attestation::verify(
-        &pp_attestation::Evidence {
-            report: evidence.report.to_vec(),
-            vcek_der: evidence.vcek.to_vec(),
-            ask_der: evidence.ask.to_vec(),
-            ark_der: evidence.ark.to_vec(),
-        },
-        policy,
-        &expected,
-    );
-    if !verdict.accepted() {
-        return Err(ClientError::NotAttested(verdict));
-    }
-    let measurement = Report::new_checked(evidence.report)
-        .map(|r| r.measurement())
-        .map_err(|_| ClientError::NotAttested(verdict.clone()))?;
-    if !crate::key_config::supported(evidence.key_config) {
-        return Err(ClientError::KeyConfigUnsupported);
-    }
+    let (verdict, measurement) = crate::check_evidence(&evidence, policy, &expected)?;
     Ok(Published {
         key_config: evidence.key_config.to_vec(),
         release_ref: evidence.manifest_sha256,

@@ -1,5 +1,5 @@
 //! `weights.bin`: the deterministic container that carries every model file into the enclave
-//! (as the measured initrd).
+//! (embedded in `pp.efi`, so measured with it; see image-builder/README.md).
 //!
 //! Layout (all integers little-endian):
 //!

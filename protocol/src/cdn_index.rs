@@ -61,7 +61,9 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn valid_path(p: &str) -> bool {
+/// Whether `p` is a plain relative path: segments of `[A-Za-z0-9._-]`, none empty or starting
+/// with a dot, at most 256 bytes. The CDN serves only such names; the index points only to them.
+pub fn valid_path(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 256
         && p.split('/').all(|seg| {

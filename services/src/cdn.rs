@@ -51,20 +51,11 @@ impl Cdn {
 }
 
 /// The request path as a relative file name, if it is one we serve: segments of
-/// `[A-Za-z0-9._-]`, none empty or starting with a dot, at most 8 deep and 256 bytes long.
+/// `[A-Za-z0-9._-]`, none empty or starting with a dot, at most 8 deep and 256 bytes long
+/// (`pp_protocol::cdn_index::valid_path`).
 pub fn safe_path(path: &str) -> Option<&str> {
     let rel = path.strip_prefix('/')?;
-    let ok = !rel.is_empty()
-        && rel.len() <= 256
-        && rel.split('/').count() <= 8
-        && rel.split('/').all(|seg| {
-            !seg.is_empty()
-                && !seg.starts_with('.')
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        });
-    ok.then_some(rel)
+    (pp_protocol::cdn_index::valid_path(rel) && rel.split('/').count() <= 8).then_some(rel)
 }
 
 fn content_type(name: &str) -> &'static str {

