@@ -147,6 +147,13 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
         "suggest failed:\n{err}{out}"
     );
     println!("e2e: suggest: ok");
+    let manifest_arg = manifest.display().to_string();
+    let (ok, out, err) = stack.pp(&["verify-release", &manifest_arg])?;
+    anyhow::ensure!(
+        ok && out.contains("is in the transparency log at index 0"),
+        "verify-release failed:\n{err}{out}"
+    );
+    println!("e2e: verify-release of the logged manifest: ok");
 
     // A reused token: put the spent tokens back in the wallet.
     let wallet = stack.dir.join("device-state/tokens.txt");
@@ -234,6 +241,25 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
         &stack,
         "a CDN that serves an unlogged release",
         "not in the transparency log",
+    )?;
+    let unlogged_arg = stack
+        .dir
+        .join("cdn/releases/unlogged.json")
+        .display()
+        .to_string();
+    let (ok, _, err) = stack.pp(&["verify-release", &unlogged_arg])?;
+    anyhow::ensure!(
+        !ok && err.contains("not in the transparency log"),
+        "verify-release accepted an unlogged manifest:\n{err}"
+    );
+    println!("e2e: verify-release of an unlogged manifest: refused");
+
+    // A log that forks: same key, another history. The device remembers the tree head it saw.
+    stack.fork_log(&stack.dir.join("cdn/releases/unlogged.json"))?;
+    expect_refused(
+        &stack,
+        "a transparency log that forks",
+        "not consistent with what this device saw before",
     )?;
     std::fs::write(&index_path, index)?;
 

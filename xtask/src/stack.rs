@@ -257,6 +257,44 @@ impl Stack {
         Ok(self.spawn("pp-relay", &args)?.0)
     }
 
+    /// Replaces the log with a fork of it: the same signing key, but a history that starts with
+    /// `entry` instead of the release manifest (what a log operator showing different devices
+    /// different histories would serve). Same address, so devices see it in place of the log.
+    pub fn fork_log(&mut self, entry: &Path) -> Result<()> {
+        let fork = self.dir.join("log-fork");
+        std::fs::create_dir_all(&fork)?;
+        std::fs::copy(self.dir.join("log/log.key"), fork.join("log.key"))?;
+        self.stop("pp-log");
+        let listen = self.log_url.trim_start_matches("http://").to_string();
+        let state = fork.display().to_string();
+        let credential = self.dir.join("operator.secret").display().to_string();
+        let (addr, _) = self.spawn(
+            "pp-log",
+            &[
+                "serve",
+                "--listen",
+                &listen,
+                "--state",
+                &state,
+                "--operator-credential",
+                &credential,
+            ],
+        )?;
+        anyhow::ensure!(addr == listen, "the forked log came up on another address");
+        let out = Command::new(self.bin.join("pp-log"))
+            .args([
+                "append",
+                "--url",
+                &self.log_url,
+                "--operator-credential",
+                &credential,
+            ])
+            .arg(entry)
+            .output()?;
+        anyhow::ensure!(out.status.success(), "appending to the forked log failed");
+        Ok(())
+    }
+
     /// Stops the named service.
     pub fn stop(&mut self, name: &str) {
         self.children.retain_mut(|(n, child)| {
