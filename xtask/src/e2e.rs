@@ -76,26 +76,41 @@ pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
         "starting the transparency log, key CDN, issuer, gateway and relay on loopback",
         || Stack::start(&bin, &dir, &manifest, &enclaves.instances, &ark),
     )?;
-    let thread = root.join("docs/demo-thread.txt");
-    let thread = thread.display().to_string();
-    for args in [
-        vec!["--verbose", "summarize", &thread, "-k", "3"],
-        vec!["suggest", &thread, "-n", "3", "--seed", "7"],
-    ] {
-        println!("\n$ pp {}", args.join(" "));
-        let (ok, out, err) = stack.pp(&args)?;
-        print!("{err}{out}");
-        if !ok {
-            bail!("pp failed");
-        }
-    }
+    let thread = root.join("docs/demo-thread.txt").display().to_string();
+    run_pp(&stack, &thread, true)?;
     println!(
-        "\ndemo: the models are tiny random-weight stand-ins of MiniLM and SmolLM2, so the picks \
-         and replies carry no meaning yet; receipts are in {}",
+        "\ndemo: the test image carries tiny random-weight stand-ins of MiniLM and SmolLM2, so those \
+         picks and replies carry no meaning; receipts are in {}",
         stack.dir.join("device-state/receipts.jsonl").display()
     );
     drop(stack);
     drop(enclaves);
+
+    // The real models are far too slow under emulation (minutes per token): the same path, to the
+    // same program running as a Linux process with the real weights blob of the release image.
+    println!(
+        "\ndemo: part 2 — the same path to an enclave instance with the real models (host mode)"
+    );
+    let real = crate::weights::ensure(root, crate::weights::Models::Real)?;
+    crate::host_enclave::build(root)?;
+    let enclave = with_spinner(
+        "starting an enclave instance with the real models as a Linux process (test attester)",
+        || crate::host_enclave::start(root, &real),
+    )?;
+    let dir = root.join("target/pp/demo-real");
+    let instances = [Instance {
+        id: "i-real".into(),
+        address: enclave.address.clone(),
+    }];
+    let stack = with_spinner(
+        "starting the transparency log, key CDN, issuer, gateway and relay on loopback",
+        || Stack::start(&bin, &dir, &manifest, &instances, &ark),
+    )?;
+    run_pp(&stack, &thread, false)?;
+    println!(
+        "\ndemo: done; receipts are in {}",
+        stack.dir.join("device-state/receipts.jsonl").display()
+    );
     Ok(())
 }
 
@@ -264,6 +279,24 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
     std::fs::write(&index_path, index)?;
 
     println!("e2e: PASS");
+    Ok(())
+}
+
+/// `pp summarize` and `pp suggest` on the sample thread, printed as a user would see them.
+fn run_pp(stack: &Stack, thread: &str, verbose: bool) -> Result<()> {
+    let summarize: Vec<&str> = if verbose {
+        vec!["--verbose", "summarize", thread, "-k", "3"]
+    } else {
+        vec!["summarize", thread, "-k", "3"]
+    };
+    for args in [summarize, vec!["suggest", thread, "-n", "3", "--seed", "7"]] {
+        println!("\n$ pp {}", args.join(" "));
+        let (ok, out, err) = stack.pp(&args)?;
+        print!("{err}{out}");
+        if !ok {
+            bail!("pp failed");
+        }
+    }
     Ok(())
 }
 

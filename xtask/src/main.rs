@@ -4,6 +4,7 @@ mod bench_path;
 mod crates;
 mod e2e;
 mod firmware;
+mod host_enclave;
 mod image;
 mod kernel;
 mod manifest;
