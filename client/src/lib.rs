@@ -43,7 +43,6 @@ use std::io::{Read, Write};
 use pp_attestation::{Report, Verdict};
 use pp_protocol::evidence::{self as bundle, EvidenceRepr};
 use pp_protocol::frame::{Frame, FrameRepr, FrameType, MAX_PAYLOAD, NONCE_LEN};
-use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -114,13 +113,7 @@ pub fn connect<S: Read + Write>(
     policy: &pp_attestation::Policy,
     limits: Limits,
 ) -> Result<Session<S>, ClientError> {
-    let name =
-        ServerName::try_from(server_name.to_owned()).map_err(|_| ClientError::InvalidServerName)?;
-    let conn = ClientConnection::new(tls::client_config()?, name)?;
-    let mut stream = StreamOwned::new(conn, stream);
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock)?;
-    }
+    let mut stream = tls::handshake(stream, server_name)?;
 
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| ClientError::Random)?;

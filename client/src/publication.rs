@@ -11,8 +11,6 @@ use std::io::{Read, Write};
 use pp_attestation::{Report, Verdict};
 use pp_protocol::evidence::{Evidence, EvidenceRepr};
 use pp_protocol::frame::{FrameRepr, FrameType};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
 
 use crate::{ClientError, MAX_EVIDENCE, parse, tls, view, wire};
 
@@ -23,13 +21,7 @@ pub fn fetch_publication<S: Read + Write>(
     stream: S,
     server_name: &str,
 ) -> Result<Vec<u8>, ClientError> {
-    let name =
-        ServerName::try_from(server_name.to_owned()).map_err(|_| ClientError::InvalidServerName)?;
-    let conn = ClientConnection::new(tls::client_config()?, name)?;
-    let mut stream = StreamOwned::new(conn, stream);
-    while stream.conn.is_handshaking() {
-        stream.conn.complete_io(&mut stream.sock)?;
-    }
+    let mut stream = tls::handshake(stream, server_name)?;
     wire::write_frame(&mut stream, &FrameRepr::PublicationRequest)?;
     let frame = wire::read_frame(&mut stream, |t| {
         (t == FrameType::Evidence).then_some(MAX_EVIDENCE)

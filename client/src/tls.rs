@@ -77,3 +77,18 @@ pub(crate) fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     config.enable_early_data = false;
     Ok(Arc::new(config))
 }
+
+/// Completes a TLS 1.3 handshake over `stream` with the enclave, `server_name` sent as SNI only.
+pub(crate) fn handshake<S: std::io::Read + std::io::Write>(
+    stream: S,
+    server_name: &str,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, S>, crate::ClientError> {
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|_| crate::ClientError::InvalidServerName)?;
+    let conn = rustls::ClientConnection::new(client_config()?, name)?;
+    let mut stream = rustls::StreamOwned::new(conn, stream);
+    while stream.conn.is_handshaking() {
+        stream.conn.complete_io(&mut stream.sock)?;
+    }
+    Ok(stream)
+}

@@ -56,7 +56,7 @@ fn main() {
     .unwrap();
     std::fs::create_dir_all(&config.state_dir).unwrap();
     let wallet = Wallet::new(&config.state_dir);
-    let tokens: Vec<String> = (0..sessions)
+    let tokens: Vec<pp_tokens::Token> = (0..sessions)
         .map(|_| {
             wallet
                 .take(
@@ -66,7 +66,6 @@ fn main() {
                     32,
                 )
                 .unwrap()
-                .to_base64url()
         })
         .collect();
     let ca = std::fs::read(config.trust.tls_ca.as_ref().unwrap()).unwrap();

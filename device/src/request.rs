@@ -7,7 +7,6 @@ use anyhow::{Context, Result, bail};
 use pp_attestation::Verdict;
 use pp_client::{ClientError, Limits};
 use pp_protocol::app::{AppRequest, AppResponse};
-use pp_tokens::authorization_value;
 use pp_translog::Receipt;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
@@ -112,13 +111,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             &challenge,
             config.issuer.batch,
         )?;
-        match attempt_one(
-            &spec,
-            &chosen,
-            &authorization_value(&token),
-            request,
-            &roots,
-        ) {
+        match attempt_one(&spec, &chosen, &token, request, &roots) {
             Ok((response, session_verdict)) => {
                 let receipt = Receipt::new(
                     &chosen.published.measurement,
@@ -160,11 +153,10 @@ enum Failure {
 fn attempt_one(
     spec: &PathSpec<'_>,
     chosen: &Candidate,
-    authorization: &str,
+    token: &pp_tokens::Token,
     request: &AppRequest,
     roots: &Roots,
 ) -> Result<(AppResponse, Verdict), Failure> {
-    let token = authorization.trim_start_matches("PrivateToken token=");
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         PathError::Refused {
             status: 502 | 503, ..

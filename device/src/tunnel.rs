@@ -68,10 +68,14 @@ pub struct PathSpec<'a> {
     pub tls: Arc<ClientConfig>,
 }
 
-/// Opens the path up to the enclave instance `instance`, spending `token` (the value of an
-/// `Authorization: PrivateToken token=...` header). Returns the stream the attested session runs
-/// over.
-pub fn open(spec: &PathSpec<'_>, instance: &str, token: &str) -> Result<GatewayStream, PathError> {
+/// Opens the path up to the enclave instance `instance`, spending `token` (sent in an
+/// `Authorization: PrivateToken token=...` header, RFC 9577). Returns the stream the attested
+/// session runs over.
+pub fn open(
+    spec: &PathSpec<'_>,
+    instance: &str,
+    token: &pp_tokens::Token,
+) -> Result<GatewayStream, PathError> {
     let tcp = TcpStream::connect(spec.relay_addr).map_err(|e| PathError::RelayUnreachable {
         addr: spec.relay_addr.to_string(),
         kind: e.kind(),
@@ -83,7 +87,8 @@ pub fn open(spec: &PathSpec<'_>, instance: &str, token: &str) -> Result<GatewayS
     connect(&mut relay, spec.gateway_authority, None, "relay")?;
     let mut gateway = tls_over(relay, spec.gateway_name, &spec.tls, "gateway")?;
     let authority = format!("{instance}:443");
-    connect(&mut gateway, &authority, Some(token), "gateway")?;
+    let authorization = pp_tokens::authorization_value(token);
+    connect(&mut gateway, &authority, Some(&authorization), "gateway")?;
     Ok(gateway)
 }
 
@@ -114,14 +119,12 @@ fn tls_over<S: Read + Write>(
 fn connect(
     stream: &mut (impl Read + Write),
     authority: &str,
-    token: Option<&str>,
+    authorization: Option<&str>,
     hop: &'static str,
 ) -> Result<(), PathError> {
     let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    if let Some(token) = token {
-        head.push_str(&format!(
-            "Authorization: PrivateToken token=\"{token}\"\r\n"
-        ));
+    if let Some(value) = authorization {
+        head.push_str(&format!("Authorization: {value}\r\n"));
     }
     head.push_str("\r\n");
     let io = |source| PathError::Tls { hop, source };

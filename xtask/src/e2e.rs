@@ -250,7 +250,7 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
     // The same manifest with one more byte: valid JSON, but not the bytes the log holds.
     let unlogged = format!("{manifest_text} ");
     std::fs::write(stack.dir.join("cdn/releases/unlogged.json"), unlogged)?;
-    let tampered = regex_replace_releases(&index, "releases/unlogged.json");
+    let tampered = point_releases_to(&index, "releases/unlogged.json");
     std::fs::write(&index_path, tampered)?;
     expect_refused(
         &stack,
@@ -339,7 +339,7 @@ fn replace_relay(config: &str, relay: &str) -> String {
         .join("\n")
 }
 
-fn regex_replace_releases(index: &str, to: &str) -> String {
+fn point_releases_to(index: &str, to: &str) -> String {
     index
         .lines()
         .map(|l| match l.find("\"release\": \"") {

@@ -138,8 +138,7 @@ fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
         return Ok(tool);
     }
     eprintln!("test: installing {spec} from PyPI into {}", venv.display());
-    util::run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-        .context("python3 -m venv failed")?;
+    crate::weights::venv_python(root)?;
     util::run(Command::new(venv.join("bin/pip")).args([
         "install",
         "--quiet",

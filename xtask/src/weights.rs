@@ -94,7 +94,7 @@ pub fn reference_python(root: &Path) -> Result<PathBuf> {
 }
 
 /// The project's Python virtual environment (made if missing), for pip.
-fn venv_python(root: &Path) -> Result<PathBuf> {
+pub fn venv_python(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target/pp/venv");
     let python = venv.join("bin/python3");
     if !python.is_file() {
