@@ -1,5 +1,10 @@
 //! The enclave side: something that produces [`Evidence`] for 64 bytes of report data.
 
+use std::sync::Mutex;
+
+use pp_snp_guest::certs::{CertKind, CertTable, CertTableError};
+use pp_snp_guest::channel::{ChannelError, GuestChannel, Transport};
+
 /// What the enclave sends the device: the signed report and the certificate chain to check it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Evidence {
@@ -16,12 +21,27 @@ pub struct Evidence {
 /// Errors from producing evidence. They carry no request data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AttestError {
-    /// There is no SEV-SNP guest interface here (or it is not wired up yet).
+    /// There is no SEV-SNP guest interface here.
     #[error("not running as an SEV-SNP guest")]
     NotOnSnp,
     /// Signing the report or a certificate failed (test attester only).
     #[error("signing failed")]
     Signing,
+    /// The guest request to the secure processor failed.
+    #[error("SEV-SNP guest request failed: {0}")]
+    GuestRequest(ChannelError),
+    /// The hypervisor's certificate table is malformed.
+    #[error("the host's certificate table: {0}")]
+    CertTable(CertTableError),
+    /// The hypervisor's certificate table lacks a certificate the device needs.
+    #[error("the host provides no {0:?} certificate")]
+    MissingCertificate(CertKind),
+    /// The hypervisor needs a larger certificate buffer than this guest will give it.
+    #[error("the host's certificates need {0} pages, more than {MAX_CERT_PAGES}")]
+    CertificatesTooLarge(u64),
+    /// The firmware returned a report for other report data.
+    #[error("the report does not carry the requested report data")]
+    ReportDataMismatch,
 }
 
 /// Produces evidence whose report carries the given `REPORT_DATA`.
@@ -30,28 +50,80 @@ pub trait Attester {
     fn attest(&self, report_data: &[u8; 64]) -> Result<Evidence, AttestError>;
 }
 
-/// The hardware attester: asks the AMD secure processor for a report (`MSG_REPORT_REQ` over the
-/// GHCB guest-request protocol) and attaches the VCEK chain.
-///
-/// **Not implemented yet.** The guest-request path (GHCB page, VMPCK-encrypted messages, the
-/// extended request that returns the certificate table) comes with the SNP kernel work, so today
-/// [`SnpAttester::attest`] always returns [`AttestError::NotOnSnp`]. It never falls back to
-/// anything else: a build without the test attester has no way to produce evidence without SNP.
+/// The attester of a build that has no way to reach the secure processor: it refuses, and never
+/// falls back to anything else.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SnpAttester {
-    _private: (),
-}
+pub struct NoSnp;
 
-impl SnpAttester {
-    /// The hardware attester.
-    pub const fn new() -> Self {
-        Self { _private: () }
+impl Attester for NoSnp {
+    fn attest(&self, _report_data: &[u8; 64]) -> Result<Evidence, AttestError> {
+        Err(AttestError::NotOnSnp)
     }
 }
 
-impl Attester for SnpAttester {
-    fn attest(&self, _report_data: &[u8; 64]) -> Result<Evidence, AttestError> {
-        Err(AttestError::NotOnSnp)
+/// Most pages of certificates this guest accepts from the host (VCEK, ASK and ARK take ~5 KiB).
+pub const MAX_CERT_PAGES: u64 = 16;
+
+/// The hardware attester: asks the AMD secure processor for a report at VMPL 0 with the
+/// extended guest request (`MSG_REPORT_REQ` encrypted with VMPCK0, see
+/// [`pp_snp_guest::guest_msg`]) and takes the VCEK, ASK and ARK from the certificate table the
+/// host returns with it.
+pub struct SnpAttester<T> {
+    state: Mutex<State<T>>,
+}
+
+struct State<T> {
+    channel: GuestChannel<T>,
+    certs: Vec<u8>,
+}
+
+impl<T: Transport> SnpAttester<T> {
+    /// An attester over `channel` (the kernel's transport, VMPCK0 and its message counter).
+    pub fn new(channel: GuestChannel<T>) -> Self {
+        Self {
+            state: Mutex::new(State {
+                channel,
+                certs: vec![0; 4 * 4096],
+            }),
+        }
+    }
+}
+
+impl<T: Transport> Attester for SnpAttester<T> {
+    fn attest(&self, report_data: &[u8; 64]) -> Result<Evidence, AttestError> {
+        // A panic while holding the lock leaves nothing half-written that matters: the channel
+        // disables its key on every failure that could desynchronise it.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let State { channel, certs } = &mut *state;
+        certs.fill(0);
+        let report = match channel.report(report_data, 0, Some(certs)) {
+            Err(ChannelError::CertsTooSmall { pages }) if pages <= MAX_CERT_PAGES => {
+                *certs = vec![0; pages as usize * 4096];
+                channel
+                    .report(report_data, 0, Some(certs))
+                    .map_err(AttestError::GuestRequest)?
+            }
+            Err(ChannelError::CertsTooSmall { pages }) => {
+                return Err(AttestError::CertificatesTooLarge(pages));
+            }
+            other => other.map_err(AttestError::GuestRequest)?,
+        };
+        if report[0x50..0x90] != report_data[..] {
+            return Err(AttestError::ReportDataMismatch);
+        }
+        let table = CertTable::parse(certs).map_err(AttestError::CertTable)?;
+        let cert = |kind| {
+            table
+                .get(kind)
+                .map(<[u8]>::to_vec)
+                .ok_or(AttestError::MissingCertificate(kind))
+        };
+        Ok(Evidence {
+            report: report.to_vec(),
+            vcek_der: cert(CertKind::Vcek)?,
+            ask_der: cert(CertKind::Ask)?,
+            ark_der: cert(CertKind::Ark)?,
+        })
     }
 }
 
@@ -60,10 +132,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snp_attester_says_it_is_not_on_snp() {
-        assert_eq!(
-            SnpAttester::new().attest(&[0; 64]),
-            Err(AttestError::NotOnSnp)
-        );
+    fn no_snp_says_it_is_not_on_snp() {
+        assert_eq!(NoSnp.attest(&[0; 64]), Err(AttestError::NotOnSnp));
     }
 }

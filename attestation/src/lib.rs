@@ -3,8 +3,8 @@
 //!
 //! - [`report`]: the `ATTESTATION_REPORT` wire format (a checked view and a plain `Repr`).
 //! - [`tcb`]: the `TCB_VERSION` layout (Milan/Genoa).
-//! - [`attester`]: the [`Attester`] trait, [`Evidence`], and the hardware [`SnpAttester`] (not
-//!   wired to the guest-request interface yet: it returns [`AttestError::NotOnSnp`]).
+//! - [`attester`]: the [`Attester`] trait, [`Evidence`], the hardware [`SnpAttester`] (the
+//!   extended guest request over a kernel transport) and [`NoSnp`] for builds without one.
 //! - [`binding`]: [`report_data_for`], what `REPORT_DATA` holds.
 //! - [`verify`](mod@verify) (feature `verifier`, default): the device-side verifier; a [`Verdict`] lists every
 //!   check and its outcome.
@@ -34,7 +34,7 @@ mod vcek_ext;
 #[cfg(feature = "verifier")]
 pub mod verify;
 
-pub use attester::{AttestError, Attester, Evidence, SnpAttester};
+pub use attester::{AttestError, Attester, Evidence, NoSnp, SnpAttester};
 pub use binding::{publication_report_data, report_data_for};
 pub use report::{Report, ReportRepr, WireError};
 pub use tcb::TcbVersion;

@@ -16,7 +16,7 @@ pub fn attester() -> Result<Box<dyn Attester + Send + Sync>, &'static str> {
     }
     #[cfg(not(feature = "test-attester"))]
     {
-        Ok(Box::new(pp_attestation::SnpAttester::new()))
+        Ok(Box::new(pp_attestation::NoSnp))
     }
 }
 

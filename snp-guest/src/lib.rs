@@ -1,0 +1,28 @@
+//! SEV-SNP guest interfaces, as the AMD specifications define them, with no hardware access:
+//! everything here encodes, decodes and checks bytes, so all of it is tested on the host.
+//!
+//! - [`msr`]: the GHCB MSR protocol (GHCB spec 56421 §2.3.1), used before a GHCB page exists.
+//! - [`ghcb`]: the GHCB page layout and the exit codes of the `VMGEXIT`s the guest makes.
+//! - [`psc`]: page-state-change requests (private ↔ shared) in the GHCB shared buffer.
+//! - [`cpuid`]: the SNP CPUID page the firmware provides, its checks and its lookups.
+//! - [`guest_msg`]: the VMPCK-encrypted guest messages (SEV-SNP ABI spec 56860 §8.26) and the
+//!   attestation report request and response they carry.
+//! - [`certs`]: the certificate table an extended guest request returns.
+//!
+//! The modules `msr`, `ghcb`, `psc` and `cpuid` use only `core` and refer to each other through
+//! `super::`, so the kernel build can take them as they are.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod certs;
+#[cfg(feature = "guest-request")]
+pub mod channel;
+pub mod cpuid;
+pub mod ghcb;
+#[cfg(feature = "guest-request")]
+pub mod guest_msg;
+pub mod msr;
+pub mod psc;
