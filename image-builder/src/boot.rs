@@ -16,9 +16,9 @@ use uefi::proto::loaded_image::LoadedImage;
 use uefi::table::cfg::{ACPI_GUID, ACPI2_GUID};
 
 use crate::bump::Bump;
-use crate::paging::{self, Layout, PAGE_SIZE, Table};
+use crate::paging::{self, Encryption, Layout, PAGE_SIZE, Table};
 use crate::serial::fail;
-use crate::{cmdline, fdt, memory};
+use crate::{cmdline, fdt, memory, sev_boot};
 
 /// The loader's own heap (FDT, boot info, strings), reserved before ExitBootServices.
 const HEAP_PAGES: usize = 256;
@@ -62,6 +62,7 @@ fn pages(ty: MemoryType, count: usize, what: &str) -> NonNull<u8> {
 #[entry]
 fn main() -> Status {
     println!("pp-loader: {} starting", env!("CARGO_PKG_VERSION"));
+    let sev = sev_boot::detect();
     let heap = pages(MemoryType::LOADER_DATA, HEAP_PAGES, "the loader heap");
     HEAP.init(heap.as_ptr() as usize, HEAP_PAGES * PAGE_SIZE as usize);
 
@@ -101,16 +102,27 @@ fn main() -> Status {
 
     let top_of_ram = top_of_ram();
     let layout = Layout::new(top_of_ram, phys_bits());
-    let tables_ptr = pages(
-        MemoryType::LOADER_DATA,
-        layout.tables_needed(),
-        "page tables",
-    );
-    // SAFETY: the allocation holds `tables_needed` 4 KiB pages, page-aligned, used by nothing else.
+    let private = sev
+        .as_ref()
+        .map(sev_boot::private_memory)
+        .unwrap_or_default();
+    let encryption = match &sev {
+        Some(facts) => Encryption::new(1 << facts.c_bit, &private),
+        None => Ok(Encryption::NONE),
+    }
+    .unwrap_or_else(|e| fail(format_args!("memory encryption: {e}")));
+    let table_count = layout
+        .tables_needed(&encryption)
+        .unwrap_or_else(|e| fail(format_args!("page tables: {e}")));
+    let tables_ptr = pages(MemoryType::LOADER_DATA, table_count, "page tables");
+    // SAFETY: the allocation holds `table_count` 4 KiB pages, page-aligned, used by nothing else.
     let tables = unsafe {
-        core::slice::from_raw_parts_mut(tables_ptr.as_ptr().cast::<Table>(), layout.tables_needed())
+        core::slice::from_raw_parts_mut(tables_ptr.as_ptr().cast::<Table>(), table_count)
     };
-    let cr3 = paging::build(tables, tables_ptr.as_ptr() as u64, layout);
+    let cr3 = paging::build(tables, tables_ptr.as_ptr() as u64, layout, &encryption);
+    if let Some(facts) = &sev {
+        sev_boot::stop_unsupported(facts, table_count);
+    }
     println!(
         "pp-loader: workload {} KiB at {start:#x}, entry {entry_point:#x}, RAM top {top_of_ram:#x}, mapped to {:#x}",
         size / 1024,
@@ -120,6 +132,8 @@ fn main() -> Status {
     // SAFETY: no boot-services protocol or pool memory is used after this point: everything
     // allocated so far is in LOADER_DATA pages, and output goes straight to COM1.
     let map = unsafe { boot::exit_boot_services(Some(MemoryType::LOADER_DATA)) };
+    crate::sev::refuse_unaccepted(&sev_boot::map_entries(&map))
+        .unwrap_or_else(|e| fail(format_args!("{e}")));
     let free: Vec<_> = map
         .entries()
         .filter(|d| {
@@ -133,7 +147,7 @@ fn main() -> Status {
         .map(|d| d.phys_start..d.phys_start + d.page_count * PAGE_SIZE)
         .collect();
     let free = memory::merge(free);
-    let fdt = fdt::build(&free, &bootargs, rsdp)
+    let fdt = fdt::build(&free, &bootargs, rsdp, sev.as_ref())
         .unwrap_or_else(|e| fail(format_args!("cannot build the device tree: {e:?}")))
         .leak();
     let boot_info = BootInfo {

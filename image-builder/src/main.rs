@@ -14,6 +14,9 @@ mod cmdline;
 mod fdt;
 mod memory;
 mod paging;
+mod sev;
+
+mod snp;
 
 #[cfg(target_os = "uefi")]
 #[macro_use]
@@ -22,6 +25,8 @@ mod serial;
 mod boot;
 #[cfg(target_os = "uefi")]
 mod bump;
+#[cfg(target_os = "uefi")]
+mod sev_boot;
 
 /// Host builds exist only to run the unit tests of the target-independent modules.
 #[cfg(not(target_os = "uefi"))]
