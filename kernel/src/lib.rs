@@ -60,4 +60,131 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         count: 1,
         reason: "the build time in /proc/version would make every build's bytes differ",
     },
+    // --- SEV: our module `pp_sev` (kernel/sev/ + snp-guest's msr, ghcb, psc, cpuid) ---
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "pub mod apic;\n",
+        replace: "pub mod apic;\npub(crate) mod pp_sev;\n",
+        count: 1,
+        reason: "declare our SEV module, copied to src/arch/x86_64/kernel/pp_sev/ by the build",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "pub fn init() {\n\tmake_p4_writable();",
+        replace: "pub fn init() {\n\tcrate::arch::x86_64::kernel::pp_sev::init();\n\tmake_p4_writable();",
+        count: 1,
+        reason: "learn the C-bit (loader's device tree, checked against SEV_STATUS) before the \
+                 first page-table walk",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "use crate::{env, scheduler};\n",
+        replace: "use crate::{env, scheduler};\nuse crate::arch::x86_64::kernel::pp_sev::paging::{self as pp_sev_paging, PpIdentity};\n",
+        count: 1,
+        reason: "bring our C-bit helpers into the page-table code",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "Mapper, OffsetPageTable, Page,",
+        replace: "Mapper, MappedPageTable, Page,",
+        count: 1,
+        reason: "walk tables with a frame mapping that strips the C-bit (OffsetPageTable would \
+                 turn an address with bit 51 into a non-canonical pointer)",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "for<'a> OffsetPageTable<'a>: Mapper<S>,",
+        replace: "for<'a> MappedPageTable<'a, PpIdentity>: Mapper<S>,",
+        count: 4,
+        reason: "the mapper type changes with the frame mapping",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "pub unsafe fn identity_mapped_page_table() -> OffsetPageTable<'static> {\n\tlet level_4_table_addr = Cr3::read().0.start_address().as_u64();",
+        replace: "pub unsafe fn identity_mapped_page_table() -> MappedPageTable<'static, PpIdentity> {\n\tlet level_4_table_addr = pp_sev_paging::strip(Cr3::read().0.start_address().as_u64());",
+        count: 1,
+        reason: "CR3 carries the C-bit under SEV; the PML4's pointer must not",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "OffsetPageTable::new(level_4_table, x86_64::addr::VirtAddr::new(0x0))",
+        replace: "MappedPageTable::new(level_4_table, PpIdentity)",
+        count: 1,
+        reason: "identity mapping that strips the C-bit from table addresses",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "Some(PhysAddr::new((frame.start_address() + offset).as_u64()))",
+        replace: "Some(PhysAddr::new(pp_sev_paging::strip((frame.start_address() + offset).as_u64())))",
+        count: 1,
+        reason: "a translated physical address (e.g. for DMA) must not carry the C-bit",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "mapper.map_to(page, frame, flags, &mut *frame_allocator)",
+        replace: "mapper.map_to(page, pp_sev_paging::leaf_frame(frame, flags), flags, &mut pp_sev_paging::EncryptedTables(&mut *frame_allocator))",
+        count: 1,
+        reason: "private mappings (all but devices) and new page tables get the C-bit",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "identity_mapped_page_table().identity_map(frame, flags, &mut *frame_allocator)",
+        replace: "pp_sev_paging::identity_map(&mut identity_mapped_page_table(), frame, flags, &mut *frame_allocator)",
+        count: 1,
+        reason: "ACPI tables are private memory: identity-map them with the C-bit",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "let p4_addr = x86_64::VirtAddr::new(p4_frame.start_address().as_u64());",
+        replace: "let p4_addr = x86_64::VirtAddr::new(pp_sev_paging::strip(p4_frame.start_address().as_u64()));",
+        count: 1,
+        reason: "the PML4 address from CR3 without the C-bit",
+    },
+    SourceEdit {
+        files: Files::One(PAGING),
+        find: "let virt = x86_64::VirtAddr::new(phys.as_u64());",
+        replace: "let virt = x86_64::VirtAddr::new(pp_sev_paging::strip(phys.as_u64()));",
+        count: 2,
+        reason: "the debug printers turn entry addresses into pointers",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/mm/physicalmem.rs"),
+        find: "identity_mapped_page_table().identity_map(frame, flags, &mut *physical_free_list)",
+        replace: "crate::arch::x86_64::kernel::pp_sev::paging::identity_map(&mut identity_mapped_page_table(), frame, flags, &mut *physical_free_list)",
+        count: 1,
+        reason: "RAM is identity-mapped private (C-bit), as the loader mapped it",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/mm/physicalmem.rs"),
+        find: "assert_eq!(current_frame, frame)",
+        replace: "assert_eq!(current_frame, crate::arch::x86_64::kernel::pp_sev::paging::private_frame(frame))",
+        count: 1,
+        reason: "the loader's existing RAM mappings carry the C-bit",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/apic.rs"),
+        find: "let phys_addr = pt.translate_addr(virt_addr.into()).unwrap();",
+        replace: "let phys_addr = x86_64::PhysAddr::new(crate::arch::x86_64::kernel::pp_sev::paging::strip(pt.translate_addr(virt_addr.into()).unwrap().as_u64()));",
+        count: 1,
+        reason: "the SMP boot-code identity check compares addresses without the C-bit",
+    },
+];
+
+/// The kernel's page-table code, which most SEV edits touch.
+const PAGING: &str = "src/arch/x86_64/mm/paging.rs";
+
+/// Where the build copies our SEV module inside the kernel source.
+pub const SEV_MODULE_DIR: &str = "src/arch/x86_64/kernel/pp_sev";
+
+/// The files of that module: ours from `kernel/sev/`, and the hardware-free modules of
+/// `snp-guest/` (they use only `core` and reach each other through `super::`). Paths are
+/// relative to the repository root.
+pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
+    ("kernel/sev/mod.rs", "mod.rs"),
+    ("kernel/sev/facts.rs", "facts.rs"),
+    ("kernel/sev/paging.rs", "paging.rs"),
+    ("snp-guest/src/cpuid.rs", "cpuid.rs"),
+    ("snp-guest/src/ghcb.rs", "ghcb.rs"),
+    ("snp-guest/src/msr.rs", "msr.rs"),
+    ("snp-guest/src/psc.rs", "psc.rs"),
 ];

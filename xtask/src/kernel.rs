@@ -4,7 +4,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_kernel_build::{KERNEL_EDITS, KERNEL_FEATURES, KERNEL_TARGET, SYMBOL_PREFIX, archive, edit};
+use pp_kernel_build::{
+    KERNEL_EDITS, KERNEL_FEATURES, KERNEL_TARGET, SEV_MODULE_DIR, SEV_MODULE_FILES, SYMBOL_PREFIX,
+    archive, edit,
+};
 
 use crate::pins::Pins;
 use crate::{crates, toolchain, util};
@@ -12,7 +15,7 @@ use crate::{crates, toolchain, util};
 /// Build (or rebuild incrementally) the kernel library; returns the folder holding `libhermit.a`.
 pub fn build(root: &Path, pins: &Pins) -> Result<PathBuf> {
     let work = root.join("target/pp");
-    let src = prepare_source(&work, pins)?;
+    let src = prepare_source(root, &work, pins)?;
     let target_dir = work.join("kernel-target");
     let started = std::time::Instant::now();
     eprintln!(
@@ -71,22 +74,48 @@ pub fn build(root: &Path, pins: &Pins) -> Result<PathBuf> {
     Ok(out_dir)
 }
 
-/// A fresh, edited copy of the pinned kernel source, redone only when the pin or the edits change.
-fn prepare_source(work: &Path, pins: &Pins) -> Result<PathBuf> {
+/// A fresh, edited copy of the pinned kernel source with our SEV module in it, redone only when
+/// the pin, the edits or a module file change.
+fn prepare_source(repo: &Path, work: &Path, pins: &Pins) -> Result<PathBuf> {
     let pin = pins.crate_pin("hermit-kernel")?;
     let parent = work.join("kernel-src");
     let root = parent.join(format!("{}-{}", pin.name, pin.version));
     let stamp = parent.join("prepared.stamp");
-    let want = format!("{}\n{}", pin.sha256, edit::fingerprint(KERNEL_EDITS));
+    let mut module = Vec::new();
+    for (from, to) in SEV_MODULE_FILES {
+        let text = fs::read(repo.join(from)).with_context(|| format!("reading {from}"))?;
+        module.push((*to, text));
+    }
+    let module_hash = {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for (name, text) in &module {
+            hash.update(name.as_bytes());
+            hash.update([0]);
+            hash.update((text.len() as u64).to_le_bytes());
+            hash.update(text);
+        }
+        hex::encode(hash.finalize())
+    };
+    let want = format!(
+        "{}\n{}\n{module_hash}",
+        pin.sha256,
+        edit::fingerprint(KERNEL_EDITS)
+    );
     if fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) && root.is_dir() {
         return Ok(root);
     }
     let _ = fs::remove_file(&stamp);
     let roots = crates::unpack_fresh(work, &[pin], &parent)?;
     edit::apply_all(&roots[0], KERNEL_EDITS)?;
+    let dir = roots[0].join(SEV_MODULE_DIR);
+    fs::create_dir_all(&dir)?;
+    for (name, text) in &module {
+        fs::write(dir.join(name), text)?;
+    }
     fs::write(&stamp, want)?;
     eprintln!(
-        "kernel: prepared {} with {} source edits (see kernel/README.md)",
+        "kernel: prepared {} with {} source edits and our SEV module (see kernel/README.md)",
         root.display(),
         KERNEL_EDITS.len()
     );

@@ -1,0 +1,101 @@
+//! The C-bit in the kernel's page tables.
+//!
+//! `x86_64` 0.15 treats bit 51 as an address bit, so an entry's address includes the C-bit. The
+//! kernel therefore walks its tables through [`PpIdentity`], which strips the bit before turning
+//! a table's frame into a pointer, strips it from every translated address, gives it to every
+//! private leaf ([`leaf_frame`]: anything not mapped as a device) and to every table it creates
+//! ([`EncryptedTables`]). Existing parent entries are never rewritten with it: `x86_64` keeps an
+//! entry's address (C-bit included) when it only changes flags.
+
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::PhysAddr;
+use x86_64::structures::paging::mapper::{MapToError, MapperFlush, PageTableFrameMapping};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, Page, PageSize, PageTable, PageTableFlags, PhysFrame, Size4KiB,
+};
+
+static C_BIT: AtomicU64 = AtomicU64::new(0);
+
+/// Set the C-bit mask (`1 << position`, or 0 without SEV). Once, before any mapping.
+pub(crate) fn set_c_bit(mask: u64) {
+    C_BIT.store(mask, Ordering::Relaxed);
+}
+
+/// The C-bit mask; 0 without SEV.
+pub(crate) fn c_bit() -> u64 {
+    C_BIT.load(Ordering::Relaxed)
+}
+
+/// A physical address from a page-table entry or CR3 without the C-bit.
+pub(crate) fn strip(addr: u64) -> u64 {
+    addr & !c_bit()
+}
+
+/// The same frame, encrypted: its address with the C-bit.
+pub(crate) fn private_frame<S: PageSize>(frame: PhysFrame<S>) -> PhysFrame<S> {
+    let addr = PhysAddr::new(frame.start_address().as_u64() | c_bit());
+    // The C-bit is above bit 21 (at least 32), so alignment is unchanged.
+    PhysFrame::from_start_address(addr).unwrap_or(frame)
+}
+
+/// The frame a leaf entry maps: private unless the mapping is for a device (`NO_CACHE`, which
+/// Hermit's `device()` flags set for MMIO), which must stay shared with the host.
+pub(crate) fn leaf_frame<S: PageSize>(frame: PhysFrame<S>, flags: PageTableFlags) -> PhysFrame<S> {
+    if flags.contains(PageTableFlags::NO_CACHE) {
+        frame
+    } else {
+        private_frame(frame)
+    }
+}
+
+/// Physical memory is identity-mapped; a table's frame is turned into a pointer without the C-bit.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PpIdentity;
+
+// SAFETY: every page table lives in RAM that the loader's (and the kernel's) identity map covers,
+// so the stripped physical address is the table's virtual address.
+unsafe impl PageTableFrameMapping for PpIdentity {
+    fn frame_to_pointer(&self, frame: PhysFrame) -> *mut PageTable {
+        ptr::with_exposed_provenance_mut(strip(frame.start_address().as_u64()) as usize)
+    }
+}
+
+/// A frame allocator whose frames (used for new page tables) carry the C-bit, so that the entries
+/// pointing to new tables are private like the tables.
+pub(crate) struct EncryptedTables<'a, A>(pub &'a mut A);
+
+// SAFETY: the frames are the inner allocator's, unused, with only the C-bit added.
+unsafe impl<A: FrameAllocator<Size4KiB>> FrameAllocator<Size4KiB> for EncryptedTables<'_, A> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        self.0.allocate_frame().map(private_frame)
+    }
+}
+
+/// `Mapper::identity_map` with the C-bit: the page at the frame's address maps the frame, private
+/// unless `flags` says device.
+///
+/// # Safety
+/// As for `Mapper::map_to`.
+pub(crate) unsafe fn identity_map<S, M, A>(
+    mapper: &mut M,
+    frame: PhysFrame<S>,
+    flags: PageTableFlags,
+    allocator: &mut A,
+) -> Result<MapperFlush<S>, MapToError<S>>
+where
+    S: PageSize,
+    M: Mapper<S>,
+    A: FrameAllocator<Size4KiB>,
+{
+    let page = Page::containing_address(x86_64::VirtAddr::new(frame.start_address().as_u64()));
+    unsafe {
+        mapper.map_to(
+            page,
+            leaf_frame(frame, flags),
+            flags,
+            &mut EncryptedTables(allocator),
+        )
+    }
+}

@@ -1,0 +1,181 @@
+//! Our SEV page-table helpers (`kernel/sev/paging.rs`, copied into the kernel) driving the real
+//! `x86_64` 0.15.2 mapper on the host: tables live in host memory, whose addresses play the part
+//! of identity-mapped physical memory, and the C-bit is bit 51 (above every host address).
+//!
+//! What the kernel relies on: walking tables whose entries carry the C-bit, new tables and
+//! private leaves getting it, device leaves not, translated addresses without it, and a mask of
+//! zero changing nothing.
+
+#![allow(dead_code)]
+
+#[path = "../sev/paging.rs"]
+mod paging;
+
+use std::sync::Mutex;
+
+use paging::{EncryptedTables, PpIdentity, c_bit, identity_map, leaf_frame, set_c_bit, strip};
+use x86_64::structures::paging::mapper::{MappedPageTable, TranslateResult};
+use x86_64::structures::paging::{
+    FrameAllocator, Mapper, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
+    Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+const C: u64 = 1 << 51;
+/// The C-bit is a process-wide setting: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Page tables from host memory (leaked: the tables must outlive the mapper).
+struct HostFrames;
+
+unsafe impl FrameAllocator<Size4KiB> for HostFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let table: &'static mut PageTable = Box::leak(Box::new(PageTable::new()));
+        PhysFrame::from_start_address(PhysAddr::new(table as *mut PageTable as u64)).ok()
+    }
+}
+
+fn new_pml4() -> &'static mut PageTable {
+    Box::leak(Box::new(PageTable::new()))
+}
+
+/// The entries on the walk to `va`, as raw values, level 4 first.
+fn walk(pml4: &PageTable, va: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut table = pml4;
+    for shift in [39u64, 30, 21, 12] {
+        let index = ((va >> shift) & 511) as usize;
+        // SAFETY: a page table is 512 u64 entries (`PageTableEntry` is a transparent u64).
+        let raw = unsafe { *(table as *const PageTable as *const u64).add(index) };
+        out.push(raw);
+        if raw & 1 == 0 || (shift != 39 && raw & F::HUGE_PAGE.bits() != 0) || shift == 12 {
+            break;
+        }
+        table = unsafe { &*((raw & 0x000f_ffff_ffff_f000 & !C) as *const PageTable) };
+    }
+    out
+}
+
+#[test]
+fn private_and_device_mappings_under_sev() {
+    let _guard = SERIAL.lock().unwrap();
+    set_c_bit(C);
+    let pml4 = new_pml4();
+    let pml4_addr = pml4 as *const PageTable as u64;
+    let mut pt = unsafe { MappedPageTable::new(pml4, PpIdentity) };
+    let flags = F::PRESENT | F::WRITABLE;
+
+    let heap = Page::<Size4KiB>::containing_address(VirtAddr::new(0x4000_1000_0000));
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(0x1234_5000));
+    unsafe {
+        pt.map_to(
+            heap,
+            leaf_frame(frame, flags),
+            flags,
+            &mut EncryptedTables(&mut HostFrames),
+        )
+        .unwrap()
+        .ignore();
+    }
+    let mmio = Page::<Size4KiB>::containing_address(VirtAddr::new(0x4000_1000_1000));
+    let bar = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(0xfe00_0000));
+    let device = flags | F::NO_CACHE;
+    unsafe {
+        pt.map_to(
+            mmio,
+            leaf_frame(bar, device),
+            device,
+            &mut EncryptedTables(&mut HostFrames),
+        )
+        .unwrap()
+        .ignore();
+    }
+
+    let pml4_ref = unsafe { &*(pml4_addr as *const PageTable) };
+    let heap_walk = walk(pml4_ref, heap.start_address().as_u64());
+    assert_eq!(heap_walk.len(), 4);
+    assert!(
+        heap_walk[..3].iter().all(|e| e & C != 0),
+        "new tables are private: {heap_walk:x?}"
+    );
+    assert_eq!(
+        heap_walk[3] & !0xfff,
+        0x1234_5000 | C,
+        "a private leaf has the C-bit"
+    );
+    let mmio_walk = walk(pml4_ref, mmio.start_address().as_u64());
+    assert_eq!(
+        mmio_walk[3] & !0xfff & !(1 << 63),
+        0xfe00_0000,
+        "a device leaf has none"
+    );
+
+    // Translation sees the C-bit in the frame; the kernel strips it.
+    let TranslateResult::Mapped { frame: got, .. } = pt.translate(heap.start_address() + 0x10)
+    else {
+        panic!("not mapped")
+    };
+    assert_eq!(got.start_address().as_u64(), 0x1234_5000 | C);
+    assert_eq!(strip(got.start_address().as_u64()), 0x1234_5000);
+
+    // Changing flags keeps the C-bit in the entry (x86_64 keeps the address, bit 51 included).
+    unsafe {
+        pt.update_flags(heap, flags | F::NO_EXECUTE)
+            .unwrap()
+            .ignore();
+    }
+    assert_eq!(
+        walk(pml4_ref, heap.start_address().as_u64())[3] & !0xfff & !(1 << 63),
+        0x1234_5000 | C
+    );
+
+    // Identity maps (ACPI, RAM in 2 MiB pages) put the page at the address without the C-bit.
+    let ram = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x4000_0000));
+    unsafe {
+        identity_map(&mut pt, ram, flags, &mut HostFrames)
+            .unwrap()
+            .ignore();
+    }
+    let ram_walk = walk(pml4_ref, 0x4000_0000 + 0x1234);
+    assert_eq!(ram_walk.len(), 3);
+    assert_eq!(ram_walk[2] & 0x000f_ffff_ffe0_0000, 0x4000_0000 | C);
+    assert_eq!(
+        pt.translate_addr(VirtAddr::new(0x4000_0000 + 0x1234))
+            .map(|a| strip(a.as_u64())),
+        Some(0x4000_1234)
+    );
+    // Unmapping walks the same tables.
+    assert!(pt.unmap(heap).is_ok());
+    set_c_bit(0);
+}
+
+#[test]
+fn without_sev_nothing_changes() {
+    let _guard = SERIAL.lock().unwrap();
+    set_c_bit(0);
+    assert_eq!(c_bit(), 0);
+    let pml4 = new_pml4();
+    let pml4_addr = pml4 as *const PageTable as u64;
+    let mut pt = unsafe { MappedPageTable::new(pml4, PpIdentity) };
+    let flags = F::PRESENT | F::WRITABLE;
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(0x4000_2000_0000));
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(0x7000));
+    assert_eq!(leaf_frame(frame, flags), frame);
+    unsafe {
+        pt.map_to(
+            page,
+            leaf_frame(frame, flags),
+            flags,
+            &mut EncryptedTables(&mut HostFrames),
+        )
+        .unwrap()
+        .ignore();
+    }
+    let w = walk(
+        unsafe { &*(pml4_addr as *const PageTable) },
+        page.start_address().as_u64(),
+    );
+    assert!(w.iter().all(|e| e & C == 0));
+    assert_eq!(w[3] & !0xfff, 0x7000);
+    assert_eq!(strip(0x000f_ffff_ffff_f000), 0x000f_ffff_ffff_f000);
+}
