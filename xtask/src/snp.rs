@@ -59,6 +59,12 @@ pub fn qemu_args(
 /// The command line as the manifest records it (`{vcpus}` for the vCPU count, files by name).
 pub fn command_template(pins: &SnpPins, append: &str) -> String {
     let args = qemu_args(pins, AMDSEV_FIRMWARE_FILE, IMAGE_FILE, append, "{vcpus}");
+    shell_line(&args)
+}
+
+/// QEMU and `args` as one line a shell reads back as the same words (empty and spaced words
+/// quoted).
+fn shell_line(args: &[String]) -> String {
     let quoted: Vec<String> = args
         .iter()
         .map(|a| {
@@ -113,7 +119,7 @@ pub fn boot(
         &vcpus.to_string(),
     );
     let expected = manifest.measurement.digests.get(&vcpus.to_string());
-    println!("{} {}", crate::qemu::QEMU, qemu_args.join(" "));
+    println!("{}", shell_line(&qemu_args));
     match expected {
         Some(d) => println!("expected launch digest ({vcpus} vCPU): {d}"),
         None => eprintln!(
