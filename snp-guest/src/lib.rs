@@ -8,6 +8,7 @@
 //! - [`guest_msg`]: the VMPCK-encrypted guest messages (SEV-SNP ABI spec 56860 §8.26) and the
 //!   attestation report request and response they carry.
 //! - [`certs`]: the certificate table an extended guest request returns.
+//! - [`secrets`]: the SNP secrets page: VMPCKs and the guest's message counters.
 //!
 //! The modules `msr`, `ghcb`, `psc` and `cpuid` use only `core` and refer to each other through
 //! `super::`, so the kernel build can take them as they are.
@@ -26,3 +27,4 @@ pub mod ghcb;
 pub mod guest_msg;
 pub mod msr;
 pub mod psc;
+pub mod secrets;
