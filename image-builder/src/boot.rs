@@ -62,7 +62,7 @@ fn pages(ty: MemoryType, count: usize, what: &str) -> NonNull<u8> {
 #[entry]
 fn main() -> Status {
     println!("pp-loader: {} starting", env!("CARGO_PKG_VERSION"));
-    let sev = sev_boot::detect();
+    let mut sev = sev_boot::detect();
     let heap = pages(MemoryType::LOADER_DATA, HEAP_PAGES, "the loader heap");
     HEAP.init(heap.as_ptr() as usize, HEAP_PAGES * PAGE_SIZE as usize);
 
@@ -102,6 +102,9 @@ fn main() -> Status {
 
     let top_of_ram = top_of_ram();
     let layout = Layout::new(top_of_ram, phys_bits());
+    if let Some(facts) = &mut sev {
+        sev_boot::share(facts);
+    }
     let private = sev
         .as_ref()
         .map(sev_boot::private_memory)

@@ -14,7 +14,9 @@ use crate::sev::{SevFacts, SevLevel};
 ///
 /// - `pp,sev-level`: "sev", "sev-es" or "sev-snp";
 /// - `pp,c-bit`: u32, the C-bit position in page-table entries;
-/// - SNP only: `pp,snp-secrets` and `pp,snp-cpuid`, u64 physical addresses of the 4 KiB pages.
+/// - SNP only: `pp,snp-secrets` and `pp,snp-cpuid`, u64 physical addresses of the 4 KiB pages;
+/// - `pp,shared`: (address, length) of the memory shared with the host (first page: the boot
+///   CPU's GHCB; the rest: the device-buffer pool).
 ///
 /// A root node of its own (like `hermit,rsdp@`) rather than `/chosen` properties: the facts stay
 /// together, the kernel's `/chosen` parsing is untouched, and without SEV it is simply absent,
@@ -53,6 +55,12 @@ pub fn build(
         if let SevLevel::Snp(blob) = sev.level {
             fdt.property_u64("pp,snp-secrets", blob.secrets)?;
             fdt.property_u64("pp,snp-cpuid", blob.cpuid)?;
+        }
+        if sev.shared.start < sev.shared.end {
+            fdt.property_array_u64(
+                "pp,shared",
+                &[sev.shared.start, sev.shared.end - sev.shared.start],
+            )?;
         }
         fdt.end_node(node)?;
     }
@@ -153,6 +161,7 @@ mod tests {
         let facts = SevFacts {
             level: SevLevel::Snp(snp),
             c_bit: 51,
+            shared: 0x4000_0000..0x4200_0000,
         };
         let blob = build(&memory, "", 0x7fbf_e014, Some(&facts)).unwrap();
         assert_eq!(property(&blob, "pp,sev-level"), Some(&b"sev-snp\0"[..]));
@@ -162,15 +171,20 @@ mod tests {
         let cpuid = 0x80_e000u64.to_be_bytes();
         assert_eq!(property(&blob, "pp,snp-cpuid"), Some(&cpuid[..]));
         assert!(blob.windows(7).any(|w| w == b"pp,sev\0"));
+        let mut shared = 0x4000_0000u64.to_be_bytes().to_vec();
+        shared.extend(0x200_0000u64.to_be_bytes());
+        assert_eq!(property(&blob, "pp,shared"), Some(&shared[..]));
 
         let facts = SevFacts {
             level: SevLevel::SevEs,
             c_bit: 47,
+            shared: 0..0,
         };
         let blob = build(&memory, "", 0x7fbf_e014, Some(&facts)).unwrap();
         assert_eq!(property(&blob, "pp,sev-level"), Some(&b"sev-es\0"[..]));
         assert_eq!(property(&blob, "pp,c-bit"), Some(&47u32.to_be_bytes()[..]));
         assert_eq!(property(&blob, "pp,snp-secrets"), None);
         assert_eq!(property(&blob, "pp,snp-cpuid"), None);
+        assert_eq!(property(&blob, "pp,shared"), None);
     }
 }

@@ -146,11 +146,15 @@ impl SevLevel {
 }
 
 /// What the kernel is told about SEV (see `fdt::build`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SevFacts {
     pub level: SevLevel,
     /// C-bit position in page-table entries.
     pub c_bit: u8,
+    /// Memory shared with the host (no C-bit; under SNP assigned to the hypervisor in the RMP),
+    /// empty until the loader has prepared it: its first page is the boot CPU's GHCB, the rest
+    /// the pool the kernel takes device (DMA) buffers from.
+    pub shared: Range<u64>,
 }
 
 /// What a UEFI memory-map entry means for encryption.
@@ -242,6 +246,24 @@ impl fmt::Display for SevError {
             ),
         }
     }
+}
+
+/// `ranges` (sorted, merged) without `hole`.
+pub fn subtract(ranges: &[Range<u64>], hole: &Range<u64>) -> Vec<Range<u64>> {
+    let mut out = Vec::with_capacity(ranges.len() + 1);
+    for r in ranges {
+        if hole.start >= hole.end || r.end <= hole.start || hole.end <= r.start {
+            out.push(r.clone());
+            continue;
+        }
+        if r.start < hole.start {
+            out.push(r.start..hole.start);
+        }
+        if hole.end < r.end {
+            out.push(hole.end..r.end);
+        }
+    }
+    out
 }
 
 /// Refuse a map that still has unaccepted memory. OVMF accepts all memory before
@@ -363,6 +385,22 @@ mod tests {
             let err = CcBlob::parse(&bytes).unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
+    }
+
+    #[test]
+    fn subtracting_a_hole() {
+        let ranges = vec![0x1000..0x5000, 0x8000..0x9000];
+        assert_eq!(
+            subtract(&ranges, &(0x2000..0x3000)),
+            vec![0x1000..0x2000, 0x3000..0x5000, 0x8000..0x9000]
+        );
+        assert_eq!(subtract(&ranges, &(0x0..0x2000))[0], 0x2000..0x5000);
+        assert_eq!(
+            subtract(&ranges, &(0x4000..0x8800)),
+            vec![0x1000..0x4000, 0x8800..0x9000]
+        );
+        assert_eq!(subtract(&ranges, &(0x6000..0x6000)), ranges);
+        assert_eq!(subtract(&ranges, &(0x0..0x10000)), vec![]);
     }
 
     #[test]

@@ -41,7 +41,11 @@ pub fn detect() -> Option<SevFacts> {
         msr::SevLevel::SevEs => SevLevel::SevEs,
         msr::SevLevel::SevSnp => SevLevel::Snp(snp_blob(c_bit, &detected)),
     };
-    Some(SevFacts { level, c_bit })
+    Some(SevFacts {
+        level,
+        c_bit,
+        shared: 0..0,
+    })
 }
 
 /// The confidential-computing blob, and the CPUID page it names checked against the C-bit.
@@ -86,7 +90,8 @@ pub fn map_entries(map: &impl MemoryMap) -> Vec<MapEntry> {
         .collect()
 }
 
-/// Which physical memory the identity map gives the C-bit (see [`sev::private_ranges`]).
+/// Which physical memory the identity map gives the C-bit (see [`sev::private_ranges`]): not
+/// the shared region.
 pub fn private_memory(facts: &SevFacts) -> Vec<Range<u64>> {
     let map = boot::memory_map(MemoryType::LOADER_DATA)
         .unwrap_or_else(|e| fail(format_args!("cannot read the memory map: {e:?}")));
@@ -94,8 +99,50 @@ pub fn private_memory(facts: &SevFacts) -> Vec<Range<u64>> {
         SevLevel::Snp(blob) => &blob.pages(),
         _ => &[],
     };
-    sev::private_ranges(&map_entries(&map), firmware)
-        .unwrap_or_else(|e| fail(format_args!("SEV memory: {e}")))
+    let private = sev::private_ranges(&map_entries(&map), firmware)
+        .unwrap_or_else(|e| fail(format_args!("SEV memory: {e}")));
+    sev::subtract(&private, &facts.shared)
+}
+
+/// How much memory is shared with the host: the boot CPU's GHCB page and the device-buffer pool
+/// (virtio rings and packet buffers: 1024 receive buffers of a header page and a packet page,
+/// the transmit side and the rings fit with room to spare).
+pub const SHARED_BYTES: u64 = 32 << 20;
+const LARGE_PAGE: u64 = 2 << 20;
+
+/// Set aside [`SHARED_BYTES`] of 2 MiB-aligned memory and make it shared with the host: under
+/// SNP each 4 KiB page is first rescinded from the guest (`PVALIDATE`, validate = 0), then
+/// assigned to the hypervisor (GHCB MSR-protocol page-state change), the order SNP requires for
+/// private → shared. The identity map leaves the region without the C-bit
+/// ([`private_memory`]); nothing touches it before the kernel runs on those tables.
+pub fn share(facts: &mut SevFacts) {
+    let pages = ((SHARED_BYTES + LARGE_PAGE) / 4096) as usize;
+    let region = boot::allocate_pages(boot::AllocateType::AnyPages, MemoryType::LOADER_DATA, pages)
+        .unwrap_or_else(|e| fail(format_args!("cannot allocate shared memory: {e:?}")));
+    let start = (region.as_ptr() as u64).next_multiple_of(LARGE_PAGE);
+    let shared = start..start + SHARED_BYTES;
+    if let SevLevel::Snp(_) = facts.level {
+        let saved = rdmsr(GHCB_MSR);
+        for page in shared.clone().step_by(4096) {
+            // SAFETY: `page` lies in memory this loader just allocated and has not touched; once
+            // rescinded it is not accessed through OVMF's (private) mapping again.
+            let rc = unsafe { pvalidate(page, false) };
+            if rc != 0 {
+                fail(format_args!(
+                    "PVALIDATE (rescind) of {page:#x} failed: {rc}"
+                ));
+            }
+            let request = msr::psc_request(page / 4096, msr::PscMsrOp::Shared)
+                .unwrap_or_else(|e| fail(format_args!("page-state change of {page:#x}: {e}")));
+            let answer = msr_protocol(request);
+            if let Err(e) = msr::decode_psc_response(answer) {
+                fail(format_args!("page-state change of {page:#x} refused: {e}"));
+            }
+        }
+        // OVMF's #VC handler finds its own GHCB through this MSR: give it back.
+        wrmsr(GHCB_MSR, saved);
+    }
+    facts.shared = shared;
 }
 
 /// Stop: the Hermit kernel in this image does not yet run as an SEV guest (no C-bit in its own
@@ -162,10 +209,53 @@ fn cpuid(leaf: u32) -> [u32; 4] {
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
+/// One GHCB MSR-protocol exchange: write `request`, VMGEXIT, read the answer.
+fn msr_protocol(request: u64) -> u64 {
+    wrmsr(GHCB_MSR, request);
+    // SAFETY: under SEV-ES/SNP `rep vmmcall` is VMGEXIT: the hypervisor reads the GHCB MSR,
+    // answers in it and resumes the guest here.
+    unsafe { core::arch::asm!("rep vmmcall", options(nomem, nostack)) };
+    rdmsr(GHCB_MSR)
+}
+
+/// `PVALIDATE` of the 4 KiB page at `addr` (identity-mapped); the instruction's return code, or
+/// 255 when the RMP entry was already in the requested state (carry set).
+///
+/// # Safety
+/// Rescinding a page makes every later private access to it fault: the caller must not use it
+/// as private memory afterwards.
+unsafe fn pvalidate(addr: u64, validate: bool) -> u32 {
+    let rax: u64;
+    let unchanged: u8;
+    // SAFETY: PVALIDATE (F2 0F 01 FF) exists under SNP, the only caller's condition; RAX = the
+    // page's address, ECX = 0 (4 KiB), EDX = validate; it returns its code in EAX.
+    unsafe {
+        core::arch::asm!(
+            ".byte 0xf2, 0x0f, 0x01, 0xff",
+            "setc {unchanged}",
+            unchanged = out(reg_byte) unchanged,
+            inout("rax") addr => rax,
+            in("ecx") 0u32,
+            in("edx") u32::from(validate),
+            options(nostack)
+        );
+    }
+    let rc = rax as u32;
+    if rc == 0 && unchanged != 0 { 255 } else { rc }
+}
+
+fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: only the GHCB MSR, only under SEV-ES/SNP where it exists; writing it has no effect
+    // until the next VMGEXIT or #VC.
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack))
+    };
+}
+
 fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: called only for SEV_STATUS and only when CPUID lists SEV, where the MSR exists; it
-    // is read-only and not intercepted under SEV-ES/SNP.
+    // SAFETY: called for SEV_STATUS only when CPUID lists SEV, where the MSR exists, and for the
+    // GHCB MSR only under SNP; reading either has no side effect.
     unsafe {
         core::arch::asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack))
     };
