@@ -1,19 +1,37 @@
 //! What the loader found out about SEV, from the device tree node `/pp,sev` it writes
 //! (`image-builder/src/fdt.rs`), checked against the `SEV_STATUS` MSR.
 
+use core::ops::Range;
+
 use super::msr::{self, Detected, SevLevel, SevStatus};
 use crate::env;
+
+/// What the loader described, checked.
+pub(crate) struct Facts {
+    pub detected: Detected,
+    /// The region shared with the host (`pp,shared`): GHCB page, then the device-buffer pool.
+    pub shared: Option<Range<u64>>,
+    /// SNP: the CPUID page and the secrets page.
+    pub snp_cpuid: Option<u64>,
+    pub snp_secrets: Option<u64>,
+}
 
 /// The SEV facts of this boot. A device tree without `/pp,sev` means no SEV.
 ///
 /// The kernel does not run CPUID itself here: under SEV-ES/SNP that raises #VC, which this kernel
 /// does not handle yet. When the loader says SEV is active, `SEV_STATUS` (which exists then, and
 /// which the hypervisor cannot intercept under SEV-ES/SNP) must say the same, or the kernel stops.
-pub(crate) fn read() -> Detected {
+pub(crate) fn read() -> Facts {
     let none = Detected {
         level: SevLevel::None,
         c_bit: None,
         status: SevStatus(0),
+    };
+    let none = Facts {
+        detected: none,
+        shared: None,
+        snp_cpuid: None,
+        snp_secrets: None,
     };
     let Some(fdt) = env::fdt() else {
         return none;
@@ -45,10 +63,28 @@ pub(crate) fn read() -> Detected {
         "pp-sev: the loader said {level:?} but SEV_STATUS is {:#x}",
         status.0
     );
-    Detected {
-        level,
-        c_bit: Some(c_bit),
-        status,
+    let address = |name: &str| {
+        node.property(name)
+            .and_then(|p| p.as_usize())
+            .map(|a| a as u64)
+    };
+    let shared = node.property("pp,shared").and_then(|p| {
+        let v = p.value;
+        let word = |i: usize| {
+            v.get(i * 8..i * 8 + 8)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
+        };
+        Some(word(0)?..word(0)? + word(1)?)
+    });
+    Facts {
+        detected: Detected {
+            level,
+            c_bit: Some(c_bit),
+            status,
+        },
+        shared,
+        snp_cpuid: address("pp,snp-cpuid"),
+        snp_secrets: address("pp,snp-secrets"),
     }
 }
 

@@ -162,6 +162,29 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         reason: "the loader's existing RAM mappings carry the C-bit",
     },
     SourceEdit {
+        files: Files::One("src/mm/device_alloc.rs"),
+        find: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tlet ptr = super::allocate(size, true)",
+        replace: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tif let Some(shared) = crate::arch::x86_64::kernel::pp_sev::shared::allocate(size) {\n\t\t\treturn shared;\n\t\t}\n\t\tlet ptr = super::allocate(size, true)",
+        count: 1,
+        reason: "under SEV every device buffer comes from the pool shared with the host (private \
+                 memory is unreadable to devices)",
+    },
+    SourceEdit {
+        files: Files::One("src/mm/device_alloc.rs"),
+        find: "let addr = ptr.as_ptr().expose_provenance().into();",
+        replace: "if crate::arch::x86_64::kernel::pp_sev::shared::deallocate(ptr.as_ptr().expose_provenance(), size) {\n\t\t\treturn;\n\t\t}\n\t\tlet addr = ptr.as_ptr().expose_provenance().into();",
+        count: 1,
+        reason: "buffers from the shared pool go back to it",
+    },
+    SourceEdit {
+        files: Files::One("src/drivers/net/virtio/mod.rs"),
+        find: "\t\t\t| virtio::net::F::MQ;\n",
+        replace: "\t\t\t| virtio::net::F::MQ;\n\t\tif crate::arch::x86_64::kernel::pp_sev::shared::active() {\n\t\t\t// pp: the device reaches memory only through shared buffers; packed-ring event\n\t\t\t// structures are not allocated from them.\n\t\t\tfeatures.insert(virtio::net::F::ACCESS_PLATFORM);\n\t\t\tfeatures.remove(virtio::net::F::RING_PACKED);\n\t\t}\n",
+        count: 1,
+        reason: "under SEV negotiate VIRTIO_F_ACCESS_PLATFORM (QEMU's iommu_platform) and keep to \
+                 the split ring, whose memory all comes from DeviceAlloc",
+    },
+    SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/apic.rs"),
         find: "let phys_addr = pt.translate_addr(virt_addr.into()).unwrap();",
         replace: "let phys_addr = x86_64::PhysAddr::new(crate::arch::x86_64::kernel::pp_sev::paging::strip(pt.translate_addr(virt_addr.into()).unwrap().as_u64()));",
@@ -183,6 +206,8 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("kernel/sev/mod.rs", "mod.rs"),
     ("kernel/sev/facts.rs", "facts.rs"),
     ("kernel/sev/paging.rs", "paging.rs"),
+    ("kernel/sev/shared.rs", "shared.rs"),
+    ("snp-guest/src/page_pool.rs", "page_pool.rs"),
     ("snp-guest/src/cpuid.rs", "cpuid.rs"),
     ("snp-guest/src/ghcb.rs", "ghcb.rs"),
     ("snp-guest/src/msr.rs", "msr.rs"),

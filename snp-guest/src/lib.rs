@@ -8,6 +8,9 @@
 //! - [`guest_msg`]: the VMPCK-encrypted guest messages (SEV-SNP ABI spec 56860 §8.26) and the
 //!   attestation report request and response they carry.
 //! - [`certs`]: the certificate table an extended guest request returns.
+//! - [`vc`]: the #VC handler's logic: instruction decoding, the GHCB request, the register
+//!   results. Like `msr`, `ghcb`, `psc` and `cpuid`, it uses only `core` and `super::`.
+//! - [`page_pool`]: the pool of shared pages the kernel takes device buffers from.
 //! - [`secrets`]: the SNP secrets page: VMPCKs and the guest's message counters.
 //!
 //! The modules `msr`, `ghcb`, `psc` and `cpuid` use only `core` and refer to each other through
@@ -26,5 +29,7 @@ pub mod ghcb;
 #[cfg(feature = "guest-request")]
 pub mod guest_msg;
 pub mod msr;
+pub mod page_pool;
 pub mod psc;
 pub mod secrets;
+pub mod vc;
