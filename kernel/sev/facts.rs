@@ -18,9 +18,10 @@ pub(crate) struct Facts {
 
 /// The SEV facts of this boot. A device tree without `/pp,sev` means no SEV.
 ///
-/// The kernel does not run CPUID itself here: under SEV-ES/SNP that raises #VC, which this kernel
-/// does not handle yet. When the loader says SEV is active, `SEV_STATUS` (which exists then, and
-/// which the hypervisor cannot intercept under SEV-ES/SNP) must say the same, or the kernel stops.
+/// Runs before the #VC handler exists, so it cannot print under SEV-ES/SNP and does not run CPUID.
+/// When the loader says SEV is active, `SEV_STATUS` (which exists then, and which the hypervisor
+/// cannot intercept under SEV-ES/SNP) must say the same; anything wrong stops the guest
+/// ([`super::fail`]: a GHCB termination request under SEV-ES/SNP, a panic otherwise).
 pub(crate) fn read() -> Facts {
     let none = Detected {
         level: SevLevel::None,
@@ -39,30 +40,28 @@ pub(crate) fn read() -> Facts {
     let Some(node) = fdt.find_node("/pp,sev") else {
         return none;
     };
+    let status = SevStatus(read_sev_status());
     let level = match node.property("pp,sev-level").and_then(|p| p.as_str()) {
         Some("sev") => SevLevel::Sev,
         Some("sev-es") => SevLevel::SevEs,
         Some("sev-snp") => SevLevel::SevSnp,
-        other => panic!("pp-sev: unknown SEV level {other:?} in the device tree"),
+        _ => super::fail(status, "unknown SEV level in the device tree"),
     };
     let c_bit = node
         .property("pp,c-bit")
         .and_then(|p| p.as_usize())
         .and_then(|b| u8::try_from(b).ok())
         .filter(|b| (32..=51).contains(b))
-        .expect("pp-sev: no valid C-bit position in the device tree");
-    let status = SevStatus(read_sev_status());
+        .unwrap_or_else(|| super::fail(status, "no valid C-bit position in the device tree"));
     let agrees = match level {
         SevLevel::None => true,
         SevLevel::Sev => status.sev() && !status.sev_es(),
         SevLevel::SevEs => status.sev_es() && !status.snp(),
         SevLevel::SevSnp => status.snp(),
     };
-    assert!(
-        agrees,
-        "pp-sev: the loader said {level:?} but SEV_STATUS is {:#x}",
-        status.0
-    );
+    if !agrees {
+        super::fail(status, "the loader's SEV level and SEV_STATUS disagree");
+    }
     let address = |name: &str| {
         node.property(name)
             .and_then(|p| p.as_usize())

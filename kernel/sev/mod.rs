@@ -1,9 +1,10 @@
 //! pp: AMD SEV support for the Hermit kernel — our code, not Hermit's.
 //!
 //! The kernel build (`xtask/src/kernel.rs`) copies this folder, together with the hardware-free
-//! modules of `snp-guest/` (`msr`, `ghcb`, `psc`, `cpuid`, `page_pool`), into the pinned kernel source as
+//! modules of `snp-guest/` (`msr`, `ghcb`, `psc`, `cpuid`, `page_pool`, `vc`), into the pinned kernel source as
 //! `src/arch/x86_64/kernel/pp_sev/`, and `KERNEL_EDITS` (`kernel/src/lib.rs`) route the kernel's
-//! page-table code through [`paging`] and device buffers through [`shared`]. Without SEV the C-bit mask is 0 and every helper here is
+//! page-table code through [`paging`], device buffers through [`shared`] and #VC through
+//! [`vc_handler`]. Without SEV the C-bit mask is 0 and every helper here is
 //! the identity, so the kernel behaves exactly as before.
 
 pub(crate) mod cpuid;
@@ -14,24 +15,54 @@ pub(crate) mod page_pool;
 pub(crate) mod paging;
 pub(crate) mod psc;
 pub(crate) mod shared;
+pub(crate) mod vc;
+pub(crate) mod vc_handler;
 
-/// Learn whether this guest runs under SEV (from the loader's device tree, checked against the
-/// `SEV_STATUS` MSR) and, if so, give every private mapping made from now on the C-bit and take
-/// device buffers from the shared region. Called once, first thing in `paging::init`, before the
-/// kernel walks or edits a page table.
-pub(crate) fn init() {
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use msr::{SevLevel, SevStatus, TerminationReason};
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// First thing on the boot CPU, once the boot info is known and before anything prints: learn
+/// whether this guest runs under SEV (the loader's device tree, checked against `SEV_STATUS`);
+/// if so, give every private mapping made from now on the C-bit, take device buffers from the
+/// shared region, and under SEV-ES/SNP handle #VC with the GHCB in that region's first page.
+pub(crate) fn early_init() {
     let facts = facts::read();
     let detected = facts.detected;
     paging::set_c_bit(detected.c_bit_mask());
-    if detected.level == msr::SevLevel::None {
+    if detected.level == SevLevel::None {
         return;
     }
-    info!(
-        "pp-sev: {:?} guest, C-bit {:?}, shared {:x?}",
-        detected.level, detected.c_bit, facts.shared
-    );
-    match facts.shared {
-        Some(region) => shared::init(region),
-        None => panic!("pp-sev: SEV is active but the loader shared no memory for devices"),
+    let Some(region) = facts.shared.clone() else {
+        fail(detected.status, "SEV is active but the loader shared no memory");
+    };
+    if detected.status.sev_es() {
+        let snp = detected.level == SevLevel::SevSnp;
+        vc_handler::init(region.start, facts.snp_cpuid.filter(|_| snp), snp);
     }
+    shared::init(region);
+    LEVEL.store(detected.level as u8, Ordering::Relaxed);
+}
+
+/// Say on the console what [`early_init`] found (called from `paging::init`, when printing works).
+pub(crate) fn init() {
+    let level = LEVEL.load(Ordering::Relaxed);
+    if level != SevLevel::None as u8 {
+        info!(
+            "pp-sev: SEV level {level} (1 SEV, 2 SEV-ES, 3 SNP), C-bit mask {:#x}, #VC handled: {}",
+            paging::c_bit(),
+            vc_handler::active()
+        );
+    }
+}
+
+/// Stop: a GHCB termination request under SEV-ES/SNP (where printing needs the #VC handler that
+/// may not exist yet), a panic otherwise.
+pub(crate) fn fail(status: SevStatus, what: &str) -> ! {
+    if status.sev_es() {
+        vc_handler::terminate(TerminationReason::GENERAL)
+    }
+    panic!("pp-sev: {what}")
 }

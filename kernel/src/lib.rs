@@ -162,6 +162,30 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         reason: "the loader's existing RAM mappings carry the C-bit",
     },
     SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "env::set_boot_info(*boot_info.unwrap());\n",
+        replace: "env::set_boot_info(*boot_info.unwrap());\n\t\tcrate::arch::x86_64::kernel::pp_sev::early_init();\n",
+        count: 1,
+        reason: "under SEV-ES/SNP the #VC handler must exist before the first port I/O (the \
+                 welcome message) or CPUID; the C-bit before the first mapping",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/interrupts.rs"),
+        find: "\tset_general_handler!(&mut *idt, handle_interrupt, 32..);\n",
+        replace: "\tset_general_handler!(&mut *idt, handle_interrupt, 32..);\n\tcrate::arch::x86_64::kernel::pp_sev::vc_handler::install(&mut idt);\n",
+        count: 1,
+        reason: "the kernel's generic handlers overwrite vector 29: put the #VC handler back \
+                 (no IST)",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/processor.rs"),
+        find: "pub fn supports_mwait() -> bool {\n\tFEATURES.supports_mwait",
+        replace: "pub fn supports_mwait() -> bool {\n\t!crate::arch::x86_64::kernel::pp_sev::vc_handler::active() && FEATURES.supports_mwait",
+        count: 1,
+        reason: "MONITOR/MWAIT raise #VC under SEV-ES/SNP, which the handler does not emulate: \
+                 idle with HLT instead",
+    },
+    SourceEdit {
         files: Files::One("src/mm/device_alloc.rs"),
         find: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tlet ptr = super::allocate(size, true)",
         replace: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tif let Some(shared) = crate::arch::x86_64::kernel::pp_sev::shared::allocate(size) {\n\t\t\treturn shared;\n\t\t}\n\t\tlet ptr = super::allocate(size, true)",
@@ -207,6 +231,8 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("kernel/sev/facts.rs", "facts.rs"),
     ("kernel/sev/paging.rs", "paging.rs"),
     ("kernel/sev/shared.rs", "shared.rs"),
+    ("kernel/sev/vc_handler.rs", "vc_handler.rs"),
+    ("snp-guest/src/vc.rs", "vc.rs"),
     ("snp-guest/src/page_pool.rs", "page_pool.rs"),
     ("snp-guest/src/cpuid.rs", "cpuid.rs"),
     ("snp-guest/src/ghcb.rs", "ghcb.rs"),
