@@ -10,6 +10,7 @@
 pub(crate) mod cpuid;
 pub(crate) mod facts;
 pub(crate) mod ghcb;
+pub(crate) mod guest_request;
 pub(crate) mod msr;
 pub(crate) mod page_pool;
 pub(crate) mod paging;
@@ -41,6 +42,9 @@ pub(crate) fn early_init() {
     if detected.status.sev_es() {
         let snp = detected.level == SevLevel::SevSnp;
         vc_handler::init(region.start, facts.snp_cpuid.filter(|_| snp), snp);
+        if let (true, Some(secrets)) = (snp, facts.snp_secrets) {
+            guest_request::init(secrets);
+        }
     }
     shared::init(region);
     LEVEL.store(detected.level as u8, Ordering::Relaxed);

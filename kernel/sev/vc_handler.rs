@@ -52,6 +52,17 @@ pub(crate) fn init(ghcb_gpa: u64, cpuid_page: Option<u64>, snp: bool) {
     crate::arch::x86_64::kernel::interrupts::load_idt();
 }
 
+/// The GHCB page's address (identity-mapped, shared).
+pub(crate) fn ghcb_gpa() -> u64 {
+    GHCB_GPA.load(Ordering::Relaxed)
+}
+
+/// Hand the GHCB page, already filled, to the hypervisor and wait for its answer.
+pub(crate) fn exit_with_ghcb() {
+    wrmsr(GHCB_MSR, ghcb_gpa());
+    vmgexit();
+}
+
 /// Point vector 29 at the entry stub, without an interrupt stack: the kernel's other handlers
 /// run on IST stacks and raise #VC themselves (EOI, port I/O), which would clobber that stack.
 pub(crate) fn install(idt: &mut x86_64::structures::idt::InterruptDescriptorTable) {
@@ -165,8 +176,7 @@ fn emulate(frame: &mut Frame) -> Result<(), TerminationReason> {
     let step = vc::prepare(&insn, &mut regs, ghcb, &ctx)
         .map_err(|_| TerminationReason::PP_UNHANDLED_VC)?;
     if step == Step::Exit {
-        wrmsr(GHCB_MSR, ghcb_gpa);
-        vmgexit();
+        exit_with_ghcb();
         vc::complete(&insn, &mut regs, ghcb).map_err(|_| TerminationReason::PP_GHCB_RESPONSE)?;
     }
     frame.gprs = [

@@ -229,6 +229,7 @@ pub const SEV_MODULE_DIR: &str = "src/arch/x86_64/kernel/pp_sev";
 pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("kernel/sev/mod.rs", "mod.rs"),
     ("kernel/sev/facts.rs", "facts.rs"),
+    ("kernel/sev/guest_request.rs", "guest_request.rs"),
     ("kernel/sev/paging.rs", "paging.rs"),
     ("kernel/sev/shared.rs", "shared.rs"),
     ("kernel/sev/vc_handler.rs", "vc_handler.rs"),

@@ -34,6 +34,8 @@ pub enum TransportError {
     Hypervisor(u32),
     /// The firmware failed the request (lower 32 bits of `SW_EXIT_INFO_2`).
     Firmware(u32),
+    /// The kernel could not make the exchange (its own result code).
+    Kernel(i32),
 }
 
 /// Why a report could not be obtained. No variant carries request data.
@@ -62,6 +64,9 @@ impl core::fmt::Display for ChannelError {
             }
             Self::Transport(TransportError::Firmware(e)) => {
                 write!(f, "guest request failed in the firmware ({e:#x})")
+            }
+            Self::Transport(TransportError::Kernel(code)) => {
+                write!(f, "the kernel's guest-request call failed ({code})")
             }
         }
     }

@@ -148,10 +148,7 @@ mod tests {
             PagePool::new(0x1000, MAX_PAGES + 1).unwrap_err(),
             PoolError::BadRegion
         );
-        assert_eq!(
-            PagePool::new(!0xfff, 2).unwrap_err(),
-            PoolError::BadRegion
-        );
+        assert_eq!(PagePool::new(!0xfff, 2).unwrap_err(), PoolError::BadRegion);
         let mut pool = PagePool::new(0x10_0000, 4).unwrap();
         let a = pool.allocate(2).unwrap();
         assert_eq!(pool.free(0x20_0000, 1), Err(PoolError::NotInPool));

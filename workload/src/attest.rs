@@ -1,7 +1,8 @@
 //! Which attester this build carries.
 //!
-//! The release image has only the hardware attester (which, until the SNP guest-request path
-//! lands, answers "not on SNP"). A test image, built with the `test-attester` feature, signs
+//! The release image has only the hardware attester: under SEV-SNP (the kernel hands out the
+//! secrets page) [`pp_attestation::SnpAttester`] over the kernel's guest-request system call,
+//! anywhere else [`pp_attestation::NoSnp`], which refuses. A test image, built with the `test-attester` feature, signs
 //! reports with test material that `cargo xtask` generated on the host (a test VCEK key and its
 //! ARK/ASK/VCEK chain), embedded here at build time — so its bytes, and its launch measurement,
 //! differ from the release image's.
@@ -16,16 +17,117 @@ pub fn attester() -> Result<Box<dyn Attester + Send + Sync>, &'static str> {
     }
     #[cfg(not(feature = "test-attester"))]
     {
+        #[cfg(target_os = "hermit")]
+        if let Some(attester) = snp::attester()? {
+            return Ok(attester);
+        }
         Ok(Box::new(pp_attestation::NoSnp))
     }
 }
 
+/// The SNP attester on Hermit: VMPCK0 and its message counter from the secrets page, the
+/// exchange through the kernel (`kernel/sev/guest_request.rs`).
+#[cfg(all(target_os = "hermit", not(feature = "test-attester")))]
+mod snp {
+    use pp_attestation::{Attester, SnpAttester};
+    use pp_snp_guest::channel::{GuestChannel, Transport, TransportError};
+    use pp_snp_guest::guest_msg::{PAGE_LEN, Vmpck};
+    use pp_snp_guest::secrets::{self, SECRETS_PAGE_LEN};
+
+    unsafe extern "C" {
+        fn sys_pp_snp_secrets() -> *mut u8;
+        fn sys_pp_snp_guest_request(
+            request: *const u8,
+            response: *mut u8,
+            certs: *mut u8,
+            certs_len: usize,
+            info: *mut u64,
+        ) -> i32;
+    }
+
+    /// Whether the kernel hands out an SNP secrets page.
+    pub fn available() -> bool {
+        // SAFETY: a kernel call without arguments.
+        !unsafe { sys_pp_snp_secrets() }.is_null()
+    }
+
+    /// `None` when this is not an SNP guest; an error when it is but VMPCK0 is unusable (the
+    /// enclave then does not start: it must not run unable to attest without saying so).
+    pub fn attester() -> Result<Option<Box<dyn Attester + Send + Sync>>, &'static str> {
+        // SAFETY: a kernel call without arguments; null when there is no secrets page.
+        let page = unsafe { sys_pp_snp_secrets() };
+        if page.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: the kernel returns the identity-mapped 4 KiB secrets page, which lives as long
+        // as the guest; only read here.
+        let page = unsafe { &*(page as *const [u8; SECRETS_PAGE_LEN]) };
+        let key = secrets::vmpck(page, 0).map_err(|_| "VMPCK0 in the secrets page is unusable")?;
+        let counter = secrets::msg_seqno(page, 0).map_err(|_| "no message counter for VMPCK0")?;
+        let channel = GuestChannel::new(Kernel, Vmpck::new(0, &key), counter);
+        Ok(Some(Box::new(SnpAttester::new(channel))))
+    }
+
+    struct Kernel;
+
+    impl Transport for Kernel {
+        fn request(
+            &mut self,
+            request: &[u8; PAGE_LEN],
+            response: &mut [u8; PAGE_LEN],
+            certs: Option<&mut [u8]>,
+        ) -> Result<(), TransportError> {
+            let (certs_ptr, certs_len) = match certs {
+                Some(c) => (c.as_mut_ptr(), c.len()),
+                None => (core::ptr::null_mut(), 0),
+            };
+            let mut info = 0u64;
+            // SAFETY: both pages are 4096 bytes, `certs` is `certs_len` writable bytes, `info`
+            // a local; the kernel copies in and out and keeps no pointer.
+            let code = unsafe {
+                sys_pp_snp_guest_request(
+                    request.as_ptr(),
+                    response.as_mut_ptr(),
+                    certs_ptr,
+                    certs_len,
+                    &mut info,
+                )
+            };
+            match code {
+                0 => Ok(()),
+                1 => match ((info >> 32) as u32, info as u32) {
+                    (2, _) => Err(TransportError::Busy),
+                    (0, firmware) => Err(TransportError::Firmware(firmware)),
+                    (hypervisor, _) => Err(TransportError::Hypervisor(hypervisor)),
+                },
+                2 => Err(TransportError::CertsTooSmall { pages: info }),
+                other => Err(TransportError::Kernel(other)),
+            }
+        }
+    }
+}
+
 /// Names the attester for the serial log.
-pub const KIND: &str = if cfg!(feature = "test-attester") {
-    "test (NOT SEV-SNP)"
-} else {
-    "sev-snp"
-};
+pub fn kind() -> &'static str {
+    if cfg!(feature = "test-attester") {
+        "test (NOT SEV-SNP)"
+    } else if snp_available() {
+        "sev-snp"
+    } else {
+        "none (not an SEV-SNP guest: attestation refused)"
+    }
+}
+
+fn snp_available() -> bool {
+    #[cfg(all(target_os = "hermit", not(feature = "test-attester")))]
+    {
+        snp::available()
+    }
+    #[cfg(not(all(target_os = "hermit", not(feature = "test-attester"))))]
+    {
+        false
+    }
+}
 
 #[cfg(feature = "test-attester")]
 mod test {

@@ -133,7 +133,7 @@ fn run() -> Result<(), String> {
         "pp-workload: tls certificate sha256 {}",
         identity.cert_sha256
     );
-    println!("pp-workload: attester {}", attest::KIND);
+    println!("pp-workload: attester {}", attest::kind());
     println!(
         "pp-workload: ready version={} health={} tls={}",
         env!("CARGO_PKG_VERSION"),
