@@ -124,7 +124,7 @@ fn main() -> Status {
     };
     let cr3 = paging::build(tables, tables_ptr.as_ptr() as u64, layout, &encryption);
     if let Some(facts) = &sev {
-        sev_boot::stop_unsupported(facts, table_count);
+        sev_boot::report(facts, table_count);
     }
     println!(
         "pp-loader: workload {} KiB at {start:#x}, entry {entry_point:#x}, RAM top {top_of_ram:#x}, mapped to {:#x}",

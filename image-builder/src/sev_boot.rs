@@ -1,9 +1,8 @@
-//! SEV at boot (UEFI target only): detect it, check what the firmware says about it, and stop
-//! cleanly while the kernel cannot run as an SEV guest.
+//! SEV at boot (UEFI target only): detect it, check what the firmware says about it, and prepare
+//! the memory shared with the host.
 //!
 //! Runs before ExitBootServices, so CPUID and serial output still go through OVMF's #VC handler
-//! under SEV-ES/SNP. The checks are the real ones a supported boot will need; only the final
-//! stop ([`stop_unsupported`]) is temporary.
+//! under SEV-ES/SNP.
 
 use alloc::vec::Vec;
 use core::ops::Range;
@@ -145,15 +144,15 @@ pub fn share(facts: &mut SevFacts) {
     facts.shared = shared;
 }
 
-/// Stop: the Hermit kernel in this image does not yet run as an SEV guest (no C-bit in its own
-/// mappings, no #VC handler, no shared DMA buffers). Under SEV-ES/SNP the guest asks the
-/// hypervisor to terminate it (GHCB MSR protocol) with reason set 1, code 7.
-pub fn stop_unsupported(facts: &SevFacts, detected_tables: usize) -> ! {
+/// Say what the loader found and prepared; the kernel takes it from the device tree.
+pub fn report(facts: &SevFacts, tables: usize) {
     println!(
-        "pp-loader: {} guest, C-bit {}, {} page tables with the C-bit built{}",
+        "pp-loader: {} guest, C-bit {}, {} page tables with the C-bit, {} MiB shared at {:#x}{}",
         facts.level.name(),
         facts.c_bit,
-        detected_tables,
+        tables,
+        (facts.shared.end - facts.shared.start) >> 20,
+        facts.shared.start,
         match facts.level {
             SevLevel::Snp(blob) => alloc::format!(
                 ", CPUID page at {:#x} checked, secrets page at {:#x}",
@@ -163,15 +162,6 @@ pub fn stop_unsupported(facts: &SevFacts, detected_tables: usize) -> ! {
             _ => alloc::string::String::new(),
         }
     );
-    println!(
-        "pp-loader: error: this image's kernel cannot run as an SEV guest yet; stopping before it starts"
-    );
-    match facts.level {
-        SevLevel::Sev => fail(format_args!("halted under SEV")),
-        SevLevel::SevEs | SevLevel::Snp(_) => {
-            ghcb_terminate(TerminationReason::PP_KERNEL_UNSUPPORTED)
-        }
-    }
 }
 
 fn terminate(detected: &Detected, reason: TerminationReason) -> ! {

@@ -186,6 +186,21 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
                  idle with HLT instead",
     },
     SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "\t\t_ => apic::local_apic_id_count(),\n",
+        replace: "\t\t_ if crate::arch::x86_64::kernel::pp_sev::vc_handler::active() => 1,\n\t\t_ => apic::local_apic_id_count(),\n",
+        count: 1,
+        reason: "under SEV-ES/SNP application processors cannot be started with INIT/SIPI (SNP \
+                 needs AP creation with a VMSA, not implemented): the kernel counts the boot CPU only",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/apic.rs"),
+        find: "pub fn boot_application_processors() {\n",
+        replace: "pub fn boot_application_processors() {\n\tif crate::arch::x86_64::kernel::pp_sev::vc_handler::active() {\n\t\twarn!(\"pp-sev: application processors are not started under SEV-ES/SNP; running on the boot CPU\");\n\t\treturn;\n\t}\n",
+        count: 1,
+        reason: "as above: do not send INIT/SIPI under SEV-ES/SNP",
+    },
+    SourceEdit {
         files: Files::One("src/mm/device_alloc.rs"),
         find: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tlet ptr = super::allocate(size, true)",
         replace: "let size = layout.size().align_up(BasePageSize::SIZE as usize);\n\t\tif let Some(shared) = crate::arch::x86_64::kernel::pp_sev::shared::allocate(size) {\n\t\t\treturn shared;\n\t\t}\n\t\tlet ptr = super::allocate(size, true)",

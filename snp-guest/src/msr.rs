@@ -274,8 +274,6 @@ impl TerminationReason {
     pub const PP_SEQUENCE_OVERFLOW: Self = Self { set: 1, code: 5 };
     /// pp: the hypervisor did not register the GHCB GPA.
     pub const PP_GHCB_REGISTRATION: Self = Self { set: 1, code: 6 };
-    /// pp: this image's kernel cannot run as an SEV guest yet (the loader stops it).
-    pub const PP_KERNEL_UNSUPPORTED: Self = Self { set: 1, code: 7 };
 
     /// The MSR value of a termination request (0x100).
     pub const fn request(self) -> u64 {
