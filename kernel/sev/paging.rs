@@ -50,6 +50,14 @@ pub(crate) fn leaf_frame<S: PageSize>(frame: PhysFrame<S>, flags: PageTableFlags
     }
 }
 
+/// Whether a 2 MiB frame the kernel identity-maps and finds already mapped (to `current`) is
+/// fine: without SEV it must be the same frame; under SEV the loader's identity map is the
+/// authority (private RAM with the C-bit; the 2 MiB pages at the edges of the kernel's free range
+/// may be shared, like the device-buffer region, or split into 4 KiB pages), so it stands.
+pub(crate) fn already_mapped<S: PageSize>(current: PhysFrame<S>, frame: PhysFrame<S>) -> bool {
+    c_bit() != 0 || current == frame
+}
+
 /// Physical memory is identity-mapped; a table's frame is turned into a pointer without the C-bit.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PpIdentity;

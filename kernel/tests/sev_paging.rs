@@ -13,7 +13,9 @@ mod paging;
 
 use std::sync::Mutex;
 
-use paging::{EncryptedTables, PpIdentity, c_bit, identity_map, leaf_frame, set_c_bit, strip};
+use paging::{
+    EncryptedTables, PpIdentity, already_mapped, c_bit, identity_map, leaf_frame, set_c_bit, strip,
+};
 use x86_64::structures::paging::mapper::{MappedPageTable, TranslateResult};
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
@@ -146,6 +148,9 @@ fn private_and_device_mappings_under_sev() {
     );
     // Unmapping walks the same tables.
     assert!(pt.unmap(heap).is_ok());
+    // The loader's mapping of a frame stands under SEV, whatever it is.
+    let other = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x8000_0000));
+    assert!(already_mapped(other, ram));
     set_c_bit(0);
 }
 
@@ -178,4 +183,9 @@ fn without_sev_nothing_changes() {
     assert!(w.iter().all(|e| e & C == 0));
     assert_eq!(w[3] & !0xfff, 0x7000);
     assert_eq!(strip(0x000f_ffff_ffff_f000), 0x000f_ffff_ffff_f000);
+    // Without SEV an existing identity mapping must be exactly the frame.
+    let a = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x4000_0000));
+    let b = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x8000_0000));
+    assert!(already_mapped(a, a));
+    assert!(!already_mapped(b, a));
 }
