@@ -566,5 +566,8 @@ pub fn complete(insn: &Insn, regs: &mut Regs, ghcb: &Ghcb) -> Result<(), VcError
 }
 
 #[cfg(test)]
+#[path = "vc_emulate_tests.rs"]
+mod emulate_tests;
+#[cfg(test)]
 #[path = "vc_tests.rs"]
 mod tests;
