@@ -3,6 +3,7 @@
 
 use super::super::cpuid::CpuidPage;
 use super::super::ghcb::{Field, Ghcb, GhcbError, IoSize, exit_code, ioio_exit_info};
+use super::tests::regs;
 use super::*;
 use std::string::ToString;
 use std::vec::Vec;
@@ -20,20 +21,6 @@ fn ctx(page: Option<CpuidPage<'_>>) -> Context<'_> {
         xss: 0,
         ghcb_gpa: GHCB_GPA,
         mmio_gpa: MMIO_GPA,
-    }
-}
-
-/// Registers with recognisable values: register n holds 0x1111_1111_1111_1111 * (n + 1)-ish.
-fn regs() -> Regs {
-    Regs {
-        rax: 0x8877_6655_4433_2211,
-        rbx: 0x0BBB_BBBB_BBBB_BB0B,
-        rcx: 0x0CCC_CCCC_CCCC_CC0C,
-        rdx: 0x0DDD_DDDD_DDDD_DD0D,
-        rbp: 0x1000,
-        r9: 0x2000,
-        rip: 0x40_0000,
-        ..Regs::default()
     }
 }
 

@@ -22,8 +22,8 @@ fn mem(base: Option<u8>, index: Option<u8>, scale: u8, disp: i32) -> Option<MemO
     })
 }
 
-/// Registers with recognisable values: register n holds 0x1111_1111_1111_1111 * (n + 1)-ish.
-fn regs() -> Regs {
+/// Registers with recognisable values (also for the emulation tests).
+pub(super) fn regs() -> Regs {
     Regs {
         rax: 0x8877_6655_4433_2211,
         rbx: 0x0BBB_BBBB_BBBB_BB0B,
