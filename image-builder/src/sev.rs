@@ -280,7 +280,8 @@ pub fn refuse_unaccepted(map: &[MapEntry]) -> Result<(), SevError> {
     }
 }
 
-/// The memory the identity map marks private: every `Ram` entry plus `firmware_private` (the
+/// The memory the identity map marks private: every `Ram` and `Unaccepted` entry plus
+/// `firmware_private` (the
 /// [`CcBlob::pages`] under SNP), sorted and merged, as `paging::Encryption` wants them. A
 /// `firmware_private` range over MMIO or unaccepted memory is refused.
 pub fn private_ranges(
@@ -311,9 +312,12 @@ pub fn private_ranges(
             });
         }
     }
+    // Unaccepted memory (OVMF leaves RAM above 4 GiB so under SNP) is RAM too: the firmware
+    // accepts it at ExitBootServices, because this loader never opts into unaccepted memory, and
+    // the kernel then uses it as private memory.
     let ram = map
         .iter()
-        .filter(|e| e.kind == MemoryKind::Ram)
+        .filter(|e| matches!(e.kind, MemoryKind::Ram | MemoryKind::Unaccepted))
         .map(|e| e.range.clone());
     Ok(crate::memory::merge(
         ram.chain(firmware_private.iter().cloned()).collect(),
@@ -476,6 +480,11 @@ mod tests {
         let err = refuse_unaccepted(&map).unwrap_err();
         assert_eq!(err, SevError::Unaccepted(unaccepted.range));
         assert!(err.to_string().contains("must accept all memory"));
-        assert_eq!(private_ranges(&map, &[]), Ok(vec![0..0x1000]));
+        // Before ExitBootServices unaccepted RAM is still RAM: OVMF accepts it then, and the
+        // kernel uses it as private memory.
+        assert_eq!(
+            private_ranges(&map, &[]),
+            Ok(vec![0..0x1000, 0x1_0000_0000..0x2_0000_0000])
+        );
     }
 }

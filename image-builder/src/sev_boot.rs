@@ -120,26 +120,10 @@ pub fn share(facts: &mut SevFacts) {
         .unwrap_or_else(|e| fail(format_args!("cannot allocate shared memory: {e:?}")));
     let start = (region.as_ptr() as u64).next_multiple_of(LARGE_PAGE);
     let shared = start..start + SHARED_BYTES;
-    if let SevLevel::Snp(_) = facts.level {
-        let saved = rdmsr(GHCB_MSR);
-        for page in shared.clone().step_by(4096) {
-            // SAFETY: `page` lies in memory this loader just allocated and has not touched; once
-            // rescinded it is not accessed through OVMF's (private) mapping again.
-            let rc = unsafe { pvalidate(page, false) };
-            if rc != 0 {
-                fail(format_args!(
-                    "PVALIDATE (rescind) of {page:#x} failed: {rc}"
-                ));
-            }
-            let request = msr::psc_request(page / 4096, msr::PscMsrOp::Shared)
-                .unwrap_or_else(|e| fail(format_args!("page-state change of {page:#x}: {e}")));
-            let answer = msr_protocol(request);
-            if let Err(e) = msr::decode_psc_response(answer) {
-                fail(format_args!("page-state change of {page:#x} refused: {e}"));
-            }
-        }
-        // OVMF's #VC handler finds its own GHCB through this MSR: give it back.
-        wrmsr(GHCB_MSR, saved);
+    if let SevLevel::Snp(_) = facts.level
+        && let Err(e) = make_shared(shared.clone())
+    {
+        fail(format_args!("{e}"));
     }
     facts.shared = shared;
 }
@@ -197,6 +181,58 @@ fn cpuid(leaf: u32) -> [u32; 4] {
     #[allow(unused_unsafe)]
     let r = unsafe { core::arch::x86_64::__cpuid_count(leaf, 0) };
     [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Rescind each page of `range` and assign it to the hypervisor, with interrupts off for the whole
+/// loop: meanwhile the GHCB MSR holds our requests, not OVMF's GHCB address, and a #VC in an
+/// interrupt handler (EOI, port I/O) would make OVMF's #VC handler use it as one. The MSR and the
+/// interrupt flag are restored before returning, so an error can be printed.
+fn make_shared(range: Range<u64>) -> Result<(), alloc::string::String> {
+    let interrupts_were_on = rflags() & (1 << 9) != 0;
+    // SAFETY: clearing IF; restored below.
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+    let saved = rdmsr(GHCB_MSR);
+    let mut outcome = Ok(());
+    for page in range.step_by(4096) {
+        // SAFETY: `page` lies in memory this loader just allocated and has not touched; once
+        // rescinded it is not accessed through OVMF's (private) mapping again.
+        let rc = unsafe { pvalidate(page, false) };
+        if rc != 0 {
+            outcome = Err(alloc::format!(
+                "PVALIDATE (rescind) of {page:#x} failed: {rc}"
+            ));
+            break;
+        }
+        let answer = match msr::psc_request(page / 4096, msr::PscMsrOp::Shared) {
+            Ok(request) => msr_protocol(request),
+            Err(e) => {
+                outcome = Err(alloc::format!("page-state change of {page:#x}: {e}"));
+                break;
+            }
+        };
+        if let Err(e) = msr::decode_psc_response(answer) {
+            outcome = Err(alloc::format!(
+                "page-state change of {page:#x} refused: {e}"
+            ));
+            break;
+        }
+    }
+    // OVMF's #VC handler finds its own GHCB through this MSR: give it back, then interrupts.
+    wrmsr(GHCB_MSR, saved);
+    if interrupts_were_on {
+        // SAFETY: restoring the interrupt flag as it was.
+        unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+    }
+    outcome
+}
+
+fn rflags() -> u64 {
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack.
+    unsafe {
+        core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags))
+    };
+    flags
 }
 
 /// One GHCB MSR-protocol exchange: write `request`, VMGEXIT, read the answer.

@@ -25,6 +25,20 @@ use msr::{SevLevel, SevStatus, TerminationReason};
 
 static LEVEL: AtomicU8 = AtomicU8::new(0);
 
+/// `SEV_STATUS` features that change what the guest itself must do (vTOM addressing, #VC
+/// reflected to a lower VMPL, restricted or alternate interrupt injection): this kernel does none
+/// of it, so a guest launched with any of them stops rather than misbehaves.
+const UNSUPPORTED_FEATURES: u64 = SevStatus::VTOM
+    | SevStatus::REFLECT_VC
+    | SevStatus::RESTRICTED_INJECTION
+    | SevStatus::ALTERNATE_INJECTION;
+
+/// Whether the kernel must run on the boot CPU only: under any SEV (application processors would
+/// need SNP AP creation, and the AP boot code cannot take a CR3 with the C-bit).
+pub(crate) fn single_cpu() -> bool {
+    paging::c_bit() != 0
+}
+
 /// First thing on the boot CPU, once the boot info is known and before anything prints: learn
 /// whether this guest runs under SEV (the loader's device tree, checked against `SEV_STATUS`);
 /// if so, give every private mapping made from now on the C-bit, take device buffers from the
@@ -41,6 +55,9 @@ pub(crate) fn early_init() {
     };
     if detected.status.sev_es() {
         let snp = detected.level == SevLevel::SevSnp;
+        if detected.status.0 & UNSUPPORTED_FEATURES != 0 {
+            vc_handler::terminate(TerminationReason::SNP_UNSUPPORTED);
+        }
         vc_handler::init(region.start, facts.snp_cpuid.filter(|_| snp), snp);
         if let (true, Some(secrets)) = (snp, facts.snp_secrets) {
             guest_request::init(secrets);

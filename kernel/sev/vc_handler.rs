@@ -18,7 +18,12 @@ use super::msr::{self, GHCB_MSR, TerminationReason};
 use super::vc::{self, Context, Regs, Step};
 use super::{ghcb::Ghcb, paging};
 
+/// The interrupt stack (TSS IST slot) #VC runs on once the kernel's TSS exists; the kernel's own
+/// handlers use slot 0, slots 1–3 are otherwise unused.
+pub(crate) const IST_INDEX: usize = 3;
+
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+static TSS_READY: AtomicBool = AtomicBool::new(false);
 static GHCB_GPA: AtomicU64 = AtomicU64::new(0);
 static CPUID_PAGE: AtomicU64 = AtomicU64::new(0);
 
@@ -37,6 +42,13 @@ pub(crate) fn init(ghcb_gpa: u64, cpuid_page: Option<u64>, snp: bool) {
         terminate(TerminationReason::PROTOCOL_UNSUPPORTED);
     }
     if snp {
+        // Under SNP every CPUID is answered from the checked page, never by the hypervisor.
+        match cpuid_page {
+            Some(page) if parse_cpuid_page(page).is_some() => {
+                CPUID_PAGE.store(page, Ordering::Relaxed)
+            }
+            _ => terminate(TerminationReason::PP_CPUID_PAGE),
+        }
         let gfn = ghcb_gpa / 4096;
         let request = msr::ghcb_gpa_register_request(gfn)
             .unwrap_or_else(|_| terminate(TerminationReason::PP_GHCB_REGISTRATION));
@@ -46,10 +58,18 @@ pub(crate) fn init(ghcb_gpa: u64, cpuid_page: Option<u64>, snp: bool) {
     }
     wrmsr(GHCB_MSR, ghcb_gpa);
     GHCB_GPA.store(ghcb_gpa, Ordering::Relaxed);
-    CPUID_PAGE.store(cpuid_page.unwrap_or(0), Ordering::Relaxed);
     ACTIVE.store(true, Ordering::Release);
     install(&mut crate::arch::x86_64::kernel::interrupts::IDT.lock());
     crate::arch::x86_64::kernel::interrupts::load_idt();
+}
+
+/// After the kernel loaded its GDT and TSS: point vector 29 at the kernel's code selector (the
+/// early entry carries the firmware's, which the new GDT lacks) and at [`IST_INDEX`].
+pub(crate) fn after_gdt() {
+    if active() {
+        TSS_READY.store(true, Ordering::Release);
+        install(&mut crate::arch::x86_64::kernel::interrupts::IDT.lock());
+    }
 }
 
 /// The GHCB page's address (identity-mapped, shared).
@@ -63,16 +83,22 @@ pub(crate) fn exit_with_ghcb() {
     vmgexit();
 }
 
-/// Point vector 29 at the entry stub, without an interrupt stack: the kernel's other handlers
-/// run on IST stacks and raise #VC themselves (EOI, port I/O), which would clobber that stack.
+/// Point vector 29 at the entry stub with the current code selector. Before the kernel's TSS
+/// exists it runs on the interrupted stack (only kernel code, which keeps no red zone, runs then);
+/// afterwards on its own interrupt stack, [`IST_INDEX`], never slot 0: the kernel's other
+/// handlers run there and raise #VC themselves (EOI, port I/O).
 pub(crate) fn install(idt: &mut x86_64::structures::idt::InterruptDescriptorTable) {
     if !active() {
         return;
     }
     let entry = x86_64::VirtAddr::new(vc_entry as usize as u64);
-    // SAFETY: `vc_entry` is an exception entry point with an error code, returning with iretq.
+    // SAFETY: `vc_entry` is an exception entry point with an error code, returning with iretq;
+    // the IST slot holds a stack the kernel allocated for this core (gdt.rs).
     unsafe {
-        idt.vmm_communication_exception.set_handler_addr(entry);
+        let options = idt.vmm_communication_exception.set_handler_addr(entry);
+        if TSS_READY.load(Ordering::Acquire) {
+            options.set_stack_index(IST_INDEX as u16);
+        }
     }
 }
 
@@ -157,16 +183,18 @@ fn emulate(frame: &mut Frame) -> Result<(), TerminationReason> {
         None => 0,
     };
     let cpuid_addr = CPUID_PAGE.load(Ordering::Relaxed);
-    // SAFETY: the CPUID page is a private 4 KiB page the firmware validated, identity-mapped,
-    // read-only for the guest's lifetime; the loader checked it.
-    let cpuid_page = (cpuid_addr != 0)
-        .then(|| unsafe { core::slice::from_raw_parts(cpuid_addr as *const u8, 4096) })
-        .and_then(|bytes| CpuidPage::parse(bytes).ok());
+    let cpuid_page = match (insn.op, cpuid_addr) {
+        (vc::Op::Cpuid, page) if page != 0 => {
+            Some(parse_cpuid_page(page).ok_or(TerminationReason::PP_CPUID_PAGE)?)
+        }
+        _ => None,
+    };
     let ghcb_gpa = GHCB_GPA.load(Ordering::Relaxed);
     let ctx = Context {
         cpuid_page,
         xcr0: xcr0(),
         xss: 0,
+        cr4: x86_64::registers::control::Cr4::read_raw(),
         ghcb_gpa,
         mmio_gpa,
     };
@@ -185,6 +213,14 @@ fn emulate(frame: &mut Frame) -> Result<(), TerminationReason> {
     ];
     frame.rip = regs.rip;
     Ok(())
+}
+
+/// The SNP CPUID page at `addr`, checked.
+fn parse_cpuid_page(addr: u64) -> Option<CpuidPage<'static>> {
+    // SAFETY: the CPUID page is a private 4 KiB page the firmware validated, identity-mapped and
+    // never written for the guest's lifetime.
+    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, 4096) };
+    CpuidPage::parse(bytes).ok()
 }
 
 /// The guest-physical address of an MMIO access at `va`: it must be mapped, and shared (no

@@ -179,6 +179,22 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
                  (no IST)",
     },
     SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/gdt.rs"),
+        find: "\t\tlet size = if i == 0 {\n\t\t\tIST_SIZE\n",
+        replace: "\t\tlet size = if i == 0 || i == crate::arch::x86_64::kernel::pp_sev::vc_handler::IST_INDEX {\n\t\t\tIST_SIZE\n",
+        count: 1,
+        reason: "a full-size interrupt stack of its own for #VC (the workload's code keeps a red \
+                 zone below its stack pointer, which an exception frame on that stack would clobber)",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/gdt.rs"),
+        find: "\t\ttables::load_tss(tss_selector);\n",
+        replace: "\t\ttables::load_tss(tss_selector);\n\t\tcrate::arch::x86_64::kernel::pp_sev::vc_handler::after_gdt();\n",
+        count: 1,
+        reason: "re-point vector 29 at the kernel's own code selector (the early entry carries the \
+                 firmware's) and at its interrupt stack, now that both exist",
+    },
+    SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/processor.rs"),
         find: "pub fn supports_mwait() -> bool {\n\tFEATURES.supports_mwait",
         replace: "pub fn supports_mwait() -> bool {\n\t!crate::arch::x86_64::kernel::pp_sev::vc_handler::active() && FEATURES.supports_mwait",
@@ -189,15 +205,16 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
     SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/mod.rs"),
         find: "\t\t_ => apic::local_apic_id_count(),\n",
-        replace: "\t\t_ if crate::arch::x86_64::kernel::pp_sev::vc_handler::active() => 1,\n\t\t_ => apic::local_apic_id_count(),\n",
+        replace: "\t\t_ if crate::arch::x86_64::kernel::pp_sev::single_cpu() => 1,\n\t\t_ => apic::local_apic_id_count(),\n",
         count: 1,
         reason: "under SEV-ES/SNP application processors cannot be started with INIT/SIPI (SNP \
-                 needs AP creation with a VMSA, not implemented): the kernel counts the boot CPU only",
+                 needs AP creation with a VMSA, not implemented), and the AP boot code takes CR3 as \
+                 32 bits, which the C-bit does not fit: under any SEV the boot CPU only",
     },
     SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/apic.rs"),
         find: "pub fn boot_application_processors() {\n",
-        replace: "pub fn boot_application_processors() {\n\tif crate::arch::x86_64::kernel::pp_sev::vc_handler::active() {\n\t\twarn!(\"pp-sev: application processors are not started under SEV-ES/SNP; running on the boot CPU\");\n\t\treturn;\n\t}\n",
+        replace: "pub fn boot_application_processors() {\n\tif crate::arch::x86_64::kernel::pp_sev::single_cpu() {\n\t\twarn!(\"pp-sev: application processors are not started under SEV; running on the boot CPU\");\n\t\treturn;\n\t}\n",
         count: 1,
         reason: "as above: do not send INIT/SIPI under SEV-ES/SNP",
     },

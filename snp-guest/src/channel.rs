@@ -20,6 +20,18 @@ pub trait Transport {
         response: &mut [u8; PAGE_LEN],
         certs: Option<&mut [u8]>,
     ) -> Result<(), TransportError>;
+
+    /// The message counter advanced to `counter` after an exchange the firmware completed: keep
+    /// it where the next user of this VMPCK finds it (the secrets page), so that no later
+    /// channel reuses a sequence number.
+    fn counter_advanced(&mut self, _counter: u32) {}
+
+    /// The channel disabled its key after a failure: wipe it where it came from (the secrets
+    /// page), so that nothing in this guest can use it again.
+    fn key_disabled(&mut self) {}
+
+    /// The hypervisor called the request busy; wait before it is sent again (`attempt` from 1).
+    fn busy_wait(&mut self, _attempt: u32) {}
 }
 
 /// A failed exchange, as the GHCB reports it in `SW_EXIT_INFO_2`.
@@ -146,6 +158,7 @@ impl<T: Transport> GuestChannel<T> {
         };
         // The firmware has consumed both numbers whatever the payload says.
         self.counter = seq.next_counter;
+        self.transport.counter_advanced(self.counter);
         let report = match opened {
             Ok(report) => report,
             Err(e @ MsgError::ReportStatus(_)) => return Err(e.into()),
@@ -169,16 +182,18 @@ impl<T: Transport> GuestChannel<T> {
                 .transport
                 .request(&self.request, &mut self.response, certs.as_deref_mut())
             {
-                Err(TransportError::Busy) if busy < BUSY_RETRIES => busy += 1,
+                Err(TransportError::Busy) if busy < BUSY_RETRIES => {
+                    busy += 1;
+                    self.transport.busy_wait(busy);
+                }
                 other => return other,
             }
         }
     }
 
     fn disable(&mut self) {
-        // Dropping the ring key is all this code can do; the kernel also zeroes the VMPCK in the
-        // secrets page when it learns of the failure.
         self.key = None;
+        self.transport.key_disabled();
     }
 }
 

@@ -21,6 +21,10 @@ struct Firmware {
     tamper: bool,
     status: u32,
     seen: Vec<u64>,
+    /// What the channel told its transport: counters kept, key wipes, busy waits.
+    kept: Vec<u32>,
+    wiped: bool,
+    waits: u32,
 }
 
 impl Firmware {
@@ -73,6 +77,18 @@ impl Transport for &mut Firmware {
         }
         Ok(())
     }
+
+    fn counter_advanced(&mut self, counter: u32) {
+        self.kept.push(counter);
+    }
+
+    fn key_disabled(&mut self) {
+        self.wiped = true;
+    }
+
+    fn busy_wait(&mut self, attempt: u32) {
+        self.waits = attempt;
+    }
 }
 
 fn channel(fw: &mut Firmware, counter: u32) -> GuestChannel<&mut Firmware> {
@@ -89,6 +105,8 @@ fn reports_carry_the_report_data_and_numbers_advance() {
     assert_eq!(&report[0x50..0x90], &[0xcd; 64]);
     assert_eq!(ch.counter(), 4);
     assert_eq!(fw.seen, [1, 3]);
+    assert_eq!(fw.kept, [2, 4], "the counter is kept after every exchange");
+    assert!(!fw.wiped);
 }
 
 #[test]
@@ -117,6 +135,8 @@ fn an_altered_response_disables_the_key() {
     );
     assert!(ch.is_disabled());
     assert_eq!(ch.counter(), 2, "the firmware consumed the numbers");
+    assert!(fw.wiped, "the key is wiped where it came from");
+    assert_eq!(fw.kept, [2]);
 }
 
 #[test]
@@ -139,6 +159,7 @@ fn busy_is_retried_with_the_same_message_then_given_up() {
     let mut ch = channel(&mut fw, 0);
     assert!(ch.report(&[1; 64], 0, None).is_ok());
     assert_eq!(fw.seen, [1]);
+    assert_eq!(fw.waits, 3, "a wait before each resend");
 
     let mut fw = Firmware::new();
     fw.busy_first = BUSY_RETRIES + 1;
@@ -148,6 +169,7 @@ fn busy_is_retried_with_the_same_message_then_given_up() {
         Err(ChannelError::Transport(TransportError::Busy))
     );
     assert!(ch.is_disabled());
+    assert!(fw.wiped);
 }
 
 #[test]

@@ -395,6 +395,8 @@ pub struct Context<'a> {
     /// XCR0 (1 if CR4.OSXSAVE is clear) and IA32_XSS, for CPUID leaf 0xD.
     pub xcr0: u64,
     pub xss: u64,
+    /// CR4: CPUID answers from the page report OSXSAVE and OSPKE as CR4 has them.
+    pub cr4: u64,
     /// The GHCB page's GPA: its shared buffer carries MMIO data (`SW_SCRATCH`).
     pub ghcb_gpa: u64,
     /// MMIO: the GPA of the access, from [`Insn::effective_address`] translated by the kernel's
@@ -411,6 +413,22 @@ pub enum Step {
     Done,
     /// The GHCB holds the request: execute `VMGEXIT`, then call [`complete`].
     Exit,
+}
+
+/// The CPUID bits that mirror the guest's own CR4 and that the firmware's table cannot know, as
+/// Linux `snp_cpuid_postprocess` sets them: leaf 1 ECX.OSXSAVE (bit 27) = CR4.OSXSAVE (bit 18),
+/// leaf 7 subleaf 0 ECX.OSPKE (bit 4) = CR4.PKE (bit 22). The APIC IDs the table holds are taken
+/// as they are (this guest runs on one CPU).
+pub fn os_bits(leaf: u32, subleaf: u32, mut out: [u32; 4], cr4: u64) -> [u32; 4] {
+    let copy = |reg: &mut u32, bit: u32, cr4_bit: u32| {
+        *reg = (*reg & !(1 << bit)) | (u32::from(cr4 & (1 << cr4_bit) != 0) << bit);
+    };
+    match (leaf, subleaf) {
+        (1, _) => copy(&mut out[2], 27, 18),
+        (7, 0) => copy(&mut out[2], 4, 22),
+        _ => {}
+    }
+    out
 }
 
 fn io_port(port: PortSource, regs: &Regs) -> u16 {
@@ -480,6 +498,7 @@ pub fn prepare(
                 None if !page.in_range(leaf) => [0; 4],
                 None => return Err(VcError::CpuidPage),
             };
+            let out = os_bits(leaf, subleaf, out, ctx.cr4);
             ghcb.clear();
             [regs.rax, regs.rbx, regs.rcx, regs.rdx] = out.map(u64::from);
             regs.rip = regs.rip.wrapping_add(insn.len.into());

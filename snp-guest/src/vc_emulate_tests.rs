@@ -19,6 +19,7 @@ fn ctx(page: Option<CpuidPage<'_>>) -> Context<'_> {
         cpuid_page: page,
         xcr0: 0b111,
         xss: 0,
+        cr4: 1 << 18, // CR4.OSXSAVE, as the kernel sets it
         ghcb_gpa: GHCB_GPA,
         mmio_gpa: MMIO_GPA,
     }
@@ -394,4 +395,16 @@ fn registers() {
     );
     assert_eq!([r.r8, r.r15], [108, 115]);
     assert_eq!((r.gpr(4), r.gpr(16), r.gpr(9)), (None, None, Some(109)));
+}
+
+#[test]
+fn cpuid_from_the_page_reports_the_guests_own_cr4_bits() {
+    // The table says OSXSAVE (leaf 1 ECX bit 27) is clear and OSPKE (leaf 7 ECX bit 4) is set;
+    // CR4 says the opposite, and CR4 wins.
+    assert_eq!(os_bits(1, 0, [0, 0, 0, 0], 1 << 18), [0, 0, 1 << 27, 0]);
+    assert_eq!(os_bits(1, 0, [0, 0, 1 << 27, 0], 0), [0; 4]);
+    assert_eq!(os_bits(7, 0, [0, 0, 1 << 4, 0], 0), [0; 4]);
+    assert_eq!(os_bits(7, 0, [0, 0, 0, 0], 1 << 22), [0, 0, 1 << 4, 0]);
+    assert_eq!(os_bits(7, 1, [0, 0, 1 << 4, 0], 0), [0, 0, 1 << 4, 0]);
+    assert_eq!(os_bits(0xD, 0, [5, 6, 7, 8], u64::MAX), [5, 6, 7, 8]);
 }

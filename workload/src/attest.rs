@@ -61,14 +61,28 @@ mod snp {
         }
         // SAFETY: the kernel returns the identity-mapped 4 KiB secrets page, which lives as long
         // as the guest; only read here.
+        let secrets = page as usize;
         let page = unsafe { &*(page as *const [u8; SECRETS_PAGE_LEN]) };
         let key = secrets::vmpck(page, 0).map_err(|_| "VMPCK0 in the secrets page is unusable")?;
         let counter = secrets::msg_seqno(page, 0).map_err(|_| "no message counter for VMPCK0")?;
-        let channel = GuestChannel::new(Kernel, Vmpck::new(0, &key), counter);
+        let channel = GuestChannel::new(Kernel { secrets }, Vmpck::new(0, &key), counter);
         Ok(Some(Box::new(SnpAttester::new(channel))))
     }
 
-    struct Kernel;
+    /// The kernel's guest-request call; `secrets` is the secrets page's address, where the
+    /// message counter is kept and VMPCK0 wiped after a failure (one attester per boot uses it,
+    /// behind the attester's lock).
+    struct Kernel {
+        secrets: usize,
+    }
+
+    impl Kernel {
+        fn secrets_page(&mut self) -> &mut [u8; SECRETS_PAGE_LEN] {
+            // SAFETY: the identity-mapped, writable secrets page the kernel handed out; only
+            // this attester touches it, through `&mut self`.
+            unsafe { &mut *(self.secrets as *mut [u8; SECRETS_PAGE_LEN]) }
+        }
+    }
 
     impl Transport for Kernel {
         fn request(
@@ -103,6 +117,21 @@ mod snp {
                 2 => Err(TransportError::CertsTooSmall { pages: info }),
                 other => Err(TransportError::Kernel(other)),
             }
+        }
+
+        fn counter_advanced(&mut self, counter: u32) {
+            // VMPCK 0 always exists: this cannot fail.
+            let _ = secrets::set_msg_seqno(self.secrets_page(), 0, counter);
+        }
+
+        fn key_disabled(&mut self) {
+            let _ = secrets::wipe_vmpck(self.secrets_page(), 0);
+        }
+
+        fn busy_wait(&mut self, attempt: u32) {
+            // Up to 16 waits of at most 2 s: the hypervisor throttles guest requests.
+            let ms = (250 * u64::from(attempt)).min(2000);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         }
     }
 }

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             cpuid_page: None,
             xcr0: word(7),
             xss: word(8),
+            cr4: word(11),
             ghcb_gpa: word(9),
             mmio_gpa: word(10),
         };
