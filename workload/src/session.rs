@@ -38,7 +38,9 @@ pub enum SessionError {
     Malformed,
     Unexpected,
     TooLarge,
-    NotAttested,
+    /// No evidence: with the attester's reason when it refused (shown in the serial log; it
+    /// carries no request data).
+    NotAttested(Option<pp_attestation::AttestError>),
     OpenFailed,
     HandlerFailed,
 }
@@ -50,7 +52,7 @@ impl SessionError {
             Self::Malformed => Some(ErrorCode::MalformedFrame),
             Self::Unexpected => Some(ErrorCode::UnexpectedFrame),
             Self::TooLarge => Some(ErrorCode::TooLarge),
-            Self::NotAttested => Some(ErrorCode::NotAttested),
+            Self::NotAttested(_) => Some(ErrorCode::NotAttested),
             Self::OpenFailed => Some(ErrorCode::OpenFailed),
             Self::HandlerFailed => Some(ErrorCode::HandlerFailed),
         }
@@ -108,7 +110,10 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
         let (report_data, publication) = match parse(&buf)? {
             FrameRepr::AttestRequest { nonce } => {
-                let exporter = self.chan.exporter().ok_or(SessionError::NotAttested)?;
+                let exporter = self
+                    .chan
+                    .exporter()
+                    .ok_or(SessionError::NotAttested(None))?;
                 let data = report_data_for(
                     &exporter,
                     &nonce,
@@ -126,7 +131,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         let evidence = enclave
             .attester
             .attest(&report_data)
-            .map_err(|_| SessionError::NotAttested)?;
+            .map_err(|e| SessionError::NotAttested(Some(e)))?;
         let bundle = EvidenceRepr {
             report: &evidence.report,
             vcek: &evidence.vcek_der,
@@ -136,7 +141,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
             manifest_sha256: enclave.release_ref,
         }
         .to_vec()
-        .map_err(|_| SessionError::NotAttested)?;
+        .map_err(|_| SessionError::NotAttested(None))?;
         write_frame(self.chan, &FrameRepr::Evidence { bundle: &bundle })?;
         Ok(if publication {
             Opened::Published
