@@ -100,11 +100,11 @@ fn refusals() {
         Err(IssueError::InvalidBlindedMessage)
     );
 
-    // A response from another issuer, or a tampered one, does not finalize.
-    let (request, pending) = Client::prepare(&challenge(), key).unwrap();
-    let mut foreign = request.clone();
-    foreign.truncated_token_key_id = other_issuer.public_key().truncated_token_key_id();
-    let foreign = other_issuer.issue(&foreign).unwrap();
+    // A response from another issuer does not finalize. (The other issuer signs a request made
+    // for its own key: our blinded message may lie above its modulus, which it would refuse.)
+    let (_, pending) = Client::prepare(&challenge(), key).unwrap();
+    let (for_other, _) = Client::prepare(&challenge(), other_issuer.public_key()).unwrap();
+    let foreign = other_issuer.issue(&for_other).unwrap();
     assert_eq!(
         Client::finalize(pending, &foreign),
         Err(ClientError::InvalidResponse)
