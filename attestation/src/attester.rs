@@ -61,8 +61,8 @@ impl Attester for NoSnp {
     }
 }
 
-/// Most pages of certificates this guest accepts from the host (VCEK, ASK and ARK take ~5 KiB).
-pub const MAX_CERT_PAGES: u64 = 16;
+/// Most pages of certificates this guest accepts from the host: what the kernel passes on.
+pub const MAX_CERT_PAGES: u64 = pp_snp_guest::guest_call::MAX_CERT_PAGES as u64;
 
 /// The hardware attester: asks the AMD secure processor for a report at VMPL 0 with the
 /// extended guest request (`MSG_REPORT_REQ` encrypted with VMPCK0, see
@@ -108,7 +108,7 @@ impl<T: Transport> Attester for SnpAttester<T> {
             }
             other => other.map_err(AttestError::GuestRequest)?,
         };
-        if report[0x50..0x90] != report_data[..] {
+        if report[crate::report::field::REPORT_DATA] != report_data[..] {
             return Err(AttestError::ReportDataMismatch);
         }
         let table = CertTable::parse(certs).map_err(AttestError::CertTable)?;

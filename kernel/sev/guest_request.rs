@@ -6,30 +6,13 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::ghcb::{Ghcb, GuestRequestError, exit_code};
+use super::ghcb::{Ghcb, exit_code};
+use super::guest_call::{BAD_ARGUMENTS, MAX_CERT_PAGES, NO_SHARED_MEMORY, NOT_SNP, OK, encode};
 use super::{shared, vc_handler};
 
 static SECRETS: AtomicU64 = AtomicU64::new(0);
 
-/// Most certificate pages the kernel passes to the hypervisor.
-const MAX_CERT_PAGES: usize = 16;
 const PAGE: usize = 4096;
-
-/// Result codes of [`sys_pp_snp_guest_request`].
-pub const OK: i32 = 0;
-/// `*info` holds `SW_EXIT_INFO_2`: bits 63:32 a hypervisor error (2 = busy), 31:0 the firmware's.
-pub const FAILED: i32 = 1;
-/// The certificate buffer is too small: `*info` holds the pages needed. Nothing reached the
-/// firmware.
-pub const CERTS_TOO_SMALL: i32 = 2;
-/// This guest is not an SNP guest (or the kernel has no GHCB).
-pub const NOT_SNP: i32 = -1;
-/// The GHCB exchange itself failed.
-pub const GHCB_ERROR: i32 = -2;
-/// Bad arguments (null pointers, a certificate buffer over 16 pages or not whole pages).
-pub const BAD_ARGUMENTS: i32 = -3;
-/// No shared memory left for the exchange.
-pub const NO_SHARED_MEMORY: i32 = -4;
 
 /// Remember where the secrets page is (SNP only).
 pub(crate) fn init(secrets: u64) {
@@ -43,8 +26,9 @@ pub extern "C" fn sys_pp_snp_secrets() -> *mut u8 {
 }
 
 /// One guest request: `request` (a sealed 4 KiB message) in, `response` (4 KiB) out; with a
-/// `certs` buffer of `certs_len` bytes (whole pages, at most 16) the extended request, which
-/// also fills it with the host's certificate table. See the result codes above.
+/// `certs` buffer of `certs_len` bytes (whole pages, at most `MAX_CERT_PAGES`) the extended
+/// request, which also fills it with the host's certificate table. Result codes and `*info`:
+/// `guest_call.rs`.
 ///
 /// # Safety
 /// `request` must be readable and `response` writable for 4096 bytes, `certs` writable for
@@ -111,14 +95,7 @@ unsafe fn exchange(shared_base: u64, cert_pages: usize, info: *mut u64) -> i32 {
             vc_handler::exit_with_ghcb();
             ghcb.ext_guest_request_result()
         };
-        let (code, value) = match result {
-            Ok(()) => (OK, 0),
-            Err(GuestRequestError::InvalidLength { pages }) => (CERTS_TOO_SMALL, pages),
-            Err(GuestRequestError::Busy) => (FAILED, 2 << 32),
-            Err(GuestRequestError::Hypervisor { code }) => (FAILED, u64::from(code) << 32),
-            Err(GuestRequestError::Firmware { code }) => (FAILED, u64::from(code)),
-            Err(GuestRequestError::Ghcb(_)) => (GHCB_ERROR, 0),
-        };
+        let (code, value) = encode(result);
         // SAFETY: the caller's `info`.
         unsafe { info.write(value) };
         code

@@ -270,6 +270,7 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("snp-guest/src/page_pool.rs", "page_pool.rs"),
     ("snp-guest/src/cpuid.rs", "cpuid.rs"),
     ("snp-guest/src/ghcb.rs", "ghcb.rs"),
+    ("snp-guest/src/guest_call.rs", "guest_call.rs"),
     ("snp-guest/src/msr.rs", "msr.rs"),
     ("snp-guest/src/psc.rs", "psc.rs"),
 ];

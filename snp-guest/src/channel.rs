@@ -2,6 +2,7 @@
 //! the hypervisor's answers, and the rule that a key whose sequence state is uncertain is never
 //! used again (ABI spec 56860 "SNP_GUEST_REQUEST"; GHCB spec 56421 §4.1.7–4.1.8).
 
+pub use crate::guest_call::TransportError;
 use crate::guest_msg::{
     MSG_REPORT_REQ, MSG_REPORT_RSP, MsgError, PAGE_LEN, REPORT_LEN, REPORT_REQ_VERSION,
     SequencePair, Vmpck, report_request, report_response,
@@ -32,22 +33,6 @@ pub trait Transport {
 
     /// The hypervisor called the request busy; wait before it is sent again (`attempt` from 1).
     fn busy_wait(&mut self, _attempt: u32) {}
-}
-
-/// A failed exchange, as the GHCB reports it in `SW_EXIT_INFO_2`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransportError {
-    /// The certificate buffer is too small; the hypervisor needs this many pages. The request
-    /// did not reach the firmware.
-    CertsTooSmall { pages: u64 },
-    /// The hypervisor is throttling guest requests; the same request may be sent again.
-    Busy,
-    /// Any other hypervisor error (upper 32 bits of `SW_EXIT_INFO_2`).
-    Hypervisor(u32),
-    /// The firmware failed the request (lower 32 bits of `SW_EXIT_INFO_2`).
-    Firmware(u32),
-    /// The kernel could not make the exchange (its own result code).
-    Kernel(i32),
 }
 
 /// Why a report could not be obtained. No variant carries request data.

@@ -2,26 +2,29 @@
 //!
 //! The release image has only the hardware attester: under SEV-SNP (the kernel hands out the
 //! secrets page) [`pp_attestation::SnpAttester`] over the kernel's guest-request system call,
-//! anywhere else [`pp_attestation::NoSnp`], which refuses. A test image, built with the `test-attester` feature, signs
-//! reports with test material that `cargo xtask` generated on the host (a test VCEK key and its
+//! anywhere else [`pp_attestation::NoSnp`], which refuses. A test image, built with the
+//! `test-attester` feature, signs reports with test material that `cargo xtask` generated on the host (a test VCEK key and its
 //! ARK/ASK/VCEK chain), embedded here at build time — so its bytes, and its launch measurement,
 //! differ from the release image's.
 
 use pp_attestation::Attester;
 
-/// The attester of this build.
-pub fn attester() -> Result<Box<dyn Attester + Send + Sync>, &'static str> {
+/// The attester of this build, and its name for the serial log.
+pub fn attester() -> Result<(Box<dyn Attester + Send + Sync>, &'static str), &'static str> {
     #[cfg(feature = "test-attester")]
     {
-        test::attester()
+        Ok((test::attester()?, "test (NOT SEV-SNP)"))
     }
     #[cfg(not(feature = "test-attester"))]
     {
         #[cfg(target_os = "hermit")]
         if let Some(attester) = snp::attester()? {
-            return Ok(attester);
+            return Ok((attester, "sev-snp"));
         }
-        Ok(Box::new(pp_attestation::NoSnp))
+        Ok((
+            Box::new(pp_attestation::NoSnp),
+            "none (not an SEV-SNP guest: attestation refused)",
+        ))
     }
 }
 
@@ -31,6 +34,7 @@ pub fn attester() -> Result<Box<dyn Attester + Send + Sync>, &'static str> {
 mod snp {
     use pp_attestation::{Attester, SnpAttester};
     use pp_snp_guest::channel::{GuestChannel, Transport, TransportError};
+    use pp_snp_guest::guest_call;
     use pp_snp_guest::guest_msg::{PAGE_LEN, Vmpck};
     use pp_snp_guest::secrets::{self, SECRETS_PAGE_LEN};
 
@@ -43,12 +47,6 @@ mod snp {
             certs_len: usize,
             info: *mut u64,
         ) -> i32;
-    }
-
-    /// Whether the kernel hands out an SNP secrets page.
-    pub fn available() -> bool {
-        // SAFETY: a kernel call without arguments.
-        !unsafe { sys_pp_snp_secrets() }.is_null()
     }
 
     /// `None` when this is not an SNP guest; an error when it is but VMPCK0 is unusable (the
@@ -107,16 +105,7 @@ mod snp {
                     &mut info,
                 )
             };
-            match code {
-                0 => Ok(()),
-                1 => match ((info >> 32) as u32, info as u32) {
-                    (2, _) => Err(TransportError::Busy),
-                    (0, firmware) => Err(TransportError::Firmware(firmware)),
-                    (hypervisor, _) => Err(TransportError::Hypervisor(hypervisor)),
-                },
-                2 => Err(TransportError::CertsTooSmall { pages: info }),
-                other => Err(TransportError::Kernel(other)),
-            }
+            guest_call::decode(code, info)
         }
 
         fn counter_advanced(&mut self, counter: u32) {
@@ -133,28 +122,6 @@ mod snp {
             let ms = (250 * u64::from(attempt)).min(2000);
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
-    }
-}
-
-/// Names the attester for the serial log.
-pub fn kind() -> &'static str {
-    if cfg!(feature = "test-attester") {
-        "test (NOT SEV-SNP)"
-    } else if snp_available() {
-        "sev-snp"
-    } else {
-        "none (not an SEV-SNP guest: attestation refused)"
-    }
-}
-
-fn snp_available() -> bool {
-    #[cfg(all(target_os = "hermit", not(feature = "test-attester")))]
-    {
-        snp::available()
-    }
-    #[cfg(not(all(target_os = "hermit", not(feature = "test-attester"))))]
-    {
-        false
     }
 }
 

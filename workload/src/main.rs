@@ -116,8 +116,9 @@ fn run() -> Result<(), String> {
     let config = Config::from_env()?;
     let handler = load_handler()?;
     let identity = tls::fresh_identity()?;
+    let (attester, attester_kind) = attest::attester()?;
     let enclave = Arc::new(Enclave {
-        attester: attest::attester()?,
+        attester,
         hpke: keys::fresh()?,
         handler,
         release_ref: RELEASE_REF,
@@ -133,7 +134,7 @@ fn run() -> Result<(), String> {
         "pp-workload: tls certificate sha256 {}",
         identity.cert_sha256
     );
-    println!("pp-workload: attester {}", attest::kind());
+    println!("pp-workload: attester {attester_kind}");
     println!(
         "pp-workload: ready version={} health={} tls={}",
         env!("CARGO_PKG_VERSION"),
