@@ -183,7 +183,6 @@ fn enums_keep_unknown_values() {
 
 /// The `sev` crate's own decoder reads our bytes to the same values: an independent check of the
 /// offsets.
-#[cfg(feature = "verifier")]
 #[test]
 fn sev_crate_reads_the_same_fields() {
     use sev::firmware::guest::AttestationReport;

@@ -5,7 +5,6 @@
 //! [`blob`] (the weights container), [`gguf`] (GGUF reader), [`tokenize`], [`bert`] (MiniLM
 //! sentence embeddings), [`llama`] (SmolLM2 decoder), [`summarize`], [`suggest`], and [`tiny`]
 //! (seeded random-weight models of the same architectures, for tests).
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bert;

@@ -7,6 +7,9 @@
 //! zero changing nothing.
 
 #![allow(dead_code)]
+// The mapper walks raw page tables in host memory: this test, like the kernel code it drives,
+// needs `unsafe`.
+#![allow(unsafe_code)]
 
 #[path = "../sev/paging.rs"]
 mod paging;

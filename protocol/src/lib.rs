@@ -4,7 +4,6 @@
 //! bytes (`new_checked` validates what is needed to read it without panicking; accessors never
 //! panic) and a plain `Repr` that `parse`s (validating everything) and `emit`s. No I/O, no crypto,
 //! no allocation in the views. See `docs/protocol.md` for the session these frames carry.
-#![forbid(unsafe_code)]
 #![no_std]
 
 extern crate alloc;

@@ -36,7 +36,7 @@ fn main() {
     let tls_port = workload.tls_port;
     let ark = std::fs::read(concat!(env!("PP_TEST_ROOT_DIR"), "/ark.der")).unwrap();
     let policy =
-        pp_attestation::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();
+        pp_verifier::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();
     let connect = || loop {
         if let Ok(sock) = TcpStream::connect(("127.0.0.1", tls_port)) {
             sock.set_nodelay(true).unwrap();

@@ -50,9 +50,9 @@ fn start() -> Enclave {
     }
 }
 
-fn policy() -> pp_attestation::Policy {
+fn policy() -> pp_verifier::Policy {
     let ark = std::fs::read(concat!(env!("PP_TEST_ROOT_DIR"), "/ark.der")).unwrap();
-    pp_attestation::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap()
+    pp_verifier::Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap()
 }
 
 /// A TLS client that speaks raw frames (accepting any certificate: these tests attack the enclave).

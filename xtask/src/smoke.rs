@@ -41,7 +41,7 @@ pub fn run(config: &BootConfig, variant: &str, test_root: &Path) -> Result<()> {
     if !refused.starts_with("HTTP/1.0 404") {
         bail!("an unknown path was not refused: {refused:?}");
     }
-    let policy = pp_attestation::Policy::trusting_test_root(
+    let policy = pp_verifier::Policy::trusting_test_root(
         &std::fs::read(test_root.join("ark.der")).context("reading the test ARK")?,
         vec![TEST_MEASUREMENT],
         TEST_TCB,
@@ -80,7 +80,7 @@ pub fn run(config: &BootConfig, variant: &str, test_root: &Path) -> Result<()> {
 
 fn connect(
     port: u16,
-    policy: &pp_attestation::Policy,
+    policy: &pp_verifier::Policy,
 ) -> Result<pp_client::Session<TcpStream>, pp_client::ClientError> {
     let sock = TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| pp_client::ClientError::Io(e.kind()))?;
@@ -88,7 +88,7 @@ fn connect(
     pp_client::connect(sock, "pp-enclave", policy, pp_client::Limits::default())
 }
 
-fn attested_session(config: &BootConfig, policy: &pp_attestation::Policy) -> Result<()> {
+fn attested_session(config: &BootConfig, policy: &pp_verifier::Policy) -> Result<()> {
     let t = Instant::now();
     let mut session = connect(config.host_tls_port, policy).context("attested session")?;
     let thread = |texts: &[&str]| {

@@ -47,7 +47,6 @@ impl Drop for Stack {
 /// Builds the service and device binaries (release) and returns their folder.
 pub fn build_binaries(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    crate::ring::prepare(root, &crate::pins::Pins::load(root)?)?;
     util::run(Command::new(cargo).current_dir(root).args([
         "build",
         "--quiet",

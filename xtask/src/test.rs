@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::pins::Pins;
 use crate::workload::Variant;
-use crate::{firmware, image, qemu, repro, ring, setup, smoke, test_root, toolchain, util};
+use crate::{firmware, image, qemu, repro, setup, smoke, test_root, toolchain, util};
 
 pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     setup::ensure(pins)?;
@@ -32,7 +32,6 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     step(
         "host tests (workspace: workload, protocol, attestation, client, reproducible, kernel build)",
         &mut || {
-            ring::prepare(root, pins)?;
             util::run(
                 Command::new(&host_cargo)
                     .current_dir(root)

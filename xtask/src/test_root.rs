@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_attestation::test_attester::{TestAttester, TestRoot};
+use pp_verifier::test_attester::{TestAttester, TestRoot};
 use pp_attestation::test_signer::TEST_MEASUREMENT;
 
 /// The seed of the project's test root. Public on purpose: this root proves nothing.

@@ -45,7 +45,6 @@ pub fn ensure(root: &Path, models: Models) -> Result<PathBuf> {
             out
         }
     };
-    crate::ring::prepare(root, &crate::pins::Pins::load(root)?)?;
     util::run(&mut cmd).context("making the weights blob failed")?;
     Ok(out)
 }

@@ -36,14 +36,15 @@ pub fn build(
     variant: Variant,
     release_ref: &str,
 ) -> Result<PathBuf> {
-    ring::prepare(root, pins)?;
+    let ring_patch = ring::hermit_cargo_args(root, pins)?;
     let work = root.join("target/pp");
     // One target folder for both variants: their dependencies (Burn above all) are built once.
     // The bytes do not depend on it; `verify` rebuilds from scratch elsewhere and compares.
     let target_dir = work.join("workload-release-target");
     let started = std::time::Instant::now();
     let mut cmd = toolchain::cargo("build", root, &target_dir, &[]);
-    cmd.args(["--package", "pp-workload", "--target", HERMIT_TARGET])
+    cmd.args(&ring_patch)
+        .args(["--package", "pp-workload", "--target", HERMIT_TARGET])
         .args([
             "-Zbuild-std=std,panic_abort",
             "-Zbuild-std-features=compiler-builtins-mem",

@@ -1,0 +1,276 @@
+//! The device SDK's session layer: attested TLS 1.3 into a Private Processing enclave, then
+//! HPKE-sealed requests (docs/protocol.md, device side).
+//!
+//! [`connect`] runs the whole attestation and returns a [`Session`] only if the enclave is
+//! attested; a `Session` is the "attested" state, so a request cannot be sent before it:
+//!
+//! 1. TLS 1.3 handshake (rustls, ring). The certificate is self-signed and accepted as such, but
+//!    the `CertificateVerify` signature must verify under its key; TLS 1.2 is refused.
+//! 2. `AttestRequest` with a fresh 32-byte random nonce: the only frame sent before step 5.
+//! 3. One frame back, bounded from its header: `Evidence` (an `Error` frame is
+//!    [`ClientError::Refused`]). The bundle is parsed by `pp_protocol::evidence`.
+//! 4. The expected `REPORT_DATA` from *this* session's TLS exporter, the nonce and the key
+//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`]. Any
+//!    failed check is [`ClientError::NotAttested`] with the whole verdict, and nothing else is
+//!    sent. The key configuration must be one this device seals to.
+//! 5. [`Session::request`]: RFC 9458 encapsulation to the attested key configuration,
+//!    `SealedRequest`, then `SealedResponse`, opened with the request's HPKE context.
+//!
+//! **Timeouts**: this crate sets none and never waits on a clock. Every read and write blocks as
+//! long as the transport does, so set timeouts on the transport before [`connect`] (for a
+//! `TcpStream`: `set_read_timeout`, `set_write_timeout`); an expired timeout surfaces as
+//! [`ClientError::Io`] and ends the session.
+//!
+//! **Bounds**: every frame's length is checked from its header before its payload is read:
+//! evidence up to the largest valid bundle, a response up to [`Limits::max_response`] plus the
+//! sealing overhead, never more than `pp_protocol::frame::MAX_PAYLOAD` (1 MiB).
+//!
+//! **Secrets**: the buffers this crate owns that hold request or response bytes (encoded
+//! frames, sealed messages, the TLS exporter) are zeroized after use. The body passed to
+//! [`Session::request`] and the response it returns belong to the caller, who should zeroize
+//! them; buffers inside `rustls` and `ohttp` are outside this crate's reach.
+
+mod error;
+mod key_config;
+mod publication;
+mod tls;
+mod wire;
+
+use std::io::{Read, Write};
+
+use pp_attestation::Report;
+use pp_protocol::evidence::{self as bundle, EvidenceRepr};
+use pp_protocol::frame::{Frame, FrameRepr, FrameType, MAX_PAYLOAD, NONCE_LEN};
+use pp_verifier::Verdict;
+use rustls::{ClientConnection, StreamOwned};
+use zeroize::{Zeroize, Zeroizing};
+
+pub use error::ClientError;
+pub use publication::{Published, claimed_release, fetch_publication, verify_publication};
+
+/// The largest request body that fits a sealed request frame.
+pub const MAX_REQUEST: usize = MAX_PAYLOAD - key_config::REQUEST_OVERHEAD;
+/// The largest response a sealed response frame can carry.
+pub const MAX_RESPONSE: usize = MAX_PAYLOAD - key_config::RESPONSE_OVERHEAD;
+
+/// The largest valid evidence bundle: version, the report and the four bounded fields, each with
+/// its `u16` length, and the manifest digest.
+pub(crate) const MAX_EVIDENCE: usize = 1
+    + 2
+    + bundle::REPORT_LEN
+    + 3 * (2 + bundle::MAX_CERT_LEN)
+    + 2
+    + bundle::MAX_KEY_CONFIG_LEN
+    + bundle::MANIFEST_DIGEST_LEN;
+
+/// Bounds the caller chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest response body accepted; a `SealedResponse` frame announcing more (plus the
+    /// sealing overhead) is refused from its header. Capped at [`MAX_RESPONSE`].
+    pub max_response: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_response: MAX_RESPONSE,
+        }
+    }
+}
+
+/// An attested session: the enclave at the other end of this TLS connection proved its
+/// measurement, and requests are sealed to the key configuration it attested.
+pub struct Session<S: Read + Write> {
+    stream: StreamOwned<ClientConnection, S>,
+    verdict: Verdict,
+    measurement: [u8; 48],
+    manifest_sha256: [u8; 32],
+    key_config: Vec<u8>,
+    limits: Limits,
+    closed: bool,
+}
+
+impl<S: Read + Write> core::fmt::Debug for Session<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Session")
+            .field("accepted", &self.verdict.accepted())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens TLS 1.3 over `stream`, asks for evidence bound to this session and a fresh nonce,
+/// and verifies it against `policy`. Returns a [`Session`] only if every check passed; on any
+/// failure nothing but the attestation request has been sent, and the connection is dropped.
+///
+/// `server_name` is sent as SNI only: the enclave's certificate is not checked against it.
+/// No timeouts are applied here: set them on `stream` first.
+pub fn connect<S: Read + Write>(
+    stream: S,
+    server_name: &str,
+    policy: &pp_verifier::Policy,
+    limits: Limits,
+) -> Result<Session<S>, ClientError> {
+    let mut stream = tls::handshake(stream, server_name)?;
+
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| ClientError::Random)?;
+    wire::write_frame(&mut stream, &FrameRepr::AttestRequest { nonce })?;
+
+    let frame = wire::read_frame(&mut stream, |t| {
+        (t == FrameType::Evidence).then_some(MAX_EVIDENCE)
+    })?;
+    let frame = view(&frame)?;
+    let bundle = match parse(&frame)? {
+        FrameRepr::Evidence { bundle } => bundle,
+        other => return Err(ClientError::UnexpectedFrame(other.frame_type())),
+    };
+    let view = bundle::Evidence::new_checked(bundle).map_err(ClientError::Evidence)?;
+    let evidence = EvidenceRepr::parse(&view).map_err(ClientError::Evidence)?;
+
+    let exporter = Zeroizing::new(stream.conn.export_keying_material(
+        [0u8; 32],
+        tls::EXPORTER_LABEL,
+        None,
+    )?);
+    let expected = pp_attestation::report_data_for(
+        &exporter,
+        &nonce,
+        &evidence.manifest_sha256,
+        evidence.key_config,
+    );
+    let (verdict, measurement) = check_evidence(&evidence, policy, &expected)?;
+    Ok(Session {
+        measurement,
+        manifest_sha256: evidence.manifest_sha256,
+        key_config: evidence.key_config.to_vec(),
+        verdict,
+        limits,
+        closed: false,
+        stream,
+    })
+}
+
+/// Verifies parsed evidence against `policy` with `expected` as its `REPORT_DATA`, and checks its
+/// key configuration is one this device seals to. Returns the verdict (all passed) and the
+/// verified measurement.
+pub(crate) fn check_evidence(
+    evidence: &EvidenceRepr<'_>,
+    policy: &pp_verifier::Policy,
+    expected: &[u8; 64],
+) -> Result<(Verdict, [u8; 48]), ClientError> {
+    let verdict = pp_verifier::verify(
+        &pp_attestation::Evidence {
+            report: evidence.report.to_vec(),
+            vcek_der: evidence.vcek.to_vec(),
+            ask_der: evidence.ask.to_vec(),
+            ark_der: evidence.ark.to_vec(),
+        },
+        policy,
+        expected,
+    );
+    if !verdict.accepted() {
+        return Err(ClientError::NotAttested(verdict));
+    }
+    // Accepted implies the report parsed (check `report-format`); the measurement is the
+    // verified one.
+    let measurement = Report::new_checked(evidence.report)
+        .map(|r| r.measurement())
+        .map_err(|_| ClientError::NotAttested(verdict.clone()))?;
+    if !key_config::supported(evidence.key_config) {
+        return Err(ClientError::KeyConfigUnsupported);
+    }
+    Ok((verdict, measurement))
+}
+
+/// Checks a frame that `wire::read_frame` bounded.
+fn view(bytes: &[u8]) -> Result<Frame<&[u8]>, ClientError> {
+    Frame::new_checked(bytes).map_err(ClientError::Frame)
+}
+
+/// Parses a checked frame; an `Error` frame becomes [`ClientError::Refused`].
+fn parse<'a>(frame: &'a Frame<&'a [u8]>) -> Result<FrameRepr<'a>, ClientError> {
+    match FrameRepr::parse(frame).map_err(ClientError::Frame)? {
+        FrameRepr::Error { code } => Err(ClientError::Refused(code)),
+        repr => Ok(repr),
+    }
+}
+
+impl<S: Read + Write> Session<S> {
+    /// Every check of the attestation and its outcome (all passed), for `--verbose`.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The enclave's launch measurement, as verified against the policy.
+    pub fn measurement(&self) -> [u8; 48] {
+        self.measurement
+    }
+
+    /// The release manifest digest the enclave states it was built as. It arrived inside this
+    /// attested session, but the hardware report does not sign it: map the verified
+    /// [`Self::measurement`] to a release to rely on it.
+    pub fn manifest_sha256(&self) -> [u8; 32] {
+        self.manifest_sha256
+    }
+
+    /// The attested RFC 9458 key configuration requests are sealed to.
+    pub fn key_config(&self) -> &[u8] {
+        &self.key_config
+    }
+
+    /// Seals `body` to the attested key, sends it, and returns the opened response. Any failure
+    /// but [`ClientError::RequestTooLarge`] ends the session.
+    pub fn request(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        if self.closed {
+            return Err(ClientError::SessionClosed);
+        }
+        if body.len() > MAX_REQUEST {
+            return Err(ClientError::RequestTooLarge);
+        }
+        let result = self.exchange(body);
+        if result.is_err() {
+            self.closed = true;
+        }
+        result
+    }
+
+    fn exchange(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let sealer = ohttp::ClientRequest::from_encoded_config(&self.key_config)
+            .map_err(|_| ClientError::KeyConfigUnsupported)?;
+        let (sealed, opener) = sealer.encapsulate(body).map_err(|_| ClientError::Seal)?;
+        let sealed = Zeroizing::new(sealed);
+        wire::write_frame(
+            &mut self.stream,
+            &FrameRepr::SealedRequest {
+                encapsulated: &sealed,
+            },
+        )?;
+
+        let max_response = self.limits.max_response.min(MAX_RESPONSE);
+        let frame = wire::read_frame(&mut self.stream, |t| {
+            (t == FrameType::SealedResponse).then_some(max_response + key_config::RESPONSE_OVERHEAD)
+        })?;
+        let frame = view(&frame)?;
+        let encapsulated = match parse(&frame)? {
+            FrameRepr::SealedResponse { encapsulated } => encapsulated,
+            other => return Err(ClientError::UnexpectedFrame(other.frame_type())),
+        };
+        let mut response = opener
+            .decapsulate(encapsulated)
+            .map_err(|_| ClientError::Open)?;
+        if response.len() > max_response {
+            response.zeroize();
+            return Err(ClientError::ResponseTooLarge);
+        }
+        Ok(response)
+    }
+
+    /// Ends the session with a TLS `close_notify`.
+    pub fn close(mut self) -> Result<(), ClientError> {
+        self.stream.conn.send_close_notify();
+        self.stream.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! What the relay and gateway add to a session: attested sessions with one sealed request, made
+//! directly to an enclave and through relay + gateway (two more TLS layers, two CONNECTs and a
+//! token check), alternating, a fixed number each; prints sessions per minute, p50 and p99, and
+//! the ratios. Needs a running stack: `cargo xtask bench-path` sets one up and runs this.
+//!
+//! Env: PP_BENCH_CONFIG (a pp.toml), PP_BENCH_DIRECT (the enclave's `host:port`), PP_BENCH_ARK
+//! (the test ARK), PP_BENCH_SESSIONS (default 100).
+
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
+use pp_device::config::Config;
+use pp_device::tunnel::{self, PathSpec};
+use pp_device::wallet::Wallet;
+use pp_protocol::app::{AppRequest, Message};
+use pp_verifier::Policy;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run `cargo xtask bench-path`"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let config = Config::load(env("PP_BENCH_CONFIG").as_ref()).unwrap();
+    let direct = env("PP_BENCH_DIRECT");
+    let ark = std::fs::read(env("PP_BENCH_ARK")).unwrap();
+    let sessions: usize = std::env::var("PP_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let policy = Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();
+    let request = AppRequest::Summarize {
+        thread: ["dinner at six?", "yes, booked", "see you there"]
+            .iter()
+            .map(|t| Message {
+                sender: "Ana".into(),
+                text: t.to_string(),
+                time: None,
+            })
+            .collect(),
+        k: 1,
+    }
+    .to_vec();
+
+    // Tokens first, outside the timed part (the issuer is not on the request path).
+    let challenge = pp_tokens::TokenChallenge::new(
+        pp_device::request::issuer_name(&config.issuer.url).as_bytes(),
+        None,
+        config.gateway.server_name.as_bytes(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&config.state_dir).unwrap();
+    let wallet = Wallet::new(&config.state_dir);
+    let tokens: Vec<pp_tokens::Token> = (0..sessions)
+        .map(|_| {
+            wallet
+                .take(
+                    &config.issuer.url,
+                    &config.issuer.credential_file,
+                    &challenge,
+                    32,
+                )
+                .unwrap()
+        })
+        .collect();
+    let ca = std::fs::read(config.trust.tls_ca.as_ref().unwrap()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let spec = PathSpec {
+        relay_addr: &config.relay.address,
+        relay_name: &config.relay.server_name,
+        gateway_authority: &config.gateway.authority,
+        gateway_name: &config.gateway.server_name,
+        tls: tunnel::client_config(roots),
+    };
+
+    let mut direct_times = Vec::new();
+    let mut path_times = Vec::new();
+    let (mut direct_total, mut path_total) = (Duration::ZERO, Duration::ZERO);
+    for token in &tokens {
+        let t = Instant::now();
+        let sock = TcpStream::connect(&direct).unwrap();
+        sock.set_nodelay(true).unwrap();
+        let mut s = pp_client::connect(sock, "enclave", &policy, Default::default()).unwrap();
+        s.request(&request).unwrap();
+        let _ = s.close();
+        let d = t.elapsed();
+        direct_times.push(d);
+        direct_total += d;
+
+        let t = Instant::now();
+        let stream = tunnel::open(&spec, "i-0", token).unwrap();
+        let mut s = pp_client::connect(stream, "enclave", &policy, Default::default()).unwrap();
+        s.request(&request).unwrap();
+        let _ = s.close();
+        let d = t.elapsed();
+        path_times.push(d);
+        path_total += d;
+    }
+    direct_times.sort();
+    path_times.sort();
+    let per_minute = |total: Duration| sessions as f64 * 60.0 / total.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (d50, d99) = (
+        percentile(&direct_times, 0.5),
+        percentile(&direct_times, 0.99),
+    );
+    let (p50, p99) = (percentile(&path_times, 0.5), percentile(&path_times, 0.99));
+    println!("{sessions} sessions each (attestation + 1 sealed summarize request), alternating:");
+    println!(
+        "  direct to the enclave:   {:8.0} sessions/min, p50 {:6.2} ms, p99 {:6.2} ms",
+        per_minute(direct_total),
+        ms(d50),
+        ms(d99)
+    );
+    println!(
+        "  through relay + gateway: {:8.0} sessions/min, p50 {:6.2} ms, p99 {:6.2} ms",
+        per_minute(path_total),
+        ms(p50),
+        ms(p99)
+    );
+    println!(
+        "  added latency p50 {:.2} ms, p99 {:.2} ms; ratio path/direct p50 {:.2}, p99 {:.2}, throughput {:.2}",
+        ms(p50) - ms(d50),
+        ms(p99) - ms(d99),
+        ms(p50) / ms(d50),
+        ms(p99) / ms(d99),
+        per_minute(path_total) / per_minute(direct_total)
+    );
+}

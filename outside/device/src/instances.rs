@@ -1,0 +1,97 @@
+//! Choosing an enclave instance: read the key CDN's index, and keep only instances whose
+//! publication evidence verifies against a release in the transparency log.
+
+use anyhow::{Context, Result};
+use pp_attestation::TcbVersion;
+use pp_client::Published;
+use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE};
+use pp_verifier::Policy;
+
+use crate::fetch;
+use crate::releases::{LogClient, LoggedRelease};
+
+/// An instance the device may use.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: String,
+    pub published: Published,
+    pub release: LoggedRelease,
+}
+
+/// Why an instance was left out, for `--verbose` and for the error when none is left.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub id: String,
+    pub reason: String,
+}
+
+/// Which roots verify attestation reports.
+#[derive(Debug, Clone)]
+pub enum Roots {
+    /// AMD's Milan and Genoa roots.
+    Amd,
+    /// A test ARK (DER), trusted instead of AMD's (no SEV-SNP hardware).
+    Test(Vec<u8>),
+}
+
+impl Roots {
+    /// The policy for one logged release: its accepted measurements, these roots.
+    pub fn policy(&self, release: &LoggedRelease) -> Result<Policy> {
+        let allowed = release.manifest.accepted_measurements()?;
+        let policy = match self {
+            Self::Amd => Policy::new(allowed, TcbVersion::default()),
+            Self::Test(ark) => Policy::trusting_test_root(ark, allowed, TcbVersion::default()),
+        };
+        policy.map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e:?}"))
+    }
+}
+
+/// Reads the CDN index and checks every instance in it.
+pub fn discover(
+    cdn: &str,
+    log: &LogClient,
+    roots: &Roots,
+) -> Result<(Vec<Candidate>, Vec<Rejected>)> {
+    let index = CdnIndex::parse(&fetch::get(&format!("{cdn}/{INDEX_FILE}"))?)
+        .map_err(|e| anyhow::anyhow!("the key CDN's index is malformed: {e:?}"))?;
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for instance in index.instances {
+        match check(cdn, &instance.evidence, &instance.release, log, roots) {
+            Ok((published, release)) => good.push(Candidate {
+                id: instance.id,
+                published,
+                release,
+            }),
+            Err(e) => bad.push(Rejected {
+                id: instance.id,
+                reason: format!("{e:#}"),
+            }),
+        }
+    }
+    Ok((good, bad))
+}
+
+fn check(
+    cdn: &str,
+    evidence_path: &str,
+    release_path: &str,
+    log: &LogClient,
+    roots: &Roots,
+) -> Result<(Published, LoggedRelease)> {
+    let bundle = fetch::get(&format!("{cdn}/{evidence_path}"))?;
+    let (claimed_ref, _) = pp_client::claimed_release(&bundle)
+        .map_err(|e| anyhow::anyhow!("malformed publication evidence: {e}"))?;
+    let manifest = fetch::get(&format!("{cdn}/{release_path}"))?;
+    let release = log.logged_release(manifest)?;
+    anyhow::ensure!(
+        release.manifest.release_ref_bytes()? == claimed_ref,
+        "the evidence names release {} but the CDN points to the manifest of {}",
+        hex::encode(claimed_ref),
+        release.manifest.release_ref
+    );
+    let policy = roots.policy(&release)?;
+    let published = pp_client::verify_publication(&bundle, &policy)
+        .context("the published key is not bound in valid evidence")?;
+    Ok((published, release))
+}

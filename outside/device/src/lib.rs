@@ -1,0 +1,20 @@
+//! The device SDK: everything a phone does to use Private Processing without the operator
+//! learning what it asks or who asks.
+//!
+//! 1. [`releases`]: sync the transparency log's tree head (refusing forks and rollbacks).
+//! 2. [`instances`]: read the key CDN; keep instances whose publication evidence verifies
+//!    against a release manifest with an inclusion proof in the log.
+//! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches).
+//! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
+//! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
+//!    the same key configuration as published, then one HPKE-sealed request.
+//! 6. [`receipts`]: a receipt per answered request.
+pub mod config;
+pub mod fetch;
+pub mod instances;
+pub mod receipts;
+pub mod releases;
+pub mod request;
+pub mod thread;
+pub mod tunnel;
+pub mod wallet;

@@ -1,0 +1,238 @@
+//! One request end to end: log, CDN, token, relay, gateway, attested session, receipt. Transport
+//! failures are retried on another instance with a new token; a failed security check never is.
+
+use std::io::ErrorKind;
+
+use anyhow::{Context, Result, bail};
+use pp_client::{ClientError, Limits};
+use pp_protocol::app::{AppRequest, AppResponse};
+use pp_translog::Receipt;
+use pp_verifier::Verdict;
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::config::Config;
+use crate::instances::{self, Candidate, Roots};
+use crate::releases::LogClient;
+use crate::tunnel::{self, PathError, PathSpec};
+use crate::wallet::Wallet;
+
+/// Instances tried before giving up.
+pub const ATTEMPTS: usize = 3;
+
+/// An answered request and how it was verified.
+pub struct Answer {
+    pub response: AppResponse,
+    pub instance: String,
+    pub measurement: [u8; 48],
+    pub verdict: Verdict,
+    pub receipt: Receipt,
+}
+
+/// Progress lines for `--verbose`.
+pub type Trace<'a> = &'a mut dyn FnMut(String);
+
+/// Sends `request` to an attested enclave instance and returns the answer.
+pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<Answer> {
+    request
+        .check()
+        .map_err(|e| anyhow::anyhow!("the request is refused before sending: {}", e.explain()))?;
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    let log = LogClient::sync(
+        &config.log.url,
+        &config.log.public_key,
+        &config.state_dir.join("log-state.json"),
+    )?;
+    trace(format!(
+        "log: tree head size {} root {} (consistent with the last one seen)",
+        log.tree_head().size,
+        hex::encode(log.tree_head().root)
+    ));
+    let roots = match &config.trust.test_root_ark {
+        None => Roots::Amd,
+        Some(path) => {
+            trace(format!(
+                "trust: TEST root {} instead of AMD's (no SEV-SNP hardware)",
+                path.display()
+            ));
+            Roots::Test(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+        }
+    };
+    let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
+    for r in &rejected {
+        trace(format!("cdn: instance {} refused: {}", r.id, r.reason));
+    }
+    if candidates.is_empty() {
+        match rejected.first() {
+            Some(r) => bail!(
+                "no enclave instance can be trusted: instance {} refused: {}",
+                r.id,
+                r.reason
+            ),
+            None => bail!("the key CDN lists no enclave instance"),
+        }
+    }
+    for c in &candidates {
+        trace(format!(
+            "cdn: instance {} ok: release {} at log index {}, measurement {}",
+            c.id,
+            c.release.manifest.release_ref,
+            c.release.log_index,
+            hex::encode(c.published.measurement)
+        ));
+    }
+    let tls = tunnel::client_config(tls_roots(config)?);
+    let challenge = pp_tokens::TokenChallenge::new(
+        issuer_name(&config.issuer.url).as_bytes(),
+        None,
+        config.gateway.server_name.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
+    let wallet = Wallet::new(&config.state_dir);
+    let spec = PathSpec {
+        relay_addr: &config.relay.address,
+        relay_name: &config.relay.server_name,
+        gateway_authority: &config.gateway.authority,
+        gateway_name: &config.gateway.server_name,
+        tls,
+    };
+    let mut last_error = None;
+    for attempt in 1..=ATTEMPTS.min(candidates.len()) {
+        let chosen = candidates.remove(random_index(candidates.len())?);
+        trace(format!(
+            "choose: instance {} (attempt {attempt})",
+            chosen.id
+        ));
+        let token = wallet.take(
+            &config.issuer.url,
+            &config.issuer.credential_file,
+            &challenge,
+            config.issuer.batch,
+        )?;
+        match attempt_one(&spec, &chosen, &token, request, &roots) {
+            Ok((response, session_verdict)) => {
+                let receipt = Receipt::new(
+                    &chosen.published.measurement,
+                    chosen.release.log_index,
+                    log.tree_head(),
+                    &log.log_id(),
+                );
+                crate::receipts::append(&config.state_dir, &receipt)?;
+                return Ok(Answer {
+                    response,
+                    instance: chosen.id,
+                    measurement: chosen.published.measurement,
+                    verdict: session_verdict,
+                    receipt,
+                });
+            }
+            Err(Failure::Retry(e)) => {
+                trace(format!(
+                    "instance {} failed ({e:#}); trying another",
+                    chosen.id
+                ));
+                last_error = Some(e);
+            }
+            Err(Failure::Fatal(e)) => return Err(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no instance left"))
+        .context("every instance tried failed"))
+}
+
+enum Failure {
+    /// The transport failed: another instance may work.
+    Retry(anyhow::Error),
+    /// A check failed or the request was refused: stop.
+    Fatal(anyhow::Error),
+}
+
+fn attempt_one(
+    spec: &PathSpec<'_>,
+    chosen: &Candidate,
+    token: &pp_tokens::Token,
+    request: &AppRequest,
+    roots: &Roots,
+) -> Result<(AppResponse, Verdict), Failure> {
+    let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
+        PathError::Refused {
+            status: 502 | 503, ..
+        } => Failure::Retry(e.into()),
+        other => Failure::Fatal(other.into()),
+    })?;
+    let policy = roots.policy(&chosen.release).map_err(Failure::Fatal)?;
+    let mut session = pp_client::connect(stream, "enclave.pp.invalid", &policy, Limits::default())
+        .map_err(classify)?;
+    if session.key_config() != chosen.published.key_config.as_slice() {
+        return Err(Failure::Fatal(anyhow::anyhow!(
+            "the gateway connected this device to an enclave other than instance {} (its key \
+             configuration differs from the published one): refusing to send the request",
+            chosen.id
+        )));
+    }
+    if session.manifest_sha256() != chosen.published.release_ref {
+        return Err(Failure::Fatal(anyhow::anyhow!(
+            "the enclave names another release than the one it published"
+        )));
+    }
+    let verdict = session.verdict().clone();
+    let body = request.to_vec();
+    let answer = session.request(&body).map_err(classify)?;
+    let _ = session.close();
+    let response = AppResponse::parse_for(&answer, request)
+        .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
+    Ok((response, verdict))
+}
+
+fn classify(e: ClientError) -> Failure {
+    match e {
+        ClientError::Io(kind) if kind != ErrorKind::InvalidData => Failure::Retry(anyhow::anyhow!(
+            "connection to the enclave failed: {kind:?}"
+        )),
+        ClientError::Closed | ClientError::Truncated => Failure::Retry(anyhow::anyhow!(
+            "the enclave closed the connection mid-request"
+        )),
+        ClientError::Refused(pp_protocol::frame::ErrorCode::Busy) => {
+            Failure::Retry(anyhow::anyhow!("the enclave is busy"))
+        }
+        ClientError::NotAttested(verdict) => Failure::Fatal(anyhow::anyhow!(
+            "the enclave is not attested; refusing to send the request:\n{verdict}"
+        )),
+        other => Failure::Fatal(anyhow::anyhow!("the attested session failed: {other}")),
+    }
+}
+
+fn random_index(n: usize) -> Result<usize> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok((u64::from_le_bytes(b) % n as u64) as usize)
+}
+
+/// The issuer's name as it appears in token challenges: its URL's host (and port).
+pub fn issuer_name(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+fn tls_roots(config: &Config) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let Some(ca) = &config.trust.tls_ca else {
+        bail!("trust.tls_ca is not set: no relay or gateway certificate can be checked");
+    };
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots
+            .add(cert.with_context(|| format!("{} holds a malformed certificate", ca.display()))?)
+            .context("a CA certificate was refused")?;
+    }
+    Ok(roots)
+}

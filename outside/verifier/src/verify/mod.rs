@@ -1,0 +1,403 @@
+//! The device-side verifier: evidence + policy + expected binding → a [`Verdict`] that lists every
+//! check and its outcome (after Project Oak's attestation verification: extract claims, compare
+//! each with what the policy expects, record every result).
+//!
+//! The checks, in order (see [`CheckName`]):
+//!
+//! 1. `report-format` — the report is 1184 bytes with a supported version.
+//! 2. `ark-self-signed` — the ARK certificate's RSA-PSS self-signature.
+//! 3. `ark-trusted` — the ARK's public key is one of the policy's roots (AMD Milan/Genoa by
+//!    default; a test root only through [`Policy::trusting_test_root`]).
+//! 4. `ask-signed-by-ark`, 5. `vcek-signed-by-ask` — the rest of the chain.
+//! 6. `report-signature` — ECDSA P-384/SHA-384 by the VCEK key over bytes `0x000..0x2A0`
+//!    (the report must say algorithm 1 and signing key VCEK).
+//! 7. `tcb-minimum` — the TCB *from the VCEK's extensions* (the report's own claim is never used
+//!    alone) is at least the policy's minimum, component by component; the VCEK must be Milan or
+//!    Genoa.
+//! 8. `tcb-matches-report` — that TCB equals the report's `REPORTED_TCB`.
+//! 9. `chip-id` — the VCEK's `hwID` equals the report's `CHIP_ID`.
+//! 10. `guest-policy` — debug off, migration agent off, reserved bit 17 set, the policy's pins.
+//! 11. `measurement` — in the policy's allowed set.
+//! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
+//! 13. `vmpl` — the report was requested from VMPL 0.
+//!
+//! Every check is always listed. A check whose input could not be read (the report did not parse,
+//! a certificate it needs did not parse) is `Skipped`; the check on the unreadable input itself
+//! fails. Content checks are evaluated even when a signature check failed, so the verdict shows
+//! everything that is wrong at once; [`Verdict::accepted`] is true only if every check passed.
+//!
+//! Not checked (no clock, no network here): certificate validity periods, AMD's CRL for the ASK.
+//! Freshness comes from the device's nonce inside `report-data`.
+
+mod chain;
+mod policy;
+
+pub use policy::{GuestPolicyRule, Policy, PolicyError, RootLabel, TrustedRoot};
+
+pub use crate::vcek_ext::VcekExtension;
+use crate::vcek_ext::{self, ExtError};
+use core::fmt;
+use pp_attestation::Evidence;
+use pp_attestation::report::{Report, WireError};
+use pp_attestation::tcb::TcbComponent;
+
+/// The checks, in the order they are listed in a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CheckName {
+    ReportFormat,
+    ArkSelfSigned,
+    ArkTrusted,
+    AskSignedByArk,
+    VcekSignedByAsk,
+    ReportSignature,
+    TcbMinimum,
+    TcbMatchesReport,
+    ChipId,
+    GuestPolicy,
+    Measurement,
+    ReportData,
+    Vmpl,
+}
+
+impl CheckName {
+    /// Every check, in verdict order.
+    pub const ALL: [CheckName; 13] = [
+        Self::ReportFormat,
+        Self::ArkSelfSigned,
+        Self::ArkTrusted,
+        Self::AskSignedByArk,
+        Self::VcekSignedByAsk,
+        Self::ReportSignature,
+        Self::TcbMinimum,
+        Self::TcbMatchesReport,
+        Self::ChipId,
+        Self::GuestPolicy,
+        Self::Measurement,
+        Self::ReportData,
+        Self::Vmpl,
+    ];
+
+    /// A short stable name, e.g. `vcek-signed-by-ask`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReportFormat => "report-format",
+            Self::ArkSelfSigned => "ark-self-signed",
+            Self::ArkTrusted => "ark-trusted",
+            Self::AskSignedByArk => "ask-signed-by-ark",
+            Self::VcekSignedByAsk => "vcek-signed-by-ask",
+            Self::ReportSignature => "report-signature",
+            Self::TcbMinimum => "tcb-minimum",
+            Self::TcbMatchesReport => "tcb-matches-report",
+            Self::ChipId => "chip-id",
+            Self::GuestPolicy => "guest-policy",
+            Self::Measurement => "measurement",
+            Self::ReportData => "report-data",
+            Self::Vmpl => "vmpl",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a check failed. No variant carries bytes from the evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FailReason {
+    #[error("report malformed: {0}")]
+    Report(WireError),
+    #[error("certificate is not valid DER X.509")]
+    CertificateMalformed,
+    #[error("signature does not verify")]
+    SignatureInvalid,
+    #[error("root is not trusted by the policy")]
+    UntrustedRoot,
+    #[error("report signature algorithm is not ECDSA P-384 with SHA-384")]
+    UnsupportedSignatureAlgorithm,
+    #[error("report is not signed by a VCEK")]
+    NotSignedByVcek,
+    #[error("VCEK public key is not a P-384 key")]
+    VcekKeyNotP384,
+    #[error("report signature is malformed")]
+    SignatureMalformed,
+    #[error("VCEK extension missing: {0:?}")]
+    VcekExtensionMissing(VcekExtension),
+    #[error("VCEK extension malformed: {0:?}")]
+    VcekExtensionMalformed(VcekExtension),
+    #[error("VCEK product line is not Milan or Genoa")]
+    UnsupportedProductLine,
+    #[error("TCB below the policy minimum: {0:?}")]
+    TcbBelowMinimum(TcbComponent),
+    #[error("VCEK TCB differs from the report's reported TCB")]
+    TcbMismatch,
+    #[error("VCEK hwID differs from the report's chip id")]
+    ChipIdMismatch,
+    #[error("guest policy allows debugging")]
+    DebugAllowed,
+    #[error("guest policy allows a migration agent")]
+    MigrationAgentAllowed,
+    #[error("guest policy reserved bit 17 is clear")]
+    ReservedPolicyBitClear,
+    #[error("guest policy differs from the pinned bits")]
+    PinnedPolicyBitsDiffer,
+    #[error("measurement is not in the allowed set")]
+    MeasurementNotAllowed,
+    #[error("report data differs from the expected binding")]
+    ReportDataMismatch,
+    #[error("report was not requested from VMPL 0")]
+    VmplNotZero,
+}
+
+impl From<ExtError> for FailReason {
+    fn from(e: ExtError) -> Self {
+        match e {
+            ExtError::Missing(ext) => Self::VcekExtensionMissing(ext),
+            ExtError::Malformed(ext) => Self::VcekExtensionMalformed(ext),
+            ExtError::UnsupportedProduct => Self::UnsupportedProductLine,
+        }
+    }
+}
+
+/// The outcome of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    Fail(FailReason),
+    /// Not evaluated: an input it needs could not be read (another check says why).
+    Skipped,
+}
+
+impl From<Result<(), FailReason>> for Outcome {
+    fn from(result: Result<(), FailReason>) -> Self {
+        match result {
+            Ok(()) => Self::Pass,
+            Err(reason) => Self::Fail(reason),
+        }
+    }
+}
+
+/// One line of a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: CheckName,
+    pub outcome: Outcome,
+}
+
+/// Every check and its outcome, in [`CheckName::ALL`] order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    checks: Vec<Check>,
+}
+
+impl Verdict {
+    /// True only if there are checks and every one passed.
+    pub fn accepted(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.outcome == Outcome::Pass)
+    }
+
+    /// Every check, in order.
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// The outcome of one check.
+    pub fn outcome(&self, name: CheckName) -> Option<Outcome> {
+        self.checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.outcome)
+    }
+
+    /// The checks that failed.
+    pub fn failures(&self) -> impl Iterator<Item = (CheckName, FailReason)> + '_ {
+        self.checks.iter().filter_map(|c| match c.outcome {
+            Outcome::Fail(reason) => Some((c.name, reason)),
+            _ => None,
+        })
+    }
+
+    fn push(&mut self, name: CheckName, outcome: impl Into<Outcome>) {
+        self.checks.push(Check {
+            name,
+            outcome: outcome.into(),
+        });
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// One line per check: `pass`, `FAIL` (with the reason) or `skip`, then the overall result.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for check in &self.checks {
+            match check.outcome {
+                Outcome::Pass => writeln!(f, "pass  {}", check.name)?,
+                Outcome::Fail(reason) => writeln!(f, "FAIL  {}: {reason}", check.name)?,
+                Outcome::Skipped => writeln!(f, "skip  {}", check.name)?,
+            }
+        }
+        let overall = if self.accepted() {
+            "accepted"
+        } else {
+            "rejected"
+        };
+        write!(f, "{overall}")
+    }
+}
+
+fn require(ok: bool, reason: FailReason) -> Outcome {
+    if ok {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(reason)
+    }
+}
+
+/// Checks `evidence` against `policy` and the report data the device expects (normally
+/// [`pp_attestation::report_data_for`] of its own session). Never panics; see the module documentation
+/// for the checks.
+pub fn verify(evidence: &Evidence, policy: &Policy, expected_report_data: &[u8; 64]) -> Verdict {
+    use CheckName::*;
+    let mut v = Verdict::default();
+
+    let report = Report::new_checked(&evidence.report[..]);
+    v.push(
+        ReportFormat,
+        report
+            .as_ref()
+            .map(|_| ())
+            .map_err(|e| FailReason::Report(*e)),
+    );
+    let report = report.ok();
+
+    let ark = chain::parse(&evidence.ark_der);
+    let ask = chain::parse(&evidence.ask_der);
+    let vcek = chain::parse(&evidence.vcek_der);
+    let malformed = Outcome::Fail(FailReason::CertificateMalformed);
+
+    v.push(
+        ArkSelfSigned,
+        match &ark {
+            Some(ark) => chain::signed_by(ark, ark),
+            None => malformed,
+        },
+    );
+    v.push(
+        ArkTrusted,
+        match &ark {
+            Some(ark) => require(policy.trusts(ark), FailReason::UntrustedRoot),
+            None => Outcome::Skipped,
+        },
+    );
+    for (name, issuer, subject) in [(AskSignedByArk, &ark, &ask), (VcekSignedByAsk, &ask, &vcek)] {
+        let outcome = match (issuer, subject) {
+            (_, None) => malformed,
+            (None, Some(_)) => Outcome::Skipped,
+            (Some(issuer), Some(subject)) => chain::signed_by(issuer, subject),
+        };
+        v.push(name, outcome);
+    }
+    v.push(
+        ReportSignature,
+        match (&report, &vcek) {
+            (Some(report), Some(vcek)) => chain::report_signed_by(vcek, report),
+            _ => Outcome::Skipped,
+        },
+    );
+
+    // The TCB comes from the VCEK (AMD certified it), never from the report alone.
+    let vcek_tcb = vcek.as_ref().map(vcek_ext::tcb);
+    v.push(
+        TcbMinimum,
+        match &vcek_tcb {
+            Some(Ok(tcb)) => tcb
+                .meets(&policy.minimum_tcb)
+                .map_err(FailReason::TcbBelowMinimum)
+                .into(),
+            Some(Err(e)) => Outcome::Fail((*e).into()),
+            None => Outcome::Skipped,
+        },
+    );
+    v.push(
+        TcbMatchesReport,
+        match (&report, &vcek_tcb) {
+            (Some(report), Some(Ok(tcb))) => require(
+                tcb.to_u64() == report.reported_tcb().to_u64(),
+                FailReason::TcbMismatch,
+            ),
+            _ => Outcome::Skipped,
+        },
+    );
+    v.push(
+        ChipId,
+        match (&report, &vcek) {
+            (Some(report), Some(vcek)) => match vcek_ext::hw_id(vcek) {
+                Ok(hw_id) => require(hw_id == report.chip_id(), FailReason::ChipIdMismatch),
+                Err(e) => Outcome::Fail(e.into()),
+            },
+            _ => Outcome::Skipped,
+        },
+    );
+
+    let Some(report) = report else {
+        for name in [GuestPolicy, Measurement, ReportData, Vmpl] {
+            v.push(name, Outcome::Skipped);
+        }
+        return v;
+    };
+    v.push(GuestPolicy, policy.guest_policy.check(report.policy()));
+    v.push(
+        Measurement,
+        require(
+            policy.allowed_measurements.contains(&report.measurement()),
+            FailReason::MeasurementNotAllowed,
+        ),
+    );
+    v.push(
+        ReportData,
+        require(
+            report.report_data() == *expected_report_data,
+            FailReason::ReportDataMismatch,
+        ),
+    );
+    v.push(Vmpl, require(report.vmpl() == 0, FailReason::VmplNotZero));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_evidence_fails_and_lists_every_check() {
+        let policy = Policy::new(vec![[0; 48]], Default::default()).unwrap();
+        let evidence = Evidence {
+            report: vec![],
+            vcek_der: vec![],
+            ask_der: vec![],
+            ark_der: vec![],
+        };
+        let verdict = verify(&evidence, &policy, &[0; 64]);
+        assert!(!verdict.accepted());
+        let names: Vec<_> = verdict.checks().iter().map(|c| c.name).collect();
+        assert_eq!(names, CheckName::ALL);
+        assert_eq!(
+            verdict.outcome(CheckName::ReportFormat),
+            Some(Outcome::Fail(FailReason::Report(WireError::BadLength)))
+        );
+        assert_eq!(
+            verdict.outcome(CheckName::ArkSelfSigned),
+            Some(Outcome::Fail(FailReason::CertificateMalformed))
+        );
+        assert_eq!(
+            verdict.outcome(CheckName::Measurement),
+            Some(Outcome::Skipped)
+        );
+        assert!(verdict.to_string().ends_with("rejected"));
+    }
+
+    #[test]
+    fn an_empty_verdict_is_not_accepted() {
+        assert!(!Verdict::default().accepted());
+    }
+}
