@@ -31,6 +31,7 @@ pub fn attester() -> Result<(Box<dyn Attester + Send + Sync>, &'static str), &'s
 /// The SNP attester on Hermit: VMPCK0 and its message counter from the secrets page, the
 /// exchange through the kernel (`kernel/sev/guest_request.rs`).
 #[cfg(all(target_os = "hermit", not(feature = "test-attester")))]
+#[allow(unsafe_code)]
 mod snp {
     use pp_attestation::{Attester, SnpAttester};
     use pp_snp_guest::channel::{GuestChannel, Transport, TransportError};

@@ -40,6 +40,7 @@ pub fn parse_location(text: &str) -> Option<(usize, usize)> {
 }
 
 #[cfg(target_os = "hermit")]
+#[allow(unsafe_code)]
 fn in_memory(addr: usize, len: usize) -> Result<&'static [u8], WeightsError> {
     // SAFETY: the loader read the initrd into LOADER_DATA pages at `addr..addr + len`, which it
     // does not list as free memory in the device tree, so the kernel never allocates them; the
