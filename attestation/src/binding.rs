@@ -9,11 +9,12 @@
 //!                        || u32be(len(key_config))  || key_config )
 //! ```
 //!
-//! - `exporter`: 32 bytes of TLS keying material exported from *this* TLS 1.3 session (RFC 8446
-//!   §7.5), so the report cannot be replayed into another session;
+//! - `exporter`: [`EXPORTER_LEN`] bytes of TLS keying material exported from *this* TLS 1.3
+//!   session (RFC 8446 §7.5) with the label [`EXPORTER_LABEL`] and no context, so the report
+//!   cannot be replayed into another session;
 //! - `nonce`: the device's fresh 32-byte challenge, so the report cannot be replayed later;
-//! - `release_ref`: the release the enclave says it was built as (the evidence bundle's manifest
-//!   digest), so that claim is signed by the hardware too, not only sent inside the session;
+//! - `release_ref`: the release the enclave says it was built as (the evidence bundle's
+//!   `release_ref`), so that claim is signed by the hardware too, not only sent inside the session;
 //! - `key_config`: the enclave's HPKE key configuration exactly as sent to the device, so the key
 //!   the device encrypts requests to is the one the attested enclave holds.
 //!
@@ -22,13 +23,18 @@
 
 use sha2::{Digest, Sha512};
 
+/// The TLS exporter label both ends use for the `exporter` input (RFC 8446 §7.5, empty context).
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pp-attestation";
+/// How many bytes both ends export.
+pub const EXPORTER_LEN: usize = 32;
+
 /// The domain-separation label, NUL included.
 pub const REPORT_DATA_LABEL: &[u8] = b"pp/attested-tls/v1\0";
 
 /// The 64 bytes of `REPORT_DATA` that bind a report to a TLS session, a device nonce, a release
 /// reference and an HPKE key configuration. See the module documentation for the exact encoding.
 pub fn report_data_for(
-    exporter: &[u8; 32],
+    exporter: &[u8; EXPORTER_LEN],
     nonce: &[u8; 32],
     release_ref: &[u8; 32],
     key_config: &[u8],

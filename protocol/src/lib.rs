@@ -3,7 +3,8 @@
 //! Parsing happens once, here, in the smoltcp `wire` style: for each format a checked view over
 //! bytes (`new_checked` validates what is needed to read it without panicking; accessors never
 //! panic) and a plain `Repr` that `parse`s (validating everything) and `emit`s. No I/O, no crypto,
-//! no allocation in the views. See `docs/protocol.md` for the session these frames carry.
+//! no allocation in the views. See `docs/protocol.md` for the session these frames carry. With the
+//! `std` feature, [`io`] reads and writes frames on a stream for both ends.
 #![no_std]
 
 extern crate alloc;
@@ -12,7 +13,14 @@ pub mod app;
 pub mod cdn_index;
 pub mod evidence;
 pub mod frame;
+#[cfg(feature = "std")]
+pub mod io;
 pub mod key_config;
+
+/// The TLS server name (SNI) a device sends when it opens a session with an enclave. The enclave's
+/// certificate is self-signed and made at boot, so the name is not checked against anything:
+/// trust comes from the attestation. One name for every device, so it singles out nobody.
+pub const ENCLAVE_SERVER_NAME: &str = "enclave.pp.invalid";
 
 /// Why bytes were refused. Carries no peer data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

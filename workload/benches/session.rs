@@ -40,8 +40,7 @@ fn main() {
     let connect = || loop {
         if let Ok(sock) = TcpStream::connect(("127.0.0.1", tls_port)) {
             sock.set_nodelay(true).unwrap();
-            return pp_client::connect(sock, "pp-enclave", &policy, pp_client::Limits::default())
-                .unwrap();
+            return pp_client::connect(sock, &policy, pp_client::Limits::default()).unwrap();
         }
         std::thread::sleep(Duration::from_millis(20));
     };

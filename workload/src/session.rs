@@ -4,28 +4,27 @@
 //! Nothing here logs or returns request bytes: errors are codes, buffers holding plaintext are
 //! zeroized when dropped.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 
+use pp_attestation::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use pp_attestation::{Attester, publication_report_data, report_data_for};
 use pp_protocol::evidence::EvidenceRepr;
-use pp_protocol::frame::{self, ErrorCode, Frame, FrameRepr, HEADER_LEN};
+use pp_protocol::frame::{self, ErrorCode, Frame, FrameRepr};
+use pp_protocol::io::{ReadError, WriteError};
 use zeroize::Zeroizing;
 
 use crate::handler::Handler;
 use crate::keys::HpkeIdentity;
 
-/// The TLS exporter label the evidence binds (docs/protocol.md §3).
-pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-pp-attestation";
-
 /// A byte stream that can also export keying material of the TLS session it runs in.
 pub trait Channel: Read + Write {
-    fn exporter(&self) -> Option<[u8; 32]>;
+    fn exporter(&self) -> Option<[u8; EXPORTER_LEN]>;
 }
 
 impl Channel for rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream> {
-    fn exporter(&self) -> Option<[u8; 32]> {
+    fn exporter(&self) -> Option<[u8; EXPORTER_LEN]> {
         self.conn
-            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .export_keying_material([0u8; EXPORTER_LEN], EXPORTER_LABEL, None)
             .ok()
     }
 }
@@ -138,7 +137,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
             ask: &evidence.ask_der,
             ark: &evidence.ark_der,
             key_config: &enclave.hpke.key_config,
-            manifest_sha256: enclave.release_ref,
+            release_ref: enclave.release_ref,
         }
         .to_vec()
         .map_err(|_| SessionError::NotAttested(None))?;
@@ -193,36 +192,22 @@ fn parse(buf: &[u8]) -> Result<FrameRepr<'_>, SessionError> {
 }
 
 /// Read one whole frame (header and payload) of at most `max_payload` payload bytes, refusing a
-/// larger one from its header alone. `None` on a clean end of stream before a frame.
+/// larger one from its header alone (`pp_protocol::io`, the reader the device uses too). `None`
+/// on a clean end of stream before a frame.
 fn read_frame(
     chan: &mut impl Read,
     max_payload: usize,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, SessionError> {
-    let mut header = [0u8; HEADER_LEN];
-    match chan.read(&mut header[..1]) {
-        Ok(0) => return Ok(None),
-        Ok(_) => {}
-        Err(_) => return Err(SessionError::Io),
-    }
-    chan.read_exact(&mut header[1..])
-        .map_err(|_| SessionError::Io)?;
-    let len = frame::header_payload_len(&header).map_err(|e| match e {
-        pp_protocol::Error::TooLong => SessionError::TooLarge,
-        _ => SessionError::Malformed,
-    })?;
-    if len > max_payload {
-        return Err(SessionError::TooLarge);
-    }
-    let mut buf = Zeroizing::new(vec![0u8; HEADER_LEN + len]);
-    buf[..HEADER_LEN].copy_from_slice(&header);
-    chan.read_exact(&mut buf[HEADER_LEN..])
-        .map_err(|_| SessionError::Io)?;
-    Ok(Some(buf))
+    pp_protocol::io::read_frame(chan, |_| Some(max_payload)).map_err(|e| match e {
+        ReadError::TooLarge(_) => SessionError::TooLarge,
+        ReadError::Header(_) | ReadError::Unexpected(_) => SessionError::Malformed,
+        ReadError::Truncated | ReadError::Io(_) => SessionError::Io,
+    })
 }
 
 fn write_frame(chan: &mut impl Write, repr: &FrameRepr<'_>) -> Result<(), SessionError> {
-    let bytes = repr.to_vec().map_err(|_| SessionError::TooLarge)?;
-    chan.write_all(&bytes)
-        .and_then(|_| chan.flush())
-        .map_err(|_: io::Error| SessionError::Io)
+    pp_protocol::io::write_frame(chan, repr).map_err(|e| match e {
+        WriteError::Encode(_) => SessionError::TooLarge,
+        WriteError::Io(_) => SessionError::Io,
+    })
 }

@@ -132,8 +132,7 @@ fn a_device_gets_verified_evidence_and_sealed_answers() {
     let sock = TcpStream::connect(("127.0.0.1", enclave.workload.tls_port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut session =
-        pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
+    let mut session = pp_client::connect(sock, &policy(), pp_client::Limits::default()).unwrap();
     assert!(session.verdict().accepted());
     assert_eq!(session.measurement(), TEST_MEASUREMENT);
     let message = |text: &str| pp_protocol::app::Message {
@@ -258,8 +257,7 @@ fn a_corrupt_blob_fails_requests_not_the_session() {
     };
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut session =
-        pp_client::connect(sock, "pp-enclave", &policy(), pp_client::Limits::default()).unwrap();
+    let mut session = pp_client::connect(sock, &policy(), pp_client::Limits::default()).unwrap();
     let request = pp_protocol::app::AppRequest::Summarize {
         thread: vec![pp_protocol::app::Message {
             sender: "Ana".into(),

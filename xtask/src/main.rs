@@ -7,6 +7,7 @@ mod firmware;
 mod host_enclave;
 mod image;
 mod kernel;
+mod layout;
 mod manifest;
 mod ovmf;
 mod pins;

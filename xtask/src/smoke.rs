@@ -85,7 +85,7 @@ fn connect(
     let sock = TcpStream::connect(("127.0.0.1", port))
         .map_err(|e| pp_client::ClientError::Io(e.kind()))?;
     let _ = sock.set_read_timeout(Some(Duration::from_secs(120)));
-    pp_client::connect(sock, "pp-enclave", policy, pp_client::Limits::default())
+    pp_client::connect(sock, policy, pp_client::Limits::default())
 }
 
 fn attested_session(config: &BootConfig, policy: &pp_verifier::Policy) -> Result<()> {

@@ -6,8 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_verifier::test_attester::{TestAttester, TestRoot};
 use pp_attestation::test_signer::TEST_MEASUREMENT;
+use pp_verifier::test_attester::{TestAttester, TestRoot};
 
 /// The seed of the project's test root. Public on purpose: this root proves nothing.
 pub const SEED: [u8; 32] = *b"pp test root v1 (not AMD, public";

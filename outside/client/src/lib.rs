@@ -7,12 +7,15 @@
 //! 1. TLS 1.3 handshake (rustls, ring). The certificate is self-signed and accepted as such, but
 //!    the `CertificateVerify` signature must verify under its key; TLS 1.2 is refused.
 //! 2. `AttestRequest` with a fresh 32-byte random nonce: the only frame sent before step 5.
-//! 3. One frame back, bounded from its header: `Evidence` (an `Error` frame is
-//!    [`ClientError::Refused`]). The bundle is parsed by `pp_protocol::evidence`.
+//! 3. One frame back, bounded from its header (`pp_protocol::io`, the reader the enclave uses
+//!    too): `Evidence` (an `Error` frame is [`ClientError::Refused`]). The bundle is parsed once,
+//!    by `pp_protocol::evidence`, and the verifier reads its bytes in place.
 //! 4. The expected `REPORT_DATA` from *this* session's TLS exporter, the nonce and the key
-//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`]. Any
-//!    failed check is [`ClientError::NotAttested`] with the whole verdict, and nothing else is
-//!    sent. The key configuration must be one this device seals to.
+//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`]; with
+//!    [`connect_published`], also the checks that the key configuration and the release are the
+//!    ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
+//!    [`ClientError::NotAttested`] with the whole verdict, and nothing else is sent. The key
+//!    configuration must be one this device seals to.
 //! 5. [`Session::request`]: RFC 9458 encapsulation to the attested key configuration,
 //!    `SealedRequest`, then `SealedResponse`, opened with the request's HPKE context.
 //!
@@ -38,30 +41,20 @@ mod wire;
 
 use std::io::{Read, Write};
 
-use pp_attestation::Report;
+use pp_attestation::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use pp_protocol::evidence::{self as bundle, EvidenceRepr};
 use pp_protocol::frame::{Frame, FrameRepr, FrameType, MAX_PAYLOAD, NONCE_LEN};
-use pp_verifier::Verdict;
+use pp_verifier::{CheckName, EvidenceRef, FailReason, Verdict};
 use rustls::{ClientConnection, StreamOwned};
 use zeroize::{Zeroize, Zeroizing};
 
 pub use error::ClientError;
-pub use publication::{Published, claimed_release, fetch_publication, verify_publication};
+pub use publication::{Publication, Published, fetch_publication, verify_publication};
 
 /// The largest request body that fits a sealed request frame.
 pub const MAX_REQUEST: usize = MAX_PAYLOAD - key_config::REQUEST_OVERHEAD;
 /// The largest response a sealed response frame can carry.
 pub const MAX_RESPONSE: usize = MAX_PAYLOAD - key_config::RESPONSE_OVERHEAD;
-
-/// The largest valid evidence bundle: version, the report and the four bounded fields, each with
-/// its `u16` length, and the manifest digest.
-pub(crate) const MAX_EVIDENCE: usize = 1
-    + 2
-    + bundle::REPORT_LEN
-    + 3 * (2 + bundle::MAX_CERT_LEN)
-    + 2
-    + bundle::MAX_KEY_CONFIG_LEN
-    + bundle::MANIFEST_DIGEST_LEN;
 
 /// Bounds the caller chooses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +78,7 @@ pub struct Session<S: Read + Write> {
     stream: StreamOwned<ClientConnection, S>,
     verdict: Verdict,
     measurement: [u8; 48],
-    manifest_sha256: [u8; 32],
+    release_ref: [u8; 32],
     key_config: Vec<u8>,
     limits: Limits,
     closed: bool,
@@ -104,46 +97,65 @@ impl<S: Read + Write> core::fmt::Debug for Session<S> {
 /// and verifies it against `policy`. Returns a [`Session`] only if every check passed; on any
 /// failure nothing but the attestation request has been sent, and the connection is dropped.
 ///
-/// `server_name` is sent as SNI only: the enclave's certificate is not checked against it.
-/// No timeouts are applied here: set them on `stream` first.
+/// [`pp_protocol::ENCLAVE_SERVER_NAME`] is sent as SNI only: the enclave's certificate is not
+/// checked against it. No timeouts are applied here: set them on `stream` first.
 pub fn connect<S: Read + Write>(
     stream: S,
-    server_name: &str,
     policy: &pp_verifier::Policy,
     limits: Limits,
 ) -> Result<Session<S>, ClientError> {
-    let mut stream = tls::handshake(stream, server_name)?;
+    open(stream, policy, limits, None)
+}
+
+/// [`connect`] to an instance chosen from the key CDN: the session's evidence must also name the
+/// key configuration and the release of `published` (checks `key-config-published` and
+/// `release-published` of the verdict), so a gateway cannot route the device to another enclave.
+pub fn connect_published<S: Read + Write>(
+    stream: S,
+    published: &Published,
+    policy: &pp_verifier::Policy,
+    limits: Limits,
+) -> Result<Session<S>, ClientError> {
+    open(stream, policy, limits, Some(published))
+}
+
+fn open<S: Read + Write>(
+    stream: S,
+    policy: &pp_verifier::Policy,
+    limits: Limits,
+    published: Option<&Published>,
+) -> Result<Session<S>, ClientError> {
+    let mut stream = tls::handshake(stream)?;
 
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| ClientError::Random)?;
     wire::write_frame(&mut stream, &FrameRepr::AttestRequest { nonce })?;
 
     let frame = wire::read_frame(&mut stream, |t| {
-        (t == FrameType::Evidence).then_some(MAX_EVIDENCE)
+        (t == FrameType::Evidence).then_some(bundle::MAX_LEN)
     })?;
     let frame = view(&frame)?;
     let bundle = match parse(&frame)? {
         FrameRepr::Evidence { bundle } => bundle,
         other => return Err(ClientError::UnexpectedFrame(other.frame_type())),
     };
-    let view = bundle::Evidence::new_checked(bundle).map_err(ClientError::Evidence)?;
-    let evidence = EvidenceRepr::parse(&view).map_err(ClientError::Evidence)?;
+    let evidence = EvidenceRepr::from_bytes(bundle).map_err(ClientError::Evidence)?;
 
     let exporter = Zeroizing::new(stream.conn.export_keying_material(
-        [0u8; 32],
-        tls::EXPORTER_LABEL,
+        [0u8; EXPORTER_LEN],
+        EXPORTER_LABEL,
         None,
     )?);
     let expected = pp_attestation::report_data_for(
         &exporter,
         &nonce,
-        &evidence.manifest_sha256,
+        &evidence.release_ref,
         evidence.key_config,
     );
-    let (verdict, measurement) = check_evidence(&evidence, policy, &expected)?;
+    let (verdict, measurement) = check_evidence(&evidence, policy, &expected, published)?;
     Ok(Session {
         measurement,
-        manifest_sha256: evidence.manifest_sha256,
+        release_ref: evidence.release_ref,
         key_config: evidence.key_config.to_vec(),
         verdict,
         limits,
@@ -152,32 +164,40 @@ pub fn connect<S: Read + Write>(
     })
 }
 
-/// Verifies parsed evidence against `policy` with `expected` as its `REPORT_DATA`, and checks its
-/// key configuration is one this device seals to. Returns the verdict (all passed) and the
-/// verified measurement.
+/// Verifies parsed evidence against `policy` with `expected` as its `REPORT_DATA` (and, when
+/// given, against what the instance published), and checks its key configuration is one this
+/// device seals to. Returns the verdict (all passed) and the verified measurement.
 pub(crate) fn check_evidence(
     evidence: &EvidenceRepr<'_>,
     policy: &pp_verifier::Policy,
     expected: &[u8; 64],
+    published: Option<&Published>,
 ) -> Result<(Verdict, [u8; 48]), ClientError> {
-    let verdict = pp_verifier::verify(
-        &pp_attestation::Evidence {
-            report: evidence.report.to_vec(),
-            vcek_der: evidence.vcek.to_vec(),
-            ask_der: evidence.ask.to_vec(),
-            ark_der: evidence.ark.to_vec(),
+    let mut verdict = pp_verifier::verify(
+        EvidenceRef {
+            report: evidence.report,
+            vcek_der: evidence.vcek,
+            ask_der: evidence.ask,
+            ark_der: evidence.ark,
         },
         policy,
         expected,
     );
-    if !verdict.accepted() {
-        return Err(ClientError::NotAttested(verdict));
+    if let Some(published) = published {
+        verdict.require(
+            CheckName::KeyConfigPublished,
+            evidence.key_config == published.key_config.as_slice(),
+            FailReason::KeyConfigNotPublished,
+        );
+        verdict.require(
+            CheckName::ReleasePublished,
+            evidence.release_ref == published.release_ref,
+            FailReason::ReleaseNotPublished,
+        );
     }
-    // Accepted implies the report parsed (check `report-format`); the measurement is the
-    // verified one.
-    let measurement = Report::new_checked(evidence.report)
-        .map(|r| r.measurement())
-        .map_err(|_| ClientError::NotAttested(verdict.clone()))?;
+    let Some(measurement) = verdict.measurement() else {
+        return Err(ClientError::NotAttested(verdict));
+    };
     if !key_config::supported(evidence.key_config) {
         return Err(ClientError::KeyConfigUnsupported);
     }
@@ -208,11 +228,11 @@ impl<S: Read + Write> Session<S> {
         self.measurement
     }
 
-    /// The release manifest digest the enclave states it was built as. It arrived inside this
-    /// attested session, but the hardware report does not sign it: map the verified
-    /// [`Self::measurement`] to a release to rely on it.
-    pub fn manifest_sha256(&self) -> [u8; 32] {
-        self.manifest_sha256
+    /// The release the enclave states it was built as (`release_ref`, bound into the report's
+    /// `REPORT_DATA`). The verified [`Self::measurement`] is what ties the enclave to a release:
+    /// map it to a logged release manifest to rely on this.
+    pub fn release_ref(&self) -> [u8; 32] {
+        self.release_ref
     }
 
     /// The attested RFC 9458 key configuration requests are sealed to.

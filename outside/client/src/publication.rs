@@ -8,24 +8,20 @@
 
 use std::io::{Read, Write};
 
-use pp_attestation::Report;
-use pp_protocol::evidence::{Evidence, EvidenceRepr};
+use pp_protocol::evidence::{self as bundle, EvidenceRepr};
 use pp_protocol::frame::{FrameRepr, FrameType};
 use pp_verifier::Verdict;
 
-use crate::{ClientError, MAX_EVIDENCE, parse, tls, view, wire};
+use crate::{ClientError, parse, tls, view, wire};
 
 /// Asks the enclave at the other end of `stream` for publication evidence and returns the
 /// encoded evidence bundle, unverified (the operator publishes it; devices verify it with
-/// [`verify_publication`]). Set timeouts on `stream` first.
-pub fn fetch_publication<S: Read + Write>(
-    stream: S,
-    server_name: &str,
-) -> Result<Vec<u8>, ClientError> {
-    let mut stream = tls::handshake(stream, server_name)?;
+/// [`Publication::verify`]). Set timeouts on `stream` first.
+pub fn fetch_publication<S: Read + Write>(stream: S) -> Result<Vec<u8>, ClientError> {
+    let mut stream = tls::handshake(stream)?;
     wire::write_frame(&mut stream, &FrameRepr::PublicationRequest)?;
     let frame = wire::read_frame(&mut stream, |t| {
-        (t == FrameType::Evidence).then_some(MAX_EVIDENCE)
+        (t == FrameType::Evidence).then_some(bundle::MAX_LEN)
     })?;
     let frame = view(&frame)?;
     let bundle = match parse(&frame)? {
@@ -50,36 +46,49 @@ pub struct Published {
     pub verdict: Verdict,
 }
 
-/// Verifies an encoded publication evidence bundle against `policy`: the AMD chain and report
-/// signature, TCB, guest policy, the measurement in the policy's allowed set, and `REPORT_DATA`
-/// naming the bundle's release reference and key configuration.
+/// A publication evidence bundle, parsed once: first read for the release it *claims* (to find
+/// the logged release whose policy verifies it), then verified.
+#[derive(Clone, Debug)]
+pub struct Publication<'a> {
+    evidence: EvidenceRepr<'a>,
+}
+
+impl<'a> Publication<'a> {
+    /// Parses an encoded bundle (bounded by `pp_protocol::evidence::MAX_LEN`); verifies nothing.
+    pub fn parse(bundle: &'a [u8]) -> Result<Self, ClientError> {
+        if bundle.len() > bundle::MAX_LEN {
+            return Err(ClientError::FrameTooLarge);
+        }
+        let evidence = EvidenceRepr::from_bytes(bundle).map_err(ClientError::Evidence)?;
+        Ok(Self { evidence })
+    }
+
+    /// The release reference the bundle claims, unverified: use it only to choose the policy.
+    pub fn claimed_release(&self) -> [u8; 32] {
+        self.evidence.release_ref
+    }
+
+    /// Verifies the bundle against `policy`: the AMD chain and report signature, TCB, guest
+    /// policy, the measurement in the policy's allowed set, and `REPORT_DATA` naming the
+    /// bundle's release reference and key configuration.
+    pub fn verify(&self, policy: &pp_verifier::Policy) -> Result<Published, ClientError> {
+        let evidence = &self.evidence;
+        let expected =
+            pp_attestation::publication_report_data(&evidence.release_ref, evidence.key_config);
+        let (verdict, measurement) = crate::check_evidence(evidence, policy, &expected, None)?;
+        Ok(Published {
+            key_config: evidence.key_config.to_vec(),
+            release_ref: evidence.release_ref,
+            measurement,
+            verdict,
+        })
+    }
+}
+
+/// Parses and verifies an encoded publication bundle in one step ([`Publication`]).
 pub fn verify_publication(
     bundle: &[u8],
     policy: &pp_verifier::Policy,
 ) -> Result<Published, ClientError> {
-    if bundle.len() > MAX_EVIDENCE {
-        return Err(ClientError::FrameTooLarge);
-    }
-    let view = Evidence::new_checked(bundle).map_err(ClientError::Evidence)?;
-    let evidence = EvidenceRepr::parse(&view).map_err(ClientError::Evidence)?;
-    let expected =
-        pp_attestation::publication_report_data(&evidence.manifest_sha256, evidence.key_config);
-    let (verdict, measurement) = crate::check_evidence(&evidence, policy, &expected)?;
-    Ok(Published {
-        key_config: evidence.key_config.to_vec(),
-        release_ref: evidence.manifest_sha256,
-        measurement,
-        verdict,
-    })
-}
-
-/// Reads the release reference and measurement a bundle *claims*, without verifying anything:
-/// the device uses it only to find which logged release to build the policy from, then verifies
-/// with [`verify_publication`].
-pub fn claimed_release(bundle: &[u8]) -> Result<([u8; 32], [u8; 48]), ClientError> {
-    let view = Evidence::new_checked(bundle).map_err(ClientError::Evidence)?;
-    let evidence = EvidenceRepr::parse(&view).map_err(ClientError::Evidence)?;
-    let report = Report::new_checked(evidence.report)
-        .map_err(|_| ClientError::Evidence(pp_protocol::Error::Malformed))?;
-    Ok((evidence.manifest_sha256, report.measurement()))
+    Publication::parse(bundle)?.verify(policy)
 }

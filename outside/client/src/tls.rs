@@ -14,9 +14,6 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-/// The exporter label and length bound into `REPORT_DATA` (docs/protocol.md §3).
-pub(crate) const EXPORTER_LABEL: &[u8] = b"EXPORTER-pp-attestation";
-
 /// Accepts any certificate; verifies TLS 1.3 handshake signatures with its key.
 #[derive(Debug)]
 struct AttestedCertVerifier {
@@ -78,12 +75,12 @@ pub(crate) fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     Ok(Arc::new(config))
 }
 
-/// Completes a TLS 1.3 handshake over `stream` with the enclave, `server_name` sent as SNI only.
+/// Completes a TLS 1.3 handshake over `stream` with the enclave, sending
+/// [`pp_protocol::ENCLAVE_SERVER_NAME`] as SNI (every device the same name; it is not checked).
 pub(crate) fn handshake<S: std::io::Read + std::io::Write>(
     stream: S,
-    server_name: &str,
 ) -> Result<rustls::StreamOwned<rustls::ClientConnection, S>, crate::ClientError> {
-    let name = ServerName::try_from(server_name.to_owned())
+    let name = ServerName::try_from(pp_protocol::ENCLAVE_SERVER_NAME)
         .map_err(|_| crate::ClientError::InvalidServerName)?;
     let conn = rustls::ClientConnection::new(client_config()?, name)?;
     let mut stream = rustls::StreamOwned::new(conn, stream);

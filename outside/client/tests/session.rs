@@ -75,7 +75,7 @@ fn good_session_with_two_requests() {
     assert!(session.verdict().accepted(), "{}", session.verdict());
     assert_eq!(session.verdict().checks().len(), CheckName::ALL.len());
     assert_eq!(session.measurement(), enclave::MEASUREMENT);
-    assert_eq!(session.manifest_sha256(), enclave::MANIFEST);
+    assert_eq!(session.release_ref(), enclave::RELEASE_REF);
     assert_eq!(session.key_config(), &enclave.key_config[..]);
 
     assert_eq!(session.request(b"first").unwrap(), b"echo:first");

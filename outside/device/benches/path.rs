@@ -88,7 +88,7 @@ fn main() {
         let t = Instant::now();
         let sock = TcpStream::connect(&direct).unwrap();
         sock.set_nodelay(true).unwrap();
-        let mut s = pp_client::connect(sock, "enclave", &policy, Default::default()).unwrap();
+        let mut s = pp_client::connect(sock, &policy, Default::default()).unwrap();
         s.request(&request).unwrap();
         let _ = s.close();
         let d = t.elapsed();
@@ -97,7 +97,7 @@ fn main() {
 
         let t = Instant::now();
         let stream = tunnel::open(&spec, "i-0", token).unwrap();
-        let mut s = pp_client::connect(stream, "enclave", &policy, Default::default()).unwrap();
+        let mut s = pp_client::connect(stream, &policy, Default::default()).unwrap();
         s.request(&request).unwrap();
         let _ = s.close();
         let d = t.elapsed();

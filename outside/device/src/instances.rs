@@ -1,9 +1,12 @@
 //! Choosing an enclave instance: read the key CDN's index, and keep only instances whose
 //! publication evidence verifies against a release in the transparency log.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use pp_attestation::TcbVersion;
-use pp_client::Published;
+use pp_client::{Publication, Published};
 use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE};
 use pp_verifier::Policy;
 
@@ -16,6 +19,8 @@ pub struct Candidate {
     pub id: String,
     pub published: Published,
     pub release: LoggedRelease,
+    /// The attestation policy of `release`, built once per release and shared by its instances.
+    pub policy: Arc<Policy>,
 }
 
 /// Why an instance was left out, for `--verbose` and for the error when none is left.
@@ -56,12 +61,21 @@ pub fn discover(
         .map_err(|e| anyhow::anyhow!("the key CDN's index is malformed: {e:?}"))?;
     let mut good = Vec::new();
     let mut bad = Vec::new();
+    let mut policies = Policies::default();
     for instance in index.instances {
-        match check(cdn, &instance.evidence, &instance.release, log, roots) {
-            Ok((published, release)) => good.push(Candidate {
+        match check(
+            cdn,
+            &instance.evidence,
+            &instance.release,
+            log,
+            roots,
+            &mut policies,
+        ) {
+            Ok((published, release, policy)) => good.push(Candidate {
                 id: instance.id,
                 published,
                 release,
+                policy,
             }),
             Err(e) => bad.push(Rejected {
                 id: instance.id,
@@ -72,16 +86,34 @@ pub fn discover(
     Ok((good, bad))
 }
 
+/// One policy per logged release (keyed by its `release_ref`), built on first use.
+#[derive(Default)]
+struct Policies(HashMap<String, Arc<Policy>>);
+
+impl Policies {
+    fn get(&mut self, roots: &Roots, release: &LoggedRelease) -> Result<Arc<Policy>> {
+        let key = &release.manifest.release_ref;
+        if let Some(policy) = self.0.get(key) {
+            return Ok(policy.clone());
+        }
+        let policy = Arc::new(roots.policy(release)?);
+        self.0.insert(key.clone(), policy.clone());
+        Ok(policy)
+    }
+}
+
 fn check(
     cdn: &str,
     evidence_path: &str,
     release_path: &str,
     log: &LogClient,
     roots: &Roots,
-) -> Result<(Published, LoggedRelease)> {
+    policies: &mut Policies,
+) -> Result<(Published, LoggedRelease, Arc<Policy>)> {
     let bundle = fetch::get(&format!("{cdn}/{evidence_path}"))?;
-    let (claimed_ref, _) = pp_client::claimed_release(&bundle)
+    let publication = Publication::parse(&bundle)
         .map_err(|e| anyhow::anyhow!("malformed publication evidence: {e}"))?;
+    let claimed_ref = publication.claimed_release();
     let manifest = fetch::get(&format!("{cdn}/{release_path}"))?;
     let release = log.logged_release(manifest)?;
     anyhow::ensure!(
@@ -90,8 +122,9 @@ fn check(
         hex::encode(claimed_ref),
         release.manifest.release_ref
     );
-    let policy = roots.policy(&release)?;
-    let published = pp_client::verify_publication(&bundle, &policy)
+    let policy = policies.get(roots, &release)?;
+    let published = publication
+        .verify(&policy)
         .context("the published key is not bound in valid evidence")?;
-    Ok((published, release))
+    Ok((published, release, policy))
 }

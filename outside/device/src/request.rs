@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use pp_client::{ClientError, Limits};
 use pp_protocol::app::{AppRequest, AppResponse};
 use pp_translog::Receipt;
-use pp_verifier::Verdict;
+use pp_verifier::{CheckName, Outcome, Verdict};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -111,7 +111,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             &challenge,
             config.issuer.batch,
         )?;
-        match attempt_one(&spec, &chosen, &token, request, &roots) {
+        match attempt_one(&spec, &chosen, &token, request) {
             Ok((response, session_verdict)) => {
                 let receipt = Receipt::new(
                     &chosen.published.measurement,
@@ -155,7 +155,6 @@ fn attempt_one(
     chosen: &Candidate,
     token: &pp_tokens::Token,
     request: &AppRequest,
-    roots: &Roots,
 ) -> Result<(AppResponse, Verdict), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         PathError::Refused {
@@ -163,31 +162,21 @@ fn attempt_one(
         } => Failure::Retry(e.into()),
         other => Failure::Fatal(other.into()),
     })?;
-    let policy = roots.policy(&chosen.release).map_err(Failure::Fatal)?;
-    let mut session = pp_client::connect(stream, "enclave.pp.invalid", &policy, Limits::default())
-        .map_err(classify)?;
-    if session.key_config() != chosen.published.key_config.as_slice() {
-        return Err(Failure::Fatal(anyhow::anyhow!(
-            "the gateway connected this device to an enclave other than instance {} (its key \
-             configuration differs from the published one): refusing to send the request",
-            chosen.id
-        )));
-    }
-    if session.manifest_sha256() != chosen.published.release_ref {
-        return Err(Failure::Fatal(anyhow::anyhow!(
-            "the enclave names another release than the one it published"
-        )));
-    }
+    let mut session =
+        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default())
+            .map_err(|e| classify(e, &chosen.id))?;
     let verdict = session.verdict().clone();
     let body = request.to_vec();
-    let answer = session.request(&body).map_err(classify)?;
+    let answer = session
+        .request(&body)
+        .map_err(|e| classify(e, &chosen.id))?;
     let _ = session.close();
     let response = AppResponse::parse_for(&answer, request)
         .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
     Ok((response, verdict))
 }
 
-fn classify(e: ClientError) -> Failure {
+fn classify(e: ClientError, instance: &str) -> Failure {
     match e {
         ClientError::Io(kind) if kind != ErrorKind::InvalidData => Failure::Retry(anyhow::anyhow!(
             "connection to the enclave failed: {kind:?}"
@@ -197,6 +186,15 @@ fn classify(e: ClientError) -> Failure {
         )),
         ClientError::Refused(pp_protocol::frame::ErrorCode::Busy) => {
             Failure::Retry(anyhow::anyhow!("the enclave is busy"))
+        }
+        ClientError::NotAttested(verdict)
+            if verdict.outcome(CheckName::KeyConfigPublished) != Some(Outcome::Pass) =>
+        {
+            Failure::Fatal(anyhow::anyhow!(
+                "the gateway connected this device to an enclave other than instance {instance} \
+                 (its key configuration differs from the published one): refusing to send the \
+                 request:\n{verdict}"
+            ))
         }
         ClientError::NotAttested(verdict) => Failure::Fatal(anyhow::anyhow!(
             "the enclave is not attested; refusing to send the request:\n{verdict}"

@@ -32,7 +32,7 @@ pub fn publish(instances: &InstanceMap, manifest: &Path, out: &Path) -> Result<C
             .map_err(|e| anyhow::anyhow!("instance {}: malformed evidence: {e}", instance.id))?;
         let repr = EvidenceRepr::parse(&view)
             .map_err(|e| anyhow::anyhow!("instance {}: malformed evidence: {e}", instance.id))?;
-        let release = format!("releases/{}.json", hex::encode(repr.manifest_sha256));
+        let release = format!("releases/{}.json", hex::encode(repr.release_ref));
         std::fs::write(out.join(&release), &manifest_bytes)?;
         let evidence = format!("evidence/{}.bin", instance.id);
         std::fs::write(out.join(&evidence), &bundle)?;
@@ -50,6 +50,5 @@ fn fetch(address: &str) -> Result<Vec<u8>> {
     let stream = TcpStream::connect(address).context("cannot connect")?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.set_write_timeout(Some(Duration::from_secs(60)))?;
-    pp_client::fetch_publication(stream, "enclave.pp.invalid")
-        .map_err(|e| anyhow::anyhow!("publication evidence: {e}"))
+    pp_client::fetch_publication(stream).map_err(|e| anyhow::anyhow!("publication evidence: {e}"))
 }

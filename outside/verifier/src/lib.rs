@@ -16,4 +16,4 @@ pub mod test_attester;
 mod vcek_ext;
 pub mod verify;
 
-pub use verify::{Check, CheckName, FailReason, Outcome, Policy, Verdict, verify};
+pub use verify::{Check, CheckName, EvidenceRef, FailReason, Outcome, Policy, Verdict, verify};

@@ -23,8 +23,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 pub const MEASUREMENT: [u8; 48] = [0x4D; 48];
-pub const MANIFEST: [u8; 32] = [0x3A; 32];
-pub const SERVER_NAME: &str = "enclave.test";
+pub const RELEASE_REF: [u8; 32] = [0x3A; 32];
+pub const SERVER_NAME: &str = pp_protocol::ENCLAVE_SERVER_NAME;
 pub const TCB: TcbVersion = TcbVersion::new(3, 0, 8, 115);
 /// Long enough never to fire in a passing test; a hang becomes a failure instead.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -151,7 +151,7 @@ impl Enclave {
         let tcp = TcpStream::connect(self.addr).expect("connect");
         tcp.set_read_timeout(Some(TIMEOUT)).expect("timeout");
         tcp.set_write_timeout(Some(TIMEOUT)).expect("timeout");
-        pp_client::connect(tcp, SERVER_NAME, policy, limits)
+        pp_client::connect(tcp, policy, limits)
     }
 
     /// Waits for the connection to end (drop or close the session first).
@@ -296,7 +296,7 @@ fn evidence(
     if behaviour.binding == Binding::OtherNonce {
         nonce[0] ^= 1;
     }
-    let report_data = pp_attestation::report_data_for(&exporter, &nonce, &MANIFEST, &key_config);
+    let report_data = pp_attestation::report_data_for(&exporter, &nonce, &RELEASE_REF, &key_config);
     let ev = TestAttester::new(root(), behaviour.measurement)
         .attest(&report_data)
         .expect("attest");
@@ -306,7 +306,7 @@ fn evidence(
         ask: &ev.ask_der,
         ark: &ev.ark_der,
         key_config: &key_config,
-        manifest_sha256: MANIFEST,
+        release_ref: RELEASE_REF,
     }
     .to_vec()
     .expect("bundle");

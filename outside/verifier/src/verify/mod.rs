@@ -21,6 +21,10 @@
 //! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
 //! 13. `vmpl` — the report was requested from VMPL 0.
 //!
+//! A device adds its own checks of the same session to the verdict with [`Verdict::require`]
+//! ([`CheckName::SESSION`]: the key configuration and the release are the published ones), so
+//! `--verbose` and receipts list them beside the report's.
+//!
 //! Every check is always listed. A check whose input could not be read (the report did not parse,
 //! a certificate it needs did not parse) is `Skipped`; the check on the unreadable input itself
 //! fails. Content checks are evaluated even when a signature check failed, so the verdict shows
@@ -57,10 +61,14 @@ pub enum CheckName {
     Measurement,
     ReportData,
     Vmpl,
+    /// The session's key configuration is the one the instance published (device check).
+    KeyConfigPublished,
+    /// The release the session's evidence names is the one the instance published (device check).
+    ReleasePublished,
 }
 
 impl CheckName {
-    /// Every check, in verdict order.
+    /// Every check of the report itself, in verdict order: what [`verify`] lists.
     pub const ALL: [CheckName; 13] = [
         Self::ReportFormat,
         Self::ArkSelfSigned,
@@ -76,6 +84,9 @@ impl CheckName {
         Self::ReportData,
         Self::Vmpl,
     ];
+
+    /// The checks a device adds for a session with an instance it chose from the key CDN.
+    pub const SESSION: [CheckName; 2] = [Self::KeyConfigPublished, Self::ReleasePublished];
 
     /// A short stable name, e.g. `vcek-signed-by-ask`.
     pub fn as_str(self) -> &'static str {
@@ -93,6 +104,8 @@ impl CheckName {
             Self::Measurement => "measurement",
             Self::ReportData => "report-data",
             Self::Vmpl => "vmpl",
+            Self::KeyConfigPublished => "key-config-published",
+            Self::ReleasePublished => "release-published",
         }
     }
 }
@@ -148,6 +161,10 @@ pub enum FailReason {
     ReportDataMismatch,
     #[error("report was not requested from VMPL 0")]
     VmplNotZero,
+    #[error("key configuration differs from the one the instance published")]
+    KeyConfigNotPublished,
+    #[error("release differs from the one the instance published")]
+    ReleaseNotPublished,
 }
 
 impl From<ExtError> for FailReason {
@@ -185,10 +202,12 @@ pub struct Check {
     pub outcome: Outcome,
 }
 
-/// Every check and its outcome, in [`CheckName::ALL`] order.
+/// Every check and its outcome, in [`CheckName::ALL`] order (then any checks the caller added).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
     checks: Vec<Check>,
+    /// The report's measurement, when the report could be read.
+    measurement: Option<[u8; 48]>,
 }
 
 impl Verdict {
@@ -208,6 +227,18 @@ impl Verdict {
             .iter()
             .find(|c| c.name == name)
             .map(|c| c.outcome)
+    }
+
+    /// The launch measurement the verdict vouches for: `Some` only when every check passed, so a
+    /// caller never needs to read the report again.
+    pub fn measurement(&self) -> Option<[u8; 48]> {
+        self.measurement.filter(|_| self.accepted())
+    }
+
+    /// Adds a check the caller made of the same evidence or session (e.g. [`CheckName::SESSION`]):
+    /// it passes when `ok`, fails with `reason` otherwise, and counts toward [`Self::accepted`].
+    pub fn require(&mut self, name: CheckName, ok: bool, reason: FailReason) {
+        self.push(name, require(ok, reason));
     }
 
     /// The checks that failed.
@@ -253,14 +284,44 @@ fn require(ok: bool, reason: FailReason) -> Outcome {
     }
 }
 
+/// Evidence as borrowed bytes: the verifier reads them in place (from a received bundle or an
+/// attester's [`Evidence`]) and copies nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct EvidenceRef<'a> {
+    /// The attestation report (1184 bytes).
+    pub report: &'a [u8],
+    /// The VCEK certificate, DER.
+    pub vcek_der: &'a [u8],
+    /// The ASK certificate, DER.
+    pub ask_der: &'a [u8],
+    /// The ARK certificate, DER.
+    pub ark_der: &'a [u8],
+}
+
+impl<'a> From<&'a Evidence> for EvidenceRef<'a> {
+    fn from(e: &'a Evidence) -> Self {
+        Self {
+            report: &e.report,
+            vcek_der: &e.vcek_der,
+            ask_der: &e.ask_der,
+            ark_der: &e.ark_der,
+        }
+    }
+}
+
 /// Checks `evidence` against `policy` and the report data the device expects (normally
-/// [`pp_attestation::report_data_for`] of its own session). Never panics; see the module documentation
-/// for the checks.
-pub fn verify(evidence: &Evidence, policy: &Policy, expected_report_data: &[u8; 64]) -> Verdict {
+/// [`pp_attestation::report_data_for`] of its own session). Never panics; see the module
+/// documentation for the checks. The verdict carries the verified measurement.
+pub fn verify<'a>(
+    evidence: impl Into<EvidenceRef<'a>>,
+    policy: &Policy,
+    expected_report_data: &[u8; 64],
+) -> Verdict {
     use CheckName::*;
+    let evidence = evidence.into();
     let mut v = Verdict::default();
 
-    let report = Report::new_checked(&evidence.report[..]);
+    let report = Report::new_checked(evidence.report);
     v.push(
         ReportFormat,
         report
@@ -270,9 +331,9 @@ pub fn verify(evidence: &Evidence, policy: &Policy, expected_report_data: &[u8; 
     );
     let report = report.ok();
 
-    let ark = chain::parse(&evidence.ark_der);
-    let ask = chain::parse(&evidence.ask_der);
-    let vcek = chain::parse(&evidence.vcek_der);
+    let ark = chain::parse(evidence.ark_der);
+    let ask = chain::parse(evidence.ask_der);
+    let vcek = chain::parse(evidence.vcek_der);
     let malformed = Outcome::Fail(FailReason::CertificateMalformed);
 
     v.push(
@@ -345,6 +406,7 @@ pub fn verify(evidence: &Evidence, policy: &Policy, expected_report_data: &[u8; 
         }
         return v;
     };
+    v.measurement = Some(report.measurement());
     v.push(GuestPolicy, policy.guest_policy.check(report.policy()));
     v.push(
         Measurement,
