@@ -8,7 +8,7 @@ use pp_inference::bert::BertConfig;
 use pp_inference::blob::WeightsBlob;
 use pp_inference::bundle::entry;
 use pp_inference::suggest::{self, Generator};
-use pp_inference::summarize::{self, Embedder, Message};
+use pp_inference::summarize::{self, Embedder};
 use pp_protocol::app::{AppError, AppRequest, AppResponse};
 
 use crate::handler::{Handler, HandlerError};
@@ -58,21 +58,14 @@ impl Features {
         })
     }
 
+    /// Runs the feature a parsed (so bounds-checked) request asks for. The models read the
+    /// request's own thread; a pick is a message's position in it.
     fn answer(&self, request: &AppRequest) -> AppResponse {
-        let thread: Vec<Message> = request
-            .thread()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Message {
-                sender: m.sender.clone(),
-                text: m.text.clone(),
-                time: i as u64,
-            })
-            .collect();
+        let thread = request.thread();
         match request {
             AppRequest::Summarize { k, .. } => {
                 let k = usize::from(*k).min(thread.len());
-                match summarize::summarize(&self.embedder, &thread, k) {
+                match summarize::summarize(&self.embedder, thread, k) {
                     Ok(summary) => {
                         let mut picks: Vec<u16> = summary
                             .key_messages
@@ -89,7 +82,7 @@ impl Features {
                 }
             }
             AppRequest::Suggest { seed, n, .. } => {
-                match suggest::suggest(&self.generator, &thread, *seed, usize::from(*n)) {
+                match suggest::suggest(&self.generator, thread, *seed, usize::from(*n)) {
                     Ok(s) => AppResponse::Suggestions {
                         replies: s.into_iter().map(|s| s.text).collect(),
                     },
