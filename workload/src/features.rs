@@ -10,6 +10,7 @@ use pp_inference::bundle::entry;
 use pp_inference::suggest::{self, Generator};
 use pp_inference::summarize::{self, Embedder};
 use pp_protocol::app::{AppError, AppRequest, AppResponse};
+use zeroize::Zeroize;
 
 use crate::handler::{Handler, HandlerError};
 
@@ -95,11 +96,35 @@ impl Features {
 
 impl Handler for Features {
     fn handle(&self, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
-        let response = match AppRequest::parse(request) {
-            Ok(request) => self.answer(&request),
+        let mut response = match AppRequest::parse(request) {
+            Ok(mut request) => {
+                let response = self.answer(&request);
+                wipe_request(&mut request);
+                response
+            }
             Err(code) => AppResponse::Error(code),
         };
-        Ok(response.to_vec())
+        let bytes = response.to_vec();
+        wipe_response(&mut response);
+        Ok(bytes)
+    }
+}
+
+/// Overwrites the parsed thread's strings. The session zeroizes the request and response bytes
+/// it holds; the parsed request is a second copy of the plaintext, in its own allocations.
+fn wipe_request(request: &mut AppRequest) {
+    let (AppRequest::Summarize { thread, .. } | AppRequest::Suggest { thread, .. }) = request;
+    for m in thread.iter_mut() {
+        m.sender.zeroize();
+        m.text.zeroize();
+        m.time.zeroize();
+    }
+}
+
+/// Overwrites the replies (text about the thread) once they are encoded.
+fn wipe_response(response: &mut AppResponse) {
+    if let AppResponse::Suggestions { replies } = response {
+        replies.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -146,5 +171,42 @@ impl Handler for LazyFeatures {
             Ok(features) => features.handle(request),
             Err(_) => Ok(AppResponse::Error(AppError::ModelRefused).to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_protocol::app::Message;
+
+    #[test]
+    fn wiping_leaves_no_text() {
+        let message = Message {
+            sender: "Ana".into(),
+            text: "dinner at six?".into(),
+            time: Some("09:14".into()),
+        };
+        let mut request = AppRequest::Suggest {
+            thread: vec![message.clone(), message],
+            seed: 1,
+            n: 1,
+        };
+        wipe_request(&mut request);
+        assert!(
+            request
+                .thread()
+                .iter()
+                .all(|m| m.sender.is_empty() && m.text.is_empty() && m.time.is_none())
+        );
+        let mut response = AppResponse::Suggestions {
+            replies: vec!["see you".into()],
+        };
+        wipe_response(&mut response);
+        assert_eq!(
+            response,
+            AppResponse::Suggestions {
+                replies: vec![String::new()]
+            }
+        );
     }
 }
