@@ -47,27 +47,10 @@ pub enum LoadError {
 /// A feature request was refused or failed. Indices refer to the request's messages.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeatureError {
-    /// The thread has no messages.
+    /// The thread has no messages, so there is no last message to reply to. (The thread's other
+    /// bounds are the protocol's, checked before a feature runs.)
     #[error("empty thread")]
     EmptyThread,
-    /// More messages than allowed.
-    #[error("{count} messages, at most {max} allowed")]
-    TooManyMessages {
-        /// Messages in the request.
-        count: usize,
-        /// Limit.
-        max: usize,
-    },
-    /// A message is longer than allowed (in chars).
-    #[error("message {index} has {chars} chars, at most {max} allowed")]
-    MessageTooLong {
-        /// Index of the message in the request.
-        index: usize,
-        /// Its length in chars.
-        chars: usize,
-        /// Limit.
-        max: usize,
-    },
     /// The prompt would be longer than the model input allows.
     #[error("prompt has {tokens} tokens, at most {max} allowed")]
     PromptTooLong {

@@ -2,13 +2,13 @@
 //! then temperature + top-p sampling with a repetition penalty, driven by a ChaCha20 RNG seeded
 //! from the request's seed, so the same request and seed always give the same suggestions.
 
+use crate::MAX_PROMPT_TOKENS;
 use crate::error::{FeatureError, LoadError};
 use crate::gguf::Gguf;
 use crate::llama::{KvCache, Llama, LlamaConfig};
-use crate::summarize::Message;
 use crate::tokenize::{ChatTurn, SmolTokenizer};
-use crate::{MAX_PROMPT_TOKENS, check_thread};
 use burn::tensor::Device;
+use pp_protocol::app::{Message, check_thread};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
@@ -164,7 +164,9 @@ pub fn suggest(
     suggest_with(generator, thread_tail, seed, n, &SamplingParams::default())
 }
 
-/// [`suggest`] with explicit sampling settings.
+/// [`suggest`] with explicit sampling settings. The thread must be within the protocol's bounds
+/// ([`check_thread`]), which the enclave checks when it parses the request; it must not be empty,
+/// since the reply answers its last message.
 pub fn suggest_with(
     generator: &Generator,
     thread_tail: &[Message],
@@ -172,7 +174,13 @@ pub fn suggest_with(
     n: usize,
     params: &SamplingParams,
 ) -> Result<Vec<Suggestion>, FeatureError> {
-    check_thread(thread_tail.iter().map(|m| m.text.as_str()))?;
+    if thread_tail.is_empty() {
+        return Err(FeatureError::EmptyThread);
+    }
+    debug_assert!(
+        check_thread(thread_tail).is_ok(),
+        "thread outside the protocol's bounds"
+    );
     if n == 0 || n > MAX_SUGGESTIONS {
         return Err(FeatureError::BadParameter {
             name: "n",

@@ -2,25 +2,15 @@
 //! messages that are not redundant with each other (maximal marginal relevance), and return them
 //! in thread order.
 
+use crate::MAX_EMBED_TOKENS;
 use crate::bert::{BertConfig, MiniLm};
 use crate::error::{FeatureError, LoadError};
 use crate::tokenize::MiniLmTokenizer;
-use crate::{MAX_EMBED_TOKENS, check_thread};
 use burn::tensor::Device;
+use pp_protocol::app::{Message, check_thread};
 
 /// MMR trade-off: weight of centrality against redundancy with already picked messages.
 pub const MMR_LAMBDA: f32 = 0.7;
-
-/// One chat message. Only `text` is used by the models; `sender` and `time` travel along.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Message {
-    /// Who wrote it (opaque to the models).
-    pub sender: String,
-    /// The message text.
-    pub text: String,
-    /// When it was sent (opaque; e.g. Unix seconds).
-    pub time: u64,
-}
 
 /// The MiniLM tokenizer and encoder together: text in, unit-length embeddings out.
 #[derive(Debug, Clone)]
@@ -79,7 +69,7 @@ impl Embedder {
 /// A message picked for the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyMessage<'a> {
-    /// Its index in the thread.
+    /// Its position in the thread slice.
     pub index: usize,
     /// The message.
     pub message: &'a Message,
@@ -94,13 +84,14 @@ pub struct Summary<'a> {
     pub truncated: Vec<usize>,
 }
 
-/// Picks the `k` key messages of a thread (1 ≤ k ≤ thread length). Deterministic.
+/// Picks the `k` key messages of a thread (1 ≤ k ≤ thread length, so an empty thread is refused
+/// by `k`). Only the texts are read. Deterministic. The thread must be within the protocol's
+/// bounds ([`check_thread`]), which the enclave checks when it parses the request.
 pub fn summarize<'a>(
     embedder: &Embedder,
     thread: &'a [Message],
     k: usize,
 ) -> Result<Summary<'a>, FeatureError> {
-    check_thread(thread.iter().map(|m| m.text.as_str()))?;
     if k == 0 || k > thread.len() {
         return Err(FeatureError::BadParameter {
             name: "k",
@@ -109,6 +100,10 @@ pub fn summarize<'a>(
             max: thread.len(),
         });
     }
+    debug_assert!(
+        check_thread(thread).is_ok(),
+        "thread outside the protocol's bounds"
+    );
     let texts: Vec<&str> = thread.iter().map(|m| m.text.as_str()).collect();
     let emb = embedder.embed(&texts)?;
     let picked = select_central(&emb.vectors, k, MMR_LAMBDA);

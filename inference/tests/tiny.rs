@@ -2,19 +2,20 @@
 //! (weights blob → safetensors / GGUF → Burn). Fast; runs in plain `cargo test`.
 
 use burn::tensor::Device;
+use pp_inference::FeatureError;
 use pp_inference::blob::{WeightsBlob, pack};
 use pp_inference::gguf::Gguf;
 use pp_inference::llama::Llama;
 use pp_inference::suggest::{Generator, SamplingParams, suggest, suggest_with};
-use pp_inference::summarize::{Embedder, Message, summarize};
+use pp_inference::summarize::{Embedder, summarize};
 use pp_inference::tiny::*;
-use pp_inference::{FeatureError, MAX_MESSAGE_CHARS, MAX_MESSAGES};
+use pp_protocol::app::{MAX_MESSAGE_CHARS, MAX_MESSAGES, Message};
 
 fn msg(i: usize, text: &str) -> Message {
     Message {
         sender: if i.is_multiple_of(2) { "ann" } else { "bob" }.into(),
         text: text.into(),
-        time: 1_700_000_000 + i as u64,
+        time: Some(format!("09:{:02}", i % 60)),
     }
 }
 
@@ -98,35 +99,22 @@ fn summarize_reports_truncation() {
     assert_eq!(summarize(&e, &t, 2).unwrap().truncated, [1]);
 }
 
+/// The features' own bounds (`k`, `n`, a thread to reply to, the prompt budget). The thread's
+/// count and length bounds are the protocol's, tested in `pp-protocol` and at the enclave's door
+/// in `pp-workload`.
 #[test]
 fn bounds_are_enforced_without_echoing_text() {
     let (e, g) = models();
-    let secret = "SECRET-PAYLOAD ";
-    let too_long = secret.repeat(MAX_MESSAGE_CHARS / secret.len() + 1);
-    let t = thread(&["hi", &too_long]);
-    let err = summarize(&e, &t, 1).unwrap_err();
     assert!(matches!(
-        err,
-        FeatureError::MessageTooLong {
-            index: 1,
-            max: MAX_MESSAGE_CHARS,
+        summarize(&e, &[], 1),
+        Err(FeatureError::BadParameter {
+            name: "k",
+            max: 0,
             ..
-        }
+        })
     ));
-    assert!(!format!("{err} {err:?}").contains("SECRET"));
-    let err = suggest(&g, &t, 1, 1).unwrap_err();
-    assert!(!format!("{err} {err:?}").contains("SECRET"));
-
-    let many: Vec<Message> = (0..=MAX_MESSAGES).map(|i| msg(i, "x")).collect();
     assert_eq!(
-        summarize(&e, &many, 1).unwrap_err(),
-        FeatureError::TooManyMessages {
-            count: MAX_MESSAGES + 1,
-            max: MAX_MESSAGES
-        }
-    );
-    assert_eq!(
-        summarize(&e, &[], 1).unwrap_err(),
+        suggest(&g, &[], 1, 1).unwrap_err(),
         FeatureError::EmptyThread
     );
     assert!(matches!(
@@ -146,10 +134,11 @@ fn bounds_are_enforced_without_echoing_text() {
         Err(FeatureError::BadParameter { name: "n", .. })
     ));
 
-    // 200 messages of 2000 chars pass the message bounds but not the 1024-token prompt bound.
-    let big: Vec<Message> = (0..MAX_MESSAGES)
-        .map(|i| msg(i, &"SECRET ".repeat(285)))
-        .collect();
+    // 200 messages of 1995 chars pass the protocol's bounds but not the 1024-token prompt bound.
+    let text = "SECRET ".repeat(285);
+    assert!(text.chars().count() <= MAX_MESSAGE_CHARS);
+    let big: Vec<Message> = (0..MAX_MESSAGES).map(|i| msg(i, &text)).collect();
+    assert_eq!(pp_protocol::app::check_thread(&big), Ok(()));
     let err = suggest(&g, &big, 1, 1).unwrap_err();
     assert!(
         matches!(err, FeatureError::PromptTooLong { max: 1024, .. }),

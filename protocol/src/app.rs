@@ -16,9 +16,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-/// Most messages in a thread.
+/// Most messages in a thread. The one definition: the enclave checks it when it parses a request
+/// ([`AppRequest::parse`]), the device before it sends one; the models rely on it.
 pub const MAX_MESSAGES: usize = 200;
-/// Longest message text, in characters.
+/// Longest message text, in characters (Unicode scalar values, not bytes), so that a limit means
+/// the same in every script.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// Longest sender name or time, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
@@ -29,12 +31,18 @@ pub const MAX_SUGGESTIONS: u8 = 3;
 /// Largest encoded request accepted (bytes).
 pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
 
-/// One chat message.
+/// One chat message: the one type a thread travels in, from the device's thread file through the
+/// sealed request to the models (`pp-inference` takes `&[Message]`). A message's position in the
+/// thread is its slice index; nothing else numbers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
+    /// Who wrote it, as the device shows it. Opaque to the enclave; the reply prompt quotes it.
     pub sender: String,
+    /// The message text: what the models read.
     pub text: String,
+    /// When it was sent, as the device shows it (e.g. `09:14`). Opaque and optional; the models
+    /// do not read it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<String>,
 }
@@ -120,22 +128,7 @@ impl AppRequest {
 
     /// Checks every bound (also before sending, on the device).
     pub fn check(&self) -> Result<(), AppError> {
-        let thread = self.thread();
-        if thread.is_empty() {
-            return Err(AppError::EmptyThread);
-        }
-        if thread.len() > MAX_MESSAGES {
-            return Err(AppError::TooManyMessages);
-        }
-        for m in thread {
-            if m.text.chars().count() > MAX_MESSAGE_CHARS {
-                return Err(AppError::MessageTooLong);
-            }
-            let label_long = |s: &str| s.chars().count() > MAX_LABEL_CHARS;
-            if label_long(&m.sender) || m.time.as_deref().is_some_and(label_long) {
-                return Err(AppError::LabelTooLong);
-            }
-        }
+        check_thread(self.thread())?;
         let count_ok = match self {
             Self::Summarize { k, .. } => (1..=MAX_PICKS).contains(k),
             Self::Suggest { n, .. } => (1..=MAX_SUGGESTIONS).contains(n),
@@ -151,6 +144,28 @@ impl AppRequest {
         // Serialising these plain types cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// Checks a thread against the bounds every feature shares: 1..=[`MAX_MESSAGES`] messages, texts
+/// of at most [`MAX_MESSAGE_CHARS`] characters, senders and times of at most [`MAX_LABEL_CHARS`].
+/// The first bound broken, in that order, is the error; it never quotes the thread.
+pub fn check_thread(thread: &[Message]) -> Result<(), AppError> {
+    if thread.is_empty() {
+        return Err(AppError::EmptyThread);
+    }
+    if thread.len() > MAX_MESSAGES {
+        return Err(AppError::TooManyMessages);
+    }
+    for m in thread {
+        if m.text.chars().count() > MAX_MESSAGE_CHARS {
+            return Err(AppError::MessageTooLong);
+        }
+        let label_long = |s: &str| s.chars().count() > MAX_LABEL_CHARS;
+        if label_long(&m.sender) || m.time.as_deref().is_some_and(label_long) {
+            return Err(AppError::LabelTooLong);
+        }
+    }
+    Ok(())
 }
 
 impl AppResponse {
@@ -269,6 +284,57 @@ mod tests {
             AppRequest::parse(&vec![b' '; MAX_REQUEST_BYTES + 1]),
             Err(AppError::TooLarge)
         );
+    }
+
+    /// The thread bounds, at and one past each limit (moved here from `pp-inference`, which now
+    /// relies on them instead of checking its own copy).
+    #[test]
+    fn thread_bounds_at_the_limit() {
+        let at = vec![msg("x"); MAX_MESSAGES];
+        assert_eq!(check_thread(&at), Ok(()));
+        assert_eq!(
+            check_thread(&vec![msg("x"); MAX_MESSAGES + 1]),
+            Err(AppError::TooManyMessages)
+        );
+        assert_eq!(check_thread(&[]), Err(AppError::EmptyThread));
+        // Characters, not bytes: 2000 two-byte characters pass, 2001 do not.
+        let longest = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(check_thread(&[msg("hi"), msg(&longest)]), Ok(()));
+        assert_eq!(
+            check_thread(&[msg("hi"), msg(&(longest + "é"))]),
+            Err(AppError::MessageTooLong)
+        );
+        let mut label = msg("hi");
+        label.time = Some("9".repeat(MAX_LABEL_CHARS + 1));
+        assert_eq!(check_thread(&[label]), Err(AppError::LabelTooLong));
+    }
+
+    #[test]
+    fn refusals_never_quote_the_thread() {
+        let secret = "SECRET-PAYLOAD ";
+        let too_long = secret.repeat(MAX_MESSAGE_CHARS / secret.len() + 1);
+        let request = AppRequest::Summarize {
+            thread: vec![msg("hi"), msg(&too_long)],
+            k: 1,
+        };
+        let err = AppRequest::parse(&request.to_vec()).unwrap_err();
+        assert_eq!(err, AppError::MessageTooLong);
+        let shown = alloc::format!(
+            "{err:?} {} {}",
+            err.explain(),
+            core::str::from_utf8(&AppResponse::Error(err).to_vec()).unwrap()
+        );
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    #[test]
+    fn explanations_name_the_bounds() {
+        use alloc::string::ToString;
+        let says = |e: AppError, n: usize| e.explain().contains(&n.to_string());
+        assert!(says(AppError::TooManyMessages, MAX_MESSAGES));
+        assert!(says(AppError::MessageTooLong, MAX_MESSAGE_CHARS));
+        assert!(says(AppError::LabelTooLong, MAX_LABEL_CHARS));
+        assert!(says(AppError::TooLarge, MAX_REQUEST_BYTES / 1024));
     }
 
     #[test]

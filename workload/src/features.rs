@@ -8,8 +8,9 @@ use pp_inference::bert::BertConfig;
 use pp_inference::blob::WeightsBlob;
 use pp_inference::bundle::entry;
 use pp_inference::suggest::{self, Generator};
-use pp_inference::summarize::{self, Embedder, Message};
+use pp_inference::summarize::{self, Embedder};
 use pp_protocol::app::{AppError, AppRequest, AppResponse};
+use zeroize::Zeroize;
 
 use crate::handler::{Handler, HandlerError};
 
@@ -58,21 +59,14 @@ impl Features {
         })
     }
 
+    /// Runs the feature a parsed (so bounds-checked) request asks for. The models read the
+    /// request's own thread; a pick is a message's position in it.
     fn answer(&self, request: &AppRequest) -> AppResponse {
-        let thread: Vec<Message> = request
-            .thread()
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Message {
-                sender: m.sender.clone(),
-                text: m.text.clone(),
-                time: i as u64,
-            })
-            .collect();
+        let thread = request.thread();
         match request {
             AppRequest::Summarize { k, .. } => {
                 let k = usize::from(*k).min(thread.len());
-                match summarize::summarize(&self.embedder, &thread, k) {
+                match summarize::summarize(&self.embedder, thread, k) {
                     Ok(summary) => {
                         let mut picks: Vec<u16> = summary
                             .key_messages
@@ -89,7 +83,7 @@ impl Features {
                 }
             }
             AppRequest::Suggest { seed, n, .. } => {
-                match suggest::suggest(&self.generator, &thread, *seed, usize::from(*n)) {
+                match suggest::suggest(&self.generator, thread, *seed, usize::from(*n)) {
                     Ok(s) => AppResponse::Suggestions {
                         replies: s.into_iter().map(|s| s.text).collect(),
                     },
@@ -102,11 +96,35 @@ impl Features {
 
 impl Handler for Features {
     fn handle(&self, request: &[u8]) -> Result<Vec<u8>, HandlerError> {
-        let response = match AppRequest::parse(request) {
-            Ok(request) => self.answer(&request),
+        let mut response = match AppRequest::parse(request) {
+            Ok(mut request) => {
+                let response = self.answer(&request);
+                wipe_request(&mut request);
+                response
+            }
             Err(code) => AppResponse::Error(code),
         };
-        Ok(response.to_vec())
+        let bytes = response.to_vec();
+        wipe_response(&mut response);
+        Ok(bytes)
+    }
+}
+
+/// Overwrites the parsed thread's strings. The session zeroizes the request and response bytes
+/// it holds; the parsed request is a second copy of the plaintext, in its own allocations.
+fn wipe_request(request: &mut AppRequest) {
+    let (AppRequest::Summarize { thread, .. } | AppRequest::Suggest { thread, .. }) = request;
+    for m in thread.iter_mut() {
+        m.sender.zeroize();
+        m.text.zeroize();
+        m.time.zeroize();
+    }
+}
+
+/// Overwrites the replies (text about the thread) once they are encoded.
+fn wipe_response(response: &mut AppResponse) {
+    if let AppResponse::Suggestions { replies } = response {
+        replies.iter_mut().for_each(Zeroize::zeroize);
     }
 }
 
@@ -153,5 +171,42 @@ impl Handler for LazyFeatures {
             Ok(features) => features.handle(request),
             Err(_) => Ok(AppResponse::Error(AppError::ModelRefused).to_vec()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pp_protocol::app::Message;
+
+    #[test]
+    fn wiping_leaves_no_text() {
+        let message = Message {
+            sender: "Ana".into(),
+            text: "dinner at six?".into(),
+            time: Some("09:14".into()),
+        };
+        let mut request = AppRequest::Suggest {
+            thread: vec![message.clone(), message],
+            seed: 1,
+            n: 1,
+        };
+        wipe_request(&mut request);
+        assert!(
+            request
+                .thread()
+                .iter()
+                .all(|m| m.sender.is_empty() && m.text.is_empty() && m.time.is_none())
+        );
+        let mut response = AppResponse::Suggestions {
+            replies: vec!["see you".into()],
+        };
+        wipe_response(&mut response);
+        assert_eq!(
+            response,
+            AppResponse::Suggestions {
+                replies: vec![String::new()]
+            }
+        );
     }
 }

@@ -98,7 +98,7 @@ pub struct LabelledThread {
     /// What the thread is about.
     pub title: String,
     /// The messages.
-    pub messages: Vec<pp_inference::summarize::Message>,
+    pub messages: Vec<pp_protocol::app::Message>,
     /// Indices of the key messages.
     pub key: Vec<usize>,
 }
