@@ -8,7 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod bert;
-pub mod blob;
 pub mod bundle;
 pub mod error;
 pub mod gguf;
@@ -19,6 +18,8 @@ pub mod tiny;
 pub mod tokenize;
 
 pub use error::{FeatureError, LoadError};
+/// The weights blob's format: a Burn-free crate of its own, shared with the `pp-weights` packer.
+pub use pp_weights_blob as blob;
 pub mod suggest;
 pub mod summarize;
 
