@@ -8,47 +8,11 @@ use burn::tensor::activation::gelu;
 use burn::tensor::module::{attention, layer_norm, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
+pub use pp_weights::config::BertConfig;
 use safetensors::{Dtype, SafeTensors};
 
 /// Tokens per batch (sum of padded lengths) when embedding many inputs: bounds memory.
 const BATCH_TOKENS: usize = 2048;
-
-/// BERT hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BertConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// Number of encoder layers.
-    pub layers: usize,
-    /// Attention heads per layer.
-    pub heads: usize,
-    /// Feed-forward inner size.
-    pub intermediate: usize,
-    /// Number of learned positions (the longest input).
-    pub max_positions: usize,
-    /// Number of token types.
-    pub type_vocab: usize,
-    /// LayerNorm epsilon.
-    pub eps: f64,
-}
-
-impl BertConfig {
-    /// all-MiniLM-L6-v2.
-    pub const fn minilm_l6() -> Self {
-        Self {
-            vocab_size: 30522,
-            hidden: 384,
-            layers: 6,
-            heads: 12,
-            intermediate: 1536,
-            max_positions: 512,
-            type_vocab: 2,
-            eps: 1e-12,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Lin {

@@ -2,6 +2,7 @@
 //! only counts, indices, limits and structural names (tensor names, file names).
 
 use crate::blob::BlobError;
+use crate::config::ConfigError;
 use crate::gguf::GgufError;
 use crate::tokenize::TokenizeError;
 
@@ -42,6 +43,15 @@ pub enum LoadError {
     /// The tokenizer could not be built.
     #[error(transparent)]
     Tokenizer(#[from] TokenizeError),
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Gguf(e) => Self::Gguf(e),
+            ConfigError::Invalid(why) => Self::Config(why),
+        }
+    }
 }
 
 /// A feature request was refused or failed. Indices refer to the request's messages.

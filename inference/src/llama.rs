@@ -15,76 +15,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::{attention, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
-
-/// Llama hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LlamaConfig {
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// Decoder blocks.
-    pub layers: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// Key/value heads (grouped-query attention).
-    pub kv_heads: usize,
-    /// Feed-forward inner size.
-    pub intermediate: usize,
-    /// RoPE base frequency.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub rms_eps: f32,
-    /// Longest sequence (prompt + generated) the RoPE table and cache allow.
-    pub max_seq: usize,
-}
-
-impl LlamaConfig {
-    /// Reads the `llama.*` metadata of a GGUF file; `max_seq` is capped by the caller's need.
-    pub fn from_gguf(g: &Gguf<'_>, max_seq: usize) -> Result<Self, LoadError> {
-        if g.get_str("general.architecture")? != "llama" {
-            return Err(LoadError::Config("general.architecture is not llama"));
-        }
-        let u = |k: &str| -> Result<usize, LoadError> { Ok(g.get_u64(k)? as usize) };
-        let embd = g.tensor("token_embd.weight")?;
-        let cfg = Self {
-            vocab_size: *embd
-                .dims
-                .get(1)
-                .ok_or(LoadError::Config("token_embd rank"))?,
-            hidden: u("llama.embedding_length")?,
-            layers: u("llama.block_count")?,
-            heads: u("llama.attention.head_count")?,
-            kv_heads: u("llama.attention.head_count_kv")?,
-            intermediate: u("llama.feed_forward_length")?,
-            rope_theta: g.get_f32("llama.rope.freq_base")?,
-            rms_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
-            max_seq: max_seq.min(u("llama.context_length")?),
-        };
-        if cfg.heads == 0
-            || cfg.kv_heads == 0
-            || !cfg.hidden.is_multiple_of(cfg.heads)
-            || !cfg.heads.is_multiple_of(cfg.kv_heads)
-            || !(cfg.hidden / cfg.heads).is_multiple_of(2)
-            || cfg.layers == 0
-            || cfg.max_seq == 0
-            || cfg.rope_theta.is_nan()
-            || cfg.rope_theta <= 0.0
-        {
-            return Err(LoadError::Config("inconsistent llama head counts or sizes"));
-        }
-        if let Ok(d) = g.get_u64("llama.rope.dimension_count")
-            && d as usize != cfg.hidden / cfg.heads
-        {
-            return Err(LoadError::Config("partial RoPE is not supported"));
-        }
-        Ok(cfg)
-    }
-
-    fn head_dim(&self) -> usize {
-        self.hidden / self.heads
-    }
-}
+pub use pp_weights::config::LlamaConfig;
 
 #[derive(Debug, Clone)]
 struct Block {

@@ -202,23 +202,3 @@ impl SmolTokenizer {
         Ok(ids)
     }
 }
-
-/// GPT-2's byte-to-character map used by byte-level BPE vocabularies: printable bytes map to
-/// themselves, the others to `U+0100` onwards (so a space is `Ġ`).
-pub fn byte_level_alphabet() -> [char; 256] {
-    let printable = |b: u32| {
-        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    let mut out = ['\0'; 256];
-    let mut next = 256u32;
-    for b in 0..256u32 {
-        let c = if printable(b) {
-            b
-        } else {
-            next += 1;
-            next - 1
-        };
-        out[b as usize] = char::from_u32(c).unwrap_or('\u{fffd}');
-    }
-    out
-}

@@ -13,7 +13,7 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let made = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["tiny", out] => pp_inference::bundle::tiny_blob(pp_inference::bundle::TINY_SEED)
+        ["tiny", out] => pp_weights::bundle::tiny_blob(pp_weights::bundle::TINY_SEED)
             .map_err(|e| format!("{e}"))
             .map(|b| (b, PathBuf::from(out))),
         ["real", dir, out] => {
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
                     .map_err(|e| format!("cannot read {}: {e}", dir.join(name).display()))
             };
             (|| {
-                let blob = pp_inference::bundle::real(
+                let blob = pp_weights::bundle::real(
                     &read("model.safetensors")?,
                     &read("tokenizer.json")?,
                     &read("SmolLM2-135M-Instruct.Q4_1.gguf")?,
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             "{} {} bytes sha256 {}",
             out.display(),
             blob.len(),
-            hex_string(&pp_inference::blob::blob_sha256(&blob))
+            hex_string(&pp_weights_blob::blob_sha256(&blob))
         );
         Ok(())
     }) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_inference::gguf::Gguf;
+use pp_weights::gguf::Gguf;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(gguf) = Gguf::parse(data) {

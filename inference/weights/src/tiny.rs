@@ -2,11 +2,9 @@
 //! (safetensors + `tokenizer.json` for BERT, GGUF with a byte-level BPE vocabulary for Llama),
 //! so tests and the in-image smoke test run the exact loading path in milliseconds.
 
-use crate::bert::BertConfig;
+use crate::config::{BertConfig, LlamaConfig};
 use crate::gguf::{GgmlType, Value};
 use crate::gguf_write::GgufWriter;
-use crate::llama::LlamaConfig;
-use crate::tokenize::byte_level_alphabet;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use safetensors::tensor::TensorView;
@@ -308,4 +306,24 @@ pub fn tiny_llama_gguf(cfg: &LlamaConfig, seed: u64) -> Vec<u8> {
     let g = init.near(h, 1.0, 0.1);
     w.tensor("output_norm.weight", &[h], GgmlType::F32, &g);
     w.finish()
+}
+
+/// GPT-2's byte-to-character map used by byte-level BPE vocabularies: printable bytes map to
+/// themselves, the others to `U+0100` onwards (so a space is `Ġ`).
+pub fn byte_level_alphabet() -> [char; 256] {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    let mut out = ['\0'; 256];
+    let mut next = 256u32;
+    for b in 0..256u32 {
+        let c = if printable(b) {
+            b
+        } else {
+            next += 1;
+            next - 1
+        };
+        out[b as usize] = char::from_u32(c).unwrap_or('\u{fffd}');
+    }
+    out
 }

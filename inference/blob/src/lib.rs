@@ -13,6 +13,11 @@
 //! Entries are sorted by name (bytewise) and names are unique, so one set of files has exactly
 //! one encoding. [`WeightsBlob::parse`] accepts only that canonical encoding: every byte of a
 //! valid blob is determined by its files, which is what a measured input needs.
+//!
+//! A crate of its own, with no model code, so that the packer (`pp-weights`) builds without Burn
+//! while the enclave (`pp-inference`, re-exported there as `blob`) parses with the same code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use sha2::{Digest, Sha256};
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pp_inference::blob::{WeightsBlob, pack};
+use pp_weights_blob::{WeightsBlob, pack};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(blob) = WeightsBlob::parse(data) {

@@ -2,8 +2,8 @@
 //! model configuration the weights are for, and the two ways to make a blob — from the real
 //! pinned models, or tiny seeded random models of the same architectures (for tests).
 
-use crate::blob::{self, BlobError};
 use crate::tiny;
+use pp_weights_blob::{self as blob, BlobError};
 
 /// Entry names in the blob.
 pub mod entry {
