@@ -16,7 +16,6 @@
 //!
 //! A crate of its own, with no model code, so that the packer (`pp-weights`) builds without Burn
 //! while the enclave (`pp-inference`, re-exported there as `blob`) parses with the same code.
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use sha2::{Digest, Sha256};
