@@ -114,9 +114,24 @@ impl AppRequest {
         if bytes.len() > MAX_REQUEST_BYTES {
             return Err(AppError::TooLarge);
         }
-        let request: Self = serde_json::from_slice(bytes).map_err(|_| AppError::NotJson)?;
-        request.check()?;
+        let mut request: Self = serde_json::from_slice(bytes).map_err(|_| AppError::NotJson)?;
+        if let Err(refused) = request.check() {
+            request.wipe();
+            return Err(refused);
+        }
         Ok(request)
+    }
+
+    /// Overwrites the thread's strings (sender, text, time): the parsed request is a copy of the
+    /// plaintext in allocations of its own, wiped once answered or refused.
+    pub fn wipe(&mut self) {
+        use zeroize::Zeroize;
+        let (Self::Summarize { thread, .. } | Self::Suggest { thread, .. }) = self;
+        for m in thread.iter_mut() {
+            m.sender.zeroize();
+            m.text.zeroize();
+            m.time.zeroize();
+        }
     }
 
     /// The thread the request is about.

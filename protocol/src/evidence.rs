@@ -80,7 +80,9 @@ impl<T: AsRef<[u8]>> Evidence<T> {
             return Err(Error::UnsupportedVersion(version));
         }
         let mut pos = field::FIELDS;
-        for (span, (min, max)) in self.spans.iter_mut().zip(field::BOUNDS) {
+        // Recorded only when every field checks out: a failed check leaves no half-filled view.
+        let mut spans = [(0, 0); 5];
+        for (span, (min, max)) in spans.iter_mut().zip(field::BOUNDS) {
             let len_bytes: [u8; 2] = data
                 .get(pos..pos + 2)
                 .ok_or(Error::Truncated)?
@@ -103,7 +105,10 @@ impl<T: AsRef<[u8]>> Evidence<T> {
         match data.len().cmp(&(pos + RELEASE_REF_LEN)) {
             core::cmp::Ordering::Less => Err(Error::Truncated),
             core::cmp::Ordering::Greater => Err(Error::TrailingBytes),
-            core::cmp::Ordering::Equal => Ok(()),
+            core::cmp::Ordering::Equal => {
+                self.spans = spans;
+                Ok(())
+            }
         }
     }
 
@@ -265,6 +270,16 @@ mod tests {
     fn an_unchecked_view_neither_panics_nor_parses() {
         let view = Evidence::new_unchecked(&[1u8, 2, 3][..]);
         assert_eq!(view.report(), b"");
+        assert_eq!(EvidenceRepr::parse(&view).unwrap_err(), Error::Truncated);
+    }
+
+    #[test]
+    fn a_failed_check_leaves_the_view_unparseable() {
+        let report = [0xab; REPORT_LEN];
+        let mut bytes = sample(&report).to_vec().unwrap();
+        bytes.push(0);
+        let mut view = Evidence::new_unchecked(&bytes[..]);
+        assert_eq!(view.check_len().unwrap_err(), Error::TrailingBytes);
         assert_eq!(EvidenceRepr::parse(&view).unwrap_err(), Error::Truncated);
     }
 

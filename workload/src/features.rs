@@ -99,7 +99,7 @@ impl Handler for Features {
         let mut response = match AppRequest::parse(request) {
             Ok(mut request) => {
                 let response = self.answer(&request);
-                wipe_request(&mut request);
+                request.wipe();
                 response
             }
             Err(code) => AppResponse::Error(code),
@@ -107,17 +107,6 @@ impl Handler for Features {
         let bytes = response.to_vec();
         wipe_response(&mut response);
         Ok(bytes)
-    }
-}
-
-/// Overwrites the parsed thread's strings. The session zeroizes the request and response bytes
-/// it holds; the parsed request is a second copy of the plaintext, in its own allocations.
-fn wipe_request(request: &mut AppRequest) {
-    let (AppRequest::Summarize { thread, .. } | AppRequest::Suggest { thread, .. }) = request;
-    for m in thread.iter_mut() {
-        m.sender.zeroize();
-        m.text.zeroize();
-        m.time.zeroize();
     }
 }
 
@@ -191,7 +180,7 @@ mod tests {
             seed: 1,
             n: 1,
         };
-        wipe_request(&mut request);
+        request.wipe();
         assert!(
             request
                 .thread()

@@ -114,5 +114,7 @@ pub fn build_loader(
     .env("PP_WORKLOAD_ELF", elf)
     .env("PP_WEIGHTS_BLOB", weights);
     util::run(&mut cmd).context("building the UEFI loader")?;
-    Ok(toolchain::release_dir(&target_dir, UEFI_TARGET).join("pp-loader.efi"))
+    let out = toolchain::release_dir(&target_dir, UEFI_TARGET);
+    crate::layout::check_dep_info(root, &out.join("pp-loader.d"))?;
+    Ok(out.join("pp-loader.efi"))
 }

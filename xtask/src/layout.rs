@@ -2,6 +2,11 @@
 //! code is in the launch digest, or it builds what is), outside the enclave (`outside/`), the
 //! task runner and release tooling (`xtask/`, `reproducible/`), or text (`docs/`); and nothing
 //! under `outside/`, `xtask/` or `reproducible/` is linked into the image.
+//!
+//! Two checks: [`check`] reads the tree and the cargo dependency graphs (a test of the task
+//! runner); [`check_dep_info`] runs on every image build and reads the compiler's own list of the
+//! source files that went into the workload and the loader, so code included by path
+//! (`#[path]`, `include_bytes!`) is seen too.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -95,6 +100,7 @@ pub fn check(root: &Path) -> Result<()> {
                 "--manifest-path",
                 "image-builder/Cargo.toml",
             ])
+            .args(["--target", crate::image::UEFI_TARGET])
             .args(["-e", "normal,build", "--prefix", "none", "-f", "{p}"]),
     )?;
     for folder in top_folders_of(root, &loader) {
@@ -104,6 +110,66 @@ pub fn check(root: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Checks the dep-info file (`*.d`) of an image build: every file it names inside the repository
+/// lies in a measured folder, or is build output under `target/` (the kernel library, the
+/// embedded workload and weights). Files outside the repository (registry crates, the toolchain's
+/// std) are pinned by `Cargo.lock` and `pins.toml`.
+pub fn check_dep_info(root: &Path, dep_file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(dep_file)
+        .with_context(|| format!("reading {}", dep_file.display()))?;
+    for path in dep_info_inputs(&text) {
+        let Ok(rel) = Path::new(&path).strip_prefix(root) else {
+            continue;
+        };
+        let folder = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let allowed = folder == "target" || matches!(role_of(&folder), Some(Role::Measured(_)));
+        ensure!(
+            allowed,
+            "{} went into an image build ({}), but {folder}/ is not measured: nothing outside \
+             the trust boundary may be linked into the image",
+            rel.display(),
+            dep_file.display()
+        );
+    }
+    Ok(())
+}
+
+/// The input files of a Makefile-style dep-info file: the first rule's prerequisites (`\ ` is an
+/// escaped space).
+fn dep_info_inputs(text: &str) -> Vec<String> {
+    let Some(first) = text.lines().find(|l| !l.trim().is_empty()) else {
+        return Vec::new();
+    };
+    let Some((_, inputs)) = first.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = inputs.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                current.push(' ');
+                chars.next();
+            }
+            ' ' => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            other => current.push(other),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// The rule on the set of top-level folders the image's crates live in.
@@ -241,6 +307,26 @@ mod tests {
         folders.remove("reproducible");
         folders.remove("protocol");
         assert!(check_graph(&folders).is_err());
+    }
+
+    #[test]
+    fn dep_info_of_an_image_build_is_checked() {
+        let dir = std::env::temp_dir().join(format!("pp-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dep = dir.join("pp-workload.d");
+        let good = "/r/target/x/pp-workload: /r/workload/src/main.rs /r/snp-guest/src/a\\ b.rs \
+                    /home/u/.cargo/registry/x.rs /r/target/pp/kernel/libhermit.a\n\n\
+                    /r/workload/src/main.rs:\n";
+        std::fs::write(&dep, good).unwrap();
+        check_dep_info(Path::new("/r"), &dep).unwrap();
+        assert_eq!(dep_info_inputs(good)[1], "/r/snp-guest/src/a b.rs");
+        let bad = "/r/target/x/pp-workload: /r/workload/src/main.rs /r/outside/client/src/lib.rs\n";
+        std::fs::write(&dep, bad).unwrap();
+        let err = check_dep_info(Path::new("/r"), &dep)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outside/client/src/lib.rs"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub fn build(
             .env("PP_TEST_ROOT_DIR", crate::test_root::ensure(root)?);
     }
     util::run(&mut cmd).context("building the workload for Hermit")?;
+    crate::layout::check_dep_info(
+        root,
+        &toolchain::release_dir(&target_dir, HERMIT_TARGET).join("pp-workload.d"),
+    )?;
     let elf = work.join(format!("workload/{}/pp-workload", variant.name()));
     fs::create_dir_all(elf.parent().unwrap())?;
     fs::copy(

@@ -12,8 +12,8 @@
 //!    by `pp_protocol::evidence`, and the verifier reads its bytes in place.
 //! 4. The expected `REPORT_DATA` from *this* session's TLS exporter, the nonce and the key
 //!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`]; with
-//!    [`connect_published`], also the checks that the key configuration and the release are the
-//!    ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
+//!    [`connect_published`], also the checks that the key configuration, the measurement and the
+//!    release are the ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
 //!    [`ClientError::NotAttested`] with the whole verdict, and nothing else is sent. The key
 //!    configuration must be one this device seals to.
 //! 5. [`Session::request`]: RFC 9458 encapsulation to the attested key configuration,
@@ -108,8 +108,9 @@ pub fn connect<S: Read + Write>(
 }
 
 /// [`connect`] to an instance chosen from the key CDN: the session's evidence must also name the
-/// key configuration and the release of `published` (checks `key-config-published` and
-/// `release-published` of the verdict), so a gateway cannot route the device to another enclave.
+/// key configuration, the measurement and the release of `published` (checks
+/// `key-config-published`, `measurement-published` and `release-published` of the verdict), so a
+/// gateway cannot route the device to another enclave.
 pub fn connect_published<S: Read + Write>(
     stream: S,
     published: &Published,
@@ -189,6 +190,7 @@ pub(crate) fn check_evidence(
             evidence.key_config == published.key_config.as_slice(),
             FailReason::KeyConfigNotPublished,
         );
+        verdict.require_measurement(&published.measurement);
         verdict.require(
             CheckName::ReleasePublished,
             evidence.release_ref == published.release_ref,

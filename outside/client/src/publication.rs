@@ -33,8 +33,11 @@ pub fn fetch_publication<S: Read + Write>(stream: S) -> Result<Vec<u8>, ClientEr
     Ok(bundle)
 }
 
-/// What verified publication evidence says about an enclave instance.
+/// What verified publication evidence says about an enclave instance. Made only by
+/// [`Publication::verify`] (it cannot be built by hand outside this crate), so an expectation
+/// passed to `connect_published` is always a verified one.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Published {
     /// The attested RFC 9458 key configuration of the instance.
     pub key_config: Vec<u8>,

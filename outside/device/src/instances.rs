@@ -86,18 +86,20 @@ pub fn discover(
     Ok((good, bad))
 }
 
-/// One policy per logged release (keyed by its `release_ref`), built on first use.
+/// One policy per logged release manifest, built on first use. Keyed by the manifest's log
+/// index — one log entry, one manifest — never by a name the manifest states about itself: two
+/// logged manifests may claim the same `release_ref`, and an instance must be verified against
+/// the measurements of the very manifest it points to.
 #[derive(Default)]
-struct Policies(HashMap<String, Arc<Policy>>);
+struct Policies(HashMap<u64, Arc<Policy>>);
 
 impl Policies {
     fn get(&mut self, roots: &Roots, release: &LoggedRelease) -> Result<Arc<Policy>> {
-        let key = &release.manifest.release_ref;
-        if let Some(policy) = self.0.get(key) {
+        if let Some(policy) = self.0.get(&release.log_index) {
             return Ok(policy.clone());
         }
         let policy = Arc::new(roots.policy(release)?);
-        self.0.insert(key.clone(), policy.clone());
+        self.0.insert(release.log_index, policy.clone());
         Ok(policy)
     }
 }

@@ -63,6 +63,8 @@ pub enum CheckName {
     Vmpl,
     /// The session's key configuration is the one the instance published (device check).
     KeyConfigPublished,
+    /// The session's measurement is the one the instance published (device check).
+    MeasurementPublished,
     /// The release the session's evidence names is the one the instance published (device check).
     ReleasePublished,
 }
@@ -86,7 +88,11 @@ impl CheckName {
     ];
 
     /// The checks a device adds for a session with an instance it chose from the key CDN.
-    pub const SESSION: [CheckName; 2] = [Self::KeyConfigPublished, Self::ReleasePublished];
+    pub const SESSION: [CheckName; 3] = [
+        Self::KeyConfigPublished,
+        Self::MeasurementPublished,
+        Self::ReleasePublished,
+    ];
 
     /// A short stable name, e.g. `vcek-signed-by-ask`.
     pub fn as_str(self) -> &'static str {
@@ -105,6 +111,7 @@ impl CheckName {
             Self::ReportData => "report-data",
             Self::Vmpl => "vmpl",
             Self::KeyConfigPublished => "key-config-published",
+            Self::MeasurementPublished => "measurement-published",
             Self::ReleasePublished => "release-published",
         }
     }
@@ -163,6 +170,8 @@ pub enum FailReason {
     VmplNotZero,
     #[error("key configuration differs from the one the instance published")]
     KeyConfigNotPublished,
+    #[error("measurement differs from the one the instance published")]
+    MeasurementNotPublished,
     #[error("release differs from the one the instance published")]
     ReleaseNotPublished,
 }
@@ -211,9 +220,13 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// True only if there are checks and every one passed.
+    /// True only if every report check ([`CheckName::ALL`]) is listed and every listed check
+    /// passed: a verdict built by hand, without [`verify`], is never accepted.
     pub fn accepted(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.outcome == Outcome::Pass)
+        CheckName::ALL
+            .iter()
+            .all(|name| self.checks.iter().any(|c| c.name == *name))
+            && self.checks.iter().all(|c| c.outcome == Outcome::Pass)
     }
 
     /// Every check, in order.
@@ -239,6 +252,17 @@ impl Verdict {
     /// it passes when `ok`, fails with `reason` otherwise, and counts toward [`Self::accepted`].
     pub fn require(&mut self, name: CheckName, ok: bool, reason: FailReason) {
         self.push(name, require(ok, reason));
+    }
+
+    /// Adds [`CheckName::MeasurementPublished`]: the report's measurement equals `expected` (the
+    /// one the instance published). Fails when the report could not be read.
+    pub fn require_measurement(&mut self, expected: &[u8; 48]) {
+        let ok = self.measurement.as_ref() == Some(expected);
+        self.require(
+            CheckName::MeasurementPublished,
+            ok,
+            FailReason::MeasurementNotPublished,
+        );
     }
 
     /// The checks that failed.
@@ -461,5 +485,15 @@ mod tests {
     #[test]
     fn an_empty_verdict_is_not_accepted() {
         assert!(!Verdict::default().accepted());
+    }
+
+    #[test]
+    fn a_verdict_without_the_report_checks_is_not_accepted() {
+        let mut verdict = Verdict::default();
+        for name in CheckName::SESSION {
+            verdict.require(name, true, FailReason::KeyConfigNotPublished);
+        }
+        assert!(!verdict.accepted());
+        assert_eq!(verdict.measurement(), None);
     }
 }
