@@ -1,6 +1,7 @@
-//! The workload's `unsafe` code on Hermit: our kernel's SNP system calls
+//! The workload's only `unsafe` code, on Hermit: our kernel's SNP system calls
 //! (`kernel/sev/guest_request.rs`; their ABI in [`pp_snp_guest::guest_call`]) behind safe
-//! wrappers. A Linux process (tests) has no such calls, so this module exists only in the image.
+//! wrappers, and the weights blob the loader left in memory as a slice. A Linux process (tests)
+//! has neither, so this module exists only in the image.
 //!
 //! The kernel keeps the SNP secrets page: the workload gets a copy of VMPCK0 and its message
 //! counter, can ask for a guest request (which the kernel checks against its counter) and can
@@ -11,6 +12,8 @@
 use pp_snp_guest::guest_call::{self, NOT_SNP, OK, TransportError, VMPCK_LEN};
 use pp_snp_guest::guest_msg::PAGE_LEN;
 use zeroize::Zeroizing;
+
+use crate::weights::{self, WeightsError};
 
 unsafe extern "C" {
     fn sys_pp_snp_vmpck0(key_out: *mut u8, counter_out: *mut u32) -> i32;
@@ -72,4 +75,23 @@ pub fn snp_guest_request(
 pub fn snp_disable_vmpck0() {
     // SAFETY: a kernel call without arguments.
     let _ = unsafe { sys_pp_snp_disable_vmpck0() };
+}
+
+/// The weights blob the loader names in `PP_WEIGHTS` (`<addr>,<len>`, hex), or `None` when the
+/// variable is not set.
+pub fn loader_weights() -> Option<Result<&'static [u8], WeightsError>> {
+    let word = std::env::var("PP_WEIGHTS").ok()?;
+    let Some((addr, len)) = weights::parse_location(&word) else {
+        return Some(Err(WeightsError::BadLocation));
+    };
+    // SAFETY: on Hermit the environment comes from the kernel command line, at whose front the
+    // loader (`image-builder/src/boot.rs`) writes `env=PP_WEIGHTS=` with the address and length
+    // of its own `WEIGHTS` static: bytes inside pp.efi, which the firmware loaded into
+    // LOADER_CODE pages. The loader gives the kernel only CONVENTIONAL and BOOT_SERVICES_* ranges
+    // as free memory, so nothing ever allocates or writes those pages; its page tables, which the
+    // kernel keeps, identity-map all RAM (private under SEV). So the range is readable and
+    // unchanging for the rest of the boot.
+    Some(Ok(unsafe {
+        core::slice::from_raw_parts(addr as *const u8, len)
+    }))
 }
