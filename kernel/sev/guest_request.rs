@@ -1,34 +1,103 @@
-//! The SNP guest request as a system call of ours, for the workload's attester
-//! (`pp_attestation::SnpAttester` over a `Transport` that calls it): the workload seals the
-//! request with VMPCK0 (read through [`sys_pp_snp_secrets`]); the kernel copies the sealed page
-//! into shared pages, makes the `VMGEXIT` (0x8000_0011, or 0x8000_0012 with a certificate buffer)
-//! and copies the answer back. The hypervisor only ever sees ciphertext and the certificates.
+//! Our SNP system calls (their ABI: `guest_call.rs`), for the workload's attester
+//! (`pp_attestation::SnpAttester` over a `GuestChannel` whose `Transport` calls them).
+//!
+//! The kernel keeps the SNP secrets page to itself, under the rules of `custody.rs`: it copies
+//! VMPCK0 and its message counter out ([`sys_pp_snp_vmpck0`]), lets a sealed request through
+//! only with the sequence number after its counter, moves the counter after the exchange or wipes
+//! the key when the exchange failed ([`sys_pp_snp_guest_request`]), and wipes it on the
+//! workload's word ([`sys_pp_snp_disable_vmpck0`]). No pointer into the page leaves the kernel.
+//!
+//! For the exchange the kernel copies the sealed page into shared pages, makes the `VMGEXIT`
+//! (0x8000_0011, or 0x8000_0012 with a certificate buffer) and copies the answer back. The
+//! hypervisor only ever sees ciphertext and the certificates.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use hermit_sync::InterruptTicketMutex;
 
+use super::custody::{Custody, HEADER_LEN, SecretsPage};
 use super::ghcb::{Ghcb, exit_code};
-use super::guest_call::{BAD_ARGUMENTS, MAX_CERT_PAGES, NO_SHARED_MEMORY, NOT_SNP, OK, encode};
+use super::guest_call::{
+    BAD_ARGUMENTS, MAX_CERT_PAGES, NO_SHARED_MEMORY, NOT_SNP, OK, VMPCK_LEN, decode, encode,
+};
 use super::{shared, vc_handler};
-
-static SECRETS: AtomicU64 = AtomicU64::new(0);
 
 const PAGE: usize = 4096;
 
-/// Remember where the secrets page is (SNP only).
-pub(crate) fn init(secrets: u64) {
-    SECRETS.store(secrets, Ordering::Relaxed);
+/// The secrets page's address (0 when this is not an SNP guest) and what the kernel keeps about
+/// VMPCK0. One lock for all three calls: an exchange is checked, made and settled as one step.
+struct Keeper {
+    secrets: usize,
+    custody: Custody,
 }
 
-/// The SNP secrets page (4 KiB, private, identity-mapped), or null when this is not an SNP guest.
+static KEEPER: InterruptTicketMutex<Keeper> = InterruptTicketMutex::new(Keeper {
+    secrets: 0,
+    custody: Custody::new(),
+});
+
+impl Keeper {
+    /// The secrets page and the custody rules, or `None` when there is no SNP guest request.
+    fn parts(&mut self) -> Option<(&mut SecretsPage, &mut Custody)> {
+        if !vc_handler::active() || self.secrets == 0 {
+            return None;
+        }
+        let page = core::ptr::with_exposed_provenance_mut::<SecretsPage>(self.secrets);
+        // SAFETY: the firmware's secrets page (4 KiB, reserved in the memory map so never in the
+        // kernel's free memory, identity-mapped private by the loader), which nothing but this
+        // module touches, and only while holding `KEEPER`'s lock, as `&mut self` is here.
+        Some((unsafe { &mut *page }, &mut self.custody))
+    }
+}
+
+/// Remember where the secrets page is (SNP only).
+pub(crate) fn init(secrets: u64) {
+    KEEPER.lock().secrets = secrets as usize;
+}
+
+/// Copy VMPCK0 (`VMPCK_LEN` bytes) to `key_out` and its message counter to `counter_out`.
+/// `NOT_SNP` without a secrets page, `KEY_DISABLED` once the key is wiped.
+///
+/// # Safety
+/// `key_out` must be writable for `VMPCK_LEN` bytes and `counter_out` for a `u32` (or null:
+/// `BAD_ARGUMENTS`).
 #[unsafe(no_mangle)]
-pub extern "C" fn sys_pp_snp_secrets() -> *mut u8 {
-    core::ptr::with_exposed_provenance_mut(SECRETS.load(Ordering::Relaxed) as usize)
+pub unsafe extern "C" fn sys_pp_snp_vmpck0(key_out: *mut u8, counter_out: *mut u32) -> i32 {
+    let mut keeper = KEEPER.lock();
+    let Some((page, custody)) = keeper.parts() else {
+        return NOT_SNP;
+    };
+    if key_out.is_null() || counter_out.is_null() {
+        return BAD_ARGUMENTS;
+    }
+    match custody.vmpck0(page) {
+        Ok((key, counter)) => {
+            // SAFETY: the caller vouches for both buffers; neither overlaps the kernel's copy.
+            unsafe {
+                core::ptr::copy_nonoverlapping(key.as_ptr(), key_out, VMPCK_LEN);
+                counter_out.write_unaligned(counter);
+            }
+            OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// Wipe VMPCK0 for the rest of the boot (the workload's channel asks after a response that does
+/// not authenticate). One way: nothing brings the key back.
+#[unsafe(no_mangle)]
+pub extern "C" fn sys_pp_snp_disable_vmpck0() -> i32 {
+    let mut keeper = KEEPER.lock();
+    let Some((page, custody)) = keeper.parts() else {
+        return NOT_SNP;
+    };
+    custody.disable(page);
+    OK
 }
 
 /// One guest request: `request` (a sealed 4 KiB message) in, `response` (4 KiB) out; with a
 /// `certs` buffer of `certs_len` bytes (whole pages, at most `MAX_CERT_PAGES`) the extended
-/// request, which also fills it with the host's certificate table. Result codes and `*info`:
-/// `guest_call.rs`.
+/// request, which also fills it with the host's certificate table. The request's header must
+/// pass `Custody::admit` (else `KEY_DISABLED` or `BAD_SEQUENCE`, and nothing leaves the guest);
+/// the outcome goes to `Custody::settle`. Result codes and `*info`: `guest_call.rs`.
 ///
 /// # Safety
 /// `request` must be readable and `response` writable for 4096 bytes, `certs` writable for
@@ -41,9 +110,10 @@ pub unsafe extern "C" fn sys_pp_snp_guest_request(
     certs_len: usize,
     info: *mut u64,
 ) -> i32 {
-    if !vc_handler::active() || SECRETS.load(Ordering::Relaxed) == 0 {
+    let mut keeper = KEEPER.lock();
+    let Some((page, custody)) = keeper.parts() else {
         return NOT_SNP;
-    }
+    };
     if request.is_null()
         || response.is_null()
         || info.is_null()
@@ -53,32 +123,46 @@ pub unsafe extern "C" fn sys_pp_snp_guest_request(
     {
         return BAD_ARGUMENTS;
     }
+    // The kernel's own copy of the header: what it checks is what the hypervisor gets.
+    let mut header = [0u8; HEADER_LEN];
+    // SAFETY: the caller's request is readable for a page; `header` is a local.
+    unsafe { core::ptr::copy_nonoverlapping(request, header.as_mut_ptr(), HEADER_LEN) };
+    if let Err(code) = custody.admit(page, &header) {
+        return code;
+    }
     let pages = 2 + certs_len / PAGE;
     let Some(Ok(buffer)) = shared::allocate(pages * PAGE) else {
         return NO_SHARED_MEMORY;
     };
     let base = buffer.as_ptr() as *mut u8;
     // SAFETY: `base` is `pages` fresh shared pages; the caller vouches for its own buffers.
-    let code = unsafe {
-        core::ptr::copy_nonoverlapping(request, base, PAGE);
+    let (code, value) = unsafe {
+        core::ptr::copy_nonoverlapping(header.as_ptr(), base, HEADER_LEN);
+        core::ptr::copy_nonoverlapping(
+            request.add(HEADER_LEN),
+            base.add(HEADER_LEN),
+            PAGE - HEADER_LEN,
+        );
         core::ptr::write_bytes(base.add(PAGE), 0, PAGE + certs_len);
-        let code = exchange(base as u64, certs_len / PAGE, info);
+        let (code, value) = exchange(base as u64, certs_len / PAGE);
         core::ptr::copy_nonoverlapping(base.add(PAGE), response, PAGE);
         if code == OK && certs_len != 0 {
             core::ptr::copy_nonoverlapping(base.add(2 * PAGE), certs, certs_len);
         }
-        code
+        info.write(value);
+        (code, value)
     };
     shared::deallocate(base as usize, pages * PAGE);
+    custody.settle(page, &header, decode(code, value));
     code
 }
 
-/// The `VMGEXIT` on the GHCB, interrupts off: an interrupt handler's own #VC would reuse the
-/// page mid-exchange.
+/// The `VMGEXIT` on the GHCB, interrupts off (an interrupt handler's own #VC would reuse the
+/// page mid-exchange): the result code and `info` word.
 ///
 /// # Safety
-/// `info` must be writable; `shared_base` is two plus `cert_pages` shared pages.
-unsafe fn exchange(shared_base: u64, cert_pages: usize, info: *mut u64) -> i32 {
+/// `shared_base` is two plus `cert_pages` shared pages.
+unsafe fn exchange(shared_base: u64, cert_pages: usize) -> (i32, u64) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         let ghcb_gpa = vc_handler::ghcb_gpa();
         // SAFETY: the GHCB page (see `vc_handler`); interrupts are off and nothing here raises
@@ -95,9 +179,6 @@ unsafe fn exchange(shared_base: u64, cert_pages: usize, info: *mut u64) -> i32 {
             vc_handler::exit_with_ghcb();
             ghcb.ext_guest_request_result()
         };
-        let (code, value) = encode(result);
-        // SAFETY: the caller's `info`.
-        unsafe { info.write(value) };
-        code
+        encode(result)
     })
 }

@@ -60,7 +60,7 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         count: 1,
         reason: "the build time in /proc/version would make every build's bytes differ",
     },
-    // --- SEV: our module `pp_sev` (kernel/sev/ + snp-guest's msr, ghcb, psc, cpuid) ---
+    // --- SEV: our module `pp_sev` (kernel/sev/ + the core-only modules of snp-guest) ---
     SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/mod.rs"),
         find: "pub mod apic;\n",
@@ -271,6 +271,8 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("snp-guest/src/cpuid.rs", "cpuid.rs"),
     ("snp-guest/src/ghcb.rs", "ghcb.rs"),
     ("snp-guest/src/guest_call.rs", "guest_call.rs"),
+    ("snp-guest/src/secrets.rs", "secrets.rs"),
+    ("snp-guest/src/custody.rs", "custody.rs"),
     ("snp-guest/src/msr.rs", "msr.rs"),
     ("snp-guest/src/psc.rs", "psc.rs"),
 ];

@@ -22,13 +22,11 @@ pub trait Transport {
         certs: Option<&mut [u8]>,
     ) -> Result<(), TransportError>;
 
-    /// The message counter advanced to `counter` after an exchange the firmware completed: keep
-    /// it where the next user of this VMPCK finds it (the secrets page), so that no later
-    /// channel reuses a sequence number.
-    fn counter_advanced(&mut self, _counter: u32) {}
-
-    /// The channel disabled its key after a failure: wipe it where it came from (the secrets
-    /// page), so that nothing in this guest can use it again.
+    /// The channel disabled its key after a failure: have it wiped where it came from (the
+    /// kernel's secrets page), so that nothing in this guest can use it again. The kernel keeps
+    /// the message counter itself and wipes the key on failed exchanges on its own
+    /// ([`crate::custody`]); this covers what only the channel sees, such as a response that
+    /// does not authenticate.
     fn key_disabled(&mut self) {}
 
     /// The hypervisor called the request busy; wait before it is sent again (`attempt` from 1).
@@ -85,7 +83,8 @@ pub struct GuestChannel<T> {
 }
 
 impl<T: Transport> GuestChannel<T> {
-    /// A channel using `key`, whose message counter (from the secrets page) is `counter`.
+    /// A channel using `key`, whose message counter (the kernel's, from the secrets page) is
+    /// `counter`.
     pub fn new(transport: T, key: Vmpck, counter: u32) -> Self {
         Self {
             transport,
@@ -96,7 +95,7 @@ impl<T: Transport> GuestChannel<T> {
         }
     }
 
-    /// The message counter to keep for the next user of this VMPCK.
+    /// The message counter as this channel counts it: the last sequence number used.
     pub fn counter(&self) -> u32 {
         self.counter
     }
@@ -141,9 +140,9 @@ impl<T: Transport> GuestChannel<T> {
             Ok(payload) => report_response(payload).copied(),
             Err(e) => Err(e),
         };
-        // The firmware has consumed both numbers whatever the payload says.
+        // The firmware has consumed both numbers whatever the payload says (the kernel has
+        // moved its counter the same way).
         self.counter = seq.next_counter;
-        self.transport.counter_advanced(self.counter);
         let report = match opened {
             Ok(report) => report,
             Err(e @ MsgError::ReportStatus(_)) => return Err(e.into()),

@@ -1,9 +1,21 @@
-//! The guest-request system call between our kernel and the workload
-//! (`sys_pp_snp_guest_request`, `kernel/sev/guest_request.rs`): its result codes and the one
-//! mapping from a GHCB guest-request outcome to a code and `info` word and back, so that both
-//! sides read the same ABI. Uses only `core`: the kernel build copies this file as it is.
+//! The SNP system calls between our kernel and the workload (`kernel/sev/guest_request.rs`): their
+//! lengths and result codes, and the one mapping from a GHCB guest-request outcome to a code and
+//! `info` word and back, so that both sides read the same ABI. Uses only `core`: the kernel build
+//! copies this file as it is.
+//!
+//! The kernel keeps the SNP secrets page to itself ([`super::custody`]); the workload sees it
+//! only through these calls:
+//!
+//! | call | does | codes |
+//! |---|---|---|
+//! | `sys_pp_snp_vmpck0(key_out: *mut u8, counter_out: *mut u32) -> i32` | copies VMPCK0 ([`VMPCK_LEN`] bytes) and its message counter out | [`OK`], [`NOT_SNP`], [`KEY_DISABLED`], [`BAD_ARGUMENTS`] |
+//! | `sys_pp_snp_guest_request(request, response, certs, certs_len, info: *mut u64) -> i32` | one exchange; the kernel checks the request's sequence number against its counter and advances or wipes | all |
+//! | `sys_pp_snp_disable_vmpck0() -> i32` | wipes VMPCK0 for the rest of the boot (one way) | [`OK`], [`NOT_SNP`] |
 
 use super::ghcb::GuestRequestError;
+
+/// A VMPCK: an AES-256-GCM key.
+pub const VMPCK_LEN: usize = 32;
 
 /// Most certificate pages the guest hands the hypervisor (VCEK, ASK and ARK take about 5 KiB).
 pub const MAX_CERT_PAGES: usize = 16;
@@ -23,6 +35,12 @@ pub const GHCB_ERROR: i32 = -2;
 pub const BAD_ARGUMENTS: i32 = -3;
 /// No shared memory left for the exchange.
 pub const NO_SHARED_MEMORY: i32 = -4;
+/// VMPCK0 is wiped (after a failure, or never provisioned): no guest messages for the rest of
+/// this boot. Nothing reached the hypervisor.
+pub const KEY_DISABLED: i32 = -5;
+/// The request's sequence number is not the one after the kernel's counter, or that number was
+/// already shown to the hypervisor with another message. Nothing reached the hypervisor.
+pub const BAD_SEQUENCE: i32 = -6;
 
 /// Hypervisor error code for "busy" (upper half of `SW_EXIT_INFO_2`).
 const BUSY: u32 = 2;
@@ -104,5 +122,23 @@ mod tests {
         }
         assert_eq!(encode(Err(GuestRequestError::Busy)), (FAILED, 2 << 32));
         assert_eq!(decode(NOT_SNP, 0), Err(TransportError::Kernel(NOT_SNP)));
+    }
+
+    #[test]
+    fn the_kernels_own_codes_are_distinct_and_read_back_as_kernel_errors() {
+        let own = [
+            NOT_SNP,
+            GHCB_ERROR,
+            BAD_ARGUMENTS,
+            NO_SHARED_MEMORY,
+            KEY_DISABLED,
+            BAD_SEQUENCE,
+        ];
+        for (i, &code) in own.iter().enumerate() {
+            assert!(code < 0, "{code}");
+            assert!(!own[..i].contains(&code), "{code} twice");
+            assert_eq!(decode(code, 0), Err(TransportError::Kernel(code)));
+        }
+        assert_eq!(VMPCK_LEN, 32, "AES-256");
     }
 }

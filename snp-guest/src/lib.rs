@@ -7,15 +7,17 @@
 //! - [`cpuid`]: the SNP CPUID page the firmware provides, its checks and its lookups.
 //! - [`guest_msg`]: the VMPCK-encrypted guest messages (SEV-SNP ABI spec 56860 §8.26) and the
 //!   attestation report request and response they carry.
-//! - [`guest_call`]: the ABI of our kernel's guest-request system call (result codes, both ways).
+//! - [`guest_call`]: the ABI of our kernel's SNP system calls (lengths, result codes, both ways).
+//! - [`custody`]: the kernel's rules for VMPCK0 and its message counter in the secrets page.
 //! - [`certs`]: the certificate table an extended guest request returns.
 //! - [`vc`]: the #VC handler's logic: instruction decoding, the GHCB request, the register
 //!   results. Like `msr`, `ghcb`, `psc` and `cpuid`, it uses only `core` and `super::`.
 //! - [`page_pool`]: the pool of shared pages the kernel takes device buffers from.
 //! - [`secrets`]: the SNP secrets page: VMPCKs and the guest's message counters.
 //!
-//! The modules `msr`, `ghcb`, `psc`, `cpuid`, `vc`, `page_pool` and `guest_call` use only `core` and refer to each other through
-//! `super::`, so the kernel build can take them as they are.
+//! The modules `msr`, `ghcb`, `psc`, `cpuid`, `vc`, `page_pool`, `guest_call`, `secrets` and
+//! `custody` use only `core` and refer to each other through `super::`, so the kernel build can
+//! take them as they are.
 
 #![no_std]
 
@@ -26,6 +28,7 @@ pub mod certs;
 #[cfg(feature = "guest-request")]
 pub mod channel;
 pub mod cpuid;
+pub mod custody;
 pub mod ghcb;
 pub mod guest_call;
 #[cfg(feature = "guest-request")]

@@ -1,7 +1,7 @@
 //! Which attester this build carries.
 //!
-//! The release image has only the hardware attester: under SEV-SNP (the kernel hands out the
-//! secrets page) [`pp_attestation::SnpAttester`] over the kernel's guest-request system call,
+//! The release image has only the hardware attester: under SEV-SNP (the kernel hands out VMPCK0)
+//! [`pp_attestation::SnpAttester`] over the kernel's guest-request system call,
 //! anywhere else [`pp_attestation::NoSnp`], which refuses. A test image, built with the
 //! `test-attester` feature, signs reports with test material that `cargo xtask` generated on the host (a test VCEK key and its
 //! ARK/ASK/VCEK chain), embedded here at build time — so its bytes, and its launch measurement,
@@ -28,60 +28,31 @@ pub fn attester() -> Result<(Box<dyn Attester + Send + Sync>, &'static str), &'s
     }
 }
 
-/// The SNP attester on Hermit: VMPCK0 and its message counter from the secrets page, the
-/// exchange through the kernel (`kernel/sev/guest_request.rs`).
+/// The SNP attester on Hermit: a copy of VMPCK0 and its message counter from the kernel, which
+/// keeps the secrets page and checks every exchange against its counter (`crate::sys`,
+/// `kernel/sev/guest_request.rs`).
 #[cfg(all(target_os = "hermit", not(feature = "test-attester")))]
-#[allow(unsafe_code)]
 mod snp {
     use pp_attestation::{Attester, SnpAttester};
     use pp_snp_guest::channel::{GuestChannel, Transport, TransportError};
-    use pp_snp_guest::guest_call;
     use pp_snp_guest::guest_msg::{PAGE_LEN, Vmpck};
-    use pp_snp_guest::secrets::{self, SECRETS_PAGE_LEN};
 
-    unsafe extern "C" {
-        fn sys_pp_snp_secrets() -> *mut u8;
-        fn sys_pp_snp_guest_request(
-            request: *const u8,
-            response: *mut u8,
-            certs: *mut u8,
-            certs_len: usize,
-            info: *mut u64,
-        ) -> i32;
-    }
+    use crate::sys;
 
     /// `None` when this is not an SNP guest; an error when it is but VMPCK0 is unusable (the
     /// enclave then does not start: it must not run unable to attest without saying so).
     pub fn attester() -> Result<Option<Box<dyn Attester + Send + Sync>>, &'static str> {
-        // SAFETY: a kernel call without arguments; null when there is no secrets page.
-        let page = unsafe { sys_pp_snp_secrets() };
-        if page.is_null() {
+        let Some((key, counter)) = sys::snp_vmpck0()
+            .map_err(|_| "VMPCK0 is unusable (wiped, or never provisioned by the firmware)")?
+        else {
             return Ok(None);
-        }
-        // SAFETY: the kernel returns the identity-mapped 4 KiB secrets page, which lives as long
-        // as the guest; only read here.
-        let secrets = page as usize;
-        let page = unsafe { &*(page as *const [u8; SECRETS_PAGE_LEN]) };
-        let key = secrets::vmpck(page, 0).map_err(|_| "VMPCK0 in the secrets page is unusable")?;
-        let counter = secrets::msg_seqno(page, 0).map_err(|_| "no message counter for VMPCK0")?;
-        let channel = GuestChannel::new(Kernel { secrets }, Vmpck::new(0, &key), counter);
+        };
+        let channel = GuestChannel::new(Kernel, Vmpck::new(0, &key), counter);
         Ok(Some(Box::new(SnpAttester::new(channel))))
     }
 
-    /// The kernel's guest-request call; `secrets` is the secrets page's address, where the
-    /// message counter is kept and VMPCK0 wiped after a failure (one attester per boot uses it,
-    /// behind the attester's lock).
-    struct Kernel {
-        secrets: usize,
-    }
-
-    impl Kernel {
-        fn secrets_page(&mut self) -> &mut [u8; SECRETS_PAGE_LEN] {
-            // SAFETY: the identity-mapped, writable secrets page the kernel handed out; only
-            // this attester touches it, through `&mut self`.
-            unsafe { &mut *(self.secrets as *mut [u8; SECRETS_PAGE_LEN]) }
-        }
-    }
+    /// The kernel's SNP system calls (one attester per boot uses them, behind its lock).
+    struct Kernel;
 
     impl Transport for Kernel {
         fn request(
@@ -90,32 +61,11 @@ mod snp {
             response: &mut [u8; PAGE_LEN],
             certs: Option<&mut [u8]>,
         ) -> Result<(), TransportError> {
-            let (certs_ptr, certs_len) = match certs {
-                Some(c) => (c.as_mut_ptr(), c.len()),
-                None => (core::ptr::null_mut(), 0),
-            };
-            let mut info = 0u64;
-            // SAFETY: both pages are 4096 bytes, `certs` is `certs_len` writable bytes, `info`
-            // a local; the kernel copies in and out and keeps no pointer.
-            let code = unsafe {
-                sys_pp_snp_guest_request(
-                    request.as_ptr(),
-                    response.as_mut_ptr(),
-                    certs_ptr,
-                    certs_len,
-                    &mut info,
-                )
-            };
-            guest_call::decode(code, info)
-        }
-
-        fn counter_advanced(&mut self, counter: u32) {
-            // VMPCK 0 always exists: this cannot fail.
-            let _ = secrets::set_msg_seqno(self.secrets_page(), 0, counter);
+            sys::snp_guest_request(request, response, certs)
         }
 
         fn key_disabled(&mut self) {
-            let _ = secrets::wipe_vmpck(self.secrets_page(), 0);
+            sys::snp_disable_vmpck0();
         }
 
         fn busy_wait(&mut self, attempt: u32) {

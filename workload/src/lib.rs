@@ -7,5 +7,7 @@ pub mod handler;
 pub mod health;
 pub mod keys;
 pub mod session;
+#[cfg(target_os = "hermit")]
+pub mod sys;
 pub mod tls;
 pub mod weights;

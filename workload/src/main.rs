@@ -99,7 +99,8 @@ const fn parse_release_ref(hex: &[u8]) -> [u8; 32] {
 fn load_handler() -> Result<Box<dyn handler::Handler>, String> {
     let blob = weights::locate().map_err(|e| match e {
         weights::WeightsError::Absent => {
-            "no weights blob: boot with -initrd weights.bin (or set PP_WEIGHTS_FILE)".to_string()
+            "no weights blob: the loader named none (PP_WEIGHTS) and PP_WEIGHTS_FILE is not set"
+                .to_string()
         }
         other => format!("weights blob: {other:?}"),
     })?;

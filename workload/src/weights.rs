@@ -1,12 +1,15 @@
-//! Where the weights blob is. In the image, the loader put the initrd (measured through the
-//! kernel-hashes table under SEV-SNP) in memory the kernel never allocates from, identity-mapped,
-//! and wrote `PP_WEIGHTS=<addr>,<len>` (hex) on the command line. As a Linux process (tests),
+//! Where the weights blob is. In the image it is part of `pp.efi`: the loader embeds it
+//! (`include_bytes!`, 4 KiB-aligned) and so it is hashed with the rest of the file (checked by
+//! OVMF against the kernel-hashes table under SEV-SNP); the firmware loads the file into
+//! LOADER_CODE pages, which the loader never hands the kernel as free memory, and the loader
+//! writes `PP_WEIGHTS=<addr>,<len>` (hex) at the front of the kernel command line. The workload
+//! reads the blob there in place (`sys::loader_weights`, Hermit only). As a Linux process (tests),
 //! `PP_WEIGHTS_FILE` names a file instead.
 
 /// Why no blob could be found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightsError {
-    /// Neither variable is set: boot with `-initrd weights.bin`.
+    /// Neither variable is set: the loader named no blob, and no file was given.
     Absent,
     /// `PP_WEIGHTS` is not `0x<addr>,0x<len>`, or the range is implausible.
     BadLocation,
@@ -19,9 +22,14 @@ pub const MAX_BLOB: usize = 2 << 30;
 
 /// The blob's bytes.
 pub fn locate() -> Result<&'static [u8], WeightsError> {
-    if let Ok(location) = std::env::var("PP_WEIGHTS") {
-        let (addr, len) = parse_location(&location).ok_or(WeightsError::BadLocation)?;
-        return in_memory(addr, len);
+    #[cfg(target_os = "hermit")]
+    if let Some(blob) = crate::sys::loader_weights() {
+        return blob;
+    }
+    #[cfg(not(target_os = "hermit"))]
+    if std::env::var_os("PP_WEIGHTS").is_some() {
+        // A Linux process cannot read the loader's memory: use PP_WEIGHTS_FILE.
+        return Err(WeightsError::BadLocation);
     }
     if let Ok(path) = std::env::var("PP_WEIGHTS_FILE") {
         let bytes = std::fs::read(path).map_err(|_| WeightsError::Unreadable)?;
@@ -37,21 +45,6 @@ pub fn parse_location(text: &str) -> Option<(usize, usize)> {
     let (addr, len) = (hex(a)?, hex(l)?);
     let plausible = addr != 0 && addr % 4096 == 0 && len != 0 && len <= MAX_BLOB;
     (plausible && addr.checked_add(len).is_some()).then_some((addr, len))
-}
-
-#[cfg(target_os = "hermit")]
-#[allow(unsafe_code)]
-fn in_memory(addr: usize, len: usize) -> Result<&'static [u8], WeightsError> {
-    // SAFETY: the loader read the initrd into LOADER_DATA pages at `addr..addr + len`, which it
-    // does not list as free memory in the device tree, so the kernel never allocates them; the
-    // loader's page tables (which the kernel keeps) identity-map all RAM; nothing writes there.
-    Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
-}
-
-#[cfg(not(target_os = "hermit"))]
-fn in_memory(_addr: usize, _len: usize) -> Result<&'static [u8], WeightsError> {
-    // A Linux process cannot read physical memory: use PP_WEIGHTS_FILE.
-    Err(WeightsError::BadLocation)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The hardware attester end to end on the host: a simulated secure processor (the firmware's
 //! side of the guest-request ABI, signing with a generated test VCEK) and a simulated host (the
-//! certificate table of the extended request) answer the real [`SnpAttester`], and the device's
-//! verifier accepts what it produces. The AMD firmware cannot run here; the guest code is real.
+//! certificate table of the extended request) answer the real [`SnpAttester`], through the
+//! kernel's real custody of VMPCK0 (`pp_snp_guest::custody`, as `kernel/sev/guest_request.rs`
+//! calls it, over a simulated secrets page), and the device's verifier accepts what it produces.
+//! The AMD firmware cannot run here; the guest code is real.
 
 #![cfg(feature = "test-attester")]
 
@@ -10,9 +12,12 @@ use std::sync::Arc;
 use pp_attestation::{AttestError, Attester, SnpAttester, TcbVersion, report_data_for};
 use pp_snp_guest::certs::CertKind;
 use pp_snp_guest::channel::{ChannelError, GuestChannel, Transport, TransportError};
+use pp_snp_guest::custody::{Custody, HEADER_LEN, SecretsPage};
+use pp_snp_guest::guest_call::{BAD_SEQUENCE, KEY_DISABLED};
 use pp_snp_guest::guest_msg::{
     MSG_REPORT_REQ, MSG_REPORT_RSP, MsgError, PAGE_LEN, REPORT_RSP_LEN, Vmpck,
 };
+use pp_snp_guest::secrets;
 use pp_verifier::test_attester::{TestAttester, TestRoot};
 use pp_verifier::{Policy, verify};
 
@@ -102,6 +107,59 @@ impl Transport for &mut Host {
     }
 }
 
+/// The kernel's side of the SNP system calls, as `kernel/sev/guest_request.rs` makes them: the
+/// secrets page in its custody, every exchange checked before and settled after.
+struct Kernel {
+    page: SecretsPage,
+    custody: Custody,
+    host: Host,
+}
+
+impl Kernel {
+    /// A guest whose secrets page holds `vmpck0` with message counter `counter`.
+    fn new(host: Host, vmpck0: [u8; 32], counter: u32) -> Self {
+        let mut page = [0; 4096];
+        page[0x20..0x40].copy_from_slice(&vmpck0);
+        secrets::set_msg_seqno(&mut page, 0, counter).unwrap();
+        Self {
+            page,
+            custody: Custody::new(),
+            host,
+        }
+    }
+
+    /// What the workload does at start: `sys_pp_snp_vmpck0`, then a channel over the calls.
+    fn channel(&mut self) -> Result<GuestChannel<&mut Kernel>, i32> {
+        let (key, counter) = self.custody.vmpck0(&self.page)?;
+        Ok(GuestChannel::new(self, Vmpck::new(0, &key), counter))
+    }
+
+    fn counter(&self) -> u32 {
+        secrets::msg_seqno(&self.page, 0).unwrap()
+    }
+}
+
+impl Transport for &mut Kernel {
+    fn request(
+        &mut self,
+        request: &[u8; PAGE_LEN],
+        response: &mut [u8; PAGE_LEN],
+        certs: Option<&mut [u8]>,
+    ) -> Result<(), TransportError> {
+        let header: [u8; HEADER_LEN] = request[..HEADER_LEN].try_into().unwrap();
+        self.custody
+            .admit(&self.page, &header)
+            .map_err(TransportError::Kernel)?;
+        let outcome = (&mut self.host).request(request, response, certs);
+        self.custody.settle(&mut self.page, &header, outcome);
+        outcome
+    }
+
+    fn key_disabled(&mut self) {
+        self.custody.disable(&mut self.page);
+    }
+}
+
 fn root() -> Arc<TestRoot> {
     Arc::new(TestRoot::generate([9; 32]).unwrap())
 }
@@ -109,10 +167,11 @@ fn root() -> Arc<TestRoot> {
 #[test]
 fn evidence_from_the_guest_request_passes_the_device_verifier() {
     let root = root();
-    let mut host = Host::new(TestAttester::new(root.clone(), MEASUREMENT));
+    let host = Host::new(TestAttester::new(root.clone(), MEASUREMENT));
+    let mut kernel = Kernel::new(host, VMPCK0, 0);
     let binding = report_data_for(&[1; 32], &[2; 32], &[3; 32], b"key config");
     {
-        let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &VMPCK0), 0));
+        let attester = SnpAttester::new(kernel.channel().unwrap());
         let evidence = attester.attest(&binding).unwrap();
         let policy = Policy::trusting_test_root(
             root.ark_der(),
@@ -125,13 +184,39 @@ fn evidence_from_the_guest_request_passes_the_device_verifier() {
         // A second report uses the next sequence numbers.
         assert!(attester.attest(&binding).is_ok());
     }
-    assert_eq!(host.next_seqno, 5);
+    assert_eq!(kernel.host.next_seqno, 5);
+    assert_eq!(kernel.counter(), 4, "the kernel moved its counter");
 
     // A host with a large certificate table: the first request comes back short, is sent again
-    // without certificates, and the attester asks once more with a buffer of the size named.
-    host.certs.push((CertKind::Vlek, vec![0x55; 20_000]));
-    let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &VMPCK0), 4));
+    // without certificates (the kernel lets the same message out again under its number), and
+    // the attester asks once more with a buffer of the size named. A new channel starts from the
+    // kernel's counter.
+    kernel.host.certs.push((CertKind::Vlek, vec![0x55; 20_000]));
+    let attester = SnpAttester::new(kernel.channel().unwrap());
     assert!(attester.attest(&binding).is_ok());
+    drop(attester);
+    assert_eq!(kernel.counter(), 8);
+}
+
+#[test]
+fn a_channel_behind_the_kernels_counter_reaches_nobody() {
+    let host = Host::new(TestAttester::new(root(), MEASUREMENT));
+    let mut kernel = Kernel::new(host, VMPCK0, 0);
+    assert!(
+        SnpAttester::new(kernel.channel().unwrap())
+            .attest(&[1; 64])
+            .is_ok()
+    );
+    // A workload that kept the old counter would reuse sequence numbers 1 and 2.
+    let stale = SnpAttester::new(GuestChannel::new(&mut kernel, Vmpck::new(0, &VMPCK0), 0));
+    assert_eq!(
+        stale.attest(&[2; 64]),
+        Err(AttestError::GuestRequest(ChannelError::Transport(
+            TransportError::Kernel(BAD_SEQUENCE)
+        )))
+    );
+    drop(stale);
+    assert_eq!(kernel.host.next_seqno, 3, "the hypervisor saw nothing more");
 }
 
 #[test]
@@ -141,7 +226,8 @@ fn wrong_answers_are_refused_with_clear_errors() {
 
     let mut host = Host::new(guest.clone());
     host.lie_about_report_data = true;
-    let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &VMPCK0), 0));
+    let mut kernel = Kernel::new(host, VMPCK0, 0);
+    let attester = SnpAttester::new(kernel.channel().unwrap());
     assert_eq!(
         attester.attest(&[7; 64]),
         Err(AttestError::ReportDataMismatch)
@@ -149,7 +235,8 @@ fn wrong_answers_are_refused_with_clear_errors() {
 
     let mut host = Host::new(guest.clone());
     host.certs.retain(|(k, _)| *k != CertKind::Vcek);
-    let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &VMPCK0), 0));
+    let mut kernel = Kernel::new(host, VMPCK0, 0);
+    let attester = SnpAttester::new(kernel.channel().unwrap());
     assert_eq!(
         attester.attest(&[7; 64]),
         Err(AttestError::MissingCertificate(CertKind::Vcek))
@@ -157,16 +244,17 @@ fn wrong_answers_are_refused_with_clear_errors() {
 
     let mut host = Host::new(guest.clone());
     host.certs.push((CertKind::Vlek, vec![0; 17 * 4096]));
-    let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &VMPCK0), 0));
+    let mut kernel = Kernel::new(host, VMPCK0, 0);
+    let attester = SnpAttester::new(kernel.channel().unwrap());
     assert!(matches!(
         attester.attest(&[7; 64]),
         Err(AttestError::CertificatesTooLarge(pages)) if pages > 17
     ));
 
-    // A guest whose VMPCK is not the one the firmware holds: the firmware refuses, the key is
-    // disabled, and no later request is attempted.
-    let mut host = Host::new(guest);
-    let attester = SnpAttester::new(GuestChannel::new(&mut host, Vmpck::new(0, &[0; 32]), 0));
+    // A guest whose VMPCK is not the one the firmware holds: the firmware refuses, the kernel
+    // wipes the key, and no later request is attempted.
+    let mut kernel = Kernel::new(Host::new(guest), [0x77; 32], 0);
+    let attester = SnpAttester::new(kernel.channel().unwrap());
     let err = attester.attest(&[7; 64]).unwrap_err();
     assert_eq!(
         err,
@@ -181,5 +269,10 @@ fn wrong_answers_are_refused_with_clear_errors() {
         Err(AttestError::GuestRequest(ChannelError::Message(
             MsgError::KeyDisabled
         )))
+    );
+    drop(attester);
+    assert!(
+        matches!(kernel.channel(), Err(KEY_DISABLED)),
+        "wiped in the kernel's page"
     );
 }

@@ -1,4 +1,5 @@
-//! pp-weights: makes the enclave's weights blob (the initrd), deterministically.
+//! pp-weights: makes the enclave's weights blob (embedded in the loader image, `pp.efi`),
+//! deterministically.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
