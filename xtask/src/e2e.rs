@@ -149,6 +149,15 @@ pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
         Ok(())
     };
 
+    // The shipped pp, with the same configuration (which names the test ARK): it must refuse to
+    // trust the test root rather than accept the test enclaves' evidence.
+    let (ok, out, err) = stack.shipped_pp(&summarize)?;
+    anyhow::ensure!(
+        !ok && err.contains("trusts only AMD's roots"),
+        "the shipped pp accepted a configured test root:\n{err}{out}"
+    );
+    println!("e2e: the shipped pp with a test root in its configuration: refused");
+
     let out = expect_ok(&stack, "summarize through relay and gateway")?;
     anyhow::ensure!(
         out.contains("Release logged at index 0"),
@@ -290,7 +299,7 @@ fn run_pp(stack: &Stack, thread: &str, verbose: bool) -> Result<()> {
         vec!["summarize", thread, "-k", "3"]
     };
     for args in [summarize, vec!["suggest", thread, "-n", "3", "--seed", "7"]] {
-        println!("\n$ pp {}", args.join(" "));
+        println!("\n$ {} {}", crate::stack::TEST_ROOT_PP, args.join(" "));
         let (ok, out, err) = stack.pp(&args)?;
         print!("{err}{out}");
         if !ok {

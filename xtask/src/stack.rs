@@ -44,10 +44,31 @@ impl Drop for Stack {
     }
 }
 
-/// Builds the service and device binaries (release) and returns their folder.
+/// The device command the demo and the tests run: `pp` built with the `test-root` feature, so it
+/// honours the configuration's test ARK (there is no SEV-SNP hardware here). The shipped `pp` is
+/// built without it and refuses such a configuration.
+pub const TEST_ROOT_PP: &str = "pp-test-root";
+
+/// Builds the service and device binaries (release) and returns their folder: the services, the
+/// shipped `pp`, and [`TEST_ROOT_PP`].
 pub fn build_binaries(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    util::run(Command::new(cargo).current_dir(root).args([
+    let bin = root.join("target/release");
+    // The test-root variant first, copied aside under its own name; then the shipped build,
+    // whose `pp` is the one left in place.
+    util::run(Command::new(&cargo).current_dir(root).args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "pp-device",
+        "--features",
+        "test-root",
+    ]))
+    .context("building pp with the test-root feature failed")?;
+    std::fs::copy(bin.join("pp"), bin.join(TEST_ROOT_PP))
+        .with_context(|| format!("copying pp to {TEST_ROOT_PP}"))?;
+    util::run(Command::new(&cargo).current_dir(root).args([
         "build",
         "--quiet",
         "--release",
@@ -57,7 +78,7 @@ pub fn build_binaries(root: &Path) -> Result<PathBuf> {
         "pp-device",
     ]))
     .context("building the services and the pp command failed")?;
-    Ok(root.join("target/release"))
+    Ok(bin)
 }
 
 impl Stack {
@@ -307,9 +328,18 @@ impl Stack {
         });
     }
 
-    /// Runs `pp` with this stack's configuration; returns (success, stdout, stderr).
+    /// Runs [`TEST_ROOT_PP`] with this stack's configuration; returns (success, stdout, stderr).
     pub fn pp(&self, args: &[&str]) -> Result<(bool, String, String)> {
-        let out = Command::new(self.bin.join("pp"))
+        self.run_device(TEST_ROOT_PP, args)
+    }
+
+    /// Runs the shipped `pp` (no test-root feature) with this stack's configuration.
+    pub fn shipped_pp(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        self.run_device("pp", args)
+    }
+
+    fn run_device(&self, name: &str, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = Command::new(self.bin.join(name))
             .arg("--config")
             .arg(&self.config)
             .args(args)

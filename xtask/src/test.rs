@@ -18,6 +18,10 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         passed.push(name);
         Ok(())
     };
+    step(
+        "layout: nothing outside the trust boundary in the image's dependency graphs",
+        &mut || crate::layout::check(root),
+    )?;
     let out = image::default_out(root, Variant::Release);
     let test_out = image::default_out(root, Variant::Test);
     step(

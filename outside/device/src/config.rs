@@ -79,7 +79,9 @@ pub struct Trust {
     /// it no relay or gateway certificate is accepted.
     pub tls_ca: Option<PathBuf>,
     /// A **test** ARK (DER) to trust *instead of* AMD's roots — for enclaves running without
-    /// SEV-SNP hardware (the QEMU demo). Absent: only AMD's Milan and Genoa roots are trusted.
+    /// SEV-SNP hardware (the QEMU demo). Honoured only by the `pp-test-root` build (feature
+    /// `test-root`); the shipped `pp` refuses to run with it. Absent: only AMD's Milan and Genoa
+    /// roots are trusted.
     pub test_root_ark: Option<PathBuf>,
 }
 

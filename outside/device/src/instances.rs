@@ -35,16 +35,68 @@ pub struct Rejected {
 pub enum Roots {
     /// AMD's Milan and Genoa roots.
     Amd,
-    /// A test ARK (DER), trusted instead of AMD's (no SEV-SNP hardware).
+    /// A test ARK (DER), trusted instead of AMD's (no SEV-SNP hardware). Only in the
+    /// `pp-test-root` build (feature `test-root`): the shipped `pp` has no way to trust one.
+    #[cfg(feature = "test-root")]
     Test(Vec<u8>),
 }
 
+/// Why the configured roots cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    /// The configuration names a test root, and this build trusts AMD's roots only.
+    #[error(
+        "trust.test_root_ark is set ({0}), but this build of pp trusts only AMD's roots: a test \
+         root is honoured only by the separate pp-test-root build the demo and the tests use"
+    )]
+    TestRootInShippedBuild(String),
+    /// The test root file could not be read.
+    #[error("reading the test root {0}: {1}")]
+    Unreadable(String, std::io::ErrorKind),
+}
+
 impl Roots {
+    /// The roots the configuration's `[trust]` asks for. In the shipped build (without the
+    /// `test-root` feature) a configured test root is an error, never silently ignored and never
+    /// trusted.
+    pub fn from_config(trust: &crate::config::Trust) -> Result<Self, RootsError> {
+        let Some(path) = &trust.test_root_ark else {
+            return Ok(Self::Amd);
+        };
+        Self::test_root(path)
+    }
+
+    #[cfg(feature = "test-root")]
+    fn test_root(path: &std::path::Path) -> Result<Self, RootsError> {
+        std::fs::read(path)
+            .map(Self::Test)
+            .map_err(|e| RootsError::Unreadable(path.display().to_string(), e.kind()))
+    }
+
+    #[cfg(not(feature = "test-root"))]
+    fn test_root(path: &std::path::Path) -> Result<Self, RootsError> {
+        Err(RootsError::TestRootInShippedBuild(
+            path.display().to_string(),
+        ))
+    }
+
+    /// A line for `--verbose` when these are test roots.
+    pub fn test_label(&self) -> Option<String> {
+        match self {
+            Self::Amd => None,
+            #[cfg(feature = "test-root")]
+            Self::Test(_) => {
+                Some("trust: a TEST root instead of AMD's (no SEV-SNP hardware)".into())
+            }
+        }
+    }
+
     /// The policy for one logged release: its accepted measurements, these roots.
     pub fn policy(&self, release: &LoggedRelease) -> Result<Policy> {
         let allowed = release.manifest.accepted_measurements()?;
         let policy = match self {
             Self::Amd => Policy::new(allowed, TcbVersion::default()),
+            #[cfg(feature = "test-root")]
             Self::Test(ark) => Policy::trusting_test_root(ark, allowed, TcbVersion::default()),
         };
         policy.map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e:?}"))
@@ -129,4 +181,30 @@ fn check(
         .verify(&policy)
         .context("the published key is not bound in valid evidence")?;
     Ok((published, release, policy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Trust;
+
+    #[test]
+    fn no_test_root_means_amds_roots() {
+        let roots = Roots::from_config(&Trust::default()).unwrap();
+        assert!(matches!(roots, Roots::Amd));
+        assert_eq!(roots.test_label(), None);
+    }
+
+    /// The shipped build cannot be talked into trusting a test root by its configuration.
+    #[cfg(not(feature = "test-root"))]
+    #[test]
+    fn the_shipped_build_refuses_a_configured_test_root() {
+        let trust = Trust {
+            tls_ca: None,
+            test_root_ark: Some("/nonexistent/ark.der".into()),
+        };
+        let err = Roots::from_config(&trust).unwrap_err();
+        assert!(matches!(err, RootsError::TestRootInShippedBuild(_)));
+        assert!(err.to_string().contains("trusts only AMD's roots"), "{err}");
+    }
 }

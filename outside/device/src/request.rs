@@ -50,16 +50,10 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         log.tree_head().size,
         hex::encode(log.tree_head().root)
     ));
-    let roots = match &config.trust.test_root_ark {
-        None => Roots::Amd,
-        Some(path) => {
-            trace(format!(
-                "trust: TEST root {} instead of AMD's (no SEV-SNP hardware)",
-                path.display()
-            ));
-            Roots::Test(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-        }
-    };
+    let roots = Roots::from_config(&config.trust)?;
+    if let Some(label) = roots.test_label() {
+        trace(label);
+    }
     let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
     for r in &rejected {
         trace(format!("cdn: instance {} refused: {}", r.id, r.reason));
