@@ -13,7 +13,7 @@ use sev::measurement::vmsa::{GuestFeatures, VMMType};
 use sev::parser::ByteParser;
 
 /// Length of a launch digest (SHA-384).
-pub const DIGEST_LEN: usize = 48;
+pub const DIGEST_LEN: usize = crate::manifest::MEASUREMENT_LEN;
 /// The SNP "SNPActive" guest feature, sev-snp-measure's default.
 pub const DEFAULT_GUEST_FEATURES: u64 = 0x1;
 /// Most vCPUs we measure for (QEMU's SNP VMSA layout is per vCPU; the bound keeps work bounded).

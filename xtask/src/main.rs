@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's task runner.
 
 mod bench_path;
+mod checkout;
 mod crates;
 mod e2e;
 mod firmware;
@@ -111,6 +112,13 @@ enum Cmd {
     ReproCheck,
     /// SEV-SNP launch digest (sev-snp-measure's flags); the digest is the last line.
     Measure(reproducible::cli::MeasureArgs),
+    /// Compare a built release folder with a manifest: every hash and launch digest recomputed.
+    Compare {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The release folder (pp.efi, OVMF.amdsev.fd, manifest.json).
+        dir: PathBuf,
+    },
     /// Rebuild a release from this checkout at another path; compare every hash and digest.
     Verify {
         /// The release manifest (for example target/pp-image/manifest.json).
@@ -210,6 +218,9 @@ fn run() -> Result<()> {
         }
         Cmd::ReproCheck => repro::check(&root, &pins).map(drop),
         Cmd::Measure(args) => forward(reproducible::cli::Command::Measure(args)),
+        Cmd::Compare { manifest, dir } => {
+            forward(reproducible::cli::Command::Compare { manifest, dir })
+        }
         Cmd::Verify { manifest } => repro::verify_manifest(&root, &manifest),
         Cmd::CheckReport { report, manifest } => {
             forward(reproducible::cli::Command::CheckReport { report, manifest })
@@ -265,7 +276,8 @@ fn boot_config(
 ) -> Result<(qemu::BootConfig, String)> {
     let dir = image_dir(root, pins, boot)?;
     let efi = qemu::check_image_dir(&dir)?;
-    let variant = reproducible::cli::load_manifest(&dir.join("manifest.json"))?.variant;
+    let variant =
+        reproducible::Manifest::read(&dir.join(reproducible::release::MANIFEST_FILE))?.variant;
     let firmware = match &boot.firmware {
         Some(path) => {
             firmware::check_user_firmware(path)?;

@@ -39,9 +39,9 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
                     .env("PP_GENERIC_OVMF", out.join(image::GENERIC_FIRMWARE_FILE))
                     .env(
                         "PP_AMDSEV_OVMF",
-                        out.join(reproducible::verify::AMDSEV_FIRMWARE_FILE),
+                        out.join(reproducible::release::AMDSEV_FIRMWARE_FILE),
                     )
-                    .env("PP_KERNEL", out.join(reproducible::verify::IMAGE_FILE))
+                    .env("PP_KERNEL", out.join(reproducible::release::IMAGE_FILE))
                     .env("PP_RELEASE_DIR", &out)
                     .env("PP_TEST_ROOT_DIR", test_root::ensure(root)?)
                     // pp-inference runs in its own step: its real-weight tests need the models,
