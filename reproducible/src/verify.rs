@@ -47,14 +47,7 @@ impl Measurement {
             guest_features,
             vmm_type: self.vmm_type.clone(),
         };
-        let mut digests = Vec::new();
-        for &vcpus in vcpu_counts {
-            digests.push(crate::measure::launch_digest(&MeasureInputs {
-                vcpus,
-                ..inputs.clone()
-            })?);
-        }
-        Ok(digests)
+        Ok(crate::measure::launch_digests(&inputs, vcpu_counts)?)
     }
 
     /// The vCPU counts this measurement gives digests for, in the digests' (string) order.
