@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's task runner.
 
+mod bench_measure;
 mod bench_path;
 mod checkout;
 mod crates;
@@ -119,6 +120,8 @@ enum Cmd {
         /// The release folder (pp.efi, OVMF.amdsev.fd, manifest.json).
         dir: PathBuf,
     },
+    /// Time our launch digest against sev-snp-measure's on the same inputs (its flags).
+    BenchMeasure(bench_measure::BenchArgs),
     /// Rebuild a release from this checkout at another path; compare every hash and digest.
     Verify {
         /// The release manifest (for example target/pp-image/manifest.json).
@@ -221,6 +224,7 @@ fn run() -> Result<()> {
         Cmd::Compare { manifest, dir } => {
             forward(reproducible::cli::Command::Compare { manifest, dir })
         }
+        Cmd::BenchMeasure(args) => bench_measure::run(&root, &pins, &args),
         Cmd::Verify { manifest } => repro::verify_manifest(&root, &manifest),
         Cmd::CheckReport { report, manifest } => {
             forward(reproducible::cli::Command::CheckReport { report, manifest })

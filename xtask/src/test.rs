@@ -120,7 +120,8 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
 }
 
 /// The pinned sev-snp-measure from PyPI, in a virtual environment under target/.
-fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
+/// The pinned sev-snp-measure, installed from PyPI into target/pp/venv when missing.
+pub fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
     let venv = root.join("target/pp/venv");
     let tool = venv.join("bin/sev-snp-measure");
     let spec = format!("sev-snp-measure=={}", pins.python.sev_snp_measure);
