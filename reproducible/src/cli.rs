@@ -1,4 +1,6 @@
-//! The `pp-reproducible` command line (also reached through `cargo xtask measure|verify|check-report`).
+//! The `pp-reproducible` command line (also reached through `cargo xtask measure|compare|check-report`).
+//!
+//! Everything it does needs only files: a rebuild from source is `cargo xtask verify`.
 
 use std::path::PathBuf;
 
@@ -11,7 +13,7 @@ use crate::measure::{self, DEFAULT_GUEST_FEATURES, MeasureInputs, VcpuModel};
 #[derive(Parser)]
 #[command(
     name = "pp-reproducible",
-    about = "Check a Private Processing release: launch digests, reports, rebuilds"
+    about = "Check a Private Processing release: launch digests, reports, built release folders"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,7 +33,16 @@ pub enum Command {
         #[arg(long)]
         manifest: PathBuf,
     },
-    /// Rebuild the release from this checkout at another path and compare every hash and digest.
+    /// Recompute every hash and launch digest of a built release folder and compare them with a
+    /// manifest (the folder's own manifest.json supplies the intermediate components).
+    Compare {
+        /// The release manifest to check against.
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The release folder (pp.efi, OVMF.amdsev.fd, manifest.json).
+        dir: PathBuf,
+    },
+    /// Not here: rebuilding from source needs the task runner; run `cargo xtask verify MANIFEST`.
     Verify {
         /// The release manifest to check.
         manifest: PathBuf,
@@ -119,24 +130,6 @@ impl MeasureArgs {
     }
 }
 
-/// The git checkout holding the current directory.
-fn checkout_root() -> Result<PathBuf> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .output()?;
-    if !out.status.success() {
-        bail!("verify must run inside a checkout of the project's source");
-    }
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
-}
-
-pub fn load_manifest(path: &std::path::Path) -> Result<Manifest> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read manifest {}", path.display()))?;
-    Manifest::from_json(&text)
-        .with_context(|| format!("{} is not a valid release manifest", path.display()))
-}
-
 /// Run a parsed command; `Ok(false)` means "ran, but the answer is no" (exit status 1).
 pub fn run(cli: Cli) -> Result<bool> {
     match cli.command {
@@ -146,33 +139,33 @@ pub fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::CheckReport { report, manifest } => {
-            let manifest = load_manifest(&manifest)?;
+            let manifest = Manifest::read(&manifest)?;
             let bytes = std::fs::read(&report)
                 .with_context(|| format!("cannot read report {}", report.display()))?;
             let vcpus = crate::report::check_measurement(&bytes, &manifest)?;
             println!("report measurement matches this release ({vcpus} vCPU)");
             Ok(true)
         }
-        Command::Verify { manifest } => {
-            let expected = load_manifest(&manifest)?;
-            let root = checkout_root()?;
-            let cache = root.join("target/pp/ovmf");
-            let env: Vec<(&str, PathBuf)> = if cache.is_dir() {
-                vec![("PP_OVMF_CACHE", cache)]
-            } else {
-                Vec::new()
-            };
-            let rows = crate::verify::rebuild_and_compare(&expected, &root, &env)?;
+        Command::Compare { manifest, dir } => {
+            let expected = Manifest::read(&manifest)?;
+            let rebuilt = Manifest::read(&dir.join(crate::release::MANIFEST_FILE))?;
+            let rows = crate::verify::compare_dir(&expected, &dir, &rebuilt)?;
             let all = crate::verify::print_table(&rows);
             println!(
                 "{}",
                 if all {
-                    "verify: release matches its source"
+                    "compare: the folder matches the manifest"
                 } else {
-                    "verify: MISMATCH"
+                    "compare: MISMATCH"
                 }
             );
             Ok(all)
         }
+        Command::Verify { manifest } => bail!(
+            "pp-reproducible does not rebuild: run `cargo xtask verify {}` in a checkout of the \
+             release's source (it copies the checkout to another path, rebuilds there and \
+             compares), or `pp-reproducible compare --manifest {0} DIR` on a folder you built",
+            manifest.display()
+        ),
     }
 }

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 /// Identifies this manifest format.
 pub const SCHEMA: &str = "pp-release-manifest/1";
 
+/// Length of an SEV-SNP launch measurement (SHA-384), as the manifest's digests hold it.
+pub const MEASUREMENT_LEN: usize = 48;
+
 /// A file by name, size and sha256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
@@ -89,30 +92,6 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    /// The launch digest these parameters give for the release folder `dir` (holding `pp.efi`
-    /// and the AmdSev firmware) with `vcpus` vCPUs.
-    pub fn launch_digest(
-        &self,
-        dir: &Path,
-        vcpus: u32,
-    ) -> Result<[u8; crate::measure::DIGEST_LEN]> {
-        use crate::measure::{MeasureInputs, VcpuModel};
-        use crate::verify::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
-        let guest_features = u64::from_str_radix(self.guest_features.trim_start_matches("0x"), 16)
-            .context("guest_features is not hex")?;
-        let inputs = MeasureInputs {
-            ovmf: dir.join(AMDSEV_FIRMWARE_FILE),
-            kernel: Some(dir.join(IMAGE_FILE)),
-            initrd: None,
-            append: Some(self.append.clone()),
-            vcpus,
-            vcpu: VcpuModel::Named(self.vcpu_type.clone()),
-            guest_features,
-            vmm_type: self.vmm_type.clone(),
-        };
-        Ok(crate::measure::launch_digest(&inputs)?)
-    }
-
     /// The vCPU count whose digest equals `digest`, if any.
     pub fn vcpus_for(&self, digest: &[u8]) -> Option<u32> {
         let hex = hex::encode(digest);
@@ -126,7 +105,7 @@ impl Measurement {
 impl Manifest {
     /// The measurements an enclave of this release may report: the launch digests for every
     /// listed vCPU count, and for a test image its test attester's measurement.
-    pub fn accepted_measurements(&self) -> Result<Vec<[u8; crate::measure::DIGEST_LEN]>> {
+    pub fn accepted_measurements(&self) -> Result<Vec<[u8; MEASUREMENT_LEN]>> {
         let mut out = Vec::new();
         let test = match (&self.test_attester_measurement, self.variant.as_str()) {
             (Some(m), "test") => Some(m),
@@ -154,12 +133,23 @@ impl Manifest {
             .context("release_ref is not 32 bytes of hex")
     }
 
+    /// The manifest as written to `manifest.json`: pretty JSON, fields in declaration order, maps
+    /// sorted, one trailing newline — the same bytes for the same release.
     pub fn to_json(&self) -> Result<String> {
         let mut s = serde_json::to_string_pretty(self)?;
         s.push('\n');
         Ok(s)
     }
 
+    /// Read and parse a manifest file, naming the file in any error.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read manifest {}", path.display()))?;
+        Self::from_json(&text)
+            .with_context(|| format!("{} is not a valid release manifest", path.display()))
+    }
+
+    /// Parse a manifest, refusing documents of another schema.
     pub fn from_json(text: &str) -> Result<Self> {
         let manifest: Self = serde_json::from_str(text).context("not a release manifest")?;
         if manifest.schema != SCHEMA {
@@ -172,6 +162,7 @@ impl Manifest {
     }
 }
 
+/// Lowercase hex SHA-256, the form every hash in a manifest takes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

@@ -1,7 +1,12 @@
 //! The SEV-SNP launch digest, computed offline from the same inputs QEMU hands the secure processor.
 //!
-//! A thin, checked front to the `sev` crate's `snp_calc_launch_digest` (which agrees with
+//! A checked front to the `sev` crate's `snp_calc_launch_digest` (which agrees with
 //! `sev-snp-measure`): inputs are validated first so that every failure names what is wrong.
+//! Digests for several vCPU counts share their work: the firmware, metadata and kernel-hashes
+//! pages (one pass over the kernel) are measured once, then only each count's VMSA pages
+//! ([`vmsa_tail`]).
+
+mod vmsa_tail;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,11 +14,11 @@ use std::path::{Path, PathBuf};
 use sev::measurement::ovmf::{OVMF, SectionType};
 use sev::measurement::snp::{SnpMeasurementArgs, snp_calc_launch_digest};
 use sev::measurement::vcpu_types::{CpuType, cpu_sig};
-use sev::measurement::vmsa::{GuestFeatures, VMMType};
+use sev::measurement::vmsa::{GuestFeatures, VMMType, VMSA};
 use sev::parser::ByteParser;
 
 /// Length of a launch digest (SHA-384).
-pub const DIGEST_LEN: usize = 48;
+pub const DIGEST_LEN: usize = crate::manifest::MEASUREMENT_LEN;
 /// The SNP "SNPActive" guest feature, sev-snp-measure's default.
 pub const DEFAULT_GUEST_FEATURES: u64 = 0x1;
 /// Most vCPUs we measure for (QEMU's SNP VMSA layout is per vCPU; the bound keeps work bounded).
@@ -115,9 +120,6 @@ impl MeasureInputs {
         if self.kernel.is_none() && self.append.is_some() {
             return Err(MeasureError::AppendWithoutKernel);
         }
-        if self.vcpus == 0 || self.vcpus > MAX_VCPUS {
-            return Err(MeasureError::VcpuCount(self.vcpus));
-        }
         let sig = match &self.vcpu {
             VcpuModel::Named(name) => {
                 return CpuType::try_from(name.as_str())
@@ -137,6 +139,13 @@ impl MeasureInputs {
     }
 }
 
+fn check_count(vcpus: u32) -> Result<(), MeasureError> {
+    if vcpus == 0 || vcpus > MAX_VCPUS {
+        return Err(MeasureError::VcpuCount(vcpus));
+    }
+    Ok(())
+}
+
 fn readable(role: &'static str, path: &Path) -> Result<(), MeasureError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_file() => Ok(()),
@@ -148,7 +157,7 @@ fn readable(role: &'static str, path: &Path) -> Result<(), MeasureError> {
 }
 
 /// The firmware must carry SEV metadata, and the kernel-hashes section when a kernel is measured.
-fn check_firmware(inputs: &MeasureInputs) -> Result<(), MeasureError> {
+fn check_firmware(inputs: &MeasureInputs) -> Result<OVMF, MeasureError> {
     let ovmf = OVMF::new(inputs.ovmf.clone())
         .map_err(|_| MeasureError::NoSnpMetadata(inputs.ovmf.clone()))?;
     if ovmf.metadata_items().is_empty() || ovmf.sev_es_reset_eip().is_err() {
@@ -160,18 +169,39 @@ fn check_firmware(inputs: &MeasureInputs) -> Result<(), MeasureError> {
     {
         return Err(MeasureError::NoKernelHashesTable(inputs.ovmf.clone()));
     }
-    Ok(())
+    Ok(ovmf)
 }
 
-/// Compute the SNP launch digest.
+/// Compute the SNP launch digest for `inputs.vcpus` vCPUs.
 pub fn launch_digest(inputs: &MeasureInputs) -> Result<[u8; DIGEST_LEN], MeasureError> {
+    let [digest] = launch_digests(inputs, &[inputs.vcpus])?
+        .try_into()
+        .expect("one count gives one digest");
+    Ok(digest)
+}
+
+/// Compute the SNP launch digest for each of `vcpu_counts` (`inputs.vcpus` is ignored), in order.
+///
+/// QEMU adds the VMSA pages last, after every memory page, so the digest of the firmware,
+/// metadata and kernel-hashes pages (what the `sev` crate gives for zero vCPUs) is a prefix shared
+/// by every count: it is computed once, and each count adds only its VMSA pages.
+pub fn launch_digests(
+    inputs: &MeasureInputs,
+    vcpu_counts: &[u32],
+) -> Result<Vec<[u8; DIGEST_LEN]>, MeasureError> {
     let vcpu_type = inputs.check()?;
+    for &n in vcpu_counts {
+        check_count(n)?;
+    }
     let vmm_type = inputs.vmm()?;
-    check_firmware(inputs)?;
+    let ovmf = check_firmware(inputs)?;
+    let reset_eip = ovmf
+        .sev_es_reset_eip()
+        .map_err(|_| MeasureError::NoSnpMetadata(inputs.ovmf.clone()))?;
     let guest_features = GuestFeatures::from_bytes_with(&inputs.guest_features.to_le_bytes(), ())
         .map_err(|e| MeasureError::Calculation(e.to_string()))?;
     let args = SnpMeasurementArgs {
-        vcpus: inputs.vcpus,
+        vcpus: 0,
         vcpu_type,
         ovmf_file: inputs.ovmf.clone(),
         guest_features,
@@ -181,14 +211,30 @@ pub fn launch_digest(inputs: &MeasureInputs) -> Result<[u8; DIGEST_LEN], Measure
         ovmf_hash_str: None,
         vmm_type: Some(vmm_type),
     };
-    match snp_calc_launch_digest(args) {
-        Ok(digest) => {
-            let hex = digest.get_hex_ld();
-            let bytes = hex::decode(&hex).map_err(|e| MeasureError::Calculation(e.to_string()))?;
-            bytes
-                .try_into()
-                .map_err(|_| MeasureError::Calculation("digest is not 48 bytes".into()))
-        }
-        Err(e) => Err(MeasureError::Calculation(e.to_string())),
-    }
+    let prefix = snp_calc_launch_digest(args)
+        .map_err(|e| MeasureError::Calculation(e.to_string()))
+        .and_then(|d| digest_bytes(&d.get_hex_ld()))?;
+    vcpu_counts
+        .iter()
+        .map(|&n| {
+            let vmsa = VMSA::new(
+                reset_eip.into(),
+                vcpu_type,
+                vmm_type,
+                Some(n.into()),
+                guest_features,
+            );
+            let pages = vmsa
+                .pages(n as usize)
+                .map_err(|e| MeasureError::Calculation(e.to_string()))?;
+            Ok(vmsa_tail::extend(prefix, &pages))
+        })
+        .collect()
+}
+
+fn digest_bytes(hex: &str) -> Result<[u8; DIGEST_LEN], MeasureError> {
+    let bytes = hex::decode(hex).map_err(|e| MeasureError::Calculation(e.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|_| MeasureError::Calculation("digest is not 48 bytes".into()))
 }

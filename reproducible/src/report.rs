@@ -10,6 +10,7 @@ use crate::manifest::Manifest;
 /// Size of an SNP attestation report (ABI spec 56860, ATTESTATION_REPORT).
 pub const REPORT_LEN: usize = 0x4A0;
 
+/// Why a report is refused for a release.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReportCheckError {
     /// Not a well-formed report of a version we understand.

@@ -1,12 +1,16 @@
-//! `verify`: rebuild a release from the current checkout in a fresh folder at another path,
-//! recompute every hash and launch digest from the rebuilt files, and compare with the manifest.
+//! Compare a built release folder with a manifest: recompute every hash and launch digest from
+//! the folder's files and print them side by side with what the manifest states.
+//!
+//! Producing the folder — a rebuild from source at another path — is the task runner's part
+//! (`cargo xtask verify`); this module needs only the files.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::manifest::{Artifact, Manifest};
+use crate::manifest::{Artifact, MEASUREMENT_LEN, Manifest, Measurement};
+use crate::measure::{MeasureInputs, VcpuModel};
+use crate::release::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
 
 /// One compared value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +21,50 @@ pub struct Row {
 }
 
 impl Row {
+    /// Whether the recomputed value is the stated one.
     pub fn matches(&self) -> bool {
         self.expected == self.got
     }
 }
 
-/// Files of a built release folder (what `cargo xtask image --out DIR` writes).
-pub const IMAGE_FILE: &str = "pp.efi";
-pub const AMDSEV_FIRMWARE_FILE: &str = "OVMF.amdsev.fd";
+impl Measurement {
+    /// The launch digests these parameters give for the release folder `dir` (holding `pp.efi`
+    /// and the AmdSev firmware), one per entry of `vcpu_counts`, in order.
+    pub fn launch_digests(
+        &self,
+        dir: &Path,
+        vcpu_counts: &[u32],
+    ) -> Result<Vec<[u8; MEASUREMENT_LEN]>> {
+        let guest_features = u64::from_str_radix(self.guest_features.trim_start_matches("0x"), 16)
+            .context("guest_features is not hex")?;
+        let inputs = MeasureInputs {
+            ovmf: dir.join(AMDSEV_FIRMWARE_FILE),
+            kernel: Some(dir.join(IMAGE_FILE)),
+            initrd: None,
+            append: Some(self.append.clone()),
+            vcpus: 1,
+            vcpu: VcpuModel::Named(self.vcpu_type.clone()),
+            guest_features,
+            vmm_type: self.vmm_type.clone(),
+        };
+        Ok(crate::measure::launch_digests(&inputs, vcpu_counts)?)
+    }
 
-/// Recompute from the files in `dir` every value `expected` states, as rows.
+    /// The vCPU counts this measurement gives digests for, in the digests' (string) order.
+    fn vcpu_counts(&self) -> Result<Vec<u32>> {
+        self.digests
+            .keys()
+            .map(|n| {
+                n.parse()
+                    .with_context(|| format!("the manifest's vCPU count {n:?} is not a number"))
+            })
+            .collect()
+    }
+}
+
+/// Recompute from the files in `dir` every value `expected` states, as rows. `rebuilt` is the
+/// manifest written with the folder: intermediate components and input hashes are taken from
+/// it (they are not in the folder), everything in the folder is recomputed.
 pub fn compare_dir(expected: &Manifest, dir: &Path, rebuilt: &Manifest) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let hash = |name: &str| -> Result<String> { Ok(Artifact::of(&dir.join(name), name)?.sha256) };
@@ -82,14 +120,12 @@ pub fn compare_dir(expected: &Manifest, dir: &Path, rebuilt: &Manifest) -> Resul
         expected: m.qemu_snp_command.clone(),
         got: rebuilt.measurement.qemu_snp_command.clone(),
     });
-    for (vcpus, digest) in &m.digests {
-        let vcpus_n: u32 = vcpus
-            .parse()
-            .context("the manifest's vCPU count is not a number")?;
-        let got = m
-            .launch_digest(dir, vcpus_n)
-            .map(hex::encode)
-            .unwrap_or_else(|e| format!("error: {e:#}"));
+    let counts = m.vcpu_counts()?;
+    let got: Vec<String> = match m.launch_digests(dir, &counts) {
+        Ok(digests) => digests.iter().map(hex::encode).collect(),
+        Err(e) => vec![format!("error: {e:#}"); counts.len()],
+    };
+    for ((vcpus, digest), got) in m.digests.iter().zip(got) {
         rows.push(Row {
             input: format!("launch digest, {vcpus} vCPU"),
             expected: digest.clone(),
@@ -109,42 +145,4 @@ pub fn print_table(rows: &[Row]) -> bool {
         println!("{:<width$}  {:<8}  {}", "", "", row.got);
     }
     rows.iter().all(Row::matches)
-}
-
-/// Rebuild the checkout at `root` in a fresh folder and compare with `expected`.
-/// `cargo` runs the task runner there; extra environment (e.g. a firmware cache) is passed on.
-pub fn rebuild_and_compare(
-    expected: &Manifest,
-    root: &Path,
-    env: &[(&str, PathBuf)],
-) -> Result<Vec<Row>> {
-    let copy = std::env::temp_dir().join(format!(
-        "pp-verify-rebuild-at-another-path-{}",
-        std::process::id()
-    ));
-    crate::checkout::copy(root, &copy)?;
-    let out = copy.join("target/pp-verify");
-    let result = (|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(&copy).env_remove("CARGO_TARGET_DIR").args([
-            "run",
-            "--quiet",
-            "--manifest-path",
-            "xtask/Cargo.toml",
-            "--",
-        ]);
-        cmd.arg("image").arg("--out").arg(&out);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let status = cmd
-            .status()
-            .context("running the task runner in the copy")?;
-        anyhow::ensure!(status.success(), "the rebuild in {} failed", copy.display());
-        let rebuilt = Manifest::from_json(&std::fs::read_to_string(out.join("manifest.json"))?)?;
-        compare_dir(expected, &out, &rebuilt)
-    })();
-    let _ = std::fs::remove_dir_all(&copy);
-    result
 }

@@ -4,11 +4,18 @@
 //! PP_GENERIC_OVMF (Debian's generic OVMF: SNP metadata, no kernel-hashes table) and
 //! PP_AMDSEV_OVMF (our AmdSev build) and PP_KERNEL (pp.efi); without them these tests say so and
 //! pass vacuously, so a plain `cargo test` on a machine without the tool still runs the rest.
+//! `shares_one_pass_across_vcpu_counts` needs only PP_GENERIC_OVMF (and uses the others when set).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use reproducible::measure::{MeasureError, MeasureInputs, VcpuModel, launch_digest};
+use reproducible::measure::{
+    MeasureError, MeasureInputs, VcpuModel, launch_digest, launch_digests,
+};
+use sev::measurement::snp::{SnpMeasurementArgs, snp_calc_launch_digest};
+use sev::measurement::vcpu_types::CpuType;
+use sev::measurement::vmsa::{GuestFeatures, VMMType};
+use sev::parser::ByteParser;
 
 struct Env {
     tool: PathBuf,
@@ -142,6 +149,68 @@ fn equals_sev_snp_measure() {
         assert_eq!(ours, theirs(&env, case), "inputs: {case:?}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `sev` crate's digest computed from scratch for one count (no shared prefix).
+fn from_scratch(i: &MeasureInputs, vcpus: u32) -> String {
+    let VcpuModel::Named(name) = &i.vcpu else {
+        panic!("named vCPU types only here")
+    };
+    snp_calc_launch_digest(SnpMeasurementArgs {
+        vcpus,
+        vcpu_type: CpuType::try_from(name.as_str()).unwrap(),
+        ovmf_file: i.ovmf.clone(),
+        guest_features: GuestFeatures::from_bytes_with(&i.guest_features.to_le_bytes(), ())
+            .unwrap(),
+        kernel_file: i.kernel.clone(),
+        initrd_file: i.initrd.clone(),
+        append: i.append.as_deref(),
+        ovmf_hash_str: None,
+        vmm_type: Some(VMMType::QEMU),
+    })
+    .unwrap()
+    .get_hex_ld()
+}
+
+/// Several vCPU counts from one pass (shared prefix, then each count's VMSA pages) give the same
+/// digests as the `sev` crate from scratch and as sev-snp-measure, count by count.
+#[test]
+fn shares_one_pass_across_vcpu_counts() {
+    let get = |k| std::env::var_os(k).map(PathBuf::from);
+    let Some(generic) = get("PP_GENERIC_OVMF") else {
+        eprintln!("shared-pass check not run: set PP_GENERIC_OVMF (`cargo xtask test` does)");
+        return;
+    };
+    let tool = get("PP_SEV_SNP_MEASURE");
+    let mut cases = vec![
+        inputs(&generic, 1, VcpuModel::Named("EPYC-v4".into())),
+        inputs(&generic, 1, VcpuModel::Named("EPYC-Genoa".into())),
+    ];
+    if let (Some(amdsev), Some(kernel)) = (get("PP_AMDSEV_OVMF"), get("PP_KERNEL")) {
+        let mut i = inputs(&amdsev, 1, VcpuModel::Named("EPYC-v4".into()));
+        i.kernel = Some(kernel);
+        i.append = Some(String::new());
+        cases.push(i);
+    }
+    let counts = [1, 2, 3, 4, 8];
+    for case in &cases {
+        let ours = launch_digests(case, &counts).unwrap();
+        for (n, digest) in counts.iter().zip(&ours) {
+            let ours = hex::encode(digest);
+            assert_eq!(ours, from_scratch(case, *n), "{n} vCPU, inputs: {case:?}");
+            if let Some(tool) = &tool {
+                let env = Env {
+                    tool: tool.clone(),
+                    generic: generic.clone(),
+                    amdsev: generic.clone(),
+                    kernel: generic.clone(),
+                };
+                let mut one = case.clone();
+                one.vcpus = *n;
+                assert_eq!(ours, theirs(&env, &one), "{n} vCPU, inputs: {case:?}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use reproducible::Manifest;
-use reproducible::verify::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE, Row, compare_dir};
+use reproducible::release::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
+use reproducible::verify::{Row, compare_dir};
 
 fn release() -> Option<(PathBuf, Manifest)> {
     let Some(dir) = std::env::var_os("PP_RELEASE_DIR").map(PathBuf::from) else {

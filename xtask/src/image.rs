@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::pins::Pins;
-use reproducible::verify::AMDSEV_FIRMWARE_FILE;
+use reproducible::release::{AMDSEV_FIRMWARE_FILE, MANIFEST_FILE};
 
 use crate::workload::Variant;
 use crate::{kernel, setup, toolchain, util, workload};
 
 pub const UEFI_TARGET: &str = "x86_64-unknown-uefi";
 /// The generic (non-SEV) firmware's name in a release folder.
-pub const GENERIC_FIRMWARE_FILE: &str = "OVMF.fd";
+pub use reproducible::release::GENERIC_FIRMWARE_FILE;
 /// The kernel command line the release is measured with (QEMU `-append`).
 pub const IMAGE_APPEND: &str = "";
 
@@ -37,7 +37,10 @@ pub fn models_of(variant: Variant) -> crate::weights::Models {
 /// Build everything and write the release folder: `pp.efi`, both firmwares, `manifest.json`.
 pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<PathBuf> {
     setup::ensure(pins)?;
-    let release_ref = crate::manifest::release_ref(root)?;
+    // The input hashes are read once: the workload is built with their release_ref, and the
+    // manifest records the same hashes.
+    let inputs = reproducible::release::input_hashes(root)?;
+    let release_ref = reproducible::release::release_ref(&inputs);
     let mut timings = Vec::new();
     let t = std::time::Instant::now();
     let lib = kernel::build(root, pins)?;
@@ -57,7 +60,7 @@ pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<P
     )?;
     timings.push(("loader", t.elapsed()));
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let dest = out.join("pp.efi");
+    let dest = out.join(reproducible::release::IMAGE_FILE);
     fs::copy(&efi, &dest)?;
     let t = std::time::Instant::now();
     let firmwares = crate::ovmf::ensure(root)?;
@@ -65,16 +68,15 @@ pub fn build(root: &Path, pins: &Pins, out: &Path, variant: Variant) -> Result<P
     fs::copy(&firmwares.generic, out.join(GENERIC_FIRMWARE_FILE))?;
     let measurement = crate::snp::measurement(&pins.snp, out, IMAGE_APPEND)?;
     timings.push(("firmware and launch digests", t.elapsed()));
-    let files = crate::manifest::ImageFiles {
+    let files = reproducible::release::ImageFiles {
         efi: &dest,
         kernel_lib: &lib.join("libhermit.a"),
         workload_elf: &elf,
         weights: &weights,
-        firmware: &out.join(GENERIC_FIRMWARE_FILE),
+        generic_firmware: &out.join(GENERIC_FIRMWARE_FILE),
     };
-    let manifest =
-        crate::manifest::for_image(root, pins, files, measurement, variant, release_ref)?;
-    let path = out.join("manifest.json");
+    let manifest = crate::manifest::for_image(inputs, pins, files, measurement, variant)?;
+    let path = out.join(MANIFEST_FILE);
     fs::write(&path, manifest.to_json()?)?;
     for (what, d) in timings {
         eprintln!("image: {what} step {:.1} s", d.as_secs_f64());

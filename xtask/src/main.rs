@@ -1,6 +1,8 @@
 //! `cargo xtask`: the project's task runner.
 
+mod bench_measure;
 mod bench_path;
+mod checkout;
 mod crates;
 mod e2e;
 mod firmware;
@@ -112,6 +114,15 @@ enum Cmd {
     ReproCheck,
     /// SEV-SNP launch digest (sev-snp-measure's flags); the digest is the last line.
     Measure(reproducible::cli::MeasureArgs),
+    /// Compare a built release folder with a manifest: every hash and launch digest recomputed.
+    Compare {
+        #[arg(long)]
+        manifest: PathBuf,
+        /// The release folder (pp.efi, OVMF.amdsev.fd, manifest.json).
+        dir: PathBuf,
+    },
+    /// Time our launch digest against sev-snp-measure's on the same inputs (its flags).
+    BenchMeasure(bench_measure::BenchArgs),
     /// Rebuild a release from this checkout at another path; compare every hash and digest.
     Verify {
         /// The release manifest (for example target/pp-image/manifest.json).
@@ -211,6 +222,10 @@ fn run() -> Result<()> {
         }
         Cmd::ReproCheck => repro::check(&root, &pins).map(drop),
         Cmd::Measure(args) => forward(reproducible::cli::Command::Measure(args)),
+        Cmd::Compare { manifest, dir } => {
+            forward(reproducible::cli::Command::Compare { manifest, dir })
+        }
+        Cmd::BenchMeasure(args) => bench_measure::run(&root, &pins, &args),
         Cmd::Verify { manifest } => repro::verify_manifest(&root, &manifest),
         Cmd::CheckReport { report, manifest } => {
             forward(reproducible::cli::Command::CheckReport { report, manifest })
@@ -266,7 +281,8 @@ fn boot_config(
 ) -> Result<(qemu::BootConfig, String)> {
     let dir = image_dir(root, pins, boot)?;
     let efi = qemu::check_image_dir(&dir)?;
-    let variant = reproducible::cli::load_manifest(&dir.join("manifest.json"))?.variant;
+    let variant =
+        reproducible::Manifest::read(&dir.join(reproducible::release::MANIFEST_FILE))?.variant;
     let firmware = match &boot.firmware {
         Some(path) => {
             firmware::check_user_firmware(path)?;

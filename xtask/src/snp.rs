@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use reproducible::verify::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
+use reproducible::release::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
 use reproducible::{Artifact, Measurement};
 
 use crate::pins::SnpPins;
@@ -102,7 +102,7 @@ pub fn boot(
 ) -> Result<()> {
     let dir = crate::image_dir(root, pins, args)?;
     let efi = crate::qemu::check_image_dir(&dir)?;
-    let manifest = reproducible::cli::load_manifest(&dir.join("manifest.json"))?;
+    let manifest = reproducible::Manifest::read(&dir.join(reproducible::release::MANIFEST_FILE))?;
     let firmware = match &args.firmware {
         Some(f) => f.clone(),
         None => dir.join(AMDSEV_FIRMWARE_FILE),
@@ -148,10 +148,11 @@ pub fn measurement(pins: &SnpPins, dir: &Path, append: &str) -> Result<Measureme
         qemu_snp_command: command_template(pins, append),
         digests: BTreeMap::new(),
     };
-    for &vcpus in &pins.vcpus {
-        let digest = measurement
-            .launch_digest(dir, vcpus)
-            .context("pins.toml [snp]")?;
+    // One pass over the firmware and pp.efi for all counts; each count adds its VMSA pages.
+    let digests = measurement
+        .launch_digests(dir, &pins.vcpus)
+        .context("pins.toml [snp]")?;
+    for (vcpus, digest) in pins.vcpus.iter().zip(digests) {
         measurement
             .digests
             .insert(vcpus.to_string(), hex::encode(digest));

@@ -43,9 +43,9 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
                     .env("PP_GENERIC_OVMF", out.join(image::GENERIC_FIRMWARE_FILE))
                     .env(
                         "PP_AMDSEV_OVMF",
-                        out.join(reproducible::verify::AMDSEV_FIRMWARE_FILE),
+                        out.join(reproducible::release::AMDSEV_FIRMWARE_FILE),
                     )
-                    .env("PP_KERNEL", out.join(reproducible::verify::IMAGE_FILE))
+                    .env("PP_KERNEL", out.join(reproducible::release::IMAGE_FILE))
                     .env("PP_RELEASE_DIR", &out)
                     .env("PP_TEST_ROOT_DIR", test_root::ensure(root)?)
                     // pp-inference runs in its own step: its real-weight tests need the models,
@@ -124,7 +124,8 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
 }
 
 /// The pinned sev-snp-measure from PyPI, in a virtual environment under target/.
-fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
+/// The pinned sev-snp-measure, installed from PyPI into target/pp/venv when missing.
+pub fn sev_snp_measure(root: &Path, pins: &Pins) -> Result<PathBuf> {
     let venv = root.join("target/pp/venv");
     let tool = venv.join("bin/sev-snp-measure");
     let spec = format!("sev-snp-measure=={}", pins.python.sev_snp_measure);

@@ -1,5 +1,5 @@
 //! Copy a git checkout (tracked and untracked-but-not-ignored files) to another folder, so a
-//! rebuild there sees exactly the source, nothing built.
+//! rebuild there sees exactly the source, nothing built (`cargo xtask verify`).
 
 use std::fs;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+/// Copy the checkout at `root` to `dest` (emptied first); returns the number of files copied.
 pub fn copy(root: &Path, dest: &Path) -> Result<usize> {
     if dest.exists() {
         fs::remove_dir_all(dest).with_context(|| format!("removing {}", dest.display()))?;
