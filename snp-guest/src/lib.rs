@@ -26,6 +26,7 @@ pub mod certs;
 #[cfg(feature = "guest-request")]
 pub mod channel;
 pub mod cpuid;
+pub mod entropy;
 pub mod ghcb;
 pub mod guest_call;
 #[cfg(feature = "guest-request")]
