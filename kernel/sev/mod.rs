@@ -2,14 +2,18 @@
 //!
 //! The kernel build (`xtask/src/kernel.rs`) copies this folder, together with the hardware-free
 //! modules of `snp-guest/` (`msr`, `ghcb`, `guest_call`, `secrets`, `custody`, `psc`, `cpuid`,
-//! `page_pool`, `vc`), into the pinned kernel source as
+//! `page_pool`, `vc`, `entropy`), into the pinned kernel source as
 //! `src/arch/x86_64/kernel/pp_sev/`, and `KERNEL_EDITS` (`kernel/src/lib.rs`) route the kernel's
 //! page-table code through [`paging`], device buffers through [`shared`] and #VC through
 //! [`vc_handler`]. Without SEV the C-bit mask is 0 and every helper here is
 //! the identity, so the kernel behaves exactly as before.
+//!
+//! `entropy` sits here because `vc` uses its instruction decoder; the kernel's entropy source,
+//! with or without SEV, is `pp_entropy` (`kernel/entropy/`), which uses it too.
 
 pub(crate) mod cpuid;
 pub(crate) mod custody;
+pub(crate) mod entropy;
 pub(crate) mod facts;
 pub(crate) mod ghcb;
 pub(crate) mod guest_call;

@@ -176,8 +176,12 @@ fn emulate(frame: &mut Frame) -> Result<(), TerminationReason> {
     // SAFETY: RIP points at the kernel instruction that raised #VC, inside the kernel image; 15
     // bytes (the longest x86 instruction) stay inside its mapped text.
     let bytes = unsafe { core::slice::from_raw_parts(frame.rip as *const u8, vc::MAX_INSN_LEN) };
-    let insn =
-        vc::decode(bytes, frame.error_code).map_err(|_| TerminationReason::PP_UNHANDLED_VC)?;
+    // RDRAND/RDSEED (which SVM cannot intercept) are never answered by the hypervisor: its value
+    // would be the enclave's randomness. Anything else undecodable is an unhandled #VC.
+    let insn = vc::decode(bytes, frame.error_code).map_err(|e| match e {
+        vc::VcError::Entropy => TerminationReason::PP_ENTROPY,
+        _ => TerminationReason::PP_UNHANDLED_VC,
+    })?;
     let mmio_gpa = match insn.mem {
         Some(_) => mmio_target(insn.effective_address(&regs, frame.rsp))?,
         None => 0,

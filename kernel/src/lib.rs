@@ -248,6 +248,58 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         count: 1,
         reason: "the SMP boot-code identity check compares addresses without the C-bit",
     },
+    // --- Entropy: our module `pp_entropy` (kernel/entropy/ + snp-guest's entropy, in pp_sev) ---
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "pub mod pit;\n",
+        replace: "pub mod pit;\npub(crate) mod pp_entropy;\n",
+        count: 1,
+        reason: "declare our entropy module, copied to src/arch/x86_64/kernel/pp_entropy/ by the build",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "\tinterrupts::install();\n\tsystemtime::init();\n",
+        replace: "\tinterrupts::install();\n\tpp_entropy::startup();\n\tsystemtime::init();\n",
+        count: 1,
+        reason: "startup health test of RDSEED and RDRAND on the boot CPU as soon as the #UD handler \
+                 exists, before devices, network or the application: a missing or broken source \
+                 stops the boot before any key exists",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/interrupts.rs"),
+        find: "fn invalid_opcode_exception(stack_frame: ExceptionStackFrame) {\n\tswapgs(&stack_frame);\n",
+        replace: "fn invalid_opcode_exception(stack_frame: ExceptionStackFrame) {\n\tswapgs(&stack_frame);\n\tcrate::arch::x86_64::kernel::pp_entropy::on_invalid_opcode();\n",
+        count: 1,
+        reason: "a #UD from our RDSEED/RDRAND (a CPU without them, e.g. a CPU model with them \
+                 masked) stops the boot with a line naming the instruction",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/processor.rs"),
+        find: "pub fn seed_entropy() -> Option<[u8; 32]> {\n\tlet mut buf",
+        replace: "pub fn seed_entropy() -> Option<[u8; 32]> {\n\tSome(crate::arch::x86_64::kernel::pp_entropy::seed())\n}\n\n/// pp: Hermit's CPUID-gated RDSEED loop, no longer called (see pp_entropy).\n#[allow(dead_code)]\nfn hermit_seed_entropy() -> Option<[u8; 32]> {\n\tlet mut buf",
+        count: 1,
+        reason: "the ChaCha20 pool behind sys_read_entropy and sys_secure_rand32/64 is seeded from \
+                 our health-tested RDSEED/RDRAND, never gated on a CPUID bit (the hypervisor \
+                 writes the SNP CPUID page) and never None",
+    },
+    SourceEdit {
+        files: Files::One("src/syscalls/entropy.rs"),
+        find: "\t\twarn!(\"Unable to read entropy! Fallback to a naive implementation!\");\n\t\tfor i in &mut *buf {\n\t\t\t*i = (generate_park_miller_lehmer_random_number() & 0xff)\n\t\t\t\t.try_into()\n\t\t\t\t.unwrap();\n\t\t}\n\t\tbuf.len().try_into().unwrap()\n",
+        replace: "\t\tcrate::arch::x86_64::kernel::pp_entropy::unavailable()\n",
+        count: 1,
+        reason: "sys_read_entropy answered from a Park-Miller LCG seeded with 32 TSC bits, and \
+                 reported success, when the pool had no seed: stop instead (unreachable now that \
+                 the seed never fails, kept as a stop)",
+    },
+    SourceEdit {
+        files: Files::One("src/executor/device.rs"),
+        find: "config.random_seed = (arch::kernel::systemtime::now_micros()) / 1_000_000;",
+        replace: "config.random_seed = crate::arch::x86_64::kernel::pp_entropy::random_u64();",
+        count: 2,
+        reason: "smoltcp's generator (TCP initial sequence numbers, ephemeral ports, DHCP ids) was \
+                 seeded with the boot time in seconds; seed it from our source (its output is \
+                 still not a secret: smoltcp's generator is not cryptographic)",
+    },
 ];
 
 /// The kernel's page-table code, which most SEV edits touch.
@@ -275,4 +327,18 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("snp-guest/src/custody.rs", "custody.rs"),
     ("snp-guest/src/msr.rs", "msr.rs"),
     ("snp-guest/src/psc.rs", "psc.rs"),
+    ("snp-guest/src/entropy.rs", "entropy.rs"),
+];
+
+/// Where the build copies our entropy module inside the kernel source.
+pub const ENTROPY_MODULE_DIR: &str = "src/arch/x86_64/kernel/pp_entropy";
+
+/// The files of that module (its policy and health tests are `snp-guest/src/entropy.rs`, copied
+/// into the SEV module, whose #VC decoder uses it too).
+pub const ENTROPY_MODULE_FILES: &[(&str, &str)] = &[("kernel/entropy/mod.rs", "mod.rs")];
+
+/// Every module of ours the build copies into the kernel source: its folder there and its files.
+pub const KERNEL_MODULES: &[(&str, &[(&str, &str)])] = &[
+    (SEV_MODULE_DIR, SEV_MODULE_FILES),
+    (ENTROPY_MODULE_DIR, ENTROPY_MODULE_FILES),
 ];

@@ -29,6 +29,7 @@ pub mod certs;
 pub mod channel;
 pub mod cpuid;
 pub mod custody;
+pub mod entropy;
 pub mod ghcb;
 pub mod guest_call;
 #[cfg(feature = "guest-request")]

@@ -274,6 +274,9 @@ impl TerminationReason {
     pub const PP_SEQUENCE_OVERFLOW: Self = Self { set: 1, code: 5 };
     /// pp: the hypervisor did not register the GHCB GPA.
     pub const PP_GHCB_REGISTRATION: Self = Self { set: 1, code: 6 };
+    /// pp: no trustworthy hardware entropy (RDSEED/RDRAND fault, run dry or fail their health
+    /// tests), or a #VC for RDRAND/RDSEED.
+    pub const PP_ENTROPY: Self = Self { set: 1, code: 7 };
 
     /// The MSR value of a termination request (0x100).
     pub const fn request(self) -> u64 {

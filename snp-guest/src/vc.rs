@@ -194,6 +194,8 @@ pub enum VcError {
     /// The CPUID page cannot answer leaf 0xD subleaf 0/1 for the current XCR0/XSS (Linux:
     /// fatal too).
     CpuidPage,
+    /// RDRAND or RDSEED at RIP: never answered through the GHCB, whatever the exit code.
+    Entropy,
 }
 
 impl fmt::Display for VcError {
@@ -204,6 +206,7 @@ impl fmt::Display for VcError {
             Self::Mismatch => "#VC: instruction does not match the exit code",
             Self::Ghcb(_) => "#VC: hypervisor returned an error or an incomplete answer",
             Self::CpuidPage => "#VC: CPUID page cannot compute the XSAVE size for XCR0/XSS",
+            Self::Entropy => "#VC: RDRAND/RDSEED is never emulated by the hypervisor",
         })
     }
 }
@@ -285,9 +288,13 @@ fn modrm(c: &mut Cursor<'_>, rex: u8) -> Result<(u8, MemOperand), VcError> {
 ///
 /// Prefixes: REX (directly before the opcode) everywhere; `66` and the segment overrides
 /// `26`/`2E`/`36`/`3E` (ignored) on I/O and MMIO. Anything else (`F0`, `F2`, `F3`, `64`, `65`,
-/// `67`, a prefix after REX) is [`VcError::Unsupported`].
+/// `67`, a prefix after REX) is [`VcError::Unsupported`]. RDRAND and RDSEED are
+/// [`VcError::Entropy`] under any exit code (SVM cannot intercept them; see `entropy.rs`).
 pub fn decode(bytes: &[u8], exit_code: u64) -> Result<Insn, VcError> {
     use exit_code::{CPUID, IOIO, MMIO_READ, MMIO_WRITE, MSR};
+    if super::entropy::rng_instruction(bytes).is_some() {
+        return Err(VcError::Entropy);
+    }
     if ![CPUID, IOIO, MSR, EXIT_NPF, MMIO_READ, MMIO_WRITE].contains(&exit_code) {
         return Err(VcError::Unsupported);
     }

@@ -487,3 +487,32 @@ fn unsupported() {
     // The exit code is checked first.
     assert_eq!(decode(&[], 0x6E), Err(VcError::Unsupported));
 }
+
+#[test]
+fn rdrand_and_rdseed_are_never_emulated() {
+    // rdrand rax, rdseed rax, rdrand ecx, rdseed r15w: refused under every exit code this handler
+    // knows, ones it does not (RDTSC, VMMCALL, none) and VMX's RDRAND/RDSEED exit reasons (57,
+    // 61), before anything reaches the GHCB. The kernel terminates with PP_ENTROPY.
+    let insns: &[&[u8]] = &[
+        &[0x48, 0x0F, 0xC7, 0xF0],
+        &[0x48, 0x0F, 0xC7, 0xF8],
+        &[0x0F, 0xC7, 0xF1],
+        &[0x66, 0x41, 0x0F, 0xC7, 0xFF],
+    ];
+    for bytes in insns {
+        for exit in [
+            CPUID, IOIO, MSR, EXIT_NPF, MMIO_READ, MMIO_WRITE, 0x6E, 0x81, 57, 61, 0,
+        ] {
+            assert_eq!(
+                decode(bytes, exit),
+                Err(VcError::Entropy),
+                "{bytes:02x?} {exit:#x}"
+            );
+        }
+    }
+    // RDPID (F3 0F C7 /7) is another instruction: refused as unsupported.
+    assert_eq!(
+        decode(&[0xF3, 0x0F, 0xC7, 0xF8], MSR),
+        Err(VcError::Unsupported)
+    );
+}

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pp_kernel_build::{
-    KERNEL_EDITS, KERNEL_FEATURES, KERNEL_TARGET, SEV_MODULE_DIR, SEV_MODULE_FILES, SYMBOL_PREFIX,
-    archive, edit,
+    KERNEL_EDITS, KERNEL_FEATURES, KERNEL_MODULES, KERNEL_TARGET, SYMBOL_PREFIX, archive, edit,
 };
 
 use crate::pins::Pins;
@@ -74,17 +73,19 @@ pub fn build(root: &Path, pins: &Pins) -> Result<PathBuf> {
     Ok(out_dir)
 }
 
-/// A fresh, edited copy of the pinned kernel source with our SEV module in it, redone only when
-/// the pin, the edits or a module file change.
+/// A fresh, edited copy of the pinned kernel source with our modules (SEV, entropy) in it, redone
+/// only when the pin, the edits or a module file change.
 fn prepare_source(repo: &Path, work: &Path, pins: &Pins) -> Result<PathBuf> {
     let pin = pins.crate_pin("hermit-kernel")?;
     let parent = work.join("kernel-src");
     let root = parent.join(format!("{}-{}", pin.name, pin.version));
     let stamp = parent.join("prepared.stamp");
     let mut module = Vec::new();
-    for (from, to) in SEV_MODULE_FILES {
-        let text = fs::read(repo.join(from)).with_context(|| format!("reading {from}"))?;
-        module.push((*to, text));
+    for (dir, files) in KERNEL_MODULES {
+        for (from, to) in *files {
+            let text = fs::read(repo.join(from)).with_context(|| format!("reading {from}"))?;
+            module.push((format!("{dir}/{to}"), text));
+        }
     }
     let module_hash = {
         use sha2::Digest;
@@ -108,14 +109,14 @@ fn prepare_source(repo: &Path, work: &Path, pins: &Pins) -> Result<PathBuf> {
     let _ = fs::remove_file(&stamp);
     let roots = crates::unpack_fresh(work, &[pin], &parent)?;
     edit::apply_all(&roots[0], KERNEL_EDITS)?;
-    let dir = roots[0].join(SEV_MODULE_DIR);
-    fs::create_dir_all(&dir)?;
     for (name, text) in &module {
-        fs::write(dir.join(name), text)?;
+        let file = roots[0].join(name);
+        fs::create_dir_all(file.parent().context("module file without a folder")?)?;
+        fs::write(file, text)?;
     }
     fs::write(&stamp, want)?;
     eprintln!(
-        "kernel: prepared {} with {} source edits and our SEV module (see kernel/README.md)",
+        "kernel: prepared {} with {} source edits and our SEV and entropy modules (see kernel/README.md)",
         root.display(),
         KERNEL_EDITS.len()
     );

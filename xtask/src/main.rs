@@ -150,6 +150,12 @@ enum Cmd {
     Demo,
     /// The end-to-end test alone (also a step of `test`).
     E2e,
+    /// Boot an image on a CPU without RDSEED/RDRAND and check that it refuses to start (also a
+    /// step of `test`).
+    EntropyRefusal {
+        #[command(flatten)]
+        boot: BootArgs,
+    },
     /// Benchmark: sessions through relay + gateway against direct, on loopback (host mode).
     BenchPath {
         #[arg(long, default_value_t = 100)]
@@ -238,6 +244,11 @@ fn run() -> Result<()> {
         }
         Cmd::Demo => e2e::demo(&root, &pins),
         Cmd::E2e => e2e::test(&root, &pins),
+        Cmd::EntropyRefusal { boot } => {
+            let (mut config, _) = boot_config(&root, &pins, &boot)?;
+            config.cpu = qemu::CPU_WITHOUT_RNG.to_string();
+            smoke::expect_entropy_refusal(&config)
+        }
         Cmd::BenchPath { sessions } => bench_path::run(&root, &pins, sessions),
         Cmd::Weights { real } => {
             let models = if real {

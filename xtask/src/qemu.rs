@@ -13,6 +13,10 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// Guest ports of the workload (see workload/src/main.rs).
 pub const GUEST_HEALTH_PORT: u16 = 8080;
 pub const GUEST_TLS_PORT: u16 = 8443;
+/// The CPU model of every TCG boot: `max` (the kernel uses FSGSBASE).
+pub const CPU: &str = "max";
+/// The same without RDSEED and RDRAND: QEMU then raises #UD for them, as a CPU without them would.
+pub const CPU_WITHOUT_RNG: &str = "max,-rdseed,-rdrand";
 
 /// What one boot uses.
 #[derive(Debug, Clone)]
@@ -21,17 +25,20 @@ pub struct BootConfig {
     pub efi: PathBuf,
     pub append: String,
     pub cpus: u32,
+    /// QEMU `-cpu` ([`CPU`] unless a test takes something away).
+    pub cpu: String,
     pub memory_mib: u32,
     pub host_health_port: u16,
     pub host_tls_port: u16,
 }
 
 impl BootConfig {
-    /// The QEMU command line: TCG (this machine's KVM cannot run OVMF), q35, `-cpu max` (the kernel
-    /// uses FSGSBASE), modern-only virtio-net with the two workload ports forwarded to loopback.
+    /// The QEMU command line: TCG (this machine's KVM cannot run OVMF), q35, `-cpu` as configured,
+    /// modern-only virtio-net with the two workload ports forwarded to loopback.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(QEMU);
-        cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", "max", "-nographic", "-no-reboot"])
+        cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", &self.cpu])
+            .args(["-nographic", "-no-reboot"])
             .args(["-smp", &self.cpus.to_string(), "-m", &format!("{}M", self.memory_mib)])
             .arg("-bios")
             .arg(&self.firmware)
@@ -166,6 +173,25 @@ impl Vm {
     /// Wait for QEMU to end by itself.
     pub fn wait(&mut self) -> Result<std::process::ExitStatus> {
         Ok(self.child.wait()?)
+    }
+
+    /// Wait for QEMU to end by itself within `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let lines = self.lines.lock().unwrap();
+                bail!(
+                    "QEMU did not exit within {} s\n{}",
+                    timeout.as_secs(),
+                    self.tail(&lines)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

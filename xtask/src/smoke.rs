@@ -142,6 +142,36 @@ fn attested_session(config: &BootConfig, policy: &pp_verifier::Policy) -> Result
     Ok(())
 }
 
+/// The start of the serial line with which the kernel refuses its entropy source
+/// (`kernel/entropy/mod.rs`).
+pub const ENTROPY_REFUSAL: &str = "pp-entropy: fatal: ";
+
+/// Boot an image on a CPU without RDSEED and RDRAND ([`crate::qemu::CPU_WITHOUT_RNG`]): the
+/// kernel must stop at its entropy startup test. Passes when the refusal line names RDSEED's #UD,
+/// QEMU then exits by itself, the workload never said it was ready, and the health port does not
+/// answer.
+pub fn expect_entropy_refusal(config: &BootConfig) -> Result<()> {
+    const NEVER: &[&str] = &["pp-workload: ready", "Jumping into application"];
+    let mut vm = Vm::start(config, false)?;
+    let line = vm.wait_for(ENTROPY_REFUSAL, NEVER, READY_TIMEOUT)?;
+    if !line.contains("RDSEED raised #UD") {
+        bail!("the kernel refused its entropy for another reason than RDSEED's #UD: {line}");
+    }
+    let status = vm.wait_timeout(Duration::from_secs(60))?;
+    if let Some(l) = vm
+        .lines()
+        .iter()
+        .find(|l| NEVER.iter().any(|n| l.contains(n)))
+    {
+        bail!("the enclave went on after refusing its entropy: {l}");
+    }
+    if http_get(config.host_health_port, "/health").is_ok() {
+        bail!("the health port answered although the kernel refused to start");
+    }
+    println!("smoke: enclave refused to start without RDSEED/RDRAND ({status}): {line}");
+    Ok(())
+}
+
 /// Boot an image the loader must refuse: pass when its error line contains `needle` and QEMU
 /// then exits by itself (through `isa-debug-exit`).
 pub fn expect_loader_error(config: &BootConfig, needle: &str) -> Result<()> {
@@ -184,6 +214,7 @@ pub fn config_for(efi: &Path, firmware: &Path, append: &str) -> Result<BootConfi
         efi: efi.to_path_buf(),
         append: append.to_string(),
         cpus: 1,
+        cpu: crate::qemu::CPU.to_string(),
         // The release image carries the real models (190 MB in the image, ~1 GiB once loaded).
         memory_mib: 2048,
         host_health_port: crate::qemu::free_port()?,

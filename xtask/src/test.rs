@@ -98,6 +98,13 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         },
     )?;
     step(
+        "entropy: the test image on a CPU without RDSEED/RDRAND refuses to start",
+        &mut || {
+            let efi = qemu::check_image_dir(&test_out)?;
+            smoke::expect_entropy_refusal(&no_rng_config(&efi, &fw)?)
+        },
+    )?;
+    step(
         "end to end: pp through relay and gateway to two booted enclaves; attacks refused",
         &mut || crate::e2e::test(root, pins),
     )?;
@@ -121,6 +128,13 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     )?;
     println!("\nxtask test: {} passed, 0 failed", passed.len());
     Ok(())
+}
+
+/// Boot config for `efi` on [`qemu::CPU_WITHOUT_RNG`].
+fn no_rng_config(efi: &Path, firmware: &Path) -> Result<qemu::BootConfig> {
+    let mut config = smoke::config_for(efi, firmware, "")?;
+    config.cpu = qemu::CPU_WITHOUT_RNG.to_string();
+    Ok(config)
 }
 
 /// The pinned sev-snp-measure from PyPI, in a virtual environment under target/.
