@@ -68,13 +68,22 @@ pub unsafe extern "C" fn sys_pp_snp_vmpck0(key_out: *mut u8, counter_out: *mut u
     if key_out.is_null() || counter_out.is_null() {
         return BAD_ARGUMENTS;
     }
+    let secrets = keeper_secrets_range(page);
+    if overlaps(key_out as usize, VMPCK_LEN, &secrets)
+        || overlaps(counter_out as usize, core::mem::size_of::<u32>(), &secrets)
+        || shared::contains(key_out as usize, VMPCK_LEN)
+    {
+        return BAD_ARGUMENTS;
+    }
     match custody.vmpck0(page) {
-        Ok((key, counter)) => {
-            // SAFETY: the caller vouches for both buffers; neither overlaps the kernel's copy.
+        Ok((mut key, counter)) => {
+            // SAFETY: the caller vouches for both buffers; neither overlaps the kernel's copy,
+            // the secrets page or the memory shared with the host (checked above).
             unsafe {
                 core::ptr::copy_nonoverlapping(key.as_ptr(), key_out, VMPCK_LEN);
                 counter_out.write_unaligned(counter);
             }
+            wipe(&mut key);
             OK
         }
         Err(code) => code,
@@ -123,6 +132,21 @@ pub unsafe extern "C" fn sys_pp_snp_guest_request(
     {
         return BAD_ARGUMENTS;
     }
+    // What the kernel writes must not land on the secrets page (host-chosen bytes there could
+    // roll the counter back) and no range may wrap the address space.
+    let secrets = keeper_secrets_range(page);
+    let writes = [
+        (response as usize, PAGE),
+        (certs as usize, certs_len),
+        (info as usize, core::mem::size_of::<u64>()),
+    ];
+    if (request as usize).checked_add(PAGE).is_none()
+        || writes
+            .iter()
+            .any(|&(at, len)| at.checked_add(len).is_none() || overlaps(at, len, &secrets))
+    {
+        return BAD_ARGUMENTS;
+    }
     // The kernel's own copy of the header: what it checks is what the hypervisor gets.
     let mut header = [0u8; HEADER_LEN];
     // SAFETY: the caller's request is readable for a page; `header` is a local.
@@ -149,7 +173,7 @@ pub unsafe extern "C" fn sys_pp_snp_guest_request(
         if code == OK && certs_len != 0 {
             core::ptr::copy_nonoverlapping(base.add(2 * PAGE), certs, certs_len);
         }
-        info.write(value);
+        info.write_unaligned(value);
         (code, value)
     };
     shared::deallocate(base as usize, pages * PAGE);
@@ -181,4 +205,24 @@ unsafe fn exchange(shared_base: u64, cert_pages: usize) -> (i32, u64) {
         };
         encode(result)
     })
+}
+
+/// The secrets page's address range.
+fn keeper_secrets_range(page: &SecretsPage) -> core::ops::Range<usize> {
+    let start = core::ptr::from_ref(page) as usize;
+    start..start + core::mem::size_of::<SecretsPage>()
+}
+
+/// Whether `len` bytes at `at` overlap `range` (an empty buffer overlaps nothing).
+fn overlaps(at: usize, len: usize, range: &core::ops::Range<usize>) -> bool {
+    len != 0 && at < range.end && at.saturating_add(len) > range.start
+}
+
+/// Overwrite a key copy so the compiler cannot drop the writes as dead.
+fn wipe(key: &mut [u8; VMPCK_LEN]) {
+    for byte in key.iter_mut() {
+        // SAFETY: `byte` is a valid, aligned `&mut u8`.
+        unsafe { core::ptr::write_volatile(byte, 0) };
+    }
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }

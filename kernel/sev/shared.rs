@@ -7,7 +7,7 @@
 use core::alloc::AllocError;
 use core::ops::Range;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hermit_sync::InterruptTicketMutex;
 
@@ -16,6 +16,9 @@ use super::page_pool::PagePool;
 const PAGE: u64 = 4096;
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The whole shared region (GHCB page included), for [`contains`].
+static REGION_START: AtomicU64 = AtomicU64::new(0);
+static REGION_END: AtomicU64 = AtomicU64::new(0);
 static POOL: InterruptTicketMutex<PagePool> = InterruptTicketMutex::new(PagePool::empty());
 
 /// Take the loader's shared region: its first page is the GHCB (not pooled).
@@ -24,7 +27,22 @@ pub(crate) fn init(region: Range<u64>) {
     let pool = PagePool::new(region.start + PAGE, pages - 1)
         .unwrap_or_else(|e| panic!("pp-sev: shared region: {e}"));
     *POOL.lock() = pool;
+    REGION_START.store(region.start, Ordering::Release);
+    REGION_END.store(region.end, Ordering::Release);
     ACTIVE.store(true, Ordering::Release);
+}
+
+/// Whether `len` bytes at `addr` touch memory shared with the host (never true without SEV).
+pub(crate) fn contains(addr: usize, len: usize) -> bool {
+    if !active() || len == 0 {
+        return false;
+    }
+    let (start, end) = (
+        REGION_START.load(Ordering::Acquire),
+        REGION_END.load(Ordering::Acquire),
+    );
+    let (at, last) = (addr as u64, (addr as u64).saturating_add(len as u64));
+    at < end && last > start
 }
 
 /// Whether device buffers must come from the shared pool.

@@ -292,6 +292,22 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
                  the seed never fails, kept as a stop)",
     },
     SourceEdit {
+        files: Files::One("src/syscalls/entropy.rs"),
+        find: "pub extern \"C\" fn sys_rand() -> u32 {\n\tgenerate_park_miller_lehmer_random_number()\n}",
+        replace: "pub extern \"C\" fn sys_rand() -> u32 {\n\t(crate::arch::x86_64::kernel::pp_entropy::random_u64() % RAND_MAX) as u32\n}",
+        count: 1,
+        reason: "C's rand() was a Park-Miller LCG seeded with 32 TSC bits (the host controls the \
+                 TSC under SNP without Secure TSC): answer it from our source too, so no kernel \
+                 door hands out predictable numbers (nothing we link calls it today)",
+    },
+    SourceEdit {
+        files: Files::One("src/syscalls/entropy.rs"),
+        find: "pub extern \"C\" fn sys_srand(seed: u32) {\n\t*(PARK_MILLER_LEHMER_SEED.lock()) = seed;\n}",
+        replace: "pub extern \"C\" fn sys_srand(_seed: u32) {}",
+        count: 1,
+        reason: "a seed cannot make rand() predictable any more: srand() is accepted and ignored",
+    },
+    SourceEdit {
         files: Files::One("src/executor/device.rs"),
         find: "config.random_seed = (arch::kernel::systemtime::now_micros()) / 1_000_000;",
         replace: "config.random_seed = crate::arch::x86_64::kernel::pp_entropy::random_u64();",

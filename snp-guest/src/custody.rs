@@ -55,7 +55,11 @@ impl Custody {
 
     /// Before an exchange: whether the request with `header` may go to the hypervisor.
     pub fn admit(&self, page: &SecretsPage, header: &[u8; HEADER_LEN]) -> Result<(), i32> {
-        let (_, counter) = self.vmpck0(page)?;
+        // The counter only, and the key checked in place: no copy of VMPCK0 on this stack.
+        if !secrets::vmpck_is_set(page, VMPCK0).map_err(|_| KEY_DISABLED)? {
+            return Err(KEY_DISABLED);
+        }
+        let counter = secrets::msg_seqno(page, VMPCK0).map_err(|_| KEY_DISABLED)?;
         if counter > u32::MAX - 2 || sequence_number(header) != u64::from(counter) + 1 {
             return Err(BAD_SEQUENCE);
         }

@@ -47,6 +47,12 @@ pub fn vmpck(page: &[u8; SECRETS_PAGE_LEN], id: u8) -> Result<[u8; 32], SecretsE
     Ok(key)
 }
 
+/// Whether VMPCK `id` is still set (not all zeros), read in place: no copy of the key is made.
+pub fn vmpck_is_set(page: &[u8; SECRETS_PAGE_LEN], id: u8) -> Result<bool, SecretsError> {
+    let at = key_offset(id)?;
+    Ok(page[at..at + 32].iter().any(|&b| b != 0))
+}
+
 /// Zero VMPCK `id` in the page, so that nothing in this guest can use it again (after a guest
 /// message failure that leaves the sequence state unknown, reusing the key could reuse an IV).
 pub fn wipe_vmpck(page: &mut [u8; SECRETS_PAGE_LEN], id: u8) -> Result<(), SecretsError> {
@@ -132,5 +138,16 @@ mod tests {
         assert_eq!(vmpck(&p, 1), Ok([2; 32]));
         assert!(p[0x20..0x40].iter().all(|&b| b == 0));
         assert_eq!(wipe_vmpck(&mut p, 9), Err(SecretsError::NoSuchKey));
+    }
+
+    #[test]
+    fn a_key_is_checked_in_place() {
+        let mut p = [0u8; SECRETS_PAGE_LEN];
+        assert!(!vmpck_is_set(&p, 0).unwrap());
+        p[0x20] = 1;
+        assert!(vmpck_is_set(&p, 0).unwrap());
+        wipe_vmpck(&mut p, 0).unwrap();
+        assert!(!vmpck_is_set(&p, 0).unwrap());
+        assert!(vmpck_is_set(&p, 4).is_err());
     }
 }
