@@ -38,12 +38,12 @@ pub fn version(page: &[u8; SECRETS_PAGE_LEN]) -> u32 {
 
 /// VMPCK `id` (0–3), refused if all zeros.
 pub fn vmpck(page: &[u8; SECRETS_PAGE_LEN], id: u8) -> Result<[u8; 32], SecretsError> {
+    if !vmpck_is_set(page, id)? {
+        return Err(SecretsError::KeyWiped);
+    }
     let at = key_offset(id)?;
     let mut key = [0; 32];
     key.copy_from_slice(&page[at..at + 32]);
-    if key.iter().all(|&b| b == 0) {
-        return Err(SecretsError::KeyWiped);
-    }
     Ok(key)
 }
 

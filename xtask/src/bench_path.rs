@@ -23,7 +23,7 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize) -> Result<()> {
     crate::host_enclave::build(root)?;
     let enclave = crate::host_enclave::start(root, &tiny)?;
     let address = enclave.address.clone();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::util::host_cargo();
     let bin = crate::stack::build_binaries(root)?;
     let stack = Stack::start(
         &bin,

@@ -27,7 +27,7 @@ impl Drop for HostEnclave {
 
 /// Builds the host-mode workload (release profile, test attester).
 pub fn build(root: &Path) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::util::host_cargo();
     util::run(
         Command::new(&cargo)
             .current_dir(root)

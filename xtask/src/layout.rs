@@ -92,7 +92,7 @@ pub fn check(root: &Path) -> Result<()> {
         })?;
     }
     let loader = cargo_tree_paths(
-        Command::new(cargo())
+        Command::new(util::host_cargo())
             .current_dir(root)
             .args([
                 "tree",
@@ -120,20 +120,18 @@ pub fn check_dep_info(root: &Path, dep_file: &Path) -> Result<()> {
     let text = std::fs::read_to_string(dep_file)
         .with_context(|| format!("reading {}", dep_file.display()))?;
     for path in dep_info_inputs(&text) {
-        let Ok(rel) = Path::new(&path).strip_prefix(root) else {
+        let Some(folder) = top_folder(root, Path::new(&path)) else {
             continue;
         };
-        let folder = rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .unwrap_or_default();
         let allowed = folder == "target" || matches!(role_of(&folder), Some(Role::Measured(_)));
         ensure!(
             allowed,
             "{} went into an image build ({}), but {folder}/ is not measured: nothing outside \
              the trust boundary may be linked into the image",
-            rel.display(),
+            Path::new(&path)
+                .strip_prefix(root)
+                .unwrap_or(Path::new(&path))
+                .display(),
             dep_file.display()
         );
     }
@@ -197,14 +195,10 @@ fn role_of(folder: &str) -> Option<Role> {
         .map(|(_, r)| *r)
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
 /// Source folders of the path packages the Hermit workload links (normal and build edges, the
 /// Hermit target's platform filter).
 fn image_graph_paths(root: &Path, features: Option<&str>) -> Result<Vec<String>> {
-    let mut cmd = Command::new(cargo());
+    let mut cmd = Command::new(util::host_cargo());
     cmd.current_dir(root)
         .args([
             "tree",
@@ -237,18 +231,22 @@ fn path_packages(tree: &str) -> Vec<String> {
         .collect()
 }
 
+/// The top-level folder of `path` under `root`; `None` for a path outside `root`.
+fn top_folder(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    Some(
+        rel.components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
+}
+
 /// The top-level folder (under `root`) of each path; paths elsewhere are kept whole.
 fn top_folders_of(root: &Path, paths: &[String]) -> BTreeSet<String> {
     paths
         .iter()
-        .map(|p| match Path::new(p).strip_prefix(root) {
-            Ok(rel) => rel
-                .components()
-                .next()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Err(_) => p.clone(),
-        })
+        .map(|p| top_folder(root, Path::new(p)).unwrap_or_else(|| p.clone()))
         .collect()
 }
 

@@ -54,7 +54,7 @@ fn rebuild_and_compare(
     crate::checkout::copy(root, &copy)?;
     let out = copy.join("target/pp-verify");
     let result = (|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = crate::util::host_cargo();
         let mut cmd = Command::new(cargo);
         cmd.current_dir(&copy).env_remove("CARGO_TARGET_DIR").args([
             "run",

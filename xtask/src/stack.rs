@@ -52,7 +52,7 @@ pub const TEST_ROOT_PP: &str = "pp-test-root";
 /// Builds the service and device binaries (release) and returns their folder: the services, the
 /// shipped `pp`, and [`TEST_ROOT_PP`].
 pub fn build_binaries(root: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::util::host_cargo();
     let bin = root.join("target/release");
     // The test-root variant first, copied aside under its own name; then the shipped build,
     // whose `pp` is the one left in place.

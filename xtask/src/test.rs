@@ -32,7 +32,7 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         image::build(root, pins, &test_out, Variant::Test).map(drop)
     })?;
     let tool = sev_snp_measure(root, pins)?;
-    let host_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host_cargo = crate::util::host_cargo();
     step(
         "host tests (workspace: workload, protocol, attestation, client, reproducible, kernel build)",
         &mut || {

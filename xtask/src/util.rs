@@ -15,6 +15,12 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The cargo that runs the task runner (`$CARGO`), for host builds and tests of the workspace;
+/// image builds use the pinned toolchain's instead (`toolchain::cargo`).
+pub fn host_cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
 /// Run a command, inheriting stdio; fail with its command line when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd

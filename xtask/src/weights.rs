@@ -20,7 +20,7 @@ pub enum Models {
 pub fn ensure(root: &Path, models: Models) -> Result<PathBuf> {
     let dir = root.join("target/pp/weights");
     std::fs::create_dir_all(&dir)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let cargo = crate::util::host_cargo();
     // The packer's package (inference/weights) has no Burn: packing never compiles the models.
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args([
