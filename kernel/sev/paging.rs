@@ -11,9 +11,12 @@ use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::PhysAddr;
-use x86_64::structures::paging::mapper::{MapToError, MapperFlush, PageTableFrameMapping};
+use x86_64::structures::paging::mapper::{
+    MapToError, MapperFlush, PageTableFrameMapping, TranslateResult,
+};
 use x86_64::structures::paging::{
     FrameAllocator, Mapper, Page, PageSize, PageTable, PageTableFlags, PhysFrame, Size4KiB,
+    Translate,
 };
 
 static C_BIT: AtomicU64 = AtomicU64::new(0);
@@ -106,4 +109,49 @@ where
             &mut EncryptedTables(allocator),
         )
     }
+}
+
+/// Whether every byte of `[start, start + len)` is identity-mapped in `table` without the C-bit
+/// (shared with the host: device memory or the shared pool). Always true without SEV.
+///
+/// Under SEV a PCI BAR is the host's to choose, and Hermit uses it through the loader's identity
+/// map: a BAR placed over private RAM would turn the driver's register writes into writes to the
+/// enclave's own memory. Such a BAR is refused (the device is then not used).
+pub(crate) fn identity_mapped_shared<T: Translate>(table: &T, start: u64, len: u64) -> bool {
+    identity_mapped_as(table, start, len, false)
+}
+
+/// Whether every byte of `[start, start + len)` is identity-mapped in `table` with the C-bit
+/// (private: memory the host cannot write). Always true without SEV.
+///
+/// Under SEV the ACPI tables are read only from private memory: OVMF copied them there, and a
+/// table pointer into shared or device memory would let the host change a table while it is
+/// checked.
+pub(crate) fn identity_mapped_private<T: Translate>(table: &T, start: u64, len: u64) -> bool {
+    identity_mapped_as(table, start, len, true)
+}
+
+fn identity_mapped_as<T: Translate>(table: &T, start: u64, len: u64, private: bool) -> bool {
+    if c_bit() == 0 {
+        return true;
+    }
+    let Some(end) = start.checked_add(len) else {
+        return false;
+    };
+    let mut at = start;
+    while at < end {
+        let Ok(virt) = x86_64::VirtAddr::try_new(at) else {
+            return false;
+        };
+        let TranslateResult::Mapped { frame, offset, .. } = table.translate(virt) else {
+            return false;
+        };
+        let base = frame.start_address().as_u64();
+        if (base & c_bit() != 0) != private || strip(base) + offset != at {
+            return false;
+        }
+        // On to the next page, whatever its size.
+        at = at - offset + frame.size();
+    }
+    true
 }

@@ -10,8 +10,8 @@ pub mod edit;
 
 use edit::{Files, SourceEdit};
 
-/// Kernel cargo features of the enclave image: ACPI (power-off, RSDP), DHCPv4 on virtio-net over
-/// PCI, FSGSBASE for fast TLS, SMP, TCP.
+/// Kernel cargo features of the enclave image: ACPI (CPUs, power-off; parsed by our checked
+/// module), DHCPv4 on virtio-net over PCI, FSGSBASE for fast TLS, SMP, TCP.
 pub const KERNEL_FEATURES: &[&str] = &["acpi", "dhcpv4", "fsgsbase", "pci", "smp", "tcp"];
 
 /// Target the kernel library is compiled for.
@@ -316,6 +316,36 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
                  seeded with the boot time in seconds; seed it from our source (its output is \
                  still not a secret: smoltcp's generator is not cryptographic)",
     },
+    SourceEdit {
+        files: Files::One("src/drivers/pci.rs"),
+        find: "\t\tlet physical_address = address;\n\t\tlet virtual_address = if env::is_uefi() {\n",
+        replace: "\t\tif env::is_uefi() && !crate::arch::x86_64::kernel::pp_sev::paging::identity_mapped_shared(&unsafe { crate::arch::x86_64::mm::paging::identity_mapped_page_table() }, address, size as u64) {\n\t\t\terror!(\"pp-sev: BAR {index} at {address:#x} ({size:#x} bytes) is not shared device memory; the device is not used\");\n\t\t\treturn None;\n\t\t}\n\t\tlet physical_address = address;\n\t\tlet virtual_address = if env::is_uefi() {\n",
+        count: 1,
+        reason: "under UEFI Hermit uses a BAR through the loader's identity map; under SEV the host \
+                 picks BARs, and one placed over private RAM would turn the driver's register \
+                 writes into writes to the enclave's own memory: refuse a BAR that is not \
+                 identity-mapped shared",
+    },
+    // --- ACPI: our module `pp_acpi` (kernel/acpi/) in place of Hermit's `acpi` ---
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/mod.rs"),
+        find: "#[cfg(feature = \"acpi\")]\npub mod acpi;\n",
+        replace: "#[cfg(feature = \"acpi\")]\n#[path = \"pp_acpi/mod.rs\"]\npub mod acpi;\n",
+        count: 1,
+        reason: "the kernel's acpi module is ours (copied to src/arch/x86_64/kernel/pp_acpi/): \
+                 Hermit's trusted the host's table lengths (a table shorter than its header, an \
+                 MADT entry of length 0, an _S5_ object at a table's end read outside the table, \
+                 looped or panicked); ours checks every table and stops on a malformed one",
+    },
+    SourceEdit {
+        files: Files::One("src/arch/x86_64/kernel/apic.rs"),
+        find: "#[cfg(feature = \"acpi\")]\nfn detect_from_acpi() -> Result<PhysAddr, ()> {\n\t// Get the Multiple APIC",
+        replace: "#[cfg(feature = \"acpi\")]\nfn detect_from_acpi() -> Result<PhysAddr, ()> {\n\tfor &id in acpi::madt().apic_ids() {\n\t\tadd_local_apic_id(id);\n\t}\n\tinit_ioapic_address(PhysAddr::new(acpi::tables::IO_APIC_ADDRESS.into()));\n\tOk(PhysAddr::new(acpi::tables::LOCAL_APIC_ADDRESS.into()))\n}\n\n/// pp: Hermit's MADT walk (entry lengths unchecked), compiled out.\n#[cfg(any())]\nfn hermit_detect_from_acpi() -> Result<PhysAddr, ()> {\n\t// Get the Multiple APIC",
+        count: 1,
+        reason: "the APIC setup takes the CPUs from our checked MADT and the architectural \
+                 local/I/O APIC addresses (the only ones our check accepts); Hermit's walk, which \
+                 trusted the host's entry lengths, is compiled out",
+    },
 ];
 
 /// The kernel's page-table code, which most SEV edits touch.
@@ -353,8 +383,21 @@ pub const ENTROPY_MODULE_DIR: &str = "src/arch/x86_64/kernel/pp_entropy";
 /// into the SEV module, whose #VC decoder uses it too).
 pub const ENTROPY_MODULE_FILES: &[(&str, &str)] = &[("kernel/entropy/mod.rs", "mod.rs")];
 
+/// Where the build copies our ACPI module inside the kernel source (declared as the kernel's
+/// `acpi` module).
+pub const ACPI_MODULE_DIR: &str = "src/arch/x86_64/kernel/pp_acpi";
+
+/// The files of that module: the kernel glue and the table checks (host-tested in
+/// `tests/acpi_tables.rs`).
+pub const ACPI_MODULE_FILES: &[(&str, &str)] = &[
+    ("kernel/acpi/mod.rs", "mod.rs"),
+    ("kernel/acpi/error.rs", "error.rs"),
+    ("kernel/acpi/tables.rs", "tables.rs"),
+];
+
 /// Every module of ours the build copies into the kernel source: its folder there and its files.
 pub const KERNEL_MODULES: &[(&str, &[(&str, &str)])] = &[
     (SEV_MODULE_DIR, SEV_MODULE_FILES),
     (ENTROPY_MODULE_DIR, ENTROPY_MODULE_FILES),
+    (ACPI_MODULE_DIR, ACPI_MODULE_FILES),
 ];

@@ -17,7 +17,8 @@ mod paging;
 use std::sync::Mutex;
 
 use paging::{
-    EncryptedTables, PpIdentity, already_mapped, c_bit, identity_map, leaf_frame, set_c_bit, strip,
+    EncryptedTables, PpIdentity, already_mapped, c_bit, identity_map, identity_mapped_private,
+    identity_mapped_shared, leaf_frame, set_c_bit, strip,
 };
 use x86_64::structures::paging::mapper::{MappedPageTable, TranslateResult};
 use x86_64::structures::paging::{
@@ -191,4 +192,46 @@ fn without_sev_nothing_changes() {
     let b = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x8000_0000));
     assert!(already_mapped(a, a));
     assert!(!already_mapped(b, a));
+}
+
+#[test]
+fn shared_device_ranges_and_private_table_ranges() {
+    let _guard = SERIAL.lock().unwrap();
+    set_c_bit(C);
+    let pml4 = new_pml4();
+    let mut pt = unsafe { MappedPageTable::new(pml4, PpIdentity) };
+    let flags = F::PRESENT | F::WRITABLE;
+    // Private RAM in a 2 MiB page; device memory (a BAR) in two 4 KiB pages right above it.
+    let ram = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(0x4000_0000));
+    unsafe {
+        identity_map(&mut pt, ram, flags, &mut HostFrames)
+            .unwrap()
+            .ignore();
+    }
+    for bar in [0x4020_0000u64, 0x4020_1000] {
+        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(bar));
+        unsafe {
+            identity_map(&mut pt, frame, flags | F::NO_CACHE, &mut HostFrames)
+                .unwrap()
+                .ignore();
+        }
+    }
+    assert!(identity_mapped_shared(&pt, 0x4020_0000, 0x2000));
+    assert!(identity_mapped_shared(&pt, 0x4020_0800, 0x1000));
+    // A BAR the host moved over private RAM, or reaching into it, or past the mapping.
+    assert!(!identity_mapped_shared(&pt, 0x4000_0000, 0x1000));
+    assert!(!identity_mapped_shared(&pt, 0x401f_f000, 0x2000));
+    assert!(!identity_mapped_shared(&pt, 0x4020_1000, 0x2000));
+    assert!(!identity_mapped_shared(&pt, u64::MAX - 0xfff, 0x2000));
+    // ACPI tables must be in private memory: the RAM page is, the device pages and anything
+    // unmapped are not.
+    assert!(identity_mapped_private(&pt, 0x4000_0000, 0x20_0000));
+    assert!(identity_mapped_private(&pt, 0x4010_0000, 0x100));
+    assert!(!identity_mapped_private(&pt, 0x401f_ff00, 0x200));
+    assert!(!identity_mapped_private(&pt, 0x4020_0000, 0x24));
+    assert!(!identity_mapped_private(&pt, 0x8000_0000, 0x24));
+    // Without SEV there is nothing private to protect.
+    set_c_bit(0);
+    assert!(identity_mapped_shared(&pt, 0x4000_0000, 0x1000));
+    assert!(identity_mapped_private(&pt, 0x4020_0000, 0x1000));
 }

@@ -277,6 +277,8 @@ impl TerminationReason {
     /// pp: no trustworthy hardware entropy (RDSEED/RDRAND fault, run dry or fail their health
     /// tests), or a #VC for RDRAND/RDSEED.
     pub const PP_ENTROPY: Self = Self { set: 1, code: 7 };
+    /// pp: a host-supplied ACPI table failed its checks.
+    pub const PP_ACPI: Self = Self { set: 1, code: 8 };
 
     /// The MSR value of a termination request (0x100).
     pub const fn request(self) -> u64 {

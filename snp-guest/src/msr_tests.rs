@@ -88,6 +88,7 @@ fn termination() {
         (TerminationReason::PP_CPUID_PAGE, 0x0000_1100),
         (TerminationReason::PP_SEQUENCE_OVERFLOW, 0x0005_1100),
         (TerminationReason::PP_ENTROPY, 0x0007_1100),
+        (TerminationReason::PP_ACPI, 0x0008_1100),
         // The set is 4 bits.
         (TerminationReason { set: 17, code: 1 }, 0x0001_1100),
     ] {

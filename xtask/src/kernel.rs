@@ -73,7 +73,7 @@ pub fn build(root: &Path, pins: &Pins) -> Result<PathBuf> {
     Ok(out_dir)
 }
 
-/// A fresh, edited copy of the pinned kernel source with our modules (SEV, entropy) in it, redone
+/// A fresh, edited copy of the pinned kernel source with our modules (SEV, entropy, ACPI) in it, redone
 /// only when the pin, the edits or a module file change.
 fn prepare_source(repo: &Path, work: &Path, pins: &Pins) -> Result<PathBuf> {
     let pin = pins.crate_pin("hermit-kernel")?;
@@ -116,7 +116,7 @@ fn prepare_source(repo: &Path, work: &Path, pins: &Pins) -> Result<PathBuf> {
     }
     fs::write(&stamp, want)?;
     eprintln!(
-        "kernel: prepared {} with {} source edits and our SEV and entropy modules (see kernel/README.md)",
+        "kernel: prepared {} with {} source edits and our SEV, entropy and ACPI modules (see kernel/README.md)",
         root.display(),
         KERNEL_EDITS.len()
     );

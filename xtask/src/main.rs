@@ -156,6 +156,12 @@ enum Cmd {
         #[command(flatten)]
         boot: BootArgs,
     },
+    /// Boot an image with a malformed ACPI table added by QEMU and check that the kernel refuses
+    /// it (also a step of `test`).
+    AcpiRefusal {
+        #[command(flatten)]
+        boot: BootArgs,
+    },
     /// Benchmark: sessions through relay + gateway against direct, on loopback (host mode).
     BenchPath {
         #[arg(long, default_value_t = 100)]
@@ -248,6 +254,10 @@ fn run() -> Result<()> {
             let (mut config, _) = boot_config(&root, &pins, &boot)?;
             config.cpu = qemu::CPU_WITHOUT_RNG.to_string();
             smoke::expect_entropy_refusal(&config)
+        }
+        Cmd::AcpiRefusal { boot } => {
+            let (config, _) = boot_config(&root, &pins, &boot)?;
+            smoke::expect_acpi_refusal(&config, &root.join("target/pp/acpi-refusal"))
         }
         Cmd::BenchPath { sessions } => bench_path::run(&root, &pins, sessions),
         Cmd::Weights { real } => {

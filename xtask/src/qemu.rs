@@ -30,6 +30,8 @@ pub struct BootConfig {
     pub memory_mib: u32,
     pub host_health_port: u16,
     pub host_tls_port: u16,
+    /// Extra ACPI tables QEMU adds (`-acpitable file=…`; a test's malformed table).
+    pub acpi_tables: Vec<PathBuf>,
 }
 
 impl BootConfig {
@@ -52,6 +54,10 @@ impl BootConfig {
             ))
             .args(["-device", "virtio-net-pci,netdev=net0,disable-legacy=on"])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        for table in &self.acpi_tables {
+            cmd.arg("-acpitable")
+                .arg(format!("file={}", table.display()));
+        }
         cmd
     }
 }

@@ -172,6 +172,62 @@ pub fn expect_entropy_refusal(config: &BootConfig) -> Result<()> {
     Ok(())
 }
 
+/// The line our ACPI module prints before it stops the boot on a malformed table.
+pub const ACPI_REFUSAL: &str = "pp-acpi: fatal: ";
+
+/// What [`expect_acpi_refusal`] injects: a second MADT (checksum and length right, so QEMU and
+/// OVMF pass it on) whose first entry has length 0, below its own 2-byte header. Hermit 0.11
+/// panicked on it (a second MADT); a walk that trusted the entry length would never move on.
+pub fn malformed_madt() -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(b"APIC");
+    t.extend_from_slice(&46u32.to_le_bytes());
+    t.push(1); // revision
+    t.push(0); // checksum, below
+    t.extend_from_slice(b"PPTEST");
+    t.extend_from_slice(b"PPBADTBL");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"PPTS");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&0xFEE0_0000u32.to_le_bytes()); // local APIC address
+    t.extend_from_slice(&1u32.to_le_bytes()); // flags: PC-AT compatible
+    t.extend_from_slice(&[0x7f, 0]); // entry: type 0x7f, length 0
+    t[9] = t.iter().fold(0u8, |a, b| a.wrapping_add(*b)).wrapping_neg();
+    t
+}
+
+/// Boot an image with [`malformed_madt`] added to QEMU's ACPI tables: the kernel must stop with
+/// its ACPI refusal naming the entry. Passes when that line appears, QEMU then exits by itself,
+/// the workload never said it was ready, and the health port does not answer.
+pub fn expect_acpi_refusal(config: &BootConfig, work: &Path) -> Result<()> {
+    const NEVER: &[&str] = &["pp-workload: ready", "Jumping into application", "[PANIC]"];
+    std::fs::create_dir_all(work)?;
+    let table = work.join("malformed-madt.aml");
+    std::fs::write(&table, malformed_madt())?;
+    let mut config = config.clone();
+    config.acpi_tables.push(table);
+    let mut vm = Vm::start(&config, false)?;
+    let line = vm.wait_for(ACPI_REFUSAL, NEVER, READY_TIMEOUT)?;
+    if !line.contains("entry of type 127 at offset 44 has length 0") {
+        bail!(
+            "the kernel refused its ACPI tables for another reason than the injected entry: {line}"
+        );
+    }
+    let status = vm.wait_timeout(Duration::from_secs(60))?;
+    if let Some(l) = vm
+        .lines()
+        .iter()
+        .find(|l| NEVER.iter().any(|n| l.contains(n)))
+    {
+        bail!("the enclave went on after refusing its ACPI tables: {l}");
+    }
+    if http_get(config.host_health_port, "/health").is_ok() {
+        bail!("the health port answered although the kernel refused to start");
+    }
+    println!("smoke: enclave refused a malformed ACPI table ({status}): {line}");
+    Ok(())
+}
+
 /// Boot an image the loader must refuse: pass when its error line contains `needle` and QEMU
 /// then exits by itself (through `isa-debug-exit`).
 pub fn expect_loader_error(config: &BootConfig, needle: &str) -> Result<()> {
@@ -219,5 +275,6 @@ pub fn config_for(efi: &Path, firmware: &Path, append: &str) -> Result<BootConfi
         memory_mib: 2048,
         host_health_port: crate::qemu::free_port()?,
         host_tls_port: crate::qemu::free_port()?,
+        acpi_tables: Vec::new(),
     })
 }

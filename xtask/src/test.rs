@@ -105,6 +105,16 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         },
     )?;
     step(
+        "acpi: the test image refuses a malformed ACPI table from the host",
+        &mut || {
+            let efi = qemu::check_image_dir(&test_out)?;
+            smoke::expect_acpi_refusal(
+                &smoke::config_for(&efi, &fw, "")?,
+                &root.join("target/pp/acpi-refusal"),
+            )
+        },
+    )?;
+    step(
         "end to end: pp through relay and gateway to two booted enclaves; attacks refused",
         &mut || crate::e2e::test(root, pins),
     )?;
