@@ -28,8 +28,9 @@ static FACTS: OnceCell<Facts> = OnceCell::new();
 
 /// Lowest address a table may start at (the zero page is never a table).
 const WINDOW_START: u64 = 0x1000;
-/// Tables must end at or below 4 GiB: OVMF puts them there, and the loader's identity map covers
-/// all of it (2 MiB pages up to at least 4 GiB), so every byte in the window is mapped.
+/// Tables must end at or below 4 GiB: OVMF's `AcpiTableDxe` allocates every table there (x64's
+/// `PcdAcpiExposedTableVersions` is 0x3E, which includes ACPI 1.0b), and the loader's identity map
+/// covers all of it (2 MiB pages up to at least 4 GiB), so every byte in the window is mapped.
 const WINDOW_END: u64 = 1 << 32;
 
 /// `SLP_EN`, bit 13 of the PM1 control register.
