@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use pp_verifier::CheckName;
 use pp_verifier::test_attester::{TestAttester, TestRoot};
 
 /// The `sev` crate's `tests/certs_data/` (a locked dependency: not finding it is a failure).
@@ -106,6 +107,14 @@ impl Run {
             .filter(|l| !l.starts_with("pass  "))
             .collect()
     }
+
+    /// The check lines that are neither `pass` nor "not checked".
+    fn failed(&self) -> Vec<&str> {
+        self.not_passed()
+            .into_iter()
+            .filter(|l| !l.starts_with("----  "))
+            .collect()
+    }
 }
 
 impl std::fmt::Display for Run {
@@ -135,12 +144,7 @@ fn pp(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
 
 fn refused_only_by(run: &Run, line: &str) {
     assert_eq!(run.code, 1, "{run}");
-    let not_passed: Vec<_> = run
-        .not_passed()
-        .into_iter()
-        .filter(|l| !l.starts_with("----  "))
-        .collect();
-    assert_eq!(not_passed, [line], "{run}");
+    assert_eq!(run.failed(), [line], "{run}");
     let name = line["FAIL  ".len()..].split(':').next().unwrap();
     assert!(
         run.stdout
@@ -149,11 +153,15 @@ fn refused_only_by(run: &Run, line: &str) {
     );
 }
 
+// With no --min-tcb the floor is none today. When the command's default becomes the verifier's
+// per-product floor, this report (firmware of 2023: snp 8, ucode 115) is below Milan's: this test
+// must then expect `tcb-minimum` to refuse it, and acceptance stays tested with the explicit
+// `--min-tcb` below.
 #[test]
 fn amd_milan_report_is_accepted_with_amds_builtin_chain() {
     let run = pp(&[&"--report", &milan_report(), &"--vcek", &milan_vcek()]);
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(run.check_lines().len(), 13, "{run}");
+    assert_eq!(run.check_lines().len(), CheckName::ALL.len(), "{run}");
     for check in [
         "report-format",
         "ark-self-signed",
@@ -234,7 +242,7 @@ fn amd_milan_report_raw_with_pem_chain_and_every_value_pinned_is_accepted() {
     ]);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.not_passed(), Vec::<&str>::new(), "{run}");
-    assert_eq!(run.check_lines().len(), 13, "{run}");
+    assert_eq!(run.check_lines().len(), CheckName::ALL.len(), "{run}");
     assert!(
         run.stdout
             .contains("TCB floor: bl=3,tee=0,snp=8,ucode=115 (0x7308000000000003), from --min-tcb"),
@@ -299,9 +307,9 @@ fn wrong_report_data_is_refused() {
 #[test]
 fn tcb_floor_above_the_vceks_is_refused_naming_the_component() {
     for (floor, component) in [
-        ("bl=3,tee=0,snp=8,ucode=116", "Microcode"),
-        ("0x7309000000000003", "Snp"),
-        ("bl=4", "BootLoader"),
+        ("bl=3,tee=0,snp=8,ucode=116", "microcode"),
+        ("0x7309000000000003", "snp"),
+        ("bl=4", "bootloader"),
     ] {
         let run = pp(&[
             &"--report",
@@ -311,9 +319,18 @@ fn tcb_floor_above_the_vceks_is_refused_naming_the_component() {
             &"--min-tcb",
             &floor,
         ]);
-        refused_only_by(
-            &run,
-            &format!("FAIL  tcb-minimum: TCB below the policy minimum: {component}"),
+        assert_eq!(run.code, 1, "{run}");
+        let [line] = run.failed()[..] else {
+            panic!("one check should fail: {run}");
+        };
+        assert!(line.starts_with("FAIL  tcb-minimum: "), "{run}");
+        // The component, however the reason spells it (`Microcode`, `boot_loader`, …).
+        let reason = line.to_lowercase().replace('_', "");
+        assert!(reason.contains(component), "{component}: {run}");
+        assert!(
+            run.stdout
+                .ends_with("Verdict: REFUSED (failed: tcb-minimum)\n"),
+            "{run}"
         );
     }
 }

@@ -23,7 +23,7 @@ pub use input::{
 
 /// The command line of `pp verify-report`.
 #[derive(Debug, clap::Args)]
-#[command(after_long_help = AFTER_HELP)]
+#[command(after_long_help = after_help())]
 pub struct Args {
     /// The attestation report: exactly 1184 raw bytes, or its hex text (2368 hex digits;
     /// whitespace and line breaks allowed, nothing else). A file of only hex digits and
@@ -59,22 +59,28 @@ pub struct Args {
     pub min_tcb: Option<TcbVersion>,
 }
 
-const AFTER_HELP: &str = "\
-Checks, in order (the device's verifier, the same code and policy): report-format, ark-self-signed,
-ark-trusted (AMD Milan or Genoa root, built in), ask-signed-by-ark, vcek-signed-by-ask,
-report-signature, tcb-minimum (TCB from the VCEK), tcb-matches-report, chip-id, guest-policy
-(no debug, no migration agent), measurement, report-data, vmpl (0).
+/// The long help's tail: the checks (from the verifier's own list), what "accepted" means,
+/// what is not checked, the exit status.
+fn after_help() -> String {
+    let checks: Vec<_> = CheckName::ALL.iter().map(|c| c.as_str()).collect();
+    format!(
+        "\
+Checks, in order (the device's verifier: the same code and policy; `pp-verifier`'s README says
+what each one requires): {}.
 
 Accepted means: every check passed, except `measurement` and `report-data` when their option was
 not given; those are printed as \"not checked\". Without --measurement an accepted report shows only
 that a genuine AMD chip at that TCB signed it, not which image it ran; without --report-data, not
 that it is fresh or bound to anything.
 
-Not checked: certificate validity periods and AMD's revocation list (no clock, no network),
-VLEK-signed reports and Turin (refused).
+Not checked: certificate validity periods and AMD's revocation list (no clock, no network).
+VLEK-signed reports and Turin are refused.
 
 Exit status: 0 accepted, 1 refused (the verdict is printed), 2 usage or input error (nothing
-verified).";
+verified).",
+        checks.join(", ")
+    )
+}
 
 /// The verdict on one report, with what the auditor pinned.
 #[derive(Debug)]
