@@ -9,6 +9,8 @@
 //! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
 //!    the same key configuration as published, then one HPKE-sealed request.
 //! 6. [`receipts`]: a receipt per answered request.
+//!
+//! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
 pub mod config;
 pub mod fetch;
 pub mod instances;
@@ -17,4 +19,5 @@ pub mod releases;
 pub mod request;
 pub mod thread;
 pub mod tunnel;
+pub mod verify_report;
 pub mod wallet;

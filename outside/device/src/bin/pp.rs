@@ -48,10 +48,19 @@ enum Command {
     },
     /// Check that a release manifest is in the transparency log and print what it allows.
     VerifyRelease { manifest: PathBuf },
+    /// Verify a captured SEV-SNP attestation report offline (no configuration, no network).
+    ///
+    /// Checks the report, its VCEK and the ASK/ARK against AMD's built-in roots with the device's
+    /// own verifier and prints every check. Exit status: 0 accepted, 1 refused, 2 usage or input
+    /// error.
+    VerifyReport(pp_device::verify_report::Args),
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Command::VerifyReport(report) = &args.command {
+        return verify_report(report);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -118,6 +127,25 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
+        Command::VerifyReport(_) => unreachable!("handled in main: it reads no configuration"),
+    }
+}
+
+/// `pp verify-report`: exit 0 accepted, 1 refused (verdict printed), 2 bad input.
+fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
+    match pp_device::verify_report::audit(args) {
+        Ok(audit) => {
+            print!("{audit}");
+            if audit.accepted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("pp: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

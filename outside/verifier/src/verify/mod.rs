@@ -281,15 +281,22 @@ impl Verdict {
     }
 }
 
+impl fmt::Display for Check {
+    /// One verdict line: `pass  name`, `FAIL  name: reason` or `skip  name`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.outcome {
+            Outcome::Pass => write!(f, "pass  {}", self.name),
+            Outcome::Fail(reason) => write!(f, "FAIL  {}: {reason}", self.name),
+            Outcome::Skipped => write!(f, "skip  {}", self.name),
+        }
+    }
+}
+
 impl fmt::Display for Verdict {
-    /// One line per check: `pass`, `FAIL` (with the reason) or `skip`, then the overall result.
+    /// One line per check (see [`Check`]'s `Display`), then the overall result.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for check in &self.checks {
-            match check.outcome {
-                Outcome::Pass => writeln!(f, "pass  {}", check.name)?,
-                Outcome::Fail(reason) => writeln!(f, "FAIL  {}: {reason}", check.name)?,
-                Outcome::Skipped => writeln!(f, "skip  {}", check.name)?,
-            }
+            writeln!(f, "{check}")?;
         }
         let overall = if self.accepted() {
             "accepted"

@@ -1,0 +1,324 @@
+//! `pp verify-report`: an auditor's offline check of a captured SEV-SNP attestation report, with
+//! the device's own verifier ([`pp_verifier::verify`]) and AMD's built-in roots.
+//!
+//! The verifier always makes every check. `measurement` and `report-data` can only be checked
+//! against values the auditor gives (`--measurement`, `--report-data`); when one is not given,
+//! that check is printed as "not checked" and left out of this command's acceptance — the
+//! verifier itself is unchanged and still refuses such a verdict (the device never skips a
+//! check). Every other check must pass.
+
+mod input;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use pp_attestation::report::Report;
+use pp_attestation::tcb::TcbVersion;
+use pp_verifier::{CheckName, EvidenceRef, Outcome, Policy, Verdict};
+
+pub use input::{
+    CertFormError, InputError, ReportFormError, parse_certificate, parse_hex, parse_report,
+    parse_tcb, show_tcb,
+};
+
+/// The command line of `pp verify-report`.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = after_help())]
+pub struct Args {
+    /// The attestation report: exactly 1184 raw bytes, or its hex text (2368 hex digits;
+    /// whitespace and line breaks allowed, nothing else). A file of only hex digits and
+    /// whitespace is read as hex.
+    #[arg(long, value_name = "FILE")]
+    pub report: PathBuf,
+    /// The VCEK certificate of the chip that signed the report, DER or PEM (one certificate).
+    #[arg(long, value_name = "FILE")]
+    pub vcek: PathBuf,
+    /// The ASK certificate, DER or PEM. Default: AMD's built-in ASK for the VCEK's product
+    /// (Milan or Genoa). A given ASK must be signed by the ARK.
+    #[arg(long, value_name = "FILE")]
+    pub ask: Option<PathBuf>,
+    /// The ARK certificate, DER or PEM. Default: AMD's built-in ARK for the VCEK's product.
+    /// A given ARK is trusted only if its key is AMD's built-in Milan or Genoa root: there is no
+    /// option to trust another root.
+    #[arg(long, value_name = "FILE")]
+    pub ark: Option<PathBuf>,
+    /// An allowed launch measurement, 96 hex digits; repeat for several. Without it the
+    /// `measurement` check is not made: it is printed as "not checked (no --measurement given)"
+    /// and left out of the verdict.
+    #[arg(long = "measurement", value_name = "HEX", value_parser = parse_hex::<48>)]
+    pub measurements: Vec<[u8; 48]>,
+    /// The expected REPORT_DATA, 128 hex digits. Without it the `report-data` check is not made:
+    /// it is printed as "not checked (no --report-data given)" and left out of the verdict.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex::<64>)]
+    pub report_data: Option<[u8; 64]>,
+    /// The lowest TCB accepted, compared per component with the TCB in the VCEK certificate:
+    /// `bl=3,tee=0,snp=8,ucode=115` (decimal; components left out are 0), or the TCB_VERSION as
+    /// a 16-hex-digit number (`0x7308000000000003`: ucode, snp, four zero bytes, tee, bl).
+    /// Default: none ("TCB floor: none (pass --min-tcb)" is printed).
+    #[arg(long, value_name = "TCB", value_parser = parse_tcb)]
+    pub min_tcb: Option<TcbVersion>,
+}
+
+/// The long help's tail: the checks (from the verifier's own list), what "accepted" means,
+/// what is not checked, the exit status.
+fn after_help() -> String {
+    let checks: Vec<_> = CheckName::ALL.iter().map(|c| c.as_str()).collect();
+    format!(
+        "\
+Checks, in order (the device's verifier: the same code and policy; `pp-verifier`'s README says
+what each one requires): {}.
+
+Accepted means: every check passed, except `measurement` and `report-data` when their option was
+not given; those are printed as \"not checked\". Without --measurement an accepted report shows only
+that a genuine AMD chip at that TCB signed it, not which image it ran; without --report-data, not
+that it is fresh or bound to anything.
+
+Not checked: certificate validity periods and AMD's revocation list (no clock, no network).
+VLEK-signed reports and Turin are refused.
+
+Exit status: 0 accepted, 1 refused (the verdict is printed), 2 usage or input error (nothing
+verified).",
+        checks.join(", ")
+    )
+}
+
+/// The verdict on one report, with what the auditor pinned.
+#[derive(Debug)]
+pub struct Audit {
+    verdict: Verdict,
+    /// The checks not made, with the option that would have pinned them.
+    unpinned: Vec<(CheckName, &'static str)>,
+    /// What the report claims, when it could be read.
+    claims: Option<Claims>,
+    /// One line each: where the VCEK, ASK and ARK came from.
+    chain: [String; 3],
+    tcb_floor: String,
+}
+
+/// Report fields printed for the auditor (claims until the verdict accepts them).
+#[derive(Debug)]
+struct Claims {
+    version: u32,
+    vmpl: u32,
+    policy: u64,
+    measurement: [u8; 48],
+    report_data: [u8; 64],
+    reported_tcb: TcbVersion,
+    chip_id: [u8; 64],
+}
+
+/// The TCB floor when `--min-tcb` is not given, for the VCEK's product line (`Milan`, `Genoa`),
+/// and how to describe it (printed after the floor, e.g. "the verifier's Milan floor"); `None`
+/// means no floor. pp-verifier has no per-product floor yet; when it has one, return it here:
+/// this is the only place the command's default is decided.
+fn default_min_tcb(_product_line: Option<&str>) -> Option<(TcbVersion, String)> {
+    None
+}
+
+/// Reads the files named in `args` and verifies them. `Err` only for input that is not a
+/// report or certificate (exit 2); a report that fails any check is an `Ok` refused audit.
+pub fn audit(args: &Args) -> Result<Audit, InputError> {
+    let shown = |path: &PathBuf| path.display().to_string();
+    let report_bytes = input::read_file("--report", &args.report)?;
+    let report = parse_report(&report_bytes).map_err(|reason| InputError::Report {
+        path: shown(&args.report),
+        reason,
+    })?;
+    let certificate = |option: &'static str, path: &PathBuf| {
+        let bytes = input::read_file(option, path)?;
+        parse_certificate(&bytes).map_err(|reason| InputError::Certificate {
+            option,
+            path: shown(path),
+            reason,
+        })
+    };
+    let vcek = certificate("--vcek", &args.vcek)?;
+    let product = input::product_name(&vcek);
+    let line = product
+        .as_deref()
+        .map(|p| p.split('-').next().unwrap_or_default());
+
+    // AMD's built-in ASK/ARK (PEM, from the `sev` crate) for the VCEK's product line.
+    let builtin = |role: &str| -> Result<(Vec<u8>, String), InputError> {
+        use sev::certs::snp::builtin::{genoa, milan};
+        let (ask, ark) = match line {
+            Some("Milan") => (milan::ASK, milan::ARK),
+            Some("Genoa") => (genoa::ASK, genoa::ARK),
+            _ => {
+                let reason = match &product {
+                    Some(p) => format!("its product is `{p}`"),
+                    None => "it has no readable productName extension".to_owned(),
+                };
+                return Err(InputError::NoBuiltinChain {
+                    path: shown(&args.vcek),
+                    reason,
+                });
+            }
+        };
+        let pem = if role == "ASK" { ask } else { ark };
+        let from = format!("AMD's built-in {} {role}", line.unwrap_or_default());
+        let der = parse_certificate(pem).map_err(|_| InputError::BuiltIn(from.clone()))?;
+        Ok((der, from))
+    };
+    let given = |role: &str, option: &'static str, path: &Option<PathBuf>| match path {
+        Some(path) => certificate(option, path).map(|der| (der, shown(path))),
+        None => builtin(role),
+    };
+    let (ask, ask_from) = given("ASK", "--ask", &args.ask)?;
+    let (ark, ark_from) = given("ARK", "--ark", &args.ark)?;
+
+    let (min_tcb, tcb_floor) = match (args.min_tcb, default_min_tcb(line)) {
+        (Some(tcb), _) => (tcb, format!("{}, from --min-tcb", show_tcb(&tcb))),
+        (None, Some((tcb, why))) => (tcb, format!("{}, {why}", show_tcb(&tcb))),
+        (None, None) => (TcbVersion::default(), "none (pass --min-tcb)".to_owned()),
+    };
+
+    let mut unpinned = Vec::new();
+    if args.measurements.is_empty() {
+        unpinned.push((CheckName::Measurement, "--measurement"));
+    }
+    if args.report_data.is_none() {
+        unpinned.push((CheckName::ReportData, "--report-data"));
+    }
+    // AMD's roots only: `Policy::new` has no way to add another.
+    let policy = Policy::new(args.measurements.clone(), min_tcb)
+        .map_err(|_| InputError::BuiltIn("AMD's Milan and Genoa roots".to_owned()))?;
+    let evidence = EvidenceRef {
+        report: &report,
+        vcek_der: &vcek,
+        ask_der: &ask,
+        ark_der: &ark,
+    };
+    let verdict = pp_verifier::verify(evidence, &policy, &args.report_data.unwrap_or([0; 64]));
+
+    let vcek_from = match &product {
+        Some(p) => format!("{} (product {p})", shown(&args.vcek)),
+        None => format!("{} (no product name)", shown(&args.vcek)),
+    };
+    Ok(Audit {
+        verdict,
+        unpinned,
+        claims: Report::new_checked(report.as_slice())
+            .ok()
+            .map(|r| Claims::of(&r)),
+        chain: [vcek_from, ask_from, ark_from],
+        tcb_floor,
+    })
+}
+
+impl Claims {
+    fn of(r: &Report<&[u8]>) -> Self {
+        Self {
+            version: r.version(),
+            vmpl: r.vmpl(),
+            policy: r.policy(),
+            measurement: r.measurement(),
+            report_data: r.report_data(),
+            reported_tcb: r.reported_tcb(),
+            chip_id: r.chip_id(),
+        }
+    }
+}
+
+impl Audit {
+    /// Accepted: every check the verifier lists passed, except the ones not pinned (no
+    /// `--measurement` / `--report-data`), and all of [`CheckName::ALL`] were made.
+    pub fn accepted(&self) -> bool {
+        CheckName::ALL
+            .iter()
+            .all(|name| self.verdict.outcome(*name).is_some())
+            && self
+                .verdict
+                .checks()
+                .iter()
+                .all(|c| c.outcome == Outcome::Pass || self.unpinned_by(c.name).is_some())
+    }
+
+    /// The full verdict of the device's verifier (pinned or not).
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    fn unpinned_by(&self, name: CheckName) -> Option<&'static str> {
+        self.unpinned
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, option)| *option)
+    }
+}
+
+impl fmt::Display for Audit {
+    /// The report's claims, the chain's sources, the TCB floor, one line per check, the result.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = &self.claims {
+            writeln!(
+                f,
+                "Report (its claims; they hold only if the verdict below is accepted):"
+            )?;
+            writeln!(
+                f,
+                "  version {}, VMPL {}, guest policy {:#x}",
+                c.version, c.vmpl, c.policy
+            )?;
+            writeln!(f, "  measurement   {}", hex::encode(c.measurement))?;
+            writeln!(f, "  report data   {}", hex::encode(c.report_data))?;
+            writeln!(f, "  reported TCB  {}", show_tcb(&c.reported_tcb))?;
+            writeln!(f, "  chip id       {}", hex::encode(c.chip_id))?;
+        }
+        let [vcek, ask, ark] = &self.chain;
+        writeln!(f, "VCEK: {vcek}")?;
+        writeln!(f, "ASK:  {ask}")?;
+        writeln!(f, "ARK:  {ark}")?;
+        writeln!(
+            f,
+            "Trusted roots: AMD's Milan and Genoa ARKs, built in (no option adds another)"
+        )?;
+        writeln!(f, "TCB floor: {}", self.tcb_floor)?;
+        writeln!(f, "Checks:")?;
+        for check in self.verdict.checks() {
+            match self.unpinned_by(check.name) {
+                Some(option) => {
+                    writeln!(f, "----  {}: not checked (no {option} given)", check.name)?
+                }
+                None => writeln!(f, "{check}")?,
+            }
+        }
+        let names = |names: Vec<CheckName>| {
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if self.accepted() {
+            if self.unpinned.is_empty() {
+                writeln!(f, "Verdict: accepted (every check passed)")
+            } else {
+                let not = names(self.unpinned.iter().map(|(n, _)| *n).collect());
+                writeln!(
+                    f,
+                    "Verdict: accepted (every check made passed; not checked: {not})"
+                )
+            }
+        } else {
+            let pinned = || {
+                self.verdict
+                    .checks()
+                    .iter()
+                    .filter(|c| self.unpinned_by(c.name).is_none())
+            };
+            let failed = pinned()
+                .filter(|c| matches!(c.outcome, Outcome::Fail(_)))
+                .map(|c| c.name);
+            write!(f, "Verdict: REFUSED (failed: {}", names(failed.collect()))?;
+            let skipped: Vec<_> = pinned()
+                .filter(|c| c.outcome == Outcome::Skipped)
+                .map(|c| c.name)
+                .collect();
+            if !skipped.is_empty() {
+                write!(f, "; skipped: {}", names(skipped))?;
+            }
+            writeln!(f, ")")
+        }
+    }
+}
