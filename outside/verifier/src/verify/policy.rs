@@ -76,8 +76,9 @@ pub enum PolicyError {
 ///   and ciphertext hiding or RAPL-off do not exist on Milan).
 ///
 /// It is QEMU's default for `sev-snp-guest`, now set explicitly. The SNP launch digest does not
-/// depend on it (the policy is not part of the measured pages; sev-snp-measure takes no policy),
-/// so the release's digests hold for it as computed.
+/// depend on it (the policy is not part of the measured pages; neither sev-snp-measure nor the
+/// `sev` crate's `snp_calc_launch_digest` takes a policy), so the release's digests hold for it as
+/// computed.
 pub const RELEASE_GUEST_POLICY: u64 = bits::RESERVED_MUST_BE_ONE | bits::SMT;
 
 /// Rules for the report's guest `POLICY` field beyond the ones always enforced.
