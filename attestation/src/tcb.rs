@@ -44,6 +44,28 @@ pub enum TcbComponent {
     Microcode,
 }
 
+impl TcbComponent {
+    /// The component's name as the report and the VCEK spell it: `boot_loader`, `tee`, `snp`,
+    /// `microcode`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BootLoader => "boot_loader",
+            Self::Tee => "tee",
+            Self::Snp => "snp",
+            Self::Microcode => "microcode",
+        }
+    }
+
+    /// Every component, in layout order.
+    pub const ALL: [TcbComponent; 4] = [Self::BootLoader, Self::Tee, Self::Snp, Self::Microcode];
+}
+
+impl core::fmt::Display for TcbComponent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl TcbVersion {
     /// A TCB version with the four named components and zero reserved bytes.
     pub const fn new(boot_loader: u8, tee: u8, snp: u8, microcode: u8) -> Self {
@@ -81,6 +103,16 @@ impl TcbVersion {
             self.snp,
             self.microcode,
         ])
+    }
+
+    /// The value of one named component.
+    pub const fn component(&self, component: TcbComponent) -> u8 {
+        match component {
+            TcbComponent::BootLoader => self.boot_loader,
+            TcbComponent::Tee => self.tee,
+            TcbComponent::Snp => self.snp,
+            TcbComponent::Microcode => self.microcode,
+        }
     }
 
     /// `Ok` if every named component is at least the one in `minimum` (the reserved bytes are not

@@ -17,13 +17,16 @@ pub const TEST_MEASUREMENT: [u8; 48] = *b"pp test attester: not an SEV-SNP launc
 /// The guest policy test reports carry: SMT allowed, reserved bit 17 set, no debug, no migration.
 pub const TEST_GUEST_POLICY: u64 = policy::SMT | policy::RESERVED_MUST_BE_ONE;
 
-/// The TCB test VCEKs are issued for: bootloader 3, TEE 0, SNP 8, microcode 115.
+/// The TCB test VCEKs are issued for: bootloader 4, TEE 0, SNP 24 (`0x18`), microcode 219
+/// (`0xDB`) — the TCB of a Milan with AMD-SB-3019's fix (SEV firmware 1.55.29, as reported in
+/// virtee/snphost issue 125). Test reports are checked against the same TCB floor as real ones
+/// (`pp_verifier`'s `MILAN_MINIMUM_TCB`), so this must meet it; a `pp-verifier` test says so.
 pub const TEST_TCB: TcbVersion = TcbVersion {
-    boot_loader: 3,
+    boot_loader: 4,
     tee: 0,
     reserved: [0; 4],
-    snp: 8,
-    microcode: 115,
+    snp: 24,
+    microcode: 219,
 };
 
 /// The unsigned report a simulated guest gets: version 5, Milan B0 CPUID, VMPL 0, firmware 1.55.21.

@@ -18,5 +18,6 @@ pub mod report;
 pub mod verify;
 
 pub use manifest::{
-    Artifact, MEASUREMENT_LEN, Manifest, Measurement, PackagePin, SCHEMA, sha256_hex,
+    Artifact, LaunchPolicy, MEASUREMENT_LEN, Manifest, Measurement, PackagePin, SCHEMA, TcbMinimum,
+    sha256_hex,
 };

@@ -62,6 +62,11 @@ pub struct Manifest {
     pub firmware: BTreeMap<String, Artifact>,
     /// The SEV-SNP launch: the exact QEMU line and the digests an honest enclave reports.
     pub measurement: Measurement,
+    /// What a report of this release must show besides the measurement: the exact guest policy
+    /// and the lowest TCB per product line. Absent only in manifests written before it existed;
+    /// a device refuses such a release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_policy: Option<LaunchPolicy>,
     /// `release` or `test` (a test image carries the test attester and is never trusted by default).
     pub variant: String,
     /// What the enclave's evidence names this release by: sha256 over the `inputs` hashes.
@@ -89,6 +94,46 @@ pub struct Measurement {
     pub qemu_snp_command: String,
     /// vCPU count (decimal) → lowercase hex launch digest.
     pub digests: BTreeMap<String, String>,
+}
+
+/// What an enclave's SEV-SNP report must show for this release besides the measurement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchPolicy {
+    /// The guest `POLICY` the launch sets (`policy=` on QEMU's `sev-snp-guest` object) and every
+    /// report must carry exactly, as `0x`-prefixed lowercase hex (e.g. `0x30000`). The launch
+    /// digests do not depend on it: the SNP measurement covers the launched pages and VMSAs, not
+    /// the policy (sev-snp-measure takes none).
+    pub guest_policy: String,
+    /// The lowest TCB accepted, by product line (`Genoa`, `Milan`), component by component; the
+    /// values and their sources (AMD's security bulletins) are in `pp_verifier`'s `tcb_floor`.
+    pub minimum_tcb: BTreeMap<String, TcbMinimum>,
+}
+
+/// The minimum TCB for one product line: the lowest security version of each component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcbMinimum {
+    pub boot_loader: u8,
+    pub tee: u8,
+    pub snp: u8,
+    pub microcode: u8,
+}
+
+impl LaunchPolicy {
+    /// The guest policy as a number. Only the canonical spelling (`format!("{:#x}")`) is read, so
+    /// one value has one manifest text.
+    pub fn guest_policy_value(&self) -> Result<u64> {
+        let hex = self
+            .guest_policy
+            .strip_prefix("0x")
+            .context("the guest policy is not 0x-prefixed hex")?;
+        let value = u64::from_str_radix(hex, 16).context("the guest policy is not hex")?;
+        anyhow::ensure!(
+            format!("{value:#x}") == self.guest_policy,
+            "the guest policy {:?} is not in canonical form ({value:#x})",
+            self.guest_policy
+        );
+        Ok(value)
+    }
 }
 
 impl Measurement {
@@ -211,9 +256,72 @@ mod tests {
                     ("2".into(), "cd".repeat(48)),
                 ]),
             },
+            launch_policy: Some(LaunchPolicy {
+                guest_policy: "0x30000".into(),
+                minimum_tcb: BTreeMap::from([
+                    (
+                        "Milan".into(),
+                        TcbMinimum {
+                            boot_loader: 3,
+                            tee: 0,
+                            snp: 24,
+                            microcode: 219,
+                        },
+                    ),
+                    (
+                        "Genoa".into(),
+                        TcbMinimum {
+                            boot_loader: 7,
+                            tee: 0,
+                            snp: 23,
+                            microcode: 84,
+                        },
+                    ),
+                ]),
+            }),
             variant: "release".into(),
             release_ref: "44".repeat(32),
             test_attester_measurement: None,
+        }
+    }
+
+    #[test]
+    fn launch_policy_round_trips_in_a_fixed_order() {
+        let m = sample();
+        let json = m.to_json().unwrap();
+        let back = Manifest::from_json(&json).unwrap();
+        assert_eq!(back.launch_policy, m.launch_policy);
+        let launch = back.launch_policy.unwrap();
+        assert_eq!(launch.guest_policy_value().unwrap(), 0x30000);
+        // Products sorted by name, components in declaration order, after the measurement.
+        let at = |needle: &str| json.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        assert!(at("\"measurement\"") < at("\"launch_policy\""));
+        assert!(at("\"Genoa\"") < at("\"Milan\""));
+        assert!(at("\"boot_loader\": 3") < at("\"microcode\": 219"));
+    }
+
+    #[test]
+    fn a_manifest_without_a_launch_policy_still_reads_and_writes_the_same() {
+        let mut m = sample();
+        m.launch_policy = None;
+        let json = m.to_json().unwrap();
+        assert!(!json.contains("launch_policy"));
+        let back = Manifest::from_json(&json).unwrap();
+        assert_eq!(back.launch_policy, None);
+        assert_eq!(back.to_json().unwrap(), json);
+    }
+
+    #[test]
+    fn only_canonical_guest_policies_are_read() {
+        let policy = |s: &str| LaunchPolicy {
+            guest_policy: s.into(),
+            minimum_tcb: BTreeMap::new(),
+        };
+        assert_eq!(policy("0x30000").guest_policy_value().unwrap(), 0x30000);
+        for bad in [
+            "0x030000", "0X30000", "30000", "0x3000g", "0x", "196608", "0x30000 ",
+        ] {
+            assert!(policy(bad).guest_policy_value().is_err(), "{bad}");
         }
     }
 

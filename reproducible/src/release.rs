@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::manifest::{
-    Artifact, MEASUREMENT_LEN, Manifest, Measurement, PackagePin, SCHEMA, sha256_hex,
+    Artifact, LaunchPolicy, MEASUREMENT_LEN, Manifest, Measurement, PackagePin, SCHEMA, sha256_hex,
 };
 
 /// The bootable image in a release folder.
@@ -94,6 +94,8 @@ pub struct ReleaseParts<'a> {
     pub patched_crates: Vec<PatchedCrate>,
     /// The launch measurement section (digests already computed).
     pub measurement: Measurement,
+    /// The exact guest policy and the TCB floor a report of this release must meet.
+    pub launch_policy: LaunchPolicy,
     pub variant: Variant,
 }
 
@@ -105,6 +107,7 @@ pub fn assemble(parts: ReleaseParts<'_>) -> Result<Manifest> {
         toolchain,
         patched_crates,
         measurement,
+        launch_policy,
         variant,
     } = parts;
     let patched_crates = patched_crates
@@ -145,6 +148,7 @@ pub fn assemble(parts: ReleaseParts<'_>) -> Result<Manifest> {
         patched_crates,
         firmware,
         measurement,
+        launch_policy: Some(launch_policy),
         variant: variant.to_string(),
         test_attester_measurement,
     })
@@ -217,6 +221,18 @@ mod tests {
                 sha256: "33".into(),
             }],
             measurement,
+            launch_policy: LaunchPolicy {
+                guest_policy: "0x30000".into(),
+                minimum_tcb: BTreeMap::from([(
+                    "Milan".into(),
+                    crate::manifest::TcbMinimum {
+                        boot_loader: 3,
+                        tee: 0,
+                        snp: 24,
+                        microcode: 219,
+                    },
+                )]),
+            },
             variant: Variant::Test {
                 attester_measurement: [0xab; MEASUREMENT_LEN],
             },
@@ -226,7 +242,7 @@ mod tests {
         let json = manifest.to_json().unwrap();
         assert_eq!(
             sha256_hex(json.as_bytes()),
-            "58db9d8e2735b3af10600326257bf6066df3d4a14f420407a12f3a9de6df5a2d",
+            "f51f65dc14536d51bdad42fc58735808829cddc6bdad3b61b29bba9223fc7e2a",
             "{json}"
         );
     }

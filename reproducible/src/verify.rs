@@ -120,6 +120,17 @@ pub fn compare_dir(expected: &Manifest, dir: &Path, rebuilt: &Manifest) -> Resul
         expected: m.qemu_snp_command.clone(),
         got: rebuilt.measurement.qemu_snp_command.clone(),
     });
+    let launch_policy = |m: &Manifest| -> Result<String> {
+        Ok(match &m.launch_policy {
+            Some(policy) => serde_json::to_string(policy)?,
+            None => "missing".into(),
+        })
+    };
+    rows.push(Row {
+        input: "launch policy (guest policy, TCB floor)".into(),
+        expected: launch_policy(expected)?,
+        got: launch_policy(rebuilt)?,
+    });
     let counts = m.vcpu_counts()?;
     let got: Vec<String> = match m.launch_digests(dir, &counts) {
         Ok(digests) => digests.iter().map(hex::encode).collect(),

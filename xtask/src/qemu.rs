@@ -337,6 +337,7 @@ mod tests {
                 qemu_snp_command: String::new(),
                 digests: Default::default(),
             },
+            launch_policy: None,
             variant: "release".into(),
             release_ref: String::new(),
             test_attester_measurement: None,

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
+use pp_attestation::test_signer::TEST_MEASUREMENT;
 use pp_protocol::app::{AppRequest, AppResponse, Message};
 use pp_protocol::frame::ErrorCode;
 
@@ -41,11 +41,18 @@ pub fn run(config: &BootConfig, variant: &str, test_root: &Path) -> Result<()> {
     if !refused.starts_with("HTTP/1.0 404") {
         bail!("an unknown path was not refused: {refused:?}");
     }
+    // The test root instead of AMD's, and otherwise what a device requires of a release: the
+    // TCB floor and the exact guest policy.
     let policy = pp_verifier::Policy::trusting_test_root(
         &std::fs::read(test_root.join("ark.der")).context("reading the test ARK")?,
         vec![TEST_MEASUREMENT],
-        TEST_TCB,
+        pp_verifier::verify::TcbFloor::AMD_BULLETINS,
     )
+    .and_then(|p| {
+        let rule =
+            pp_verifier::verify::GuestPolicyRule::exact(pp_verifier::verify::RELEASE_GUEST_POLICY)?;
+        Ok(p.with_guest_policy(rule))
+    })
     .map_err(|e| anyhow::anyhow!("test policy: {e:?}"))?;
     match variant {
         "release" => {

@@ -8,10 +8,13 @@ use reproducible::release::{AMDSEV_FIRMWARE_FILE, IMAGE_FILE};
 use reproducible::{Artifact, Measurement};
 
 use crate::pins::SnpPins;
+use pp_verifier::verify::RELEASE_GUEST_POLICY;
 
 /// The QEMU arguments of an SNP launch of `efi` with `firmware` (AmdSev) and `vcpus` vCPUs.
 /// With `kernel-hashes=on` OVMF checks pp.efi, the initrd and the command line against a table
-/// that is part of the launch digest.
+/// that is part of the launch digest. The guest policy is set explicitly to
+/// [`RELEASE_GUEST_POLICY`] (`0x30000`, QEMU's default), the value the manifest records and a
+/// device requires exactly; the launch digest does not depend on it.
 pub fn qemu_args(
     pins: &SnpPins,
     firmware: &str,
@@ -29,7 +32,8 @@ pub fn qemu_args(
         &format!("memory-backend-memfd,id=ram1,size={mem}M,share=true,prealloc=false"),
         "-object",
         &format!(
-            "sev-snp-guest,id=sev0,cbitpos={},reduced-phys-bits={},kernel-hashes=on",
+            "sev-snp-guest,id=sev0,policy={RELEASE_GUEST_POLICY:#x},cbitpos={},\
+             reduced-phys-bits={},kernel-hashes=on",
             pins.cbitpos, pins.reduced_phys_bits
         ),
         "-cpu",
@@ -158,4 +162,30 @@ pub fn measurement(pins: &SnpPins, dir: &Path, append: &str) -> Result<Measureme
             .insert(vcpus.to_string(), hex::encode(digest));
     }
     Ok(measurement)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launch_sets_the_release_guest_policy() {
+        let pins = SnpPins {
+            vcpu_type: "EPYC-v4".into(),
+            guest_features: "0x1".into(),
+            vmm_type: "QEMU".into(),
+            vcpus: vec![1],
+            memory_mib: 2048,
+            cbitpos: 51,
+            reduced_phys_bits: 1,
+        };
+        let line = command_template(&pins, "");
+        assert!(
+            line.contains(
+                "sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,\
+                 kernel-hashes=on"
+            ),
+            "{line}"
+        );
+    }
 }

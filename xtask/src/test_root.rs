@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_attestation::test_signer::TEST_MEASUREMENT;
+use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
 use pp_verifier::test_attester::{TestAttester, TestRoot};
 
 /// The seed of the project's test root. Public on purpose: this root proves nothing.
@@ -15,11 +15,17 @@ pub const SEED: [u8; 32] = *b"pp test root v1 (not AMD, public";
 /// Files written, as the workload's test attester reads them.
 pub const FILES: [&str; 5] = ["vcek.key", "vcek.der", "ask.der", "ark.der", "chip_id.bin"];
 
+/// What the generated material depends on: the seed and the TCB the VCEK is issued for (a VCEK
+/// left from an older `TEST_TCB` would not match the test attester's reports).
+fn stamp_bytes() -> Vec<u8> {
+    [&SEED[..], &TEST_TCB.to_u64().to_le_bytes()].concat()
+}
+
 /// Generate (once) the test material under `target/pp/test-root/`; returns the folder.
 pub fn ensure(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target/pp/test-root");
     let stamp = dir.join("seed");
-    if fs::read(&stamp).ok().as_deref() == Some(&SEED[..])
+    if fs::read(&stamp).ok().as_deref() == Some(&stamp_bytes()[..])
         && FILES.iter().all(|f| dir.join(f).is_file())
     {
         return Ok(dir);
@@ -42,6 +48,6 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
     for (name, bytes) in FILES.iter().zip(contents) {
         fs::write(dir.join(name), bytes)?;
     }
-    fs::write(&stamp, SEED)?;
+    fs::write(&stamp, stamp_bytes())?;
     Ok(dir)
 }

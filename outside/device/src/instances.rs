@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use pp_attestation::TcbVersion;
 use pp_client::{Publication, Published};
 use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE};
 use pp_verifier::Policy;
@@ -91,15 +90,20 @@ impl Roots {
         }
     }
 
-    /// The policy for one logged release: its accepted measurements, these roots.
+    /// The policy for one logged release: its accepted measurements, its TCB floor and exact
+    /// guest policy ([`crate::launch_policy::requirements`]; a release without them is refused),
+    /// these roots. A test root changes only the roots: the floor and the policy are the same.
     pub fn policy(&self, release: &LoggedRelease) -> Result<Policy> {
         let allowed = release.manifest.accepted_measurements()?;
+        let (floor, guest_policy) = crate::launch_policy::requirements(&release.manifest)?;
         let policy = match self {
-            Self::Amd => Policy::new(allowed, TcbVersion::default()),
+            Self::Amd => Policy::new(allowed, floor),
             #[cfg(feature = "test-root")]
-            Self::Test(ark) => Policy::trusting_test_root(ark, allowed, TcbVersion::default()),
+            Self::Test(ark) => Policy::trusting_test_root(ark, allowed, floor),
         };
-        policy.map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e:?}"))
+        let policy =
+            policy.map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e:?}"))?;
+        Ok(policy.with_guest_policy(guest_policy))
     }
 }
 
@@ -193,6 +197,34 @@ mod tests {
         let roots = Roots::from_config(&Trust::default()).unwrap();
         assert!(matches!(roots, Roots::Amd));
         assert_eq!(roots.test_label(), None);
+    }
+
+    /// The device builds no policy for a release whose manifest has no TCB floor and guest
+    /// policy; for one that has them, the policy carries them.
+    #[test]
+    fn a_release_without_a_launch_policy_gets_no_policy() {
+        use crate::launch_policy::tests::{honest_launch, manifest};
+        let release = |manifest| LoggedRelease {
+            manifest,
+            bytes: vec![],
+            log_index: 0,
+        };
+        let err = Roots::Amd.policy(&release(manifest(None))).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("states no launch policy"),
+            "{err:#}"
+        );
+        let policy = Roots::Amd
+            .policy(&release(manifest(Some(honest_launch()))))
+            .unwrap();
+        assert_eq!(
+            policy.minimum_tcb,
+            pp_verifier::verify::TcbFloor::AMD_BULLETINS
+        );
+        assert_eq!(
+            policy.guest_policy,
+            pp_verifier::verify::GuestPolicyRule::exact(0x30000).unwrap()
+        );
     }
 
     /// The shipped build cannot be talked into trusting a test root by its configuration.

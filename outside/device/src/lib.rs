@@ -3,7 +3,8 @@
 //!
 //! 1. [`releases`]: sync the transparency log's tree head (refusing forks and rollbacks).
 //! 2. [`instances`]: read the key CDN; keep instances whose publication evidence verifies
-//!    against a release manifest with an inclusion proof in the log.
+//!    against a release manifest with an inclusion proof in the log, under that release's TCB
+//!    floor and exact guest policy ([`launch_policy`]).
 //! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches).
 //! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
 //! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod fetch;
 pub mod instances;
+pub mod launch_policy;
 pub mod receipts;
 pub mod releases;
 pub mod request;

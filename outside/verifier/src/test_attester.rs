@@ -278,8 +278,9 @@ pub struct TestAttester {
 
 impl TestAttester {
     /// A guest with `measurement`, the usual policy (SMT allowed, reserved bit 17 set, ABI 0.0,
-    /// no debug, no migration agent), TCB `3.0.8.115` (bootloader, TEE, SNP, microcode) and a
-    /// chip id derived from the root's seed.
+    /// no debug, no migration agent), TCB `4.0.24.219` (bootloader, TEE, SNP, microcode: at or
+    /// above the Milan floor, [`TEST_TCB`](pp_attestation::test_signer::TEST_TCB)) and a chip id
+    /// derived from the root's seed.
     pub fn new(root: Arc<TestRoot>, measurement: [u8; 48]) -> Self {
         let chip_id = {
             let mut hash = sha2::Sha512::new();

@@ -19,6 +19,7 @@
 // `STRUCT_VERSION` is only written by the test attester: a build without it leaves it unused.
 #![cfg_attr(not(feature = "test-attester"), allow(dead_code))]
 
+use crate::verify::ProductLine;
 use pp_attestation::tcb::TcbVersion;
 use x509_cert::Certificate;
 use x509_cert::der::oid::ObjectIdentifier;
@@ -107,25 +108,22 @@ fn required_spl(
     spl(cert, oid, name)?.ok_or(ExtError::Missing(name))
 }
 
-/// The product name, required to be Milan or Genoa (e.g. `Milan-B0`, `Genoa-B1`).
-fn check_product(cert: &Certificate) -> Result<(), ExtError> {
+/// The product line from the product name, required to be Milan or Genoa (e.g. `Milan-B0`,
+/// `Genoa-B1`).
+pub(crate) fn product(cert: &Certificate) -> Result<ProductLine, ExtError> {
     use x509_cert::der::{Decode, asn1::Ia5StringRef};
     let name = VcekExtension::ProductName;
     let bytes = value(cert, PRODUCT_NAME, name)?.ok_or(ExtError::Missing(name))?;
     let product = Ia5StringRef::from_der(bytes).map_err(|_| ExtError::Malformed(name))?;
     let product = product.as_str();
     let line = product.split('-').next().unwrap_or_default();
-    if line == "Milan" || line == "Genoa" {
-        Ok(())
-    } else {
-        Err(ExtError::UnsupportedProduct)
-    }
+    ProductLine::from_name(line).ok_or(ExtError::UnsupportedProduct)
 }
 
 /// The TCB the VCEK was issued for, from its extensions (Milan/Genoa layout). The reserved
 /// `spl_4`..`spl_7` are read when present and taken as zero when absent.
 pub(crate) fn tcb(cert: &Certificate) -> Result<TcbVersion, ExtError> {
-    check_product(cert)?;
+    product(cert)?;
     let mut tcb = TcbVersion::new(
         required_spl(cert, BL_SPL, VcekExtension::BlSpl)?,
         required_spl(cert, TEE_SPL, VcekExtension::TeeSpl)?,
@@ -203,7 +201,9 @@ mod tests {
         assert_eq!(hw_id(&cert), Ok([7; 64]));
         let mut wrapped = vec![0x04, 0x40];
         wrapped.extend_from_slice(&[9; 64]);
+        assert_eq!(product(&cert), Ok(ProductLine::Milan));
         let cert = cert_with(full("Genoa-B1", wrapped));
+        assert_eq!(product(&cert), Ok(ProductLine::Genoa));
         assert_eq!(hw_id(&cert), Ok([9; 64]));
         assert!(tcb(&cert).is_ok());
     }

@@ -6,7 +6,7 @@
 use pp_attestation::report::{REPORT_LEN, Report, SignatureAlgo, field, policy};
 use pp_attestation::{Attester, Evidence, TcbVersion, WireError, report_data_for};
 use pp_verifier::test_attester::{TestAttester, TestRoot};
-use pp_verifier::verify::{FailReason, GuestPolicyRule, VcekExtension};
+use pp_verifier::verify::{FailReason, GuestPolicyRule, TcbFloor, VcekExtension};
 use pp_verifier::{CheckName, Outcome, Policy, Verdict, verify};
 use std::sync::{Arc, OnceLock};
 
@@ -28,13 +28,9 @@ fn binding() -> [u8; 64] {
     report_data_for(&[0xE5; 32], &[0x0C; 32], &[0x4E; 32], b"hpke key config")
 }
 
+/// The test root instead of AMD's, and otherwise the real floor: test reports meet it.
 fn policy_for(root: &TestRoot) -> Policy {
-    Policy::trusting_test_root(
-        root.ark_der(),
-        vec![MEASUREMENT],
-        TcbVersion::new(3, 0, 8, 115),
-    )
-    .unwrap()
+    Policy::trusting_test_root(root.ark_der(), vec![MEASUREMENT], TcbFloor::AMD_BULLETINS).unwrap()
 }
 
 fn check(evidence: &Evidence) -> Verdict {
@@ -317,7 +313,7 @@ fn forged_vcek_under_amd_real_chain() {
 fn reported_tcb_differs_from_the_vcek() {
     let a = attester();
     // The report claims a newer TCB than the VCEK was issued for.
-    let evidence = signed(&a, |r| r.reported_tcb = TcbVersion::new(3, 0, 9, 115));
+    let evidence = signed(&a, |r| r.reported_tcb = TcbVersion::new(4, 0, 25, 219));
     assert_only_failure(
         &check(&evidence),
         CheckName::TcbMatchesReport,
@@ -328,11 +324,13 @@ fn reported_tcb_differs_from_the_vcek() {
 #[test]
 fn vcek_tcb_below_the_minimum() {
     let mut old = attester();
-    old.tcb = TcbVersion::new(3, 0, 7, 115);
-    assert_only_failure(
-        &check(&old.attest(&binding()).unwrap()),
-        CheckName::TcbMinimum,
-        FailReason::TcbBelowMinimum(pp_attestation::tcb::TcbComponent::Snp),
+    old.tcb = TcbVersion::new(4, 0, 23, 219);
+    let verdict = check(&old.attest(&binding()).unwrap());
+    assert!(
+        verdict
+            .to_string()
+            .contains("FAIL  tcb-minimum: vcek_tcb.snp 23 below the floor 24 (Milan)"),
+        "{verdict}"
     );
 }
 

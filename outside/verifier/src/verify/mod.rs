@@ -4,19 +4,26 @@
 //!
 //! The checks, in order (see [`CheckName`]):
 //!
-//! 1. `report-format` — the report is 1184 bytes with a supported version.
+//! 1. `report-format` — the report is 1184 bytes with a supported version (2 to 5: version 2 is
+//!    what SNP firmware 1.55 still emits on some hosts; the fields checked here exist in all).
 //! 2. `ark-self-signed` — the ARK certificate's RSA-PSS self-signature.
 //! 3. `ark-trusted` — the ARK's public key is one of the policy's roots (AMD Milan/Genoa by
 //!    default; a test root only through [`Policy::trusting_test_root`]).
 //! 4. `ask-signed-by-ark`, 5. `vcek-signed-by-ask` — the rest of the chain.
 //! 6. `report-signature` — ECDSA P-384/SHA-384 by the VCEK key over bytes `0x000..0x2A0`
 //!    (the report must say algorithm 1 and signing key VCEK).
-//! 7. `tcb-minimum` — the TCB *from the VCEK's extensions* (the report's own claim is never used
-//!    alone) is at least the policy's minimum, component by component; the VCEK must be Milan or
-//!    Genoa.
+//! 7. `tcb-minimum` — the VCEK must be Milan or Genoa, and the TCB floor for that product line
+//!    ([`TcbFloor`]; AMD's bulletins, [`TcbFloor::AMD_BULLETINS`], or what the release raises it
+//!    to) is met, component by component, by the TCB *from the VCEK's extensions* and by the
+//!    report's `REPORTED_TCB`, `COMMITTED_TCB`, `LAUNCH_TCB` and `CURRENT_TCB`. The refusal names
+//!    the TCB, the component, both values and the product ([`tcb_floor`]).
 //! 8. `tcb-matches-report` — that TCB equals the report's `REPORTED_TCB`.
 //! 9. `chip-id` — the VCEK's `hwID` equals the report's `CHIP_ID`.
-//! 10. `guest-policy` — debug off, migration agent off, reserved bit 17 set, the policy's pins.
+//! 10. `guest-policy` — debug off, migration agent off, reserved bit 17 set, the policy's pins;
+//!     a device pins every bit ([`GuestPolicyRule::exact`] of the release's policy, normally
+//!     [`RELEASE_GUEST_POLICY`] `0x30000`) and a refusal names both values. Then `PLATFORM_INFO`:
+//!     if the policy forbids SMT, `SMT_EN` must be clear (the other bits are only noted:
+//!     [`platform`]).
 //! 11. `measurement` — in the policy's allowed set.
 //! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
 //! 13. `vmpl` — the report was requested from VMPL 0.
@@ -34,16 +41,22 @@
 //! Freshness comes from the device's nonce inside `report-data`.
 
 mod chain;
+pub mod platform;
 mod policy;
+pub mod tcb_floor;
 
-pub use policy::{GuestPolicyRule, Policy, PolicyError, RootLabel, TrustedRoot};
+pub use policy::{
+    GuestPolicyRule, Policy, PolicyError, RELEASE_GUEST_POLICY, RootLabel, TrustedRoot,
+};
+pub use tcb_floor::{
+    BelowFloor, GENOA_MINIMUM_TCB, MILAN_MINIMUM_TCB, ProductLine, TcbField, TcbFloor,
+};
 
 pub use crate::vcek_ext::VcekExtension;
 use crate::vcek_ext::{self, ExtError};
 use core::fmt;
 use pp_attestation::Evidence;
 use pp_attestation::report::{Report, WireError};
-use pp_attestation::tcb::TcbComponent;
 
 /// The checks, in the order they are listed in a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -148,8 +161,10 @@ pub enum FailReason {
     VcekExtensionMalformed(VcekExtension),
     #[error("VCEK product line is not Milan or Genoa")]
     UnsupportedProductLine,
-    #[error("TCB below the policy minimum: {0:?}")]
-    TcbBelowMinimum(TcbComponent),
+    /// A TCB of the evidence is below the floor for the VCEK's product line: which TCB, which
+    /// component, both values (e.g. `launch_tcb.snp 23 below the floor 24 (Milan)`).
+    #[error("{0}")]
+    TcbBelowFloor(BelowFloor),
     #[error("VCEK TCB differs from the report's reported TCB")]
     TcbMismatch,
     #[error("VCEK hwID differs from the report's chip id")]
@@ -162,6 +177,17 @@ pub enum FailReason {
     ReservedPolicyBitClear,
     #[error("guest policy differs from the pinned bits")]
     PinnedPolicyBitsDiffer,
+    /// The report's guest policy is not exactly the release's.
+    #[error(
+        "guest policy {reported:#x} differs from the release's {expected:#x} (differing: {})",
+        policy::differing_policy_bits(*.reported, *.expected)
+    )]
+    GuestPolicyDiffers { reported: u64, expected: u64 },
+    /// The host has SMT on although the report's guest policy forbids it.
+    #[error(
+        "platform_info {platform_info:#x} has SMT_EN set, but the guest policy {policy:#x} forbids SMT"
+    )]
+    SmtEnabledButForbidden { platform_info: u64, policy: u64 },
     #[error("measurement is not in the allowed set")]
     MeasurementNotAllowed,
     #[error("report data differs from the expected binding")]
@@ -397,15 +423,19 @@ pub fn verify<'a>(
         },
     );
 
-    // The TCB comes from the VCEK (AMD certified it), never from the report alone.
-    let vcek_tcb = vcek.as_ref().map(vcek_ext::tcb);
+    // The TCB and the product line come from the VCEK (AMD certified them), never from the
+    // report alone; the report's own TCBs are then held to the same floor.
+    let vcek_tcb = vcek
+        .as_ref()
+        .map(|vcek| Ok::<_, ExtError>((vcek_ext::product(vcek)?, vcek_ext::tcb(vcek)?)));
     v.push(
         TcbMinimum,
         match &vcek_tcb {
-            Some(Ok(tcb)) => tcb
-                .meets(&policy.minimum_tcb)
-                .map_err(FailReason::TcbBelowMinimum)
-                .into(),
+            Some(Ok((product, tcb))) => {
+                tcb_floor::check(*product, *tcb, report.as_ref(), &policy.minimum_tcb)
+                    .map_err(FailReason::TcbBelowFloor)
+                    .into()
+            }
             Some(Err(e)) => Outcome::Fail((*e).into()),
             None => Outcome::Skipped,
         },
@@ -413,7 +443,7 @@ pub fn verify<'a>(
     v.push(
         TcbMatchesReport,
         match (&report, &vcek_tcb) {
-            (Some(report), Some(Ok(tcb))) => require(
+            (Some(report), Some(Ok((_, tcb)))) => require(
                 tcb.to_u64() == report.reported_tcb().to_u64(),
                 FailReason::TcbMismatch,
             ),
@@ -438,7 +468,13 @@ pub fn verify<'a>(
         return v;
     };
     v.measurement = Some(report.measurement());
-    v.push(GuestPolicy, policy.guest_policy.check(report.policy()));
+    v.push(
+        GuestPolicy,
+        policy
+            .guest_policy
+            .check(report.policy())
+            .and_then(|()| platform::check(report.policy(), report.platform_info())),
+    );
     v.push(
         Measurement,
         require(
@@ -463,7 +499,7 @@ mod tests {
 
     #[test]
     fn empty_evidence_fails_and_lists_every_check() {
-        let policy = Policy::new(vec![[0; 48]], Default::default()).unwrap();
+        let policy = Policy::new(vec![[0; 48]], TcbFloor::AMD_BULLETINS).unwrap();
         let evidence = Evidence {
             report: vec![],
             vcek_der: vec![],

@@ -1,8 +1,10 @@
-//! What the device accepts: the trusted roots, the minimum TCB, the allowed measurements and the
+//! What the device accepts: the trusted roots, the TCB floor, the allowed measurements and the
 //! guest policy.
 
 use super::FailReason;
+use super::tcb_floor::TcbFloor;
 use pp_attestation::report::policy as bits;
+#[cfg(test)]
 use pp_attestation::tcb::TcbVersion;
 use x509_cert::Certificate;
 use x509_cert::der::Encode;
@@ -53,13 +55,39 @@ pub enum PolicyError {
     /// A root certificate (built-in or given) could not be read.
     #[error("a root certificate could not be parsed")]
     RootMalformed,
+    /// The exact guest policy asked for is one no report may have (debug, migration agent,
+    /// reserved bit 17 clear).
+    #[error("the guest policy {policy:#x} is not acceptable: {reason}")]
+    GuestPolicyUnacceptable { policy: u64, reason: FailReason },
 }
+
+/// The guest policy every release launches with (`policy=0x30000` on QEMU's `sev-snp-guest`
+/// object, recorded in the release manifest) and every report of it must carry exactly:
+///
+/// - bit 17 (reserved, must be one) set;
+/// - bit 16 `SMT` set — SMT allowed: the hosts this runs on (cloud SEV-SNP machines) keep SMT on,
+///   and a guest that forbids it does not launch there. The cost is the sibling-thread attacks
+///   (e.g. StackWarp, AMD-SB-3027), whose microcode fixes the TCB floor is the place for;
+/// - bit 18 `MIGRATE_MA`, bit 19 `DEBUG` clear — no migration agent, no debugging;
+/// - bit 20 `SINGLE_SOCKET` clear — multi-socket hosts allowed (it protects nothing here);
+/// - ABI minimum 0.0 — the firmware floor is enforced, signed, by the TCB floor (the VCEK is
+///   derived from it), which a launch-time ABI check would only repeat;
+/// - bits 21.. clear (CXL, AES-256-XTS, RAPL, ciphertext hiding, page swap: none is required,
+///   and ciphertext hiding or RAPL-off do not exist on Milan).
+///
+/// It is QEMU's default for `sev-snp-guest`, now set explicitly. The SNP launch digest does not
+/// depend on it (the policy is not part of the measured pages; neither sev-snp-measure nor the
+/// `sev` crate's `snp_calc_launch_digest` takes a policy), so the release's digests hold for it as
+/// computed.
+pub const RELEASE_GUEST_POLICY: u64 = bits::RESERVED_MUST_BE_ONE | bits::SMT;
 
 /// Rules for the report's guest `POLICY` field beyond the ones always enforced.
 ///
 /// Always enforced, whatever the rule says: `DEBUG` (bit 19) clear, `MIGRATE_MA` (bit 18) clear,
 /// and the reserved bit 17 set. On top of that every bit in `pinned_mask` must equal the same bit
-/// of `pinned_value` (for example pin `SMT` off, or `SINGLE_SOCKET` on).
+/// of `pinned_value` (for example pin `SMT` off, or `SINGLE_SOCKET` on). A rule that pins every
+/// bit ([`GuestPolicyRule::exact`], what a device uses for a release) is checked first and its
+/// refusal names both values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GuestPolicyRule {
     /// The bits that are pinned.
@@ -69,8 +97,26 @@ pub struct GuestPolicyRule {
 }
 
 impl GuestPolicyRule {
+    /// The report's policy must equal `policy` exactly. `policy` itself must pass the checks that
+    /// are always enforced, or no report could ever match.
+    pub fn exact(policy: u64) -> Result<Self, PolicyError> {
+        Self::default()
+            .check(policy)
+            .map_err(|reason| PolicyError::GuestPolicyUnacceptable { policy, reason })?;
+        Ok(Self {
+            pinned_mask: u64::MAX,
+            pinned_value: policy,
+        })
+    }
+
     /// Checks a report's guest policy.
     pub fn check(&self, policy: u64) -> Result<(), FailReason> {
+        if self.pinned_mask == u64::MAX && policy != self.pinned_value {
+            return Err(FailReason::GuestPolicyDiffers {
+                reported: policy,
+                expected: self.pinned_value,
+            });
+        }
         if policy & bits::DEBUG != 0 {
             return Err(FailReason::DebugAllowed);
         }
@@ -87,6 +133,32 @@ impl GuestPolicyRule {
     }
 }
 
+/// The names of the guest-policy bits in which `a` and `b` differ, e.g. `SMT, DEBUG`: for the
+/// refusal of a policy that is not the release's.
+pub(crate) fn differing_policy_bits(a: u64, b: u64) -> String {
+    let diff = a ^ b;
+    let mut names = Vec::new();
+    for (mask, name) in [
+        (bits::ABI_MAJOR_MASK, "ABI_MAJOR"),
+        (bits::ABI_MINOR_MASK, "ABI_MINOR"),
+        (bits::SMT, "SMT"),
+        (bits::RESERVED_MUST_BE_ONE, "bit 17"),
+        (bits::MIGRATE_MA, "MIGRATE_MA"),
+        (bits::DEBUG, "DEBUG"),
+        (bits::SINGLE_SOCKET, "SINGLE_SOCKET"),
+    ] {
+        if diff & mask != 0 {
+            names.push(name.to_string());
+        }
+    }
+    for bit in 21..64 {
+        if diff & (1 << bit) != 0 {
+            names.push(format!("bit {bit}"));
+        }
+    }
+    names.join(", ")
+}
+
 /// The verifier's expectations.
 ///
 /// The trusted roots are private: [`Policy::new`] trusts AMD's Milan and Genoa ARKs and nothing
@@ -95,8 +167,9 @@ impl GuestPolicyRule {
 #[derive(Clone, Debug)]
 pub struct Policy {
     roots: Vec<TrustedRoot>,
-    /// The lowest TCB (per component, read from the VCEK) accepted.
-    pub minimum_tcb: TcbVersion,
+    /// The lowest TCB accepted per product line, component by component: the VCEK's and the
+    /// report's reported, committed, launch and current TCBs must all meet it.
+    pub minimum_tcb: TcbFloor,
     /// The launch measurements accepted (from the logged release manifests).
     pub allowed_measurements: Vec<[u8; 48]>,
     /// Extra guest-policy pins.
@@ -105,9 +178,10 @@ pub struct Policy {
 
 impl Policy {
     /// Trusts AMD's built-in Milan and Genoa roots (from the `sev` crate) and nothing else.
+    /// `minimum_tcb` is a [`TcbFloor`] or one `TcbVersion` for every product line.
     pub fn new(
         allowed_measurements: Vec<[u8; 48]>,
-        minimum_tcb: TcbVersion,
+        minimum_tcb: impl Into<TcbFloor>,
     ) -> Result<Self, PolicyError> {
         use sev::certs::snp::builtin::{genoa, milan};
         let milan = milan::ark().map_err(|_| PolicyError::RootMalformed)?;
@@ -118,7 +192,7 @@ impl Policy {
         ];
         Ok(Self {
             roots,
-            minimum_tcb,
+            minimum_tcb: minimum_tcb.into(),
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
         })
@@ -130,13 +204,13 @@ impl Policy {
     pub fn trusting_test_root(
         test_ark_der: &[u8],
         allowed_measurements: Vec<[u8; 48]>,
-        minimum_tcb: TcbVersion,
+        minimum_tcb: impl Into<TcbFloor>,
     ) -> Result<Self, PolicyError> {
         use x509_cert::der::Decode;
         let ark = Certificate::from_der(test_ark_der).map_err(|_| PolicyError::RootMalformed)?;
         Ok(Self {
             roots: vec![TrustedRoot::from_cert(RootLabel::Test, &ark)?],
-            minimum_tcb,
+            minimum_tcb: minimum_tcb.into(),
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
         })
@@ -206,5 +280,36 @@ mod tests {
             debug_pinned_on.check(ok | bits::DEBUG),
             Err(FailReason::DebugAllowed)
         );
+    }
+
+    #[test]
+    fn exact_rule_names_both_values() {
+        let rule = GuestPolicyRule::exact(RELEASE_GUEST_POLICY).unwrap();
+        assert_eq!(RELEASE_GUEST_POLICY, 0x30000);
+        assert_eq!(rule.check(0x30000), Ok(()));
+        for (reported, differing) in [
+            (0x20000, "SMT"),
+            (0x130000, "SINGLE_SOCKET"),
+            (0xB0000, "DEBUG"),
+            (0x30155, "ABI_MAJOR, ABI_MINOR"),
+        ] {
+            let err = rule.check(reported).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "guest policy {reported:#x} differs from the release's 0x30000 \
+                     (differing: {differing})"
+                )
+            );
+        }
+        // A release cannot ask for a policy the always-on checks refuse.
+        assert_eq!(
+            GuestPolicyRule::exact(0xB0000),
+            Err(PolicyError::GuestPolicyUnacceptable {
+                policy: 0xB0000,
+                reason: FailReason::DebugAllowed
+            })
+        );
+        assert!(GuestPolicyRule::exact(0x10000).is_err());
     }
 }
