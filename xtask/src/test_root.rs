@@ -12,6 +12,11 @@ use pp_verifier::test_attester::{TestAttester, TestRoot};
 /// The seed of the project's test root. Public on purpose: this root proves nothing.
 pub const SEED: [u8; 32] = *b"pp test root v1 (not AMD, public";
 
+/// The shape of the generated certificates. Part of the stamp: material generated before the
+/// certificates took AMD's names, extensions and validity periods (`CN=ARK-Milan`,
+/// `basicConstraints`, `keyUsage`, a 7-year VCEK) is generated again, not reused.
+const FORMAT: &[u8] = b"\nformat 2: AMD-shaped names, extensions and validity";
+
 /// Files written, as the workload's test attester reads them.
 pub const FILES: [&str; 5] = ["vcek.key", "vcek.der", "ask.der", "ark.der", "chip_id.bin"];
 
@@ -19,7 +24,8 @@ pub const FILES: [&str; 5] = ["vcek.key", "vcek.der", "ask.der", "ark.der", "chi
 pub fn ensure(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target/pp/test-root");
     let stamp = dir.join("seed");
-    if fs::read(&stamp).ok().as_deref() == Some(&SEED[..])
+    let stamped = [&SEED[..], FORMAT].concat();
+    if fs::read(&stamp).ok().as_deref() == Some(&stamped[..])
         && FILES.iter().all(|f| dir.join(f).is_file())
     {
         return Ok(dir);
@@ -42,6 +48,6 @@ pub fn ensure(root: &Path) -> Result<PathBuf> {
     for (name, bytes) in FILES.iter().zip(contents) {
         fs::write(dir.join(name), bytes)?;
     }
-    fs::write(&stamp, SEED)?;
+    fs::write(&stamp, &stamped)?;
     Ok(dir)
 }

@@ -107,14 +107,19 @@ fn required_spl(
     spl(cert, oid, name)?.ok_or(ExtError::Missing(name))
 }
 
-/// The product name, required to be Milan or Genoa (e.g. `Milan-B0`, `Genoa-B1`).
-fn check_product(cert: &Certificate) -> Result<(), ExtError> {
+/// The product line the VCEK names: `Milan` for `productName` `Milan-B0` (the part before the
+/// stepping).
+pub(crate) fn product_line(cert: &Certificate) -> Result<&str, ExtError> {
     use x509_cert::der::{Decode, asn1::Ia5StringRef};
     let name = VcekExtension::ProductName;
     let bytes = value(cert, PRODUCT_NAME, name)?.ok_or(ExtError::Missing(name))?;
     let product = Ia5StringRef::from_der(bytes).map_err(|_| ExtError::Malformed(name))?;
-    let product = product.as_str();
-    let line = product.split('-').next().unwrap_or_default();
+    Ok(product.as_str().split('-').next().unwrap_or_default())
+}
+
+/// The product name, required to be Milan or Genoa (e.g. `Milan-B0`, `Genoa-B1`).
+fn check_product(cert: &Certificate) -> Result<(), ExtError> {
+    let line = product_line(cert)?;
     if line == "Milan" || line == "Genoa" {
         Ok(())
     } else {

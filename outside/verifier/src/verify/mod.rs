@@ -20,6 +20,14 @@
 //! 11. `measurement` — in the policy's allowed set.
 //! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
 //! 13. `vmpl` — the report was requested from VMPL 0.
+//! 14. `certificates-valid` — the ARK's, ASK's and VCEK's validity periods contain the device's
+//!     clock (the `now` the caller passes; there is no default clock).
+//! 15. `ca-constraints` — the ARK and the ASK are CAs allowed to sign certificates
+//!     (`basicConstraints` `cA`, `keyUsage` `keyCertSign`), as AMD issues them.
+//! 16. `product-agreement` — `ARK-<product>`, `SEV-<product>` and the VCEK's `productName`
+//!     name one product (Milan or Genoa), and each issuer name is its issuer's subject name.
+//! 17. `not-revoked` — the ASK is on no AMD CRL the policy holds for this ARK
+//!     ([`Policy::with_amd_crl`]; without one the check passes).
 //!
 //! A device adds its own checks of the same session to the verdict with [`Verdict::require`]
 //! ([`CheckName::SESSION`]: the key configuration and the release are the published ones), so
@@ -30,12 +38,16 @@
 //! fails. Content checks are evaluated even when a signature check failed, so the verdict shows
 //! everything that is wrong at once; [`Verdict::accepted`] is true only if every check passed.
 //!
-//! Not checked (no clock, no network here): certificate validity periods, AMD's CRL for the ASK.
-//! Freshness comes from the device's nonce inside `report-data`.
+//! The verifier reads no clock and no network: the caller passes its clock, and AMD's CRL comes
+//! in the policy (it cannot be downloaded here). Freshness of the report comes from the device's
+//! nonce inside `report-data`.
 
 mod chain;
+mod crl;
+mod pki;
 mod policy;
 
+pub use pki::{CertRole, Product, Serial, UnixTime};
 pub use policy::{GuestPolicyRule, Policy, PolicyError, RootLabel, TrustedRoot};
 
 pub use crate::vcek_ext::VcekExtension;
@@ -44,6 +56,7 @@ use core::fmt;
 use pp_attestation::Evidence;
 use pp_attestation::report::{Report, WireError};
 use pp_attestation::tcb::TcbComponent;
+use std::time::SystemTime;
 
 /// The checks, in the order they are listed in a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,6 +74,14 @@ pub enum CheckName {
     Measurement,
     ReportData,
     Vmpl,
+    /// Every certificate's validity period contains the device's clock.
+    CertificatesValid,
+    /// The ARK and the ASK are CAs allowed to sign certificates.
+    CaConstraints,
+    /// The three certificates name one product and chain by name.
+    ProductAgreement,
+    /// The ASK is not on AMD's CRL.
+    NotRevoked,
     /// The session's key configuration is the one the instance published (device check).
     KeyConfigPublished,
     /// The session's measurement is the one the instance published (device check).
@@ -71,7 +92,7 @@ pub enum CheckName {
 
 impl CheckName {
     /// Every check of the report itself, in verdict order: what [`verify`] lists.
-    pub const ALL: [CheckName; 13] = [
+    pub const ALL: [CheckName; 17] = [
         Self::ReportFormat,
         Self::ArkSelfSigned,
         Self::ArkTrusted,
@@ -85,6 +106,10 @@ impl CheckName {
         Self::Measurement,
         Self::ReportData,
         Self::Vmpl,
+        Self::CertificatesValid,
+        Self::CaConstraints,
+        Self::ProductAgreement,
+        Self::NotRevoked,
     ];
 
     /// The checks a device adds for a session with an instance it chose from the key CDN.
@@ -110,6 +135,10 @@ impl CheckName {
             Self::Measurement => "measurement",
             Self::ReportData => "report-data",
             Self::Vmpl => "vmpl",
+            Self::CertificatesValid => "certificates-valid",
+            Self::CaConstraints => "ca-constraints",
+            Self::ProductAgreement => "product-agreement",
+            Self::NotRevoked => "not-revoked",
             Self::KeyConfigPublished => "key-config-published",
             Self::MeasurementPublished => "measurement-published",
             Self::ReleasePublished => "release-published",
@@ -123,7 +152,8 @@ impl fmt::Display for CheckName {
     }
 }
 
-/// Why a check failed. No variant carries bytes from the evidence.
+/// Why a check failed. No variant carries bytes from the evidence beyond a certificate's serial
+/// number and dates (public values, named so a refusal can be acted on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FailReason {
     #[error("report malformed: {0}")]
@@ -174,6 +204,42 @@ pub enum FailReason {
     MeasurementNotPublished,
     #[error("release differs from the one the instance published")]
     ReleaseNotPublished,
+    #[error("{cert} certificate expired at {not_after}, device clock {now}")]
+    CertificateExpired {
+        cert: CertRole,
+        not_after: UnixTime,
+        now: UnixTime,
+    },
+    #[error("{cert} certificate is not valid before {not_before}, device clock {now}")]
+    CertificateNotYetValid {
+        cert: CertRole,
+        not_before: UnixTime,
+        now: UnixTime,
+    },
+    #[error("{0} certificate is not a CA (basicConstraints missing or cA false)")]
+    NotACa(CertRole),
+    #[error("{0} certificate's basicConstraints path length leaves no room for the ASK")]
+    PathLengthExceeded(CertRole),
+    #[error("{0} certificate may not sign certificates (keyUsage missing or without keyCertSign)")]
+    MayNotSignCertificates(CertRole),
+    #[error("{0} certificate's basicConstraints or keyUsage is malformed or repeated")]
+    CaExtensionMalformed(CertRole),
+    #[error("{0} certificate's issuer name is not its issuer's subject name")]
+    IssuerNameMismatch(CertRole),
+    #[error("{0} certificate names no known product (Milan or Genoa)")]
+    UnknownProduct(CertRole),
+    #[error("{cert} certificate is for {product}, the ARK for {ark_product}")]
+    ProductDisagrees {
+        cert: CertRole,
+        product: Product,
+        ark_product: Product,
+    },
+    #[error("{cert} serial {serial} is revoked by AMD's CRL (since {since})")]
+    Revoked {
+        cert: CertRole,
+        serial: Serial,
+        since: UnixTime,
+    },
 }
 
 impl From<ExtError> for FailReason {
@@ -334,12 +400,14 @@ impl<'a> From<&'a Evidence> for EvidenceRef<'a> {
 }
 
 /// Checks `evidence` against `policy` and the report data the device expects (normally
-/// [`pp_attestation::report_data_for`] of its own session). Never panics; see the module
-/// documentation for the checks. The verdict carries the verified measurement.
+/// [`pp_attestation::report_data_for`] of its own session), with the certificates' validity
+/// periods against `now`, the device's clock. Never panics; see the module documentation for the
+/// checks. The verdict carries the verified measurement.
 pub fn verify<'a>(
     evidence: impl Into<EvidenceRef<'a>>,
     policy: &Policy,
     expected_report_data: &[u8; 64],
+    now: SystemTime,
 ) -> Verdict {
     use CheckName::*;
     let evidence = evidence.into();
@@ -424,10 +492,15 @@ pub fn verify<'a>(
         },
     );
 
+    let pki = match (&ark, &ask, &vcek) {
+        (Some(ark), Some(ask), Some(vcek)) => Some(pki::Chain { ark, ask, vcek }),
+        _ => None,
+    };
     let Some(report) = report else {
         for name in [GuestPolicy, Measurement, ReportData, Vmpl] {
             v.push(name, Outcome::Skipped);
         }
+        push_pki(&mut v, pki.as_ref(), policy, now);
         return v;
     };
     v.measurement = Some(report.measurement());
@@ -447,7 +520,30 @@ pub fn verify<'a>(
         ),
     );
     v.push(Vmpl, require(report.vmpl() == 0, FailReason::VmplNotZero));
+    push_pki(&mut v, pki.as_ref(), policy, now);
     v
+}
+
+/// The chain's PKI checks (`certificates-valid` … `not-revoked`), skipped when a certificate did
+/// not parse (the signature checks say which).
+fn push_pki(v: &mut Verdict, chain: Option<&pki::Chain<'_>>, policy: &Policy, now: SystemTime) {
+    use CheckName::*;
+    let Some(chain) = chain else {
+        for name in [
+            CertificatesValid,
+            CaConstraints,
+            ProductAgreement,
+            NotRevoked,
+        ] {
+            v.push(name, Outcome::Skipped);
+        }
+        return;
+    };
+    let now = UnixTime::from_system_time(now);
+    v.push(CertificatesValid, pki::validity(chain, now));
+    v.push(CaConstraints, pki::ca_constraints(chain));
+    v.push(ProductAgreement, pki::product_agreement(chain));
+    v.push(NotRevoked, pki::not_revoked(chain, policy));
 }
 
 #[cfg(test)]
@@ -463,7 +559,7 @@ mod tests {
             ask_der: vec![],
             ark_der: vec![],
         };
-        let verdict = verify(&evidence, &policy, &[0; 64]);
+        let verdict = verify(&evidence, &policy, &[0; 64], SystemTime::now());
         assert!(!verdict.accepted());
         let names: Vec<_> = verdict.checks().iter().map(|c| c.name).collect();
         assert_eq!(names, CheckName::ALL);

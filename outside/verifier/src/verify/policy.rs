@@ -2,6 +2,7 @@
 //! guest policy.
 
 use super::FailReason;
+use super::crl::AmdCrl;
 use pp_attestation::report::policy as bits;
 use pp_attestation::tcb::TcbVersion;
 use x509_cert::Certificate;
@@ -24,6 +25,8 @@ pub enum RootLabel {
 pub struct TrustedRoot {
     label: RootLabel,
     spki_der: Vec<u8>,
+    /// The root's certificate: its name and `keyUsage`, for checking AMD's CRL.
+    cert: Certificate,
 }
 
 impl TrustedRoot {
@@ -33,7 +36,11 @@ impl TrustedRoot {
             .subject_public_key_info
             .to_der()
             .map_err(|_| PolicyError::RootMalformed)?;
-        Ok(Self { label, spki_der })
+        Ok(Self {
+            label,
+            spki_der,
+            cert: cert.clone(),
+        })
     }
 
     /// Which root this is.
@@ -45,6 +52,11 @@ impl TrustedRoot {
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
     }
+
+    /// The root's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
+    }
 }
 
 /// Errors from building a policy.
@@ -53,6 +65,21 @@ pub enum PolicyError {
     /// A root certificate (built-in or given) could not be read.
     #[error("a root certificate could not be parsed")]
     RootMalformed,
+    /// AMD's CRL is not a DER X.509 CRL.
+    #[error("AMD's CRL is not a valid DER X.509 CRL")]
+    CrlMalformed,
+    /// AMD's CRL is not signed with RSASSA-PSS (or its two algorithm fields differ).
+    #[error("AMD's CRL is not signed with RSASSA-PSS as AMD signs it")]
+    CrlAlgorithm,
+    /// AMD's CRL is not signed by any root the policy trusts.
+    #[error("AMD's CRL is not signed by a trusted ARK")]
+    CrlNotSignedByTrustedRoot,
+    /// AMD's CRL names an issuer other than the root that signed it.
+    #[error("AMD's CRL names an issuer other than the ARK that signed it")]
+    CrlIssuerMismatch,
+    /// The root that signed the CRL may not sign CRLs (`keyUsage` without `cRLSign`).
+    #[error("the ARK that signed AMD's CRL may not sign CRLs (keyUsage lacks cRLSign)")]
+    CrlRootMayNotSignCrls,
 }
 
 /// Rules for the report's guest `POLICY` field beyond the ones always enforced.
@@ -101,6 +128,8 @@ pub struct Policy {
     pub allowed_measurements: Vec<[u8; 48]>,
     /// Extra guest-policy pins.
     pub guest_policy: GuestPolicyRule,
+    /// AMD's CRLs, checked when added ([`Policy::with_amd_crl`]).
+    pub(super) amd_crls: Vec<AmdCrl>,
 }
 
 impl Policy {
@@ -121,6 +150,7 @@ impl Policy {
             minimum_tcb,
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
+            amd_crls: Vec::new(),
         })
     }
 
@@ -139,6 +169,7 @@ impl Policy {
             minimum_tcb,
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
+            amd_crls: Vec::new(),
         })
     }
 
@@ -151,6 +182,11 @@ impl Policy {
     /// The roots this policy trusts.
     pub fn trusted_roots(&self) -> &[TrustedRoot] {
         &self.roots
+    }
+
+    /// AMD's CRLs this policy applies (`not-revoked`).
+    pub(crate) fn amd_crls(&self) -> &[AmdCrl] {
+        &self.amd_crls
     }
 
     /// Whether `ark`'s public key is one of the trusted roots'.
