@@ -225,19 +225,8 @@ pub(super) fn product_agreement(chain: &Chain<'_>) -> Result<(), FailReason> {
             return Err(FailReason::IssuerNameMismatch(role));
         }
     }
-    let product = |role, prefix| {
-        let cert = if role == CertRole::Ark {
-            chain.ark
-        } else {
-            chain.ask
-        };
-        common_name(&cert.tbs_certificate.subject)
-            .and_then(|cn| cn.strip_prefix(prefix))
-            .and_then(Product::from_name)
-            .ok_or(FailReason::UnknownProduct(role))
-    };
-    let ark = product(CertRole::Ark, "ARK-")?;
-    let ask = product(CertRole::Ask, "SEV-")?;
+    let ark = named_product(CertRole::Ark, chain.ark, "ARK-")?;
+    let ask = named_product(CertRole::Ask, chain.ask, "SEV-")?;
     let vcek = vcek_ext::product_line(chain.vcek)
         .ok()
         .and_then(Product::from_name)
@@ -272,6 +261,14 @@ pub(super) fn not_revoked(chain: &Chain<'_>, policy: &Policy) -> Result<(), Fail
         }
     }
     Ok(())
+}
+
+/// The product a CA certificate's subject CN names after `prefix` (`ARK-Milan` → Milan).
+fn named_product(role: CertRole, cert: &Certificate, prefix: &str) -> Result<Product, FailReason> {
+    common_name(&cert.tbs_certificate.subject)
+        .and_then(|cn| cn.strip_prefix(prefix))
+        .and_then(Product::from_name)
+        .ok_or(FailReason::UnknownProduct(role))
 }
 
 /// Names compare by their DER encoding (AMD's issuer and subject names are byte-identical).
