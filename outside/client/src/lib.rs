@@ -11,7 +11,7 @@
 //!    too): `Evidence` (an `Error` frame is [`ClientError::Refused`]). The bundle is parsed once,
 //!    by `pp_protocol::evidence`, and the verifier reads its bytes in place.
 //! 4. The expected `REPORT_DATA` from *this* session's TLS exporter, the nonce and the key
-//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`] with the
+//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify()`] with the
 //!    device's clock (`SystemTime::now()` as the evidence is checked, for the certificates'
 //!    validity periods); with
 //!    [`connect_published`], also the checks that the key configuration, the measurement and the
