@@ -12,13 +12,19 @@ use pp_verifier::test_attester::{TestAttester, TestRoot};
 /// The seed of the project's test root. Public on purpose: this root proves nothing.
 pub const SEED: [u8; 32] = *b"pp test root v1 (not AMD, public";
 
+/// The shape of the generated certificates. Part of the stamp: material generated before the
+/// certificates took AMD's names, extensions and validity periods (`CN=ARK-Milan`,
+/// `basicConstraints`, `keyUsage`, a 7-year VCEK) is generated again, not reused.
+const FORMAT: &[u8] = b"\nformat 2: AMD-shaped names, extensions and validity";
+
 /// Files written, as the workload's test attester reads them.
 pub const FILES: [&str; 5] = ["vcek.key", "vcek.der", "ask.der", "ark.der", "chip_id.bin"];
 
-/// What the generated material depends on: the seed and the TCB the VCEK is issued for (a VCEK
-/// left from an older `TEST_TCB` would not match the test attester's reports).
+/// What the generated material depends on: the seed, the TCB the VCEK is issued for (a VCEK
+/// left from an older `TEST_TCB` would not match the test attester's reports) and the
+/// certificates' [`FORMAT`].
 fn stamp_bytes() -> Vec<u8> {
-    [&SEED[..], &TEST_TCB.to_u64().to_le_bytes()].concat()
+    [&SEED[..], &TEST_TCB.to_u64().to_le_bytes(), FORMAT].concat()
 }
 
 /// Generate (once) the test material under `target/pp/test-root/`; returns the folder.

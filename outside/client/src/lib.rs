@@ -11,7 +11,9 @@
 //!    too): `Evidence` (an `Error` frame is [`ClientError::Refused`]). The bundle is parsed once,
 //!    by `pp_protocol::evidence`, and the verifier reads its bytes in place.
 //! 4. The expected `REPORT_DATA` from *this* session's TLS exporter, the nonce and the key
-//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify`]; with
+//!    configuration ([`pp_attestation::report_data_for`]), then [`pp_verifier::verify()`] with the
+//!    device's clock (`SystemTime::now()` as the evidence is checked, for the certificates'
+//!    validity periods); with
 //!    [`connect_published`], also the checks that the key configuration, the measurement and the
 //!    release are the ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
 //!    [`ClientError::NotAttested`] with the whole verdict, and nothing else is sent. The key
@@ -183,6 +185,7 @@ pub(crate) fn check_evidence(
         },
         policy,
         expected,
+        std::time::SystemTime::now(),
     );
     if let Some(published) = published {
         verdict.require(

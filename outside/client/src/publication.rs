@@ -73,7 +73,8 @@ impl<'a> Publication<'a> {
 
     /// Verifies the bundle against `policy`: the AMD chain and report signature, TCB, guest
     /// policy, the measurement in the policy's allowed set, and `REPORT_DATA` naming the
-    /// bundle's release reference and key configuration.
+    /// bundle's release reference and key configuration; the certificates' validity periods
+    /// against the device's clock (`SystemTime::now()`).
     pub fn verify(&self, policy: &pp_verifier::Policy) -> Result<Published, ClientError> {
         let evidence = &self.evidence;
         let expected =

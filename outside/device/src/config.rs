@@ -83,6 +83,12 @@ pub struct Trust {
     /// `test-root`); the shipped `pp` refuses to run with it. Absent: only AMD's Milan and Genoa
     /// roots are trusted.
     pub test_root_ark: Option<PathBuf>,
+    /// AMD's CRLs (DER, the KDS `vcek/v1/{Milan,Genoa}/crl` files, fetched elsewhere: the device
+    /// does not download them), one per product. An ASK they list is refused. Each must be
+    /// signed by a trusted ARK: a malformed one, or one signed by another key, stops the command
+    /// at startup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amd_crls: Vec<PathBuf>,
 }
 
 impl Config {
@@ -106,6 +112,7 @@ impl Config {
         if let Some(p) = config.trust.test_root_ark.as_mut() {
             fix(p);
         }
+        config.trust.amd_crls.iter_mut().for_each(fix);
         anyhow::ensure!(
             (1..=32).contains(&config.issuer.batch),
             "issuer.batch must be 1..=32"

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use pp_client::{Publication, Published};
 use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE};
 use pp_verifier::Policy;
+use pp_verifier::verify::TcbFloor;
 
 use crate::fetch;
 use crate::releases::{LogClient, LoggedRelease};
@@ -29,9 +30,16 @@ pub struct Rejected {
     pub reason: String,
 }
 
-/// Which roots verify attestation reports.
+/// Which roots verify attestation reports, and AMD's CRLs for them.
 #[derive(Debug, Clone)]
-pub enum Roots {
+pub struct Roots {
+    anchor: Anchor,
+    /// AMD's CRLs (DER), each already checked against the anchor's roots.
+    amd_crls: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+enum Anchor {
     /// AMD's Milan and Genoa roots.
     Amd,
     /// A test ARK (DER), trusted instead of AMD's (no SEV-SNP hardware). Only in the
@@ -52,19 +60,100 @@ pub enum RootsError {
     /// The test root file could not be read.
     #[error("reading the test root {0}: {1}")]
     Unreadable(String, std::io::ErrorKind),
+    /// A configured CRL file could not be read.
+    #[error("reading AMD's CRL {0} (trust.amd_crls): {1}")]
+    CrlUnreadable(String, std::io::ErrorKind),
+    /// A configured CRL is malformed or not signed by a trusted ARK.
+    #[error("AMD's CRL {0} (trust.amd_crls) cannot be used: {1}")]
+    CrlInvalid(String, pp_verifier::verify::PolicyError),
+    /// The trusted roots themselves could not be read.
+    #[error("the trusted roots cannot be used: {0}")]
+    Policy(pp_verifier::verify::PolicyError),
 }
 
 impl Roots {
-    /// The roots the configuration's `[trust]` asks for. In the shipped build (without the
-    /// `test-root` feature) a configured test root is an error, never silently ignored and never
-    /// trusted.
+    /// The roots the configuration's `[trust]` asks for, with its CRLs. In the shipped build
+    /// (without the `test-root` feature) a configured test root is an error, never silently
+    /// ignored and never trusted. Every CRL is read and checked here (parsed, signed by one of
+    /// these roots), so a bad one stops the command before anything is sent.
     pub fn from_config(trust: &crate::config::Trust) -> Result<Self, RootsError> {
-        let Some(path) = &trust.test_root_ark else {
-            return Ok(Self::Amd);
+        let anchor = match &trust.test_root_ark {
+            None => Anchor::Amd,
+            Some(path) => Anchor::test_root(path)?,
         };
-        Self::test_root(path)
+        let mut roots = Self {
+            anchor,
+            amd_crls: Vec::new(),
+        };
+        let mut probe = roots
+            .base_policy(Vec::new(), TcbFloor::AMD_BULLETINS)
+            .map_err(RootsError::Policy)?;
+        for path in &trust.amd_crls {
+            let shown = path.display().to_string();
+            let der = std::fs::read(path)
+                .map_err(|e| RootsError::CrlUnreadable(shown.clone(), e.kind()))?;
+            probe = probe
+                .with_amd_crl(&der)
+                .map_err(|e| RootsError::CrlInvalid(shown, e))?;
+            roots.amd_crls.push(der);
+        }
+        Ok(roots)
     }
 
+    /// A line for `--verbose` when these are test roots.
+    pub fn test_label(&self) -> Option<String> {
+        match self.anchor {
+            Anchor::Amd => None,
+            #[cfg(feature = "test-root")]
+            Anchor::Test(_) => {
+                Some("trust: a TEST root instead of AMD's (no SEV-SNP hardware)".into())
+            }
+        }
+    }
+
+    /// How many AMD CRLs are applied.
+    pub fn crl_count(&self) -> usize {
+        self.amd_crls.len()
+    }
+
+    fn base_policy(
+        &self,
+        allowed: Vec<[u8; 48]>,
+        floor: TcbFloor,
+    ) -> Result<Policy, pp_verifier::verify::PolicyError> {
+        match &self.anchor {
+            Anchor::Amd => Policy::new(allowed, floor),
+            #[cfg(feature = "test-root")]
+            Anchor::Test(ark) => Policy::trusting_test_root(ark, allowed, floor),
+        }
+    }
+
+    /// The policy for one logged release: its accepted measurements, its TCB floor and exact
+    /// guest policy ([`crate::launch_policy::requirements`]; a release without them is refused),
+    /// these roots, these CRLs. A test root changes only the roots: the floor and the policy are
+    /// the same.
+    pub fn policy(&self, release: &LoggedRelease) -> Result<Policy> {
+        let allowed = release.manifest.accepted_measurements()?;
+        let (floor, guest_policy) = crate::launch_policy::requirements(&release.manifest)?;
+        Ok(self
+            .policy_for(allowed, floor)?
+            .with_guest_policy(guest_policy))
+    }
+
+    fn policy_for(&self, allowed: Vec<[u8; 48]>, floor: TcbFloor) -> Result<Policy> {
+        let mut policy = self
+            .base_policy(allowed, floor)
+            .map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e}"))?;
+        for crl in &self.amd_crls {
+            policy = policy
+                .with_amd_crl(crl)
+                .map_err(|e| anyhow::anyhow!("AMD's CRL cannot be used: {e}"))?;
+        }
+        Ok(policy)
+    }
+}
+
+impl Anchor {
     #[cfg(feature = "test-root")]
     fn test_root(path: &std::path::Path) -> Result<Self, RootsError> {
         std::fs::read(path)
@@ -77,33 +166,6 @@ impl Roots {
         Err(RootsError::TestRootInShippedBuild(
             path.display().to_string(),
         ))
-    }
-
-    /// A line for `--verbose` when these are test roots.
-    pub fn test_label(&self) -> Option<String> {
-        match self {
-            Self::Amd => None,
-            #[cfg(feature = "test-root")]
-            Self::Test(_) => {
-                Some("trust: a TEST root instead of AMD's (no SEV-SNP hardware)".into())
-            }
-        }
-    }
-
-    /// The policy for one logged release: its accepted measurements, its TCB floor and exact
-    /// guest policy ([`crate::launch_policy::requirements`]; a release without them is refused),
-    /// these roots. A test root changes only the roots: the floor and the policy are the same.
-    pub fn policy(&self, release: &LoggedRelease) -> Result<Policy> {
-        let allowed = release.manifest.accepted_measurements()?;
-        let (floor, guest_policy) = crate::launch_policy::requirements(&release.manifest)?;
-        let policy = match self {
-            Self::Amd => Policy::new(allowed, floor),
-            #[cfg(feature = "test-root")]
-            Self::Test(ark) => Policy::trusting_test_root(ark, allowed, floor),
-        };
-        let policy =
-            policy.map_err(|e| anyhow::anyhow!("cannot build the attestation policy: {e:?}"))?;
-        Ok(policy.with_guest_policy(guest_policy))
     }
 }
 
@@ -191,12 +253,137 @@ fn check(
 mod tests {
     use super::*;
     use crate::config::Trust;
+    use pp_verifier::test_attester::TestRoot;
+    use pp_verifier::verify::PolicyError;
 
     #[test]
     fn no_test_root_means_amds_roots() {
         let roots = Roots::from_config(&Trust::default()).unwrap();
-        assert!(matches!(roots, Roots::Amd));
+        assert!(matches!(roots.anchor, Anchor::Amd));
         assert_eq!(roots.test_label(), None);
+        assert_eq!(roots.crl_count(), 0);
+    }
+
+    /// Test roots (RSA-4096 keys take a while): one per seed per test process.
+    fn test_root(which: u8) -> std::sync::Arc<TestRoot> {
+        use std::sync::{Arc, OnceLock};
+        static ROOTS: [OnceLock<Arc<TestRoot>>; 2] = [OnceLock::new(), OnceLock::new()];
+        ROOTS[usize::from(which)]
+            .get_or_init(|| Arc::new(TestRoot::generate([0x70 + which; 32]).unwrap()))
+            .clone()
+    }
+
+    /// Writes `bytes` to a fresh file for this test; removed when the guard drops.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn new(name: &str, bytes: &[u8]) -> Self {
+            let path =
+                std::env::temp_dir().join(format!("pp-device-{}-{name}", std::process::id()));
+            std::fs::write(&path, bytes).unwrap();
+            Self(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn with_crls(test_root_ark: Option<&Scratch>, crls: &[&Scratch]) -> Trust {
+        Trust {
+            tls_ca: None,
+            test_root_ark: test_root_ark.map(|s| s.0.clone()),
+            amd_crls: crls.iter().map(|s| s.0.clone()).collect(),
+        }
+    }
+
+    /// A CRL that AMD's roots did not sign, a malformed one and a missing one each stop the
+    /// command when the configuration is read.
+    #[test]
+    fn a_crl_not_signed_by_a_trusted_ark_is_an_error_at_startup() {
+        let foreign = Scratch::new("foreign.crl", &test_root(0).crl_der(&[]).unwrap());
+        let err = Roots::from_config(&with_crls(None, &[&foreign])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RootsError::CrlInvalid(_, PolicyError::CrlNotSignedByTrustedRoot)
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("cannot be used: AMD's CRL is not signed by a trusted ARK"),
+            "{err}"
+        );
+        let garbage = Scratch::new("garbage.crl", b"-----BEGIN X509 CRL-----");
+        let err = Roots::from_config(&with_crls(None, &[&garbage])).unwrap_err();
+        assert!(
+            matches!(err, RootsError::CrlInvalid(_, PolicyError::CrlMalformed)),
+            "{err}"
+        );
+        let missing = Trust {
+            amd_crls: vec!["/nonexistent/amd.crl".into()],
+            ..Trust::default()
+        };
+        let err = Roots::from_config(&missing).unwrap_err();
+        assert!(matches!(err, RootsError::CrlUnreadable(..)), "{err}");
+    }
+
+    /// With the test root trusted, its own CRL is taken, and one revoking its ASK refuses the
+    /// evidence; another root's CRL is an error.
+    #[cfg(feature = "test-root")]
+    #[test]
+    fn a_crl_revoking_the_ask_refuses_the_evidence() {
+        use pp_attestation::Attester;
+        use pp_verifier::test_attester::{TEST_ASK_SERIAL, TestAttester};
+        use pp_verifier::verify::{CertRole, FailReason};
+        use pp_verifier::{CheckName, Outcome};
+        let root = test_root(0);
+        let ark = Scratch::new("test-ark.der", root.ark_der());
+        let clean = Scratch::new("clean.crl", &root.crl_der(&[&[9]]).unwrap());
+        let revoking = Scratch::new("revoking.crl", &root.crl_der(&[&TEST_ASK_SERIAL]).unwrap());
+        let theirs = Scratch::new(
+            "theirs.crl",
+            &test_root(1).crl_der(&[&TEST_ASK_SERIAL]).unwrap(),
+        );
+        let measurement = [0x4D; 48];
+        let evidence = TestAttester::new(root.clone(), measurement)
+            .attest(&[7; 64])
+            .unwrap();
+        // 2026-06-01, inside the test chain's validity.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_272_000);
+
+        let roots = Roots::from_config(&with_crls(Some(&ark), &[&clean])).unwrap();
+        assert_eq!(roots.crl_count(), 1);
+        let policy = roots
+            .policy_for(vec![measurement], TcbFloor::AMD_BULLETINS)
+            .unwrap();
+        assert!(pp_verifier::verify(&evidence, &policy, &[7; 64], now).accepted());
+
+        let roots = Roots::from_config(&with_crls(Some(&ark), &[&clean, &revoking])).unwrap();
+        let policy = roots
+            .policy_for(vec![measurement], TcbFloor::AMD_BULLETINS)
+            .unwrap();
+        let verdict = pp_verifier::verify(&evidence, &policy, &[7; 64], now);
+        assert!(!verdict.accepted());
+        assert!(matches!(
+            verdict.outcome(CheckName::NotRevoked),
+            Some(Outcome::Fail(FailReason::Revoked {
+                cert: CertRole::Ask,
+                ..
+            }))
+        ));
+
+        let err = Roots::from_config(&with_crls(Some(&ark), &[&theirs])).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RootsError::CrlInvalid(_, PolicyError::CrlNotSignedByTrustedRoot)
+            ),
+            "{err}"
+        );
     }
 
     /// The device builds no policy for a release whose manifest has no TCB floor and guest
@@ -209,12 +396,13 @@ mod tests {
             bytes: vec![],
             log_index: 0,
         };
-        let err = Roots::Amd.policy(&release(manifest(None))).unwrap_err();
+        let amd = Roots::from_config(&Trust::default()).unwrap();
+        let err = amd.policy(&release(manifest(None))).unwrap_err();
         assert!(
             format!("{err:#}").contains("states no launch policy"),
             "{err:#}"
         );
-        let policy = Roots::Amd
+        let policy = amd
             .policy(&release(manifest(Some(honest_launch()))))
             .unwrap();
         assert_eq!(
@@ -234,6 +422,7 @@ mod tests {
         let trust = Trust {
             tls_ca: None,
             test_root_ark: Some("/nonexistent/ark.der".into()),
+            amd_crls: Vec::new(),
         };
         let err = Roots::from_config(&trust).unwrap_err();
         assert!(matches!(err, RootsError::TestRootInShippedBuild(_)));

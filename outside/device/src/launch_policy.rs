@@ -177,7 +177,9 @@ pub(crate) mod tests {
                 .with_guest_policy(rule);
         let attester = TestAttester::new(root, MEASUREMENT);
         let data = [0x42; 64];
-        let verdict = pp_verifier::verify(&attester.attest(&data).unwrap(), &policy, &data);
+        // 2026-06-01, inside the test chain's validity.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_272_000);
+        let verdict = pp_verifier::verify(&attester.attest(&data).unwrap(), &policy, &data, now);
         assert!(verdict.accepted(), "{verdict}");
 
         let mut repr = attester.report_repr(&data);
@@ -185,7 +187,7 @@ pub(crate) mod tests {
         let low = attester
             .evidence_for(attester.root.sign_report(&repr))
             .unwrap();
-        let verdict = pp_verifier::verify(&low, &policy, &data);
+        let verdict = pp_verifier::verify(&low, &policy, &data, now);
         assert!(!verdict.accepted());
         assert!(
             verdict

@@ -38,6 +38,8 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     request
         .check()
         .map_err(|e| anyhow::anyhow!("the request is refused before sending: {}", e.explain()))?;
+    // The trust configuration (roots, AMD's CRLs) is checked before anything goes out.
+    let roots = Roots::from_config(&config.trust)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     let log = LogClient::sync(
@@ -50,9 +52,14 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         log.tree_head().size,
         hex::encode(log.tree_head().root)
     ));
-    let roots = Roots::from_config(&config.trust)?;
     if let Some(label) = roots.test_label() {
         trace(label);
+    }
+    if roots.crl_count() > 0 {
+        trace(format!(
+            "trust: {} AMD CRL(s), signed by the trusted ARK",
+            roots.crl_count()
+        ));
     }
     let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
     for r in &rejected {

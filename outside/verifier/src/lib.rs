@@ -9,7 +9,8 @@
 //!   attester that signs reports with it, for machines without SEV-SNP. Never trusted unless a
 //!   policy says so explicitly.
 //!
-//! Pure library: no I/O, no clock, no network. Errors are enums that never carry evidence bytes.
+//! Pure library: no I/O, no network, and no clock of its own (the caller passes the device's to
+//! [`verify()`]). Errors are enums that never carry evidence bytes.
 
 #[cfg(feature = "test-attester")]
 pub mod test_attester;

@@ -108,16 +108,20 @@ fn required_spl(
     spl(cert, oid, name)?.ok_or(ExtError::Missing(name))
 }
 
-/// The product line from the product name, required to be Milan or Genoa (e.g. `Milan-B0`,
-/// `Genoa-B1`).
-pub(crate) fn product(cert: &Certificate) -> Result<ProductLine, ExtError> {
+/// The product line the VCEK names: `Milan` for `productName` `Milan-B0` (the part before the
+/// stepping).
+pub(crate) fn product_line(cert: &Certificate) -> Result<&str, ExtError> {
     use x509_cert::der::{Decode, asn1::Ia5StringRef};
     let name = VcekExtension::ProductName;
     let bytes = value(cert, PRODUCT_NAME, name)?.ok_or(ExtError::Missing(name))?;
     let product = Ia5StringRef::from_der(bytes).map_err(|_| ExtError::Malformed(name))?;
-    let product = product.as_str();
-    let line = product.split('-').next().unwrap_or_default();
-    ProductLine::from_name(line).ok_or(ExtError::UnsupportedProduct)
+    Ok(product.as_str().split('-').next().unwrap_or_default())
+}
+
+/// The product line from the product name, required to be Milan or Genoa (e.g. `Milan-B0`,
+/// `Genoa-B1`).
+pub(crate) fn product(cert: &Certificate) -> Result<ProductLine, ExtError> {
+    ProductLine::from_name(product_line(cert)?).ok_or(ExtError::UnsupportedProduct)
 }
 
 /// The TCB the VCEK was issued for, from its extensions (Milan/Genoa layout). The reserved

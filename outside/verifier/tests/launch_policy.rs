@@ -14,8 +14,14 @@ use pp_verifier::verify::{
 };
 use pp_verifier::{CheckName, Outcome, Policy, Verdict, verify};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 const MEASUREMENT: [u8; 48] = [0x6A; 48];
+
+/// 2026-06-01: inside the test chain's validity (the PKI checks read the caller's clock).
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_272_000)
+}
 
 fn root() -> Arc<TestRoot> {
     static ROOT: OnceLock<Arc<TestRoot>> = OnceLock::new();
@@ -40,7 +46,12 @@ fn release_policy(guest_policy: u64) -> Policy {
 }
 
 fn check(evidence: &Evidence) -> Verdict {
-    verify(evidence, &release_policy(RELEASE_GUEST_POLICY), &binding())
+    verify(
+        evidence,
+        &release_policy(RELEASE_GUEST_POLICY),
+        &binding(),
+        now(),
+    )
 }
 
 fn signed(a: &TestAttester, edit: impl FnOnce(&mut pp_attestation::ReportRepr)) -> Evidence {
@@ -201,12 +212,12 @@ fn smt_on_the_host_is_refused_when_the_policy_forbids_it() {
     let mut a = attester();
     a.policy = no_smt;
     let policy = release_policy(no_smt);
-    let honest = verify(&a.attest(&binding()).unwrap(), &policy, &binding());
+    let honest = verify(&a.attest(&binding()).unwrap(), &policy, &binding(), now());
     assert!(honest.accepted(), "{honest}");
     let evidence = signed(&a, |r| {
         r.platform_info = platform::SMT_EN | platform::TSME_EN
     });
-    let verdict = verify(&evidence, &policy, &binding());
+    let verdict = verify(&evidence, &policy, &binding(), now());
     assert_failures(
         &verdict,
         &[(

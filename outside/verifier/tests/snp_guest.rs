@@ -179,7 +179,9 @@ fn evidence_from_the_guest_request_passes_the_device_verifier() {
             TcbVersion::new(3, 0, 8, 115),
         )
         .unwrap();
-        let verdict = verify(&evidence, &policy, &binding);
+        // 2026-06-01, inside the test chain's validity.
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_272_000);
+        let verdict = verify(&evidence, &policy, &binding, now);
         assert!(verdict.accepted(), "{verdict}");
         // A second report uses the next sequence numbers.
         assert!(attester.attest(&binding).is_ok());

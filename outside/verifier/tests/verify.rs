@@ -6,9 +6,10 @@
 use pp_attestation::report::{REPORT_LEN, Report, SignatureAlgo, field, policy};
 use pp_attestation::{Attester, Evidence, TcbVersion, WireError, report_data_for};
 use pp_verifier::test_attester::{TestAttester, TestRoot};
-use pp_verifier::verify::{FailReason, GuestPolicyRule, TcbFloor, VcekExtension};
+use pp_verifier::verify::{CertRole, FailReason, GuestPolicyRule, TcbFloor, VcekExtension};
 use pp_verifier::{CheckName, Outcome, Policy, Verdict, verify};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 const MEASUREMENT: [u8; 48] = [0x4D; 48];
 
@@ -33,8 +34,13 @@ fn policy_for(root: &TestRoot) -> Policy {
     Policy::trusting_test_root(root.ark_der(), vec![MEASUREMENT], TcbFloor::AMD_BULLETINS).unwrap()
 }
 
+/// The device clock in these tests: 2026-06-01T00:00:00Z, inside the test chain's validity.
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_272_000)
+}
+
 fn check(evidence: &Evidence) -> Verdict {
-    verify(evidence, &policy_for(&root(0)), &binding())
+    verify(evidence, &policy_for(&root(0)), &binding(), now())
 }
 
 /// Exactly one check failed, with this reason; every other one passed.
@@ -186,7 +192,12 @@ fn migration_agent_and_pinned_bits_are_refused() {
         pinned_mask: policy::SMT,
         pinned_value: 0,
     });
-    let verdict = verify(&attester().attest(&binding()).unwrap(), &no_smt, &binding());
+    let verdict = verify(
+        &attester().attest(&binding()).unwrap(),
+        &no_smt,
+        &binding(),
+        now(),
+    );
     assert_only_failure(
         &verdict,
         CheckName::GuestPolicy,
@@ -279,7 +290,7 @@ fn test_root_under_the_default_policy() {
     let evidence = attester().attest(&binding()).unwrap();
     let default = Policy::new(vec![MEASUREMENT], TcbVersion::new(3, 0, 8, 115)).unwrap();
     assert_only_failure(
-        &verify(&evidence, &default, &binding()),
+        &verify(&evidence, &default, &binding(), now()),
         CheckName::ArkTrusted,
         FailReason::UntrustedRoot,
     );
@@ -288,7 +299,7 @@ fn test_root_under_the_default_policy() {
 #[test]
 fn forged_vcek_under_amd_real_chain() {
     // AMD's real Milan ARK and ASK with our VCEK: the ARK is trusted and the ASK is AMD's, but
-    // AMD's ASK did not sign the VCEK.
+    // AMD's ASK did not sign the VCEK (and the VCEK names the test ASK as its issuer).
     let ours = attester().attest(&binding()).unwrap();
     let evidence = Evidence {
         ark_der: sev::certs::snp::builtin::milan::ark()
@@ -302,10 +313,17 @@ fn forged_vcek_under_amd_real_chain() {
         ..ours
     };
     let default = Policy::new(vec![MEASUREMENT], TcbVersion::new(3, 0, 8, 115)).unwrap();
-    assert_only_failure(
-        &verify(&evidence, &default, &binding()),
-        CheckName::VcekSignedByAsk,
-        FailReason::SignatureInvalid,
+    let verdict = verify(&evidence, &default, &binding(), now());
+    assert!(!verdict.accepted());
+    assert_eq!(
+        verdict.failures().collect::<Vec<_>>(),
+        [
+            (CheckName::VcekSignedByAsk, FailReason::SignatureInvalid),
+            (
+                CheckName::ProductAgreement,
+                FailReason::IssuerNameMismatch(CertRole::Vcek)
+            ),
+        ]
     );
 }
 

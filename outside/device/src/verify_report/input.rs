@@ -47,6 +47,16 @@ pub enum InputError {
     NoBuiltinChain { path: String, reason: String },
     #[error("{0} could not be read (built into this program: a bug)")]
     BuiltIn(String),
+    #[error("--guest-policy {policy:#x}: {reason}")]
+    GuestPolicy {
+        policy: u64,
+        reason: pp_verifier::verify::PolicyError,
+    },
+    #[error("--crl {path}: cannot be used: {reason}")]
+    Crl {
+        path: String,
+        reason: pp_verifier::verify::PolicyError,
+    },
 }
 
 /// Why a report file is not a report.
@@ -235,6 +245,51 @@ pub fn parse_tcb(text: &str) -> Result<TcbVersion, String> {
         *slot = value;
     }
     Ok(tcb)
+}
+
+/// A guest policy for `--guest-policy`: hex, with or without `0x` (e.g. `0x30000`).
+pub fn parse_policy(text: &str) -> Result<u64, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected a guest policy in hex, e.g. 0x30000".to_owned());
+    }
+    u64::from_str_radix(digits, 16).map_err(|_| "expected a guest policy in hex".to_owned())
+}
+
+/// A time for `--at`: `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_time(text: &str) -> Result<std::time::SystemTime, String> {
+    let bad = || format!("`{text}`: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, time.strip_suffix('Z').ok_or_else(bad)?),
+        None => (text, "00:00:00"),
+    };
+    let numbers = |part: &str, sep: char, widths: [usize; 3]| -> Option<[u16; 3]> {
+        let fields: Vec<&str> = part.split(sep).collect();
+        let mut out = [0u16; 3];
+        if fields.len() != 3 {
+            return None;
+        }
+        for ((field, width), slot) in fields.iter().zip(widths).zip(&mut out) {
+            if field.len() != width || !field.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *slot = field.parse().ok()?;
+        }
+        Some(out)
+    };
+    let [y, mo, d] = numbers(date, '-', [4, 2, 2]).ok_or_else(bad)?;
+    let [h, mi, s] = numbers(time, ':', [2, 2, 2]).ok_or_else(bad)?;
+    let narrow = |v: u16| u8::try_from(v).map_err(|_| bad());
+    x509_cert::der::DateTime::new(
+        y,
+        narrow(mo)?,
+        narrow(d)?,
+        narrow(h)?,
+        narrow(mi)?,
+        narrow(s)?,
+    )
+    .map(|t| std::time::UNIX_EPOCH + t.unix_duration())
+    .map_err(|_| bad())
 }
 
 /// `bl=3,tee=0,snp=8,ucode=115 (0x7308000000000003)`: the `--min-tcb` syntax and the number.

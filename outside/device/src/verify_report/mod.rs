@@ -11,14 +11,16 @@ mod input;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use pp_attestation::report::Report;
 use pp_attestation::tcb::TcbVersion;
+use pp_verifier::verify::{GuestPolicyRule, ProductLine, RELEASE_GUEST_POLICY, TcbFloor};
 use pp_verifier::{CheckName, EvidenceRef, Outcome, Policy, Verdict};
 
 pub use input::{
-    CertFormError, InputError, ReportFormError, parse_certificate, parse_hex, parse_report,
-    parse_tcb, show_tcb,
+    CertFormError, InputError, ReportFormError, parse_certificate, parse_hex, parse_policy,
+    parse_report, parse_tcb, parse_time, show_tcb,
 };
 
 /// The command line of `pp verify-report`.
@@ -51,12 +53,25 @@ pub struct Args {
     /// it is printed as "not checked (no --report-data given)" and left out of the verdict.
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<64>)]
     pub report_data: Option<[u8; 64]>,
-    /// The lowest TCB accepted, compared per component with the TCB in the VCEK certificate:
-    /// `bl=3,tee=0,snp=8,ucode=115` (decimal; components left out are 0), or the TCB_VERSION as
-    /// a 16-hex-digit number (`0x7308000000000003`: ucode, snp, four zero bytes, tee, bl).
-    /// Default: none ("TCB floor: none (pass --min-tcb)" is printed).
+    /// The lowest TCB accepted, compared per component with the VCEK's TCB and the report's
+    /// reported, committed, launch and current TCBs: `bl=3,tee=0,snp=8,ucode=115` (decimal;
+    /// components left out are 0), or the TCB_VERSION as a 16-hex-digit number
+    /// (`0x7308000000000003`: ucode, snp, four zero bytes, tee, bl). Default: the device's floor
+    /// for the VCEK's product (from AMD's security bulletins); the floor used is printed.
     #[arg(long, value_name = "TCB", value_parser = parse_tcb)]
     pub min_tcb: Option<TcbVersion>,
+    /// The guest policy the report must carry exactly, hex. Default: the policy every release
+    /// launches with and the device requires (0x30000: SMT allowed, no debug, no migration agent).
+    #[arg(long, value_name = "HEX", value_parser = parse_policy)]
+    pub guest_policy: Option<u64>,
+    /// The time the certificates must be valid at: `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+    /// Default: this machine's clock.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<SystemTime>,
+    /// AMD's CRL for the product (the KDS `crl` file, DER), signed by AMD's ARK; an ASK it lists
+    /// is refused (`not-revoked`). Repeat for several. Default: none (revocation not checked).
+    #[arg(long = "crl", value_name = "FILE")]
+    pub crls: Vec<PathBuf>,
 }
 
 /// The long help's tail: the checks (from the verifier's own list), what "accepted" means,
@@ -73,8 +88,9 @@ not given; those are printed as \"not checked\". Without --measurement an accept
 that a genuine AMD chip at that TCB signed it, not which image it ran; without --report-data, not
 that it is fresh or bound to anything.
 
-Not checked: certificate validity periods and AMD's revocation list (no clock, no network).
-VLEK-signed reports and Turin are refused.
+Certificates must be valid at --at (default: this machine's clock). Revocation is checked only
+against the CRLs given with --crl (nothing is downloaded). VLEK-signed reports and Turin are
+refused.
 
 Exit status: 0 accepted, 1 refused (the verdict is printed), 2 usage or input error (nothing
 verified).",
@@ -93,6 +109,9 @@ pub struct Audit {
     /// One line each: where the VCEK, ASK and ARK came from.
     chain: [String; 3],
     tcb_floor: String,
+    guest_policy: String,
+    clock: String,
+    crls: usize,
 }
 
 /// Report fields printed for the auditor (claims until the verdict accepts them).
@@ -107,12 +126,13 @@ struct Claims {
     chip_id: [u8; 64],
 }
 
-/// The TCB floor when `--min-tcb` is not given, for the VCEK's product line (`Milan`, `Genoa`),
-/// and how to describe it (printed after the floor, e.g. "the verifier's Milan floor"); `None`
-/// means no floor. pp-verifier has no per-product floor yet; when it has one, return it here:
-/// this is the only place the command's default is decided.
-fn default_min_tcb(_product_line: Option<&str>) -> Option<(TcbVersion, String)> {
-    None
+/// The TCB floor when `--min-tcb` is not given: the device's floor for the VCEK's product line
+/// (`Milan`, `Genoa`), and how to describe it; `None` for another product (whose VCEK the
+/// verifier refuses anyway).
+fn default_min_tcb(product_line: Option<&str>) -> Option<(TcbVersion, String)> {
+    let line = ProductLine::from_name(product_line?)?;
+    let tcb = TcbFloor::AMD_BULLETINS.for_product(line);
+    Some((tcb, format!("the device's {} floor", line.as_str())))
 }
 
 /// Reads the files named in `args` and verifies them. `Err` only for input that is not a
@@ -172,6 +192,21 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
         (None, Some((tcb, why))) => (tcb, format!("{}, {why}", show_tcb(&tcb))),
         (None, None) => (TcbVersion::default(), "none (pass --min-tcb)".to_owned()),
     };
+    let (guest_policy, policy_from) = match args.guest_policy {
+        Some(policy) => (policy, "from --guest-policy"),
+        None => (
+            RELEASE_GUEST_POLICY,
+            "the release policy the device requires",
+        ),
+    };
+    let rule = GuestPolicyRule::exact(guest_policy).map_err(|reason| InputError::GuestPolicy {
+        policy: guest_policy,
+        reason,
+    })?;
+    let (now, clock) = match args.at {
+        Some(at) => (at, "from --at"),
+        None => (SystemTime::now(), "this machine's clock"),
+    };
 
     let mut unpinned = Vec::new();
     if args.measurements.is_empty() {
@@ -181,15 +216,26 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
         unpinned.push((CheckName::ReportData, "--report-data"));
     }
     // AMD's roots only: `Policy::new` has no way to add another.
-    let policy = Policy::new(args.measurements.clone(), min_tcb)
-        .map_err(|_| InputError::BuiltIn("AMD's Milan and Genoa roots".to_owned()))?;
+    let mut policy = Policy::new(args.measurements.clone(), min_tcb)
+        .map_err(|_| InputError::BuiltIn("AMD's Milan and Genoa roots".to_owned()))?
+        .with_guest_policy(rule);
+    for path in &args.crls {
+        let der = input::read_file("--crl", path)?;
+        policy = policy
+            .with_amd_crl(&der)
+            .map_err(|reason| InputError::Crl {
+                path: shown(path),
+                reason,
+            })?;
+    }
     let evidence = EvidenceRef {
         report: &report,
         vcek_der: &vcek,
         ask_der: &ask,
         ark_der: &ark,
     };
-    let verdict = pp_verifier::verify(evidence, &policy, &args.report_data.unwrap_or([0; 64]));
+    let expected = args.report_data.unwrap_or([0; 64]);
+    let verdict = pp_verifier::verify(evidence, &policy, &expected, now);
 
     let vcek_from = match &product {
         Some(p) => format!("{} (product {p})", shown(&args.vcek)),
@@ -203,6 +249,9 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
             .map(|r| Claims::of(&r)),
         chain: [vcek_from, ask_from, ark_from],
         tcb_floor,
+        guest_policy: format!("{guest_policy:#x}, {policy_from}"),
+        clock: format!("{}, {clock}", show_time(now)),
+        crls: args.crls.len(),
     })
 }
 
@@ -274,6 +323,12 @@ impl fmt::Display for Audit {
             "Trusted roots: AMD's Milan and Genoa ARKs, built in (no option adds another)"
         )?;
         writeln!(f, "TCB floor: {}", self.tcb_floor)?;
+        writeln!(f, "Guest policy required: {}", self.guest_policy)?;
+        writeln!(f, "Certificates valid at: {}", self.clock)?;
+        match self.crls {
+            0 => writeln!(f, "Revocation: not checked (no --crl given)")?,
+            n => writeln!(f, "Revocation: {n} AMD CRL(s) from --crl")?,
+        }
         writeln!(f, "Checks:")?;
         for check in self.verdict.checks() {
             match self.unpinned_by(check.name) {
@@ -321,4 +376,15 @@ impl fmt::Display for Audit {
             writeln!(f, ")")
         }
     }
+}
+
+/// `2026-12-06T18:00:00Z`, for the clock line.
+fn show_time(t: SystemTime) -> String {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| x509_cert::der::DateTime::from_unix_duration(d).ok())
+        .map_or_else(
+            || "(before 1970 or after 9999)".to_owned(),
+            |t| t.to_string(),
+        )
 }

@@ -27,6 +27,14 @@
 //! 11. `measurement` — in the policy's allowed set.
 //! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
 //! 13. `vmpl` — the report was requested from VMPL 0.
+//! 14. `certificates-valid` — the ARK's, ASK's and VCEK's validity periods contain the device's
+//!     clock (the `now` the caller passes; there is no default clock).
+//! 15. `ca-constraints` — the ARK and the ASK are CAs allowed to sign certificates
+//!     (`basicConstraints` `cA`, `keyUsage` `keyCertSign`), as AMD issues them.
+//! 16. `product-agreement` — `ARK-<product>`, `SEV-<product>` and the VCEK's `productName`
+//!     name one product (Milan or Genoa), and each issuer name is its issuer's subject name.
+//! 17. `not-revoked` — the ASK is on no AMD CRL the policy holds for this ARK
+//!     ([`Policy::with_amd_crl`]; without one the check passes).
 //!
 //! A device adds its own checks of the same session to the verdict with [`Verdict::require`]
 //! ([`CheckName::SESSION`]: the key configuration and the release are the published ones), so
@@ -37,26 +45,34 @@
 //! fails. Content checks are evaluated even when a signature check failed, so the verdict shows
 //! everything that is wrong at once; [`Verdict::accepted`] is true only if every check passed.
 //!
-//! Not checked (no clock, no network here): certificate validity periods, AMD's CRL for the ASK.
-//! Freshness comes from the device's nonce inside `report-data`.
+//! The verifier reads no clock and no network: the caller passes its clock, and AMD's CRL comes
+//! in the policy (it cannot be downloaded here). Freshness of the report comes from the device's
+//! nonce inside `report-data`.
 
 mod chain;
+mod crl;
+mod pki;
 pub mod platform;
 mod policy;
 pub mod tcb_floor;
+mod verdict;
 
+pub use pki::{CertRole, Product, Serial, UnixTime};
 pub use policy::{
     GuestPolicyRule, Policy, PolicyError, RELEASE_GUEST_POLICY, RootLabel, TrustedRoot,
 };
 pub use tcb_floor::{
     BelowFloor, GENOA_MINIMUM_TCB, MILAN_MINIMUM_TCB, ProductLine, TcbField, TcbFloor,
 };
+use verdict::require;
+pub use verdict::{Check, Outcome, Verdict};
 
 pub use crate::vcek_ext::VcekExtension;
 use crate::vcek_ext::{self, ExtError};
 use core::fmt;
 use pp_attestation::Evidence;
 use pp_attestation::report::{Report, WireError};
+use std::time::SystemTime;
 
 /// The checks, in the order they are listed in a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +90,14 @@ pub enum CheckName {
     Measurement,
     ReportData,
     Vmpl,
+    /// Every certificate's validity period contains the device's clock.
+    CertificatesValid,
+    /// The ARK and the ASK are CAs allowed to sign certificates.
+    CaConstraints,
+    /// The three certificates name one product and chain by name.
+    ProductAgreement,
+    /// The ASK is not on AMD's CRL.
+    NotRevoked,
     /// The session's key configuration is the one the instance published (device check).
     KeyConfigPublished,
     /// The session's measurement is the one the instance published (device check).
@@ -84,7 +108,7 @@ pub enum CheckName {
 
 impl CheckName {
     /// Every check of the report itself, in verdict order: what [`verify`] lists.
-    pub const ALL: [CheckName; 13] = [
+    pub const ALL: [CheckName; 17] = [
         Self::ReportFormat,
         Self::ArkSelfSigned,
         Self::ArkTrusted,
@@ -98,6 +122,10 @@ impl CheckName {
         Self::Measurement,
         Self::ReportData,
         Self::Vmpl,
+        Self::CertificatesValid,
+        Self::CaConstraints,
+        Self::ProductAgreement,
+        Self::NotRevoked,
     ];
 
     /// The checks a device adds for a session with an instance it chose from the key CDN.
@@ -123,6 +151,10 @@ impl CheckName {
             Self::Measurement => "measurement",
             Self::ReportData => "report-data",
             Self::Vmpl => "vmpl",
+            Self::CertificatesValid => "certificates-valid",
+            Self::CaConstraints => "ca-constraints",
+            Self::ProductAgreement => "product-agreement",
+            Self::NotRevoked => "not-revoked",
             Self::KeyConfigPublished => "key-config-published",
             Self::MeasurementPublished => "measurement-published",
             Self::ReleasePublished => "release-published",
@@ -136,7 +168,8 @@ impl fmt::Display for CheckName {
     }
 }
 
-/// Why a check failed. No variant carries bytes from the evidence.
+/// Why a check failed. No variant carries bytes from the evidence beyond a certificate's serial
+/// number and dates (public values, named so a refusal can be acted on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FailReason {
     #[error("report malformed: {0}")]
@@ -200,6 +233,42 @@ pub enum FailReason {
     MeasurementNotPublished,
     #[error("release differs from the one the instance published")]
     ReleaseNotPublished,
+    #[error("{cert} certificate expired at {not_after}, device clock {now}")]
+    CertificateExpired {
+        cert: CertRole,
+        not_after: UnixTime,
+        now: UnixTime,
+    },
+    #[error("{cert} certificate is not valid before {not_before}, device clock {now}")]
+    CertificateNotYetValid {
+        cert: CertRole,
+        not_before: UnixTime,
+        now: UnixTime,
+    },
+    #[error("{0} certificate is not a CA (basicConstraints missing or cA false)")]
+    NotACa(CertRole),
+    #[error("{0} certificate's basicConstraints path length leaves no room for the ASK")]
+    PathLengthExceeded(CertRole),
+    #[error("{0} certificate may not sign certificates (keyUsage missing or without keyCertSign)")]
+    MayNotSignCertificates(CertRole),
+    #[error("{0} certificate's basicConstraints or keyUsage is malformed or repeated")]
+    CaExtensionMalformed(CertRole),
+    #[error("{0} certificate's issuer name is not its issuer's subject name")]
+    IssuerNameMismatch(CertRole),
+    #[error("{0} certificate names no known product (Milan or Genoa)")]
+    UnknownProduct(CertRole),
+    #[error("{cert} certificate is for {product}, the ARK for {ark_product}")]
+    ProductDisagrees {
+        cert: CertRole,
+        product: Product,
+        ark_product: Product,
+    },
+    #[error("{cert} serial {serial} is revoked by AMD's CRL (since {since})")]
+    Revoked {
+        cert: CertRole,
+        serial: Serial,
+        since: UnixTime,
+    },
 }
 
 impl From<ExtError> for FailReason {
@@ -209,135 +278,6 @@ impl From<ExtError> for FailReason {
             ExtError::Malformed(ext) => Self::VcekExtensionMalformed(ext),
             ExtError::UnsupportedProduct => Self::UnsupportedProductLine,
         }
-    }
-}
-
-/// The outcome of one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    Fail(FailReason),
-    /// Not evaluated: an input it needs could not be read (another check says why).
-    Skipped,
-}
-
-impl From<Result<(), FailReason>> for Outcome {
-    fn from(result: Result<(), FailReason>) -> Self {
-        match result {
-            Ok(()) => Self::Pass,
-            Err(reason) => Self::Fail(reason),
-        }
-    }
-}
-
-/// One line of a verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Check {
-    pub name: CheckName,
-    pub outcome: Outcome,
-}
-
-/// Every check and its outcome, in [`CheckName::ALL`] order (then any checks the caller added).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdict {
-    checks: Vec<Check>,
-    /// The report's measurement, when the report could be read.
-    measurement: Option<[u8; 48]>,
-}
-
-impl Verdict {
-    /// True only if every report check ([`CheckName::ALL`]) is listed and every listed check
-    /// passed: a verdict built by hand, without [`verify`], is never accepted.
-    pub fn accepted(&self) -> bool {
-        CheckName::ALL
-            .iter()
-            .all(|name| self.checks.iter().any(|c| c.name == *name))
-            && self.checks.iter().all(|c| c.outcome == Outcome::Pass)
-    }
-
-    /// Every check, in order.
-    pub fn checks(&self) -> &[Check] {
-        &self.checks
-    }
-
-    /// The outcome of one check.
-    pub fn outcome(&self, name: CheckName) -> Option<Outcome> {
-        self.checks
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| c.outcome)
-    }
-
-    /// The launch measurement the verdict vouches for: `Some` only when every check passed, so a
-    /// caller never needs to read the report again.
-    pub fn measurement(&self) -> Option<[u8; 48]> {
-        self.measurement.filter(|_| self.accepted())
-    }
-
-    /// Adds a check the caller made of the same evidence or session (e.g. [`CheckName::SESSION`]):
-    /// it passes when `ok`, fails with `reason` otherwise, and counts toward [`Self::accepted`].
-    pub fn require(&mut self, name: CheckName, ok: bool, reason: FailReason) {
-        self.push(name, require(ok, reason));
-    }
-
-    /// Adds [`CheckName::MeasurementPublished`]: the report's measurement equals `expected` (the
-    /// one the instance published). Fails when the report could not be read.
-    pub fn require_measurement(&mut self, expected: &[u8; 48]) {
-        let ok = self.measurement.as_ref() == Some(expected);
-        self.require(
-            CheckName::MeasurementPublished,
-            ok,
-            FailReason::MeasurementNotPublished,
-        );
-    }
-
-    /// The checks that failed.
-    pub fn failures(&self) -> impl Iterator<Item = (CheckName, FailReason)> + '_ {
-        self.checks.iter().filter_map(|c| match c.outcome {
-            Outcome::Fail(reason) => Some((c.name, reason)),
-            _ => None,
-        })
-    }
-
-    fn push(&mut self, name: CheckName, outcome: impl Into<Outcome>) {
-        self.checks.push(Check {
-            name,
-            outcome: outcome.into(),
-        });
-    }
-}
-
-impl fmt::Display for Check {
-    /// One verdict line: `pass  name`, `FAIL  name: reason` or `skip  name`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.outcome {
-            Outcome::Pass => write!(f, "pass  {}", self.name),
-            Outcome::Fail(reason) => write!(f, "FAIL  {}: {reason}", self.name),
-            Outcome::Skipped => write!(f, "skip  {}", self.name),
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    /// One line per check (see [`Check`]'s `Display`), then the overall result.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for check in &self.checks {
-            writeln!(f, "{check}")?;
-        }
-        let overall = if self.accepted() {
-            "accepted"
-        } else {
-            "rejected"
-        };
-        write!(f, "{overall}")
-    }
-}
-
-fn require(ok: bool, reason: FailReason) -> Outcome {
-    if ok {
-        Outcome::Pass
-    } else {
-        Outcome::Fail(reason)
     }
 }
 
@@ -367,12 +307,14 @@ impl<'a> From<&'a Evidence> for EvidenceRef<'a> {
 }
 
 /// Checks `evidence` against `policy` and the report data the device expects (normally
-/// [`pp_attestation::report_data_for`] of its own session). Never panics; see the module
-/// documentation for the checks. The verdict carries the verified measurement.
+/// [`pp_attestation::report_data_for`] of its own session), with the certificates' validity
+/// periods against `now`, the device's clock. Never panics; see the module documentation for the
+/// checks. The verdict carries the verified measurement.
 pub fn verify<'a>(
     evidence: impl Into<EvidenceRef<'a>>,
     policy: &Policy,
     expected_report_data: &[u8; 64],
+    now: SystemTime,
 ) -> Verdict {
     use CheckName::*;
     let evidence = evidence.into();
@@ -461,10 +403,15 @@ pub fn verify<'a>(
         },
     );
 
+    let pki = match (&ark, &ask, &vcek) {
+        (Some(ark), Some(ask), Some(vcek)) => Some(pki::Chain { ark, ask, vcek }),
+        _ => None,
+    };
     let Some(report) = report else {
         for name in [GuestPolicy, Measurement, ReportData, Vmpl] {
             v.push(name, Outcome::Skipped);
         }
+        push_pki(&mut v, pki.as_ref(), policy, now);
         return v;
     };
     v.measurement = Some(report.measurement());
@@ -490,7 +437,30 @@ pub fn verify<'a>(
         ),
     );
     v.push(Vmpl, require(report.vmpl() == 0, FailReason::VmplNotZero));
+    push_pki(&mut v, pki.as_ref(), policy, now);
     v
+}
+
+/// The chain's PKI checks (`certificates-valid` … `not-revoked`), skipped when a certificate did
+/// not parse (the signature checks say which).
+fn push_pki(v: &mut Verdict, chain: Option<&pki::Chain<'_>>, policy: &Policy, now: SystemTime) {
+    use CheckName::*;
+    let Some(chain) = chain else {
+        for name in [
+            CertificatesValid,
+            CaConstraints,
+            ProductAgreement,
+            NotRevoked,
+        ] {
+            v.push(name, Outcome::Skipped);
+        }
+        return;
+    };
+    let now = UnixTime::from_system_time(now);
+    v.push(CertificatesValid, pki::validity(chain, now));
+    v.push(CaConstraints, pki::ca_constraints(chain));
+    v.push(ProductAgreement, pki::product_agreement(chain));
+    v.push(NotRevoked, pki::not_revoked(chain, policy));
 }
 
 #[cfg(test)]
@@ -506,7 +476,7 @@ mod tests {
             ask_der: vec![],
             ark_der: vec![],
         };
-        let verdict = verify(&evidence, &policy, &[0; 64]);
+        let verdict = verify(&evidence, &policy, &[0; 64], SystemTime::now());
         assert!(!verdict.accepted());
         let names: Vec<_> = verdict.checks().iter().map(|c| c.name).collect();
         assert_eq!(names, CheckName::ALL);

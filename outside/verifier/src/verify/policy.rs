@@ -2,6 +2,7 @@
 //! guest policy.
 
 use super::FailReason;
+use super::crl::AmdCrl;
 use super::tcb_floor::TcbFloor;
 use pp_attestation::report::policy as bits;
 #[cfg(test)]
@@ -26,6 +27,8 @@ pub enum RootLabel {
 pub struct TrustedRoot {
     label: RootLabel,
     spki_der: Vec<u8>,
+    /// The root's certificate: its name and `keyUsage`, for checking AMD's CRL.
+    cert: Certificate,
 }
 
 impl TrustedRoot {
@@ -35,7 +38,11 @@ impl TrustedRoot {
             .subject_public_key_info
             .to_der()
             .map_err(|_| PolicyError::RootMalformed)?;
-        Ok(Self { label, spki_der })
+        Ok(Self {
+            label,
+            spki_der,
+            cert: cert.clone(),
+        })
     }
 
     /// Which root this is.
@@ -46,6 +53,11 @@ impl TrustedRoot {
     /// The root's `SubjectPublicKeyInfo`, DER.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki_der
+    }
+
+    /// The root's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
     }
 }
 
@@ -59,6 +71,21 @@ pub enum PolicyError {
     /// reserved bit 17 clear).
     #[error("the guest policy {policy:#x} is not acceptable: {reason}")]
     GuestPolicyUnacceptable { policy: u64, reason: FailReason },
+    /// AMD's CRL is not a DER X.509 CRL.
+    #[error("AMD's CRL is not a valid DER X.509 CRL")]
+    CrlMalformed,
+    /// AMD's CRL is not signed with RSASSA-PSS (or its two algorithm fields differ).
+    #[error("AMD's CRL is not signed with RSASSA-PSS as AMD signs it")]
+    CrlAlgorithm,
+    /// AMD's CRL is not signed by any root the policy trusts.
+    #[error("AMD's CRL is not signed by a trusted ARK")]
+    CrlNotSignedByTrustedRoot,
+    /// AMD's CRL names an issuer other than the root that signed it.
+    #[error("AMD's CRL names an issuer other than the ARK that signed it")]
+    CrlIssuerMismatch,
+    /// The root that signed the CRL may not sign CRLs (`keyUsage` without `cRLSign`).
+    #[error("the ARK that signed AMD's CRL may not sign CRLs (keyUsage lacks cRLSign)")]
+    CrlRootMayNotSignCrls,
 }
 
 /// The guest policy every release launches with (`policy=0x30000` on QEMU's `sev-snp-guest`
@@ -174,6 +201,8 @@ pub struct Policy {
     pub allowed_measurements: Vec<[u8; 48]>,
     /// Extra guest-policy pins.
     pub guest_policy: GuestPolicyRule,
+    /// AMD's CRLs, checked when added ([`Policy::with_amd_crl`]).
+    pub(super) amd_crls: Vec<AmdCrl>,
 }
 
 impl Policy {
@@ -195,6 +224,7 @@ impl Policy {
             minimum_tcb: minimum_tcb.into(),
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
+            amd_crls: Vec::new(),
         })
     }
 
@@ -213,6 +243,7 @@ impl Policy {
             minimum_tcb: minimum_tcb.into(),
             allowed_measurements,
             guest_policy: GuestPolicyRule::default(),
+            amd_crls: Vec::new(),
         })
     }
 
@@ -225,6 +256,11 @@ impl Policy {
     /// The roots this policy trusts.
     pub fn trusted_roots(&self) -> &[TrustedRoot] {
         &self.roots
+    }
+
+    /// AMD's CRLs this policy applies (`not-revoked`).
+    pub(crate) fn amd_crls(&self) -> &[AmdCrl] {
+        &self.amd_crls
     }
 
     /// Whether `ark`'s public key is one of the trusted roots'.
