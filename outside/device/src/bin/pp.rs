@@ -53,7 +53,7 @@ enum Command {
     /// Checks the report, its VCEK and the ASK/ARK against AMD's built-in roots with the device's
     /// own verifier and prints every check. Exit status: 0 accepted, 1 refused, 2 usage or input
     /// error.
-    VerifyReport(pp_device::verify_report::Args),
+    VerifyReport(Box<pp_device::verify_report::Args>),
 }
 
 fn main() -> ExitCode {
