@@ -13,3 +13,4 @@ pub mod session;
 pub mod sys;
 pub mod tls;
 pub mod weights;
+pub mod wipe;

@@ -16,6 +16,12 @@ use std::time::Duration;
 
 use session::Enclave;
 
+/// Every freed heap block is wiped first: crates the handler calls copy request text into
+/// buffers of their own (`pp_workload::wipe`).
+#[global_allocator]
+static ALLOCATOR: pp_workload::wipe::WipeOnFree<std::alloc::System> =
+    pp_workload::wipe::WipeOnFree(std::alloc::System);
+
 /// Longest a health client may stay silent.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
 
