@@ -6,6 +6,8 @@
 //! session that got that far is handed to a request worker, where it may stay until
 //! [`Limits::session`] after it was accepted. A connection that finds every handshake slot taken
 //! is closed at once; a session that finds every worker and queue place taken is answered `Busy`.
+//! A slot is so held at most the two deadlines, the attester's time, and twice
+//! [`crate::deadline::CLOSE_GRACE`] to write a last frame and close.
 //! Threads: one acceptor, [`Limits::handshake_slots`] and [`Limits::workers`], all made at start.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -112,7 +114,7 @@ pub fn spawn(
     // Connections handed to a slot and not yet through their start: only the acceptor adds,
     // so it never hands out more than there are slots, and the channel never fills.
     let taken = Arc::new(AtomicUsize::new(0));
-    let (to_slot, for_slots) = sync_channel::<TcpStream>(limits.handshake_slots);
+    let (to_slot, for_slots) = sync_channel::<(TcpStream, Instant)>(limits.handshake_slots);
     let for_slots = Arc::new(Mutex::new(for_slots));
     for _ in 0..limits.handshake_slots {
         let (rx, tls, enclave) = (for_slots.clone(), tls.clone(), enclave.clone());
@@ -151,7 +153,7 @@ impl Server {
 
 fn accept(
     listener: &TcpListener,
-    to_slot: &SyncSender<TcpStream>,
+    to_slot: &SyncSender<(TcpStream, Instant)>,
     (taken, slots): (&AtomicUsize, usize),
     stop: &AtomicBool,
     c: &Counters,
@@ -165,7 +167,7 @@ fn accept(
         if free {
             taken.fetch_add(1, Ordering::SeqCst);
         }
-        if !free || to_slot.try_send(stream).is_err() {
+        if !free || to_slot.try_send((stream, Instant::now())).is_err() {
             // Dropping the stream closes it: the device retries elsewhere.
             let n = c.busy.fetch_add(1, Ordering::Relaxed) + 1;
             println!("pp-workload: busy={n}");
@@ -175,7 +177,7 @@ fn accept(
 
 /// A handshake slot: takes connections one at a time and starts their sessions.
 fn handshakes(
-    rx: &Mutex<Receiver<TcpStream>>,
+    rx: &Mutex<Receiver<(TcpStream, Instant)>>,
     tls: &Arc<ServerConfig>,
     enclave: &Enclave,
     limits: Limits,
@@ -185,8 +187,9 @@ fn handshakes(
 ) {
     loop {
         let next = rx.lock().map(|r| r.recv());
-        let Ok(Ok(stream)) = next else { return };
-        let accepted = Instant::now();
+        let Ok(Ok((stream, accepted))) = next else {
+            return;
+        };
         start_one(stream, accepted, tls, enclave, limits, to_worker, counters);
         taken.fetch_sub(1, Ordering::SeqCst);
     }
@@ -202,35 +205,33 @@ fn start_one(
     to_worker: &SyncSender<Handoff>,
     counters: &Counters,
 ) {
-    {
-        // Frames are small request/response pairs: without this, delayed ACKs add ~40 ms stalls.
-        let _ = stream.set_nodelay(true);
-        let sock = Deadlined::new(stream, accepted + limits.handshake, limits.io);
-        let Ok(conn) = ServerConnection::new(tls.clone()) else {
-            return;
-        };
-        let chan = StreamOwned::new(conn, sock);
-        let started = session::start(enclave, chan, |chan| {
-            chan.sock
-                .set_deadline(Instant::now() + limits.first_request);
-        });
-        match started {
-            Started::Ready(mut ready) => {
-                ready
-                    .chan_mut()
-                    .sock
-                    .set_deadline(accepted + limits.session);
-                match to_worker.try_send(Handoff { ready, accepted }) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
-                        let n = counters.busy_workers.fetch_add(1, Ordering::Relaxed) + 1;
-                        println!("pp-workload: busy_workers={n}");
-                        close(h.ready.refuse_busy());
-                    }
+    // Frames are small request/response pairs: without this, delayed ACKs add ~40 ms stalls.
+    let _ = stream.set_nodelay(true);
+    let sock = Deadlined::new(stream, accepted + limits.handshake, limits.io);
+    let Ok(conn) = ServerConnection::new(tls.clone()) else {
+        return;
+    };
+    let chan = StreamOwned::new(conn, sock);
+    let started = session::start(enclave, chan, |chan| {
+        chan.sock
+            .set_deadline(Instant::now() + limits.first_request);
+    });
+    match started {
+        Started::Ready(mut ready) => {
+            ready
+                .chan_mut()
+                .sock
+                .set_deadline(accepted + limits.session);
+            match to_worker.try_send(Handoff { ready, accepted }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {
+                    let n = counters.busy_workers.fetch_add(1, Ordering::Relaxed) + 1;
+                    println!("pp-workload: busy_workers={n}");
+                    close(h.ready.refuse_busy());
                 }
             }
-            Started::Ended(chan, result) => finish(chan, result, accepted, counters),
         }
+        Started::Ended(chan, result) => finish(chan, result, accepted, counters),
     }
 }
 

@@ -2,7 +2,8 @@
 //! ClientHello one byte at a time while a device opens an attested session and gets answers
 //! (it used to be refused `busy` at once, and still refused past the 30 s read timeout); the
 //! drippers are cut off by the handshake deadline, not by a per-read timeout they can reset
-//! forever. A connection that finds every handshake slot taken is closed at once.
+//! forever. A connection that finds every handshake slot taken is closed at once; a session
+//! that never sends its first request, or runs past the session deadline, is ended `Timeout`.
 //! Needs the `test-attester` feature and PP_TEST_ROOT_DIR (`cargo xtask test` sets both).
 #![cfg(feature = "test-attester")]
 
@@ -10,11 +11,13 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
 use pp_protocol::app::{AppRequest, AppResponse, Message};
+use pp_protocol::frame::ErrorCode;
 use pp_workload::server::{self, HANDSHAKE_DEADLINE, Limits};
 
 mod common;
@@ -127,15 +130,8 @@ fn six_dripping_handshakes_do_not_stop_a_device() {
     }
 }
 
-/// With every handshake slot taken, a new connection is closed at once (not queued behind the
-/// drippers), and served again once their deadline has passed. In process, with short deadlines.
-#[test]
-fn a_full_house_refuses_fast_and_recovers() {
-    let limits = Limits {
-        handshake_slots: 2,
-        handshake: Duration::from_millis(800),
-        ..Limits::default()
-    };
+/// The server in this process with `limits`, the tiny models and the test attester.
+fn in_process(limits: Limits) -> (server::Server, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let identity = pp_workload::tls::fresh_identity().unwrap();
@@ -148,7 +144,18 @@ fn a_full_house_refuses_fast_and_recovers() {
         max_request: pp_protocol::frame::MAX_PAYLOAD,
     };
     let running = server::spawn(listener, identity.config, Arc::new(enclave), limits);
+    (running, addr)
+}
 
+/// With every handshake slot taken, a new connection is closed at once (not queued behind the
+/// drippers), and served again once their deadline has passed. In process, with short deadlines.
+#[test]
+fn a_full_house_refuses_fast_and_recovers() {
+    let (running, addr) = in_process(Limits {
+        handshake_slots: 2,
+        handshake: Duration::from_millis(800),
+        ..Limits::default()
+    });
     let drippers: Vec<_> = (0..2).map(|_| dripper(addr)).collect();
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
@@ -164,12 +171,59 @@ fn a_full_house_refuses_fast_and_recovers() {
         assert!(closed < Duration::from_secs(3), "{closed:?}");
     }
     honest_request(addr).expect("served once the drippers are gone");
+    assert!(running.counters.busy.load(Ordering::Relaxed) >= 1);
+    running.stop();
+}
+
+/// An attested session that never sends its first request does not take a worker: it is ended
+/// (`Timeout`) at the first-request deadline. A session that goes on sending requests, each in
+/// time, is ended at the session deadline.
+#[test]
+fn sessions_end_at_their_deadlines() {
+    let (running, addr) = in_process(Limits {
+        workers: 1,
+        first_request: Duration::from_millis(600),
+        session: Duration::from_millis(2500),
+        ..Limits::default()
+    });
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let idle = pp_client::connect(sock, &policy(), pp_client::Limits::default()).unwrap();
+    // Meanwhile the one worker is free: a device is served.
+    honest_request(addr).expect("served while a session idles before its first request");
+    std::thread::sleep(Duration::from_millis(900));
+    let mut idle = idle;
+    let late = idle.request(b"{}");
     assert!(
-        running
-            .counters
-            .busy
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
+        matches!(
+            late,
+            Err(pp_client::ClientError::Refused(ErrorCode::Timeout))
+        ),
+        "{late:?}"
+    );
+
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut busy = pp_client::connect(sock, &policy(), pp_client::Limits::default()).unwrap();
+    let ended = loop {
+        match busy.request(b"not json") {
+            Ok(answer) => assert_eq!(answer, br#"{"error":"not-json"}"#),
+            Err(e) => break e,
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never ended");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let took = started.elapsed();
+    assert!(
+        matches!(ended, pp_client::ClientError::Refused(ErrorCode::Timeout)),
+        "{ended:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(2300) && took < Duration::from_secs(5),
+        "{took:?}"
     );
     running.stop();
 }
