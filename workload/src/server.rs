@@ -2,7 +2,7 @@
 //!
 //! A connection first takes one of a few handshake slots, where it must finish the TLS handshake
 //! and send its first frame within [`Limits::handshake`] (total, however it drips its bytes), and,
-//! once the evidence is sent, its first sealed request within [`Limits::first_request`]. Only a
+//! once the evidence is made, its first sealed request within [`Limits::first_request`]. Only a
 //! session that got that far is handed to a request worker, where it may stay until
 //! [`Limits::session`] after it was accepted. A connection that finds every handshake slot taken
 //! is closed at once; a session that finds every worker and queue place taken is answered `Busy`.
@@ -30,8 +30,8 @@ pub const QUEUE: usize = 4;
 pub const HANDSHAKE_SLOTS: usize = 8;
 /// From accept to the first frame read: the TLS handshake and the attestation request, total.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
-/// From the evidence sent to the first sealed request read (the device verifies the evidence
-/// in between).
+/// From the evidence made (the attester's time is not the peer's) to the first sealed request
+/// read: the evidence's write, the device's check of it, and its first request.
 pub const FIRST_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// From accept to the end of a session, whatever it does: it is then closed (`Timeout`).
 pub const SESSION_DEADLINE: Duration = Duration::from_secs(300);

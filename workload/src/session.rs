@@ -122,20 +122,18 @@ pub fn serve<C: Channel>(enclave: &Enclave, chan: C) -> (C, Result<u64, SessionE
 }
 
 /// A session's start: the first frame (a nonce, answered with evidence, or a publication
-/// request), then, after `evidence_sent` ran, the first sealed request frame. An error is
+/// request), then the first sealed request frame. `evidence_ready` runs once the evidence is
+/// made, before it is written (the attester's time is the enclave's, not the peer's). An error is
 /// answered with its `Error` frame before it is returned.
 pub fn start<C: Channel>(
     enclave: &Enclave,
     mut chan: C,
-    evidence_sent: impl FnOnce(&mut C),
+    evidence_ready: impl FnOnce(&mut C),
 ) -> Started<C> {
     let first = Handshaken { chan: &mut chan }
-        .attest(enclave)
+        .attest(enclave, evidence_ready)
         .and_then(|opened| match opened {
-            Opened::Attested(attested) => {
-                evidence_sent(&mut *attested.chan);
-                read_frame(attested.chan, enclave.max_request)
-            }
+            Opened::Attested(attested) => read_frame(attested.chan, enclave.max_request),
             Opened::Published => Ok(None),
         });
     match first {
@@ -192,7 +190,11 @@ impl<'c, C: Channel> Handshaken<'c, C> {
     /// Wait for the first frame. A device's nonce is answered with evidence bound to this
     /// session; an operator's publication request with evidence naming only the release and the
     /// key configuration, after which nothing more is served on this connection.
-    fn attest(self, enclave: &Enclave) -> Result<Opened<'c, C>, SessionError> {
+    fn attest(
+        self,
+        enclave: &Enclave,
+        evidence_ready: impl FnOnce(&mut C),
+    ) -> Result<Opened<'c, C>, SessionError> {
         let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
         let (report_data, publication) = match parse(&buf)? {
             FrameRepr::AttestRequest { nonce } => {
@@ -228,6 +230,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         }
         .to_vec()
         .map_err(|_| SessionError::NotAttested(None))?;
+        evidence_ready(&mut *self.chan);
         write_frame(self.chan, &FrameRepr::Evidence { bundle: &bundle })?;
         Ok(if publication {
             Opened::Published
