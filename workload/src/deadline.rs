@@ -20,10 +20,13 @@ pub const POLL_MAX: Duration = Duration::from_millis(10);
 /// passed.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-/// A stream that can give itself a short grace to write a last frame.
+/// A stream whose deadline can give way for the enclave's own writes.
 pub trait Graced {
-    /// Allow [`CLOSE_GRACE`] from now, whatever the deadline.
+    /// Allow [`CLOSE_GRACE`] from now, whatever the deadline, for a last frame.
     fn grace(&mut self);
+    /// An answer is ready: its write may take the silence bound from now even past the
+    /// deadline (the time spent computing it was the enclave's). Reads keep the deadline.
+    fn answering(&mut self) {}
 }
 
 impl Graced for TcpStream {
@@ -35,6 +38,8 @@ impl Graced for TcpStream {
 pub struct Deadlined {
     sock: TcpStream,
     until: Instant,
+    /// Writes may go on until this too (see [`Graced::answering`]).
+    answer_until: Option<Instant>,
     silence: Duration,
     polled: bool,
 }
@@ -58,6 +63,7 @@ impl Deadlined {
         Self {
             sock,
             until,
+            answer_until: None,
             silence,
             polled,
         }
@@ -66,6 +72,7 @@ impl Deadlined {
     /// Move the deadline.
     pub fn set_deadline(&mut self, until: Instant) {
         self.until = until;
+        self.answer_until = None;
     }
 
     /// The stream.
@@ -73,9 +80,10 @@ impl Deadlined {
         &self.sock
     }
 
-    /// What is left before the deadline, at most the silence bound; `TimedOut` when nothing is.
-    fn left(&self) -> std::io::Result<Duration> {
-        let left = self.until.saturating_duration_since(Instant::now());
+    /// What is left before the deadline (`until`), at most the silence bound; `TimedOut` when
+    /// nothing is.
+    fn left(&self, until: Instant) -> std::io::Result<Duration> {
+        let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(ErrorKind::TimedOut.into());
         }
@@ -85,11 +93,12 @@ impl Deadlined {
     /// Run `op` until it does not block, within the deadline and the silence bound.
     fn wait<T>(
         &mut self,
+        until: Instant,
         mut op: impl FnMut(&mut TcpStream) -> std::io::Result<T>,
         set: fn(&TcpStream, Option<Duration>) -> std::io::Result<()>,
     ) -> std::io::Result<T> {
         if !self.polled {
-            let left = self.left()?;
+            let left = self.left(until)?;
             set(&self.sock, Some(left))?;
             // A socket timeout shows as `WouldBlock` on Unix: it is a timeout here.
             return op(&mut self.sock).map_err(|e| match e.kind() {
@@ -97,14 +106,14 @@ impl Deadlined {
                 _ => e,
             });
         }
-        let quiet_until = Instant::now() + self.left()?;
+        let quiet_until = Instant::now() + self.left(until)?;
         let mut nap = POLL_MIN;
         loop {
             match op(&mut self.sock) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 other => return other,
             }
-            let left = self.left()?;
+            let left = self.left(until)?;
             let quiet = quiet_until.saturating_duration_since(Instant::now());
             if quiet.is_zero() {
                 return Err(ErrorKind::TimedOut.into());
@@ -117,19 +126,24 @@ impl Deadlined {
 
 impl Graced for Deadlined {
     fn grace(&mut self) {
-        self.until = Instant::now() + CLOSE_GRACE;
+        self.set_deadline(Instant::now() + CLOSE_GRACE);
+    }
+
+    fn answering(&mut self) {
+        self.answer_until = Some(Instant::now() + self.silence);
     }
 }
 
 impl Read for Deadlined {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.wait(|s| s.read(buf), TcpStream::set_read_timeout)
+        self.wait(self.until, |s| s.read(buf), TcpStream::set_read_timeout)
     }
 }
 
 impl Write for Deadlined {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.wait(|s| s.write(buf), TcpStream::set_write_timeout)
+        let until = self.answer_until.map_or(self.until, |a| a.max(self.until));
+        self.wait(until, |s| s.write(buf), TcpStream::set_write_timeout)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -200,6 +214,29 @@ mod tests {
                 "{err:?}"
             );
             assert!(started.elapsed() < Duration::from_secs(3));
+        }
+    }
+
+    /// An answer computed past the deadline is still written; reads stay cut off.
+    #[test]
+    fn an_answer_is_written_past_the_deadline() {
+        for polled in [false, true] {
+            let (server, mut client) = pair();
+            let until = Instant::now() + Duration::from_millis(50);
+            let mut s = Deadlined::with_mode(server, until, Duration::from_secs(5), polled);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                s.write(b"late").unwrap_err().kind(),
+                ErrorKind::TimedOut,
+                "polled={polled}"
+            );
+            s.answering();
+            s.write_all(b"answer").unwrap();
+            let mut got = [0u8; 6];
+            client.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"answer");
+            let err = s.read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut, "polled={polled}");
         }
     }
 }

@@ -23,6 +23,9 @@ pub trait Channel: Read + Write {
     /// Called before the session's last frame (an error or busy answer) is written: a channel
     /// with a deadline gives itself a short grace for it (see `crate::server`).
     fn grace(&mut self) {}
+    /// Called when a response is ready: its write is not cut short by the session deadline
+    /// that passed while the handler ran (see `crate::deadline::Graced::answering`).
+    fn answering(&mut self) {}
 }
 
 impl<S> Channel for rustls::StreamOwned<rustls::ServerConnection, S>
@@ -37,6 +40,10 @@ where
 
     fn grace(&mut self) {
         self.sock.grace();
+    }
+
+    fn answering(&mut self) {
+        self.sock.answering();
     }
 }
 
@@ -270,6 +277,7 @@ impl<C: Channel> Attested<'_, C> {
             let sealed = opener
                 .encapsulate(&response)
                 .map_err(|_| SessionError::HandlerFailed)?;
+            self.chan.answering();
             write_frame(
                 self.chan,
                 &FrameRepr::SealedResponse {
