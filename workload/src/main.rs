@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use session::Enclave;
 
@@ -22,8 +22,9 @@ use session::Enclave;
 static ALLOCATOR: pp_workload::wipe::WipeOnFree<std::alloc::System> =
     pp_workload::wipe::WipeOnFree(std::alloc::System);
 
-/// Longest a health client may stay silent.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a health client may take for its whole exchange (one at a time, on the main thread;
+/// however slowly it sends).
+const HEALTH_DEADLINE: Duration = Duration::from_secs(5);
 
 static HEALTH_SERVED: AtomicU64 = AtomicU64::new(0);
 static HEALTH_REFUSED: AtomicU64 = AtomicU64::new(0);
@@ -150,9 +151,9 @@ fn run() -> Result<(), String> {
         server::Limits::default(),
     );
     for stream in plain.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let _ = stream.set_read_timeout(Some(HEALTH_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(HEALTH_TIMEOUT));
+        let Ok(stream) = stream else { continue };
+        let until = Instant::now() + HEALTH_DEADLINE;
+        let mut stream = pp_workload::deadline::Deadlined::new(stream, until, HEALTH_DEADLINE);
         let (counter, name) = match health::serve(&mut stream, "tcp") {
             Ok(_) => (&HEALTH_SERVED, "served"),
             Err(_) => (&HEALTH_REFUSED, "refused"),
