@@ -172,7 +172,8 @@ impl MiniLm {
     fn forward(&self, batch: &[&[u32]]) -> Tensor<2> {
         let (b, h, nh) = (batch.len(), self.cfg.hidden, self.cfg.heads);
         let len = batch.iter().map(|s| s.len()).max().unwrap_or(1);
-        let mut flat = vec![0u32; b * len];
+        // The batch's token ids, overwritten when dropped.
+        let mut flat = zeroize::Zeroizing::new(vec![0u32; b * len]);
         let mut keep = vec![0f32; b * len];
         let mut pad = vec![false; b * len];
         for (r, s) in batch.iter().enumerate() {

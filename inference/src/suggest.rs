@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use pp_protocol::app::{Message, check_thread};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Most suggestions per request.
 pub const MAX_SUGGESTIONS: usize = 3;
@@ -63,6 +64,14 @@ pub struct Suggestion {
     pub finished: bool,
 }
 
+impl Suggestion {
+    /// Overwrites the reply's text and token ids (text about the thread).
+    pub fn wipe(&mut self) {
+        self.text.zeroize();
+        self.tokens.zeroize();
+    }
+}
+
 impl Generator {
     /// Pairs a tokenizer with a model.
     pub fn new(tokenizer: SmolTokenizer, model: Llama) -> Self {
@@ -94,15 +103,26 @@ impl Generator {
     }
 
     /// The prompt's token ids for a thread tail.
+    /// The ChatML prompt's token ids for the thread. The conversation text it is built from is
+    /// one allocation of its final size, overwritten once encoded.
     pub fn prompt(&self, thread_tail: &[Message]) -> Result<Vec<u32>, FeatureError> {
-        let mut convo = String::from("Conversation:\n");
+        const HEAD: &str = "Conversation:\n";
+        const TAIL: &str = "\nWrite a short reply to the last message.";
+        let len = HEAD.len()
+            + TAIL.len()
+            + thread_tail
+                .iter()
+                .map(|m| m.sender.len() + 2 + m.text.len() + 1)
+                .sum::<usize>();
+        let mut convo = Zeroizing::new(String::with_capacity(len));
+        convo.push_str(HEAD);
         for m in thread_tail {
             convo.push_str(&m.sender);
             convo.push_str(": ");
             convo.push_str(&m.text);
             convo.push('\n');
         }
-        convo.push_str("\nWrite a short reply to the last message.");
+        convo.push_str(TAIL);
         Ok(self.tokenizer.chat_prompt(&[
             ChatTurn {
                 role: "system",
@@ -124,7 +144,8 @@ impl Generator {
         p: &SamplingParams,
     ) -> Result<Suggestion, FeatureError> {
         let tok = &self.tokenizer;
-        let mut out: Vec<u32> = Vec::new();
+        // Sized for the most tokens up front: growing would leave copies behind.
+        let mut out: Vec<u32> = Vec::with_capacity(p.max_tokens);
         let mut finished = false;
         while out.len() < p.max_tokens {
             penalize(&mut logits, &out, p.repetition_penalty);
@@ -145,8 +166,9 @@ impl Generator {
                 logits = self.model.forward(&[next], &mut cache)?;
             }
         }
+        let decoded = Zeroizing::new(tok.decode(&out)?);
         Ok(Suggestion {
-            text: tok.decode(&out)?.trim().to_owned(),
+            text: decoded.trim().to_owned(),
             tokens: out,
             finished,
         })
@@ -197,7 +219,7 @@ pub fn suggest_with(
             max: 64,
         });
     }
-    let prompt = generator.prompt(thread_tail)?;
+    let prompt = Zeroizing::new(generator.prompt(thread_tail)?);
     if prompt.len() > MAX_PROMPT_TOKENS {
         return Err(FeatureError::PromptTooLong {
             tokens: prompt.len(),
@@ -217,10 +239,10 @@ pub fn suggest_with(
 
 /// CTRL-style repetition penalty over the distinct tokens generated so far.
 fn penalize(logits: &mut [f32], seen: &[u32], penalty: f32) {
-    let mut seen: Vec<u32> = seen.to_vec();
+    let mut seen = Zeroizing::new(seen.to_vec());
     seen.sort_unstable();
     seen.dedup();
-    for id in seen {
+    for &id in seen.iter() {
         if let Some(l) = logits.get_mut(id as usize) {
             *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
         }

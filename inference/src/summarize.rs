@@ -8,6 +8,7 @@ use crate::error::{FeatureError, LoadError};
 use crate::tokenize::MiniLmTokenizer;
 use burn::tensor::Device;
 use pp_protocol::app::{Message, check_thread};
+use zeroize::Zeroizing;
 
 /// MMR trade-off: weight of centrality against redundancy with already picked messages.
 pub const MMR_LAMBDA: f32 = 0.7;
@@ -50,7 +51,8 @@ impl Embedder {
     /// Embeds texts; each is cut to `min(MAX_EMBED_TOKENS, max_positions)` tokens.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, FeatureError> {
         let max = MAX_EMBED_TOKENS.min(self.model.config().max_positions);
-        let mut ids = Vec::with_capacity(texts.len());
+        // Token ids of the messages: overwritten when dropped, whatever happens.
+        let mut ids: Zeroizing<Vec<Vec<u32>>> = Zeroizing::new(Vec::with_capacity(texts.len()));
         let mut truncated = Vec::new();
         for (i, t) in texts.iter().enumerate() {
             let (v, cut) = self.tokenizer.encode(t, max)?;

@@ -7,7 +7,8 @@ pub(crate) fn float<const D: usize>(data: Vec<f32>, shape: [usize; D], dev: &Dev
     Tensor::from_data(TensorData::new(data, shape), dev)
 }
 
-/// A 1-d int tensor of token ids.
+/// A 1-d int tensor of token ids. The tensor's buffer is Burn's: freed by Burn, and wiped then
+/// only by the enclave's allocator (`pp_workload::wipe`).
 pub(crate) fn ids(ids: &[u32], dev: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
     let n = v.len();

@@ -15,6 +15,7 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{PreTokenizerWrapper, Tokenizer};
+use zeroize::Zeroizing;
 
 /// Why a tokenizer could not be built or used. Never carries the text being encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +70,8 @@ impl MiniLmTokenizer {
             .encode_fast(text, true)
             .map_err(|_| TokenizeError::Encode)?;
         let mut ids = enc.get_ids().to_vec();
+        // The encoding's own buffers (its tokens, ids, offsets) are the tokenizer crate's: they
+        // are freed when it drops, wiped by the enclave's allocator (`pp_workload::wipe`).
         let truncated = ids.len() > max_len;
         if truncated {
             ids.truncate(max_len.saturating_sub(1));
@@ -143,6 +146,8 @@ impl SmolTokenizer {
         );
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
+            // No word cache: it would keep every word of every message until evicted.
+            .cache_capacity(0)
             .build()
             .map_err(|e| TokenizeError::Load(e.to_string()))?;
         let mut inner = Tokenizer::new(bpe);
@@ -177,28 +182,47 @@ impl SmolTokenizer {
 
     /// Text of token ids (special ids are decoded to nothing).
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizeError> {
-        let ids: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|&i| i != self.im_start && i != self.im_end && i != self.end_of_text)
-            .collect();
+        let ids: Zeroizing<Vec<u32>> = Zeroizing::new(
+            ids.iter()
+                .copied()
+                .filter(|&i| i != self.im_start && i != self.im_end && i != self.end_of_text)
+                .collect(),
+        );
         self.inner
             .decode(&ids, false)
             .map_err(|_| TokenizeError::Encode)
     }
 
     /// ChatML prompt: `<|im_start|>role\ncontent<|im_end|>\n` per turn, then
-    /// `<|im_start|>assistant\n` to ask for the next turn.
+    /// `<|im_start|>assistant\n` to ask for the next turn. Every intermediate buffer (the turn
+    /// texts, their ids) is overwritten; the result is one allocation of its final size.
     pub fn chat_prompt(&self, turns: &[ChatTurn<'_>]) -> Result<Vec<u32>, TokenizeError> {
-        let mut ids = Vec::new();
+        let newline = self.encode("\n")?;
+        let mut pieces: Vec<Zeroizing<Vec<u32>>> = Vec::with_capacity(turns.len());
         for t in turns {
+            let mut text =
+                Zeroizing::new(String::with_capacity(t.role.len() + 1 + t.content.len()));
+            text.push_str(t.role);
+            text.push('\n');
+            text.push_str(t.content);
+            pieces.push(Zeroizing::new(self.encode(&text)?));
+        }
+        let tail = self.encode("assistant\n")?;
+        let len = pieces
+            .iter()
+            .map(|p| p.len() + 2 + newline.len())
+            .sum::<usize>()
+            + 1
+            + tail.len();
+        let mut ids = Vec::with_capacity(len);
+        for p in &pieces {
             ids.push(self.im_start);
-            ids.extend(self.encode(&format!("{}\n{}", t.role, t.content))?);
+            ids.extend_from_slice(p);
             ids.push(self.im_end);
-            ids.extend(self.encode("\n")?);
+            ids.extend_from_slice(&newline);
         }
         ids.push(self.im_start);
-        ids.extend(self.encode("assistant\n")?);
+        ids.extend_from_slice(&tail);
         Ok(ids)
     }
 }

@@ -184,9 +184,32 @@ pub fn check_thread(thread: &[Message]) -> Result<(), AppError> {
 }
 
 impl AppResponse {
-    /// Encodes the response.
+    /// Encodes the response. With `std` (the enclave), into one buffer sized for it up front: a
+    /// buffer that grew would leave copies of the replies (text about the thread) in the blocks
+    /// it left.
     pub fn to_vec(&self) -> Vec<u8> {
+        #[cfg(feature = "std")]
+        {
+            let mut out = Vec::with_capacity(self.encoded_bound());
+            // Serialising these plain types into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, self);
+            out
+        }
+        #[cfg(not(feature = "std"))]
         serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// An upper bound of the encoded length: JSON escapes a byte into at most 6 (`\u00XX`).
+    #[cfg(feature = "std")]
+    fn encoded_bound(&self) -> usize {
+        const FRAME: usize = 64;
+        match self {
+            Self::Summary { picks, .. } => FRAME + 6 * picks.len(),
+            Self::Suggestions { replies } => {
+                FRAME + replies.iter().map(|r| 6 * r.len() + 3).sum::<usize>()
+            }
+            Self::Error(_) => FRAME,
+        }
     }
 
     /// Parses a response, checking it against the request it answers: picks in range, ascending
@@ -340,6 +363,26 @@ mod tests {
             core::str::from_utf8(&AppResponse::Error(err).to_vec()).unwrap()
         );
         assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    /// The response is encoded into a buffer sized up front (no growth, no copies left behind),
+    /// even when every byte of every reply needs the longest escape.
+    #[cfg(feature = "std")]
+    #[test]
+    fn a_response_fits_its_bound() {
+        use alloc::string::ToString;
+        let worst = AppResponse::Suggestions {
+            replies: vec!["\u{1}".repeat(300), "\"".repeat(7), "é".to_string()],
+        };
+        let bytes = worst.to_vec();
+        assert!(bytes.len() <= worst.encoded_bound(), "{}", bytes.len());
+        assert_eq!(bytes.capacity(), worst.encoded_bound());
+        assert_eq!(serde_json::to_vec(&worst).unwrap(), bytes);
+        let summary = AppResponse::Summary {
+            picks: vec![199; 10],
+            truncated: 200,
+        };
+        assert!(summary.to_vec().capacity() == summary.encoded_bound());
     }
 
     #[test]

@@ -84,8 +84,15 @@ impl Features {
             }
             AppRequest::Suggest { seed, n, .. } => {
                 match suggest::suggest(&self.generator, thread, *seed, usize::from(*n)) {
-                    Ok(s) => AppResponse::Suggestions {
-                        replies: s.into_iter().map(|s| s.text).collect(),
+                    Ok(mut s) => AppResponse::Suggestions {
+                        replies: s
+                            .iter_mut()
+                            .map(|s| {
+                                let text = std::mem::take(&mut s.text);
+                                s.wipe();
+                                text
+                            })
+                            .collect(),
                     },
                     Err(_) => AppResponse::Error(AppError::ModelRefused),
                 }

@@ -2,12 +2,15 @@
 //! `main.rs` wires them into the program that runs in the image.
 
 pub mod attest;
+pub mod deadline;
 pub mod features;
 pub mod handler;
 pub mod health;
 pub mod keys;
+pub mod server;
 pub mod session;
 #[cfg(target_os = "hermit")]
 pub mod sys;
 pub mod tls;
 pub mod weights;
+pub mod wipe;

@@ -6,29 +6,28 @@
 //! nothing between requests, writes no file, and its serial log holds fixed status lines and
 //! counters only — never request bytes. Panics abort and print only a location.
 
-use pp_workload::{attest, handler, health, keys, session, tls, weights};
+use pp_workload::{attest, handler, health, keys, server, session, tls, weights};
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use session::Enclave;
 
-/// Longest a peer may stay silent inside a request or session.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Sessions served at once, and sessions waiting for a worker; more are refused.
-const WORKERS: usize = 2;
-const QUEUE: usize = 4;
+/// Every freed heap block is wiped first: crates the handler calls copy request text into
+/// buffers of their own (`pp_workload::wipe`).
+#[global_allocator]
+static ALLOCATOR: pp_workload::wipe::WipeOnFree<std::alloc::System> =
+    pp_workload::wipe::WipeOnFree(std::alloc::System);
+
+/// Longest a health client may take for its whole exchange (one at a time, on the main thread;
+/// however slowly it sends).
+const HEALTH_DEADLINE: Duration = Duration::from_secs(5);
 
 static HEALTH_SERVED: AtomicU64 = AtomicU64::new(0);
 static HEALTH_REFUSED: AtomicU64 = AtomicU64::new(0);
-static SESSIONS: AtomicU64 = AtomicU64::new(0);
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
-static SESSION_ERRORS: AtomicU64 = AtomicU64::new(0);
-static BUSY: AtomicU64 = AtomicU64::new(0);
 
 struct Config {
     bind: String,
@@ -144,12 +143,17 @@ fn run() -> Result<(), String> {
     );
     let _ = std::io::stdout().flush();
 
-    let queue = start_workers(identity.config.clone(), enclave);
-    std::thread::spawn(move || accept_sessions(&secure, &queue));
+    // Runs for as long as the enclave does.
+    let _sessions = server::spawn(
+        secure,
+        identity.config.clone(),
+        enclave,
+        server::Limits::default(),
+    );
     for stream in plain.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-        let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+        let Ok(stream) = stream else { continue };
+        let until = Instant::now() + HEALTH_DEADLINE;
+        let mut stream = pp_workload::deadline::Deadlined::new(stream, until, HEALTH_DEADLINE);
         let (counter, name) = match health::serve(&mut stream, "tcp") {
             Ok(_) => (&HEALTH_SERVED, "served"),
             Err(_) => (&HEALTH_REFUSED, "refused"),
@@ -160,66 +164,4 @@ fn run() -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// A fixed pool of session workers fed by a bounded queue.
-fn start_workers(tls: Arc<rustls::ServerConfig>, enclave: Arc<Enclave>) -> SyncSender<TcpStream> {
-    let (tx, rx) = sync_channel::<TcpStream>(QUEUE);
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..WORKERS {
-        let (rx, tls, enclave) = (rx.clone(), tls.clone(), enclave.clone());
-        std::thread::spawn(move || {
-            loop {
-                let next = rx.lock().map(|r| r.recv());
-                let Ok(Ok(stream)) = next else { return };
-                run_session(stream, &tls, &enclave);
-            }
-        });
-    }
-    tx
-}
-
-fn accept_sessions(listener: &TcpListener, queue: &SyncSender<TcpStream>) {
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        match queue.try_send(stream) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                // Dropping the stream closes it: the device retries elsewhere.
-                println!(
-                    "pp-workload: busy={}",
-                    BUSY.fetch_add(1, Ordering::Relaxed) + 1
-                );
-            }
-        }
-    }
-}
-
-fn run_session(stream: TcpStream, tls: &Arc<rustls::ServerConfig>, enclave: &Enclave) {
-    // Frames are small request/response pairs: without this, delayed ACKs add ~40 ms stalls.
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
-    let started = Instant::now();
-    let Ok(conn) = rustls::ServerConnection::new(tls.clone()) else {
-        return;
-    };
-    let mut chan = rustls::StreamOwned::new(conn, stream);
-    let outcome = session::serve(enclave, &mut chan);
-    chan.conn.send_close_notify();
-    let _ = chan.flush();
-    let n = SESSIONS.fetch_add(1, Ordering::Relaxed) + 1;
-    let ms = started.elapsed().as_millis();
-    match outcome {
-        Ok(served) => {
-            let total = REQUESTS.fetch_add(served, Ordering::Relaxed) + served;
-            println!(
-                "pp-workload: session={n} ok requests={served} total_requests={total} ms={ms}"
-            );
-        }
-        Err(e) => {
-            let errors = SESSION_ERRORS.fetch_add(1, Ordering::Relaxed) + 1;
-            println!("pp-workload: session={n} error={e:?} errors={errors} ms={ms}");
-        }
-    }
 }

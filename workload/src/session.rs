@@ -18,14 +18,32 @@ use crate::keys::HpkeIdentity;
 
 /// A byte stream that can also export keying material of the TLS session it runs in.
 pub trait Channel: Read + Write {
+    /// RFC 5705/8446 exporter output for this session, if the handshake finished.
     fn exporter(&self) -> Option<[u8; EXPORTER_LEN]>;
+    /// Called before the session's last frame (an error or busy answer) is written: a channel
+    /// with a deadline gives itself a short grace for it (see `crate::server`).
+    fn grace(&mut self) {}
+    /// Called when a response is ready: its write is not cut short by the session deadline
+    /// that passed while the handler ran (see `crate::deadline::Graced::answering`).
+    fn answering(&mut self) {}
 }
 
-impl Channel for rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream> {
+impl<S> Channel for rustls::StreamOwned<rustls::ServerConnection, S>
+where
+    S: Read + Write + crate::deadline::Graced,
+{
     fn exporter(&self) -> Option<[u8; EXPORTER_LEN]> {
         self.conn
             .export_keying_material([0u8; EXPORTER_LEN], EXPORTER_LABEL, None)
             .ok()
+    }
+
+    fn grace(&mut self) {
+        self.sock.grace();
+    }
+
+    fn answering(&mut self) {
+        self.sock.answering();
     }
 }
 
@@ -34,6 +52,8 @@ impl Channel for rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStre
 pub enum SessionError {
     /// The peer closed or the transport failed.
     Io,
+    /// A deadline passed: the peer was too slow or the session too long (`crate::server`).
+    Timeout,
     Malformed,
     Unexpected,
     TooLarge,
@@ -42,18 +62,23 @@ pub enum SessionError {
     NotAttested(Option<pp_attestation::AttestError>),
     OpenFailed,
     HandlerFailed,
+    /// Every request worker was taken: the device should retry (elsewhere).
+    Busy,
 }
 
 impl SessionError {
+    /// The code of the `Error` frame that ends the session, if one is sent.
     pub fn code(self) -> Option<ErrorCode> {
         match self {
             Self::Io => None,
+            Self::Timeout => Some(ErrorCode::Timeout),
             Self::Malformed => Some(ErrorCode::MalformedFrame),
             Self::Unexpected => Some(ErrorCode::UnexpectedFrame),
             Self::TooLarge => Some(ErrorCode::TooLarge),
             Self::NotAttested(_) => Some(ErrorCode::NotAttested),
             Self::OpenFailed => Some(ErrorCode::OpenFailed),
             Self::HandlerFailed => Some(ErrorCode::HandlerFailed),
+            Self::Busy => Some(ErrorCode::Busy),
         }
     }
 }
@@ -70,31 +95,98 @@ pub struct Enclave {
 }
 
 /// A session right after the TLS handshake.
-pub struct Handshaken<'c, C: Channel> {
+struct Handshaken<'c, C: Channel> {
     chan: &'c mut C,
 }
 
 /// A session whose evidence has been sent.
-pub struct Attested<'c, C: Channel> {
+struct Attested<'c, C: Channel> {
     chan: &'c mut C,
 }
 
-/// Serve one session to its end; returns how many requests were served.
-pub fn serve<C: Channel>(enclave: &Enclave, chan: &mut C) -> Result<u64, SessionError> {
-    let result = Handshaken { chan: &mut *chan }
-        .attest(enclave)
-        .and_then(|s| match s {
-            Opened::Attested(s) => s.serve_requests(enclave),
-            Opened::Published => Ok(0),
+/// A session that has sent its evidence and read its first sealed request (not yet opened):
+/// what a request worker takes over. Only [`start`] makes one.
+pub struct Ready<C: Channel> {
+    chan: C,
+    first: Zeroizing<Vec<u8>>,
+}
+
+/// How [`start`] ended.
+pub enum Started<C: Channel> {
+    /// Attested, with a first request waiting.
+    Ready(Ready<C>),
+    /// The session is over (publication served, the device closed before a request, or an
+    /// error, already answered with its `Error` frame).
+    Ended(C, Result<u64, SessionError>),
+}
+
+/// Serve one session to its end on one thread; returns how many requests were served.
+pub fn serve<C: Channel>(enclave: &Enclave, chan: C) -> (C, Result<u64, SessionError>) {
+    match start(enclave, chan, |_| {}) {
+        Started::Ready(ready) => ready.serve(enclave),
+        Started::Ended(chan, result) => (chan, result),
+    }
+}
+
+/// A session's start: the first frame (a nonce, answered with evidence, or a publication
+/// request), then the first sealed request frame. `evidence_ready` runs once the evidence is
+/// made, before it is written (the attester's time is the enclave's, not the peer's). An error is
+/// answered with its `Error` frame before it is returned.
+pub fn start<C: Channel>(
+    enclave: &Enclave,
+    mut chan: C,
+    evidence_ready: impl FnOnce(&mut C),
+) -> Started<C> {
+    let first = Handshaken { chan: &mut chan }
+        .attest(enclave, evidence_ready)
+        .and_then(|opened| match opened {
+            Opened::Attested(attested) => read_frame(attested.chan, enclave.max_request),
+            Opened::Published => Ok(None),
         });
-    if let Some(code) = result.as_ref().err().and_then(|e| e.code()) {
+    match first {
+        Ok(Some(first)) => Started::Ready(Ready { chan, first }),
+        Ok(None) => Started::Ended(chan, Ok(0)),
+        Err(e) => {
+            answer_error(&mut chan, e);
+            Started::Ended(chan, Err(e))
+        }
+    }
+}
+
+impl<C: Channel> Ready<C> {
+    /// Serve the first request and those that follow until the device closes the session.
+    pub fn serve(mut self, enclave: &Enclave) -> (C, Result<u64, SessionError>) {
+        let result = Attested {
+            chan: &mut self.chan,
+        }
+        .serve_requests(enclave, self.first);
+        if let Err(e) = result {
+            answer_error(&mut self.chan, e);
+        }
+        (self.chan, result)
+    }
+
+    /// The channel (to move its deadline).
+    pub fn chan_mut(&mut self) -> &mut C {
+        &mut self.chan
+    }
+
+    /// Refuse the session: no worker is free. The first request is dropped unopened.
+    pub fn refuse_busy(mut self) -> C {
+        answer_error(&mut self.chan, SessionError::Busy);
+        self.chan
+    }
+}
+
+fn answer_error<C: Channel>(chan: &mut C, e: SessionError) {
+    if let Some(code) = e.code() {
+        chan.grace();
         let _ = write_frame(chan, &FrameRepr::Error { code });
     }
-    result
 }
 
 /// What the first frame of a session led to.
-pub enum Opened<'c, C: Channel> {
+enum Opened<'c, C: Channel> {
     /// Session evidence sent: sealed requests may follow.
     Attested(Attested<'c, C>),
     /// Publication evidence sent (for the key CDN): the session ends here.
@@ -105,7 +197,11 @@ impl<'c, C: Channel> Handshaken<'c, C> {
     /// Wait for the first frame. A device's nonce is answered with evidence bound to this
     /// session; an operator's publication request with evidence naming only the release and the
     /// key configuration, after which nothing more is served on this connection.
-    pub fn attest(self, enclave: &Enclave) -> Result<Opened<'c, C>, SessionError> {
+    fn attest(
+        self,
+        enclave: &Enclave,
+        evidence_ready: impl FnOnce(&mut C),
+    ) -> Result<Opened<'c, C>, SessionError> {
         let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
         let (report_data, publication) = match parse(&buf)? {
             FrameRepr::AttestRequest { nonce } => {
@@ -141,6 +237,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         }
         .to_vec()
         .map_err(|_| SessionError::NotAttested(None))?;
+        evidence_ready(&mut *self.chan);
         write_frame(self.chan, &FrameRepr::Evidence { bundle: &bundle })?;
         Ok(if publication {
             Opened::Published
@@ -151,10 +248,16 @@ impl<'c, C: Channel> Handshaken<'c, C> {
 }
 
 impl<C: Channel> Attested<'_, C> {
-    /// Open, handle and seal requests until the device closes the session.
-    pub fn serve_requests(self, enclave: &Enclave) -> Result<u64, SessionError> {
+    /// Open, handle and seal `first` and the requests that follow until the device closes the
+    /// session.
+    fn serve_requests(
+        self,
+        enclave: &Enclave,
+        first: Zeroizing<Vec<u8>>,
+    ) -> Result<u64, SessionError> {
         let mut served = 0;
-        while let Some(buf) = read_frame(self.chan, enclave.max_request)? {
+        let mut next = Some(first);
+        while let Some(buf) = next {
             let encapsulated = match parse(&buf)? {
                 FrameRepr::SealedRequest { encapsulated } => encapsulated,
                 _ => return Err(SessionError::Unexpected),
@@ -174,6 +277,7 @@ impl<C: Channel> Attested<'_, C> {
             let sealed = opener
                 .encapsulate(&response)
                 .map_err(|_| SessionError::HandlerFailed)?;
+            self.chan.answering();
             write_frame(
                 self.chan,
                 &FrameRepr::SealedResponse {
@@ -181,6 +285,7 @@ impl<C: Channel> Attested<'_, C> {
                 },
             )?;
             served += 1;
+            next = read_frame(self.chan, enclave.max_request)?;
         }
         Ok(served)
     }
@@ -201,6 +306,7 @@ fn read_frame(
     pp_protocol::io::read_frame(chan, |_| Some(max_payload)).map_err(|e| match e {
         ReadError::TooLarge(_) => SessionError::TooLarge,
         ReadError::Header(_) | ReadError::Unexpected(_) => SessionError::Malformed,
+        ReadError::Io(e) if timed_out(&e) => SessionError::Timeout,
         ReadError::Truncated | ReadError::Io(_) => SessionError::Io,
     })
 }
@@ -208,6 +314,15 @@ fn read_frame(
 fn write_frame(chan: &mut impl Write, repr: &FrameRepr<'_>) -> Result<(), SessionError> {
     pp_protocol::io::write_frame(chan, repr).map_err(|e| match e {
         WriteError::Encode(_) => SessionError::TooLarge,
+        WriteError::Io(e) if timed_out(&e) => SessionError::Timeout,
         WriteError::Io(_) => SessionError::Io,
     })
+}
+
+/// A socket timeout (`WouldBlock` on Unix) or a passed deadline.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }

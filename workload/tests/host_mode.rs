@@ -64,6 +64,36 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
     assert!(log.iter().all(|l| !l.contains("canary")));
 }
 
+/// A health client that drips its request a byte at a time is cut off at the 5 s deadline
+/// (before, each byte restarted a 30 s read timeout, and under Hermit none applied), and the
+/// next health check is answered.
+#[test]
+fn a_dripping_health_client_is_cut_off() {
+    let workload = common::spawn(Stdio::null(), Stdio::null());
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], workload.health_port).into();
+    common::wait_for(addr);
+    let mut drip = TcpStream::connect(addr).unwrap();
+    let started = std::time::Instant::now();
+    let mut reader = drip.try_clone().unwrap();
+    let watch = std::thread::spawn(move || {
+        let _ = reader.read(&mut [0u8; 64]);
+        started.elapsed()
+    });
+    for _ in 0..60 {
+        if watch.is_finished() || drip.write_all(b"G").is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cut = watch.join().unwrap();
+    assert!(
+        cut >= Duration::from_secs(4) && cut < Duration::from_secs(8),
+        "{cut:?}"
+    );
+    let ok = get(workload.health_port, b"GET /health HTTP/1.0\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.0 200 OK"), "{ok}");
+}
+
 #[test]
 fn refuses_to_start_without_a_valid_weights_blob() {
     use std::process::Command;

@@ -64,3 +64,12 @@ pub fn spawn_with_weights(weights: &std::path::Path, stdout: Stdio, stderr: Stdi
         tls_port,
     }
 }
+
+/// Wait (up to 30 s) until `addr` accepts connections.
+pub fn wait_for(addr: std::net::SocketAddr) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < until, "{addr} never listened");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
