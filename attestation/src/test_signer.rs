@@ -29,7 +29,13 @@ pub const TEST_TCB: TcbVersion = TcbVersion {
     microcode: 219,
 };
 
-/// The unsigned report a simulated guest gets: version 5, Milan B0 CPUID, VMPL 0, firmware 1.55.21.
+/// The `PLATFORM_INFO` test reports carry: `ALIAS_CHECK_COMPLETE` (bit 5) set, as on an honest
+/// host whose firmware checked its memory for BadRAM aliases (a verifier requires it in reports of
+/// version 3 and later); SMT, TSME and the rest clear.
+pub const TEST_PLATFORM_INFO: u64 = 1 << 5;
+
+/// The unsigned report a simulated guest gets: version 5, Milan B0 CPUID, VMPL 0, firmware 1.55.21,
+/// `PLATFORM_INFO` [`TEST_PLATFORM_INFO`].
 pub fn test_report_repr(
     measurement: [u8; 48],
     guest_policy: u64,
@@ -39,6 +45,7 @@ pub fn test_report_repr(
 ) -> ReportRepr {
     ReportRepr {
         policy: guest_policy,
+        platform_info: TEST_PLATFORM_INFO,
         current_tcb: tcb,
         report_data: *report_data,
         measurement,

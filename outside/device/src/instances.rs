@@ -36,6 +36,8 @@ pub struct Roots {
     anchor: Anchor,
     /// AMD's CRLs (DER), each already checked against the anchor's roots.
     amd_crls: Vec<Vec<u8>>,
+    /// Where each of `amd_crls` came from (`trust.amd_crls`), for `--verbose`.
+    crl_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ impl Roots {
         let mut roots = Self {
             anchor,
             amd_crls: Vec::new(),
+            crl_paths: Vec::new(),
         };
         let mut probe = roots
             .base_policy(Vec::new(), TcbFloor::AMD_BULLETINS)
@@ -94,8 +97,9 @@ impl Roots {
                 .map_err(|e| RootsError::CrlUnreadable(shown.clone(), e.kind()))?;
             probe = probe
                 .with_amd_crl(&der)
-                .map_err(|e| RootsError::CrlInvalid(shown, e))?;
+                .map_err(|e| RootsError::CrlInvalid(shown.clone(), e))?;
             roots.amd_crls.push(der);
+            roots.crl_paths.push(shown);
         }
         Ok(roots)
     }
@@ -114,6 +118,34 @@ impl Roots {
     /// How many AMD CRLs are applied.
     pub fn crl_count(&self) -> usize {
         self.amd_crls.len()
+    }
+
+    /// The `--verbose` lines on revocation at `now` (the device's clock). Without
+    /// `trust.amd_crls` nothing is checked, and the line says so plainly (the verdict's
+    /// `not-revoked` then passes without a CRL to check against); with CRLs, one line for them
+    /// and a warning for each past its `nextUpdate` (still applied: AMD may have revoked more
+    /// since).
+    pub fn revocation_lines(&self, now: std::time::SystemTime) -> Vec<String> {
+        if self.amd_crls.is_empty() {
+            return vec!["revocation: not checked (no trust.amd_crls)".to_owned()];
+        }
+        let mut lines = vec![format!(
+            "trust: {} AMD CRL(s), signed by the trusted ARK",
+            self.amd_crls.len()
+        )];
+        let stale = self
+            .policy_for(Vec::new(), TcbFloor::AMD_BULLETINS)
+            .map(|p| p.amd_crls_past_next_update(now))
+            .unwrap_or_default();
+        for (i, next_update) in stale {
+            lines.push(format!(
+                "warning: AMD's CRL {} is past its nextUpdate {next_update} (device clock {}): \
+                 AMD may have revoked more since; fetch a fresh one",
+                self.crl_paths[i],
+                pp_verifier::verify::UnixTime::from_system_time(now)
+            ));
+        }
+        lines
     }
 
     fn base_policy(
@@ -262,6 +294,45 @@ mod tests {
         assert!(matches!(roots.anchor, Anchor::Amd));
         assert_eq!(roots.test_label(), None);
         assert_eq!(roots.crl_count(), 0);
+        // Without a CRL, `--verbose` says plainly that revocation was not checked.
+        assert_eq!(
+            roots.revocation_lines(std::time::SystemTime::now()),
+            ["revocation: not checked (no trust.amd_crls)"]
+        );
+    }
+
+    /// A CRL past its nextUpdate is still applied, with a warning in `--verbose`.
+    #[cfg(feature = "test-root")]
+    #[test]
+    fn a_crl_past_its_next_update_is_warned_about() {
+        use x509_cert::der::asn1::UtcTime;
+        use x509_cert::time::Time;
+        let root = test_root(0);
+        let ark = Scratch::new("stale-ark.der", root.ark_der());
+        // nextUpdate 2025-06-01T00:00:00Z.
+        let next = Time::UtcTime(
+            UtcTime::from_unix_duration(std::time::Duration::from_secs(1_748_736_000)).unwrap(),
+        );
+        let stale = root
+            .crl_der_with(&[], |tbs| tbs.next_update = Some(next))
+            .unwrap();
+        let stale = Scratch::new("stale.crl", &stale);
+        let roots = Roots::from_config(&with_crls(Some(&ark), &[&stale])).unwrap();
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(
+            roots.revocation_lines(at(1_748_735_999)),
+            ["trust: 1 AMD CRL(s), signed by the trusted ARK"]
+        );
+        // 2026-06-01.
+        let lines = roots.revocation_lines(at(1_780_272_000));
+        assert_eq!(
+            lines[1],
+            format!(
+                "warning: AMD's CRL {} is past its nextUpdate 2025-06-01T00:00:00Z (device clock \
+                 2026-06-01T00:00:00Z): AMD may have revoked more since; fetch a fresh one",
+                stale.0.display()
+            )
+        );
     }
 
     /// Test roots (RSA-4096 keys take a while): one per seed per test process.

@@ -1,41 +1,55 @@
 //! What a logged release requires of an enclave's report besides its measurements, read from the
 //! manifest's `launch_policy`: the exact guest policy and the TCB floor per product line.
 //!
-//! The rules:
+//! The manifest's `launch_policy` is not covered by its `release_ref` (which names the sources and
+//! the image), so an operator could log a copy of a release's manifest with other values and point
+//! chosen users at it. Nothing in it is therefore trusted to lower what the device requires:
+//!
 //! - a manifest without a `launch_policy` (written before it existed) is refused: the device
 //!   never verifies a release without a floor;
-//! - the floor must name exactly the product lines the verifier reads (`Genoa`, `Milan`);
+//! - the guest policy must be exactly the one built into the device,
+//!   [`RELEASE_GUEST_POLICY`] (`0x30000`); any other value refuses the release, naming both. A
+//!   release that needs another policy needs a device update;
 //! - the floor used is the component-wise maximum of the manifest's and the device's built-in
 //!   one ([`TcbFloor::AMD_BULLETINS`]): a release can raise the floor, never lower it;
-//! - the guest policy must be in canonical hex and pass the checks a report's policy always must
-//!   (no debug, no migration agent, bit 17 set); every report must then carry it exactly.
+//! - entries for product lines the device does not know (e.g. `Turin`) are ignored, never
+//!   trusted: the verifier refuses a VCEK of any product but Milan and Genoa whatever the
+//!   manifest says, so such an entry can change nothing, and a newer release that adds a product
+//!   line stays usable by older devices;
+//! - `Milan` and `Genoa` must both have an entry: the release tooling (`cargo xtask image`)
+//!   always writes both, so a manifest without one is malformed or hand-edited and is refused
+//!   (failing closed costs nothing here, and the device's own floor would apply anyway).
 
 use anyhow::{Context, Result};
 use pp_attestation::TcbVersion;
-use pp_verifier::verify::{GuestPolicyRule, ProductLine, TcbFloor};
-use reproducible::Manifest;
+use pp_verifier::verify::{GuestPolicyRule, ProductLine, RELEASE_GUEST_POLICY, TcbFloor};
+use reproducible::{LaunchPolicy, Manifest};
 
-/// The TCB floor and the guest-policy rule a report of `manifest`'s release must meet.
-pub fn requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> {
-    let launch = manifest.launch_policy.as_ref().with_context(|| {
+use crate::verify_report::show_tcb;
+
+fn launch_policy(manifest: &Manifest) -> Result<&LaunchPolicy> {
+    manifest.launch_policy.as_ref().with_context(|| {
         format!(
             "the release manifest of {} states no launch policy (TCB floor and guest policy); \
              this device refuses releases without one",
             manifest.release_ref
         )
-    })?;
-    for name in launch.minimum_tcb.keys() {
-        anyhow::ensure!(
-            ProductLine::from_name(name).is_some(),
-            "the release's TCB floor names product {name:?}, which this device does not verify"
-        );
-    }
+    })
+}
+
+/// The floor `launch` states for `product`, if it has an entry.
+fn stated(launch: &LaunchPolicy, product: ProductLine) -> Option<TcbVersion> {
+    let m = launch.minimum_tcb.get(product.as_str())?;
+    Some(TcbVersion::new(m.boot_loader, m.tee, m.snp, m.microcode))
+}
+
+/// The TCB floor and the guest-policy rule a report of `manifest`'s release must meet (the rules
+/// in the module doc).
+pub fn requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> {
+    let launch = launch_policy(manifest)?;
     let floor = |product: ProductLine| -> Result<TcbVersion> {
-        let m = launch
-            .minimum_tcb
-            .get(product.as_str())
-            .with_context(|| format!("the release's TCB floor has no entry for {product}"))?;
-        Ok(TcbVersion::new(m.boot_loader, m.tee, m.snp, m.microcode))
+        stated(launch, product)
+            .with_context(|| format!("the release's TCB floor has no entry for {product}"))
     };
     let stated = TcbFloor {
         milan: floor(ProductLine::Milan)?,
@@ -44,9 +58,42 @@ pub fn requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> 
     let guest_policy = launch
         .guest_policy_value()
         .context("the release's guest policy")?;
+    anyhow::ensure!(
+        guest_policy == RELEASE_GUEST_POLICY,
+        "the release's guest policy {guest_policy:#x} is not the one this device requires \
+         ({RELEASE_GUEST_POLICY:#x}): the release is refused"
+    );
     let rule = GuestPolicyRule::exact(guest_policy)
         .map_err(|e| anyhow::anyhow!("the release's launch policy is refused: {e}"))?;
     Ok((TcbFloor::AMD_BULLETINS.raised_to(&stated), rule))
+}
+
+/// `pp verify-release`'s lines on the manifest's launch policy: the guest policy and the floor per
+/// product as stated, what this device uses, and whether it refuses the release.
+pub fn describe(manifest: &Manifest) -> Vec<String> {
+    let Ok(launch) = launch_policy(manifest) else {
+        return vec!["Launch policy: none (this device refuses the release)".to_owned()];
+    };
+    let mut lines = vec![format!(
+        "Launch policy: guest policy {} (this device requires {RELEASE_GUEST_POLICY:#x})",
+        launch.guest_policy
+    )];
+    let used = requirements(manifest).ok().map(|(floor, _)| floor);
+    for (name, m) in &launch.minimum_tcb {
+        let tcb = TcbVersion::new(m.boot_loader, m.tee, m.snp, m.microcode);
+        let note = match (ProductLine::from_name(name), used) {
+            (None, _) => "not a product this device verifies: ignored".to_owned(),
+            (Some(p), Some(floor)) => {
+                format!("this device uses {}", show_tcb(&floor.for_product(p)))
+            }
+            (Some(_), None) => "see below".to_owned(),
+        };
+        lines.push(format!("  TCB floor {name}: {} ({note})", show_tcb(&tcb)));
+    }
+    if let Err(e) = requirements(manifest) {
+        lines.push(format!("This device refuses the release: {e:#}"));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -127,14 +174,64 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_floor_for_unknown_or_missing_products_is_refused() {
+    fn a_floor_missing_milan_or_genoa_is_refused() {
         let mut launch = honest_launch();
         launch.minimum_tcb.remove("Genoa");
         assert!(err(&manifest(Some(launch.clone()))).contains("no entry for Genoa"));
+        // A misspelt entry does not stand in for it.
         launch
             .minimum_tcb
             .insert("genoa".into(), minimum(MILAN_MINIMUM_TCB));
-        assert!(err(&manifest(Some(launch))).contains("product \"genoa\""));
+        assert!(err(&manifest(Some(launch))).contains("no entry for Genoa"));
+    }
+
+    /// A release that adds a product line the device does not know is still usable: the entry
+    /// is ignored (and changes nothing), the known floors apply.
+    #[test]
+    fn unknown_product_lines_in_the_floor_are_ignored() {
+        let mut launch = honest_launch();
+        launch
+            .minimum_tcb
+            .insert("Turin".into(), minimum(TcbVersion::new(0, 0, 0, 0)));
+        let m = manifest(Some(launch));
+        let (floor, _) = requirements(&m).unwrap();
+        assert_eq!(floor, TcbFloor::AMD_BULLETINS);
+        let lines = describe(&m);
+        assert!(
+            lines.iter().any(
+                |l| l.starts_with("  TCB floor Turin: bl=0,tee=0,snp=0,ucode=0")
+                    && l.ends_with("(not a product this device verifies: ignored)")
+            ),
+            "{lines:?}"
+        );
+    }
+
+    /// The operator logs a copy of a release's manifest with another guest policy (e.g. without
+    /// SMT, or with SINGLE_SOCKET) and points chosen users at it: the device requires its own.
+    #[test]
+    fn a_guest_policy_other_than_the_devices_is_refused() {
+        for policy in ["0x230000", "0x20000", "0x130000"] {
+            let mut launch = honest_launch();
+            launch.guest_policy = policy.into();
+            let m = manifest(Some(launch));
+            let text = err(&m);
+            assert_eq!(
+                text,
+                format!(
+                    "the release's guest policy {policy} is not the one this device requires \
+                     (0x30000): the release is refused"
+                )
+            );
+            let lines = describe(&m);
+            assert_eq!(
+                lines[0],
+                format!("Launch policy: guest policy {policy} (this device requires 0x30000)")
+            );
+            assert_eq!(
+                lines.last().unwrap(),
+                &format!("This device refuses the release: {text}")
+            );
+        }
     }
 
     #[test]
@@ -143,11 +240,30 @@ pub(crate) mod tests {
         launch.guest_policy = "0xb0000".into();
         let text = err(&manifest(Some(launch.clone())));
         assert!(
-            text.contains("guest policy 0xb0000 is not acceptable: guest policy allows debugging"),
+            text.contains("guest policy 0xb0000 is not the one this device requires (0x30000)"),
             "{text}"
         );
         launch.guest_policy = "0x030000".into();
         assert!(err(&manifest(Some(launch))).contains("canonical"));
+    }
+
+    #[test]
+    fn verify_release_prints_the_launch_policy() {
+        let lines = describe(&manifest(Some(honest_launch())));
+        assert_eq!(
+            lines,
+            [
+                "Launch policy: guest policy 0x30000 (this device requires 0x30000)",
+                "  TCB floor Genoa: bl=7,tee=0,snp=23,ucode=84 (0x5417000000000007) (this device \
+                 uses bl=7,tee=0,snp=23,ucode=84 (0x5417000000000007))",
+                "  TCB floor Milan: bl=3,tee=0,snp=24,ucode=219 (0xdb18000000000003) (this device \
+                 uses bl=3,tee=0,snp=24,ucode=219 (0xdb18000000000003))",
+            ]
+        );
+        assert_eq!(
+            describe(&manifest(None)),
+            ["Launch policy: none (this device refuses the release)"]
+        );
     }
 
     #[test]

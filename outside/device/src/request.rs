@@ -55,11 +55,8 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     if let Some(label) = roots.test_label() {
         trace(label);
     }
-    if roots.crl_count() > 0 {
-        trace(format!(
-            "trust: {} AMD CRL(s), signed by the trusted ARK",
-            roots.crl_count()
-        ));
+    for line in roots.revocation_lines(std::time::SystemTime::now()) {
+        trace(line);
     }
     let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
     for r in &rejected {

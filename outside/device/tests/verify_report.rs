@@ -191,10 +191,13 @@ fn amd_milan_report_below_the_devices_floor_is_refused_for_its_tcb_alone() {
     for line in [
         "ASK:  AMD's built-in Milan ASK",
         "ARK:  AMD's built-in Milan ARK",
-        "TCB floor: bl=3,tee=0,snp=24,ucode=219 (0xdb18000000000003), the device's Milan floor",
+        "TCB floor: the device's, from AMD's bulletins (the VCEK's product picks one):",
+        "  Milan: bl=3,tee=0,snp=24,ucode=219 (0xdb18000000000003)",
+        "  Genoa: bl=7,tee=0,snp=23,ucode=84 (0x5417000000000007)",
         "Guest policy required: 0x30000, the release policy the device requires",
         "Certificates valid at: 2026-01-01T00:00:00Z, from --at",
         "Revocation: not checked (no --crl given)",
+        "----  not-revoked: not checked (no --crl given)",
         &format!("  measurement   {MILAN_MEASUREMENT}"),
         &format!("  report data   {MILAN_REPORT_DATA}"),
         "  reported TCB  bl=3,tee=0,snp=8,ucode=115 (0x7308000000000003)",
@@ -221,12 +224,48 @@ fn amd_milan_report_is_accepted_with_amds_builtin_chain() {
         [
             "----  measurement: not checked (no --measurement given)",
             "----  report-data: not checked (no --report-data given)",
+            "----  not-revoked: not checked (no --crl given)",
         ],
         "{run}"
     );
+    // Without --crl nothing was checked for revocation: no "pass not-revoked" is printed.
+    assert!(!run.stdout.contains("pass  not-revoked"), "{run}");
     assert!(
         run.stdout.ends_with(
-            "Verdict: accepted (every check made passed; not checked: measurement, report-data)\n"
+            "Verdict: accepted (every check made passed; not checked: measurement, report-data, \
+             not-revoked)\n"
+        ),
+        "{run}"
+    );
+    // The floor given is below the device's: said before the checks.
+    for product in ["Milan", "Genoa"] {
+        assert!(
+            run.stdout.lines().any(|l| l.starts_with(&format!(
+                "Warning: --min-tcb is below the device's {product} floor"
+            )) && l.ends_with(&format!(
+                "a {product} report the device refuses can be accepted here"
+            ))),
+            "{run}"
+        );
+    }
+}
+
+/// A --min-tcb at or above the device's floor for both products draws no warning.
+#[test]
+fn a_min_tcb_at_the_devices_floor_draws_no_warning() {
+    let run = pp(&[
+        &"--report",
+        &milan_report(),
+        &"--vcek",
+        &milan_vcek(),
+        &"--min-tcb",
+        &"bl=7,tee=0,snp=24,ucode=219",
+    ]);
+    assert!(!run.stdout.contains("Warning"), "{run}");
+    assert!(
+        run.stdout.contains(
+            "TCB floor: bl=7,tee=0,snp=24,ucode=219 (0xdb18000000000007), from --min-tcb (every \
+             product)"
         ),
         "{run}"
     );
@@ -344,16 +383,21 @@ fn amd_milan_report_raw_with_pem_chain_and_every_value_pinned_is_accepted() {
         &"bl=3,tee=0,snp=8,ucode=115",
     ]);
     assert_eq!(run.code, 0, "{run}");
-    assert_eq!(run.not_passed(), Vec::<&str>::new(), "{run}");
     assert_eq!(run.check_lines().len(), CheckName::ALL.len(), "{run}");
     assert!(
         run.stdout
             .contains("TCB floor: bl=3,tee=0,snp=8,ucode=115 (0x7308000000000003), from --min-tcb"),
         "{run}"
     );
+    // AMD's CRL is not in the test data: `not-revoked` is the one check not made.
+    assert_eq!(
+        run.not_passed(),
+        ["----  not-revoked: not checked (no --crl given)"],
+        "{run}"
+    );
     assert!(
         run.stdout
-            .ends_with("Verdict: accepted (every check passed)\n"),
+            .ends_with("Verdict: accepted (every check made passed; not checked: not-revoked)\n"),
         "{run}"
     );
 }

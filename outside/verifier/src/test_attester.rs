@@ -12,6 +12,10 @@
 //!   with AMD's VCEK extensions (encodings in `vcek_ext.rs`; `hwID` raw like AMD's
 //!   KDS, product name `Milan-B0`) and no `basicConstraints` or `keyUsage`, valid 7 years.
 //!
+//! [`TestRoot::generate_for`] makes the same chain shaped like AMD's Genoa chain instead
+//! (`ARK-Genoa`, `SEV-Genoa`, `productName` `Genoa-B1`), so tests can hold a Genoa VCEK to the
+//! Genoa floor.
+//!
 //! Every name also says `O=Private Processing TEST root (not AMD)`. [`TestAttester`] builds reports
 //! in the exact SNP byte layout and signs them with the VCEK key. Nothing trusts the test ARK
 //! unless a policy is built with `Policy::trusting_test_root`.
@@ -25,6 +29,7 @@
 //! dev profile, and tests generate one root per process.
 
 use crate::vcek_ext;
+use crate::verify::ProductLine;
 use pp_attestation::report::ReportRepr;
 use pp_attestation::tcb::TcbVersion;
 use pp_attestation::{AttestError, Attester, Evidence};
@@ -50,8 +55,11 @@ use x509_cert::time::{Time, Validity};
 /// The size of the test ARK and ASK keys, as AMD's.
 pub const TEST_RSA_BITS: usize = 4096;
 
-/// The product name in test VCEKs: Milan's TCB layout.
+/// The product name in test VCEKs of a Milan-shaped root: Milan's TCB layout.
 pub const TEST_PRODUCT_NAME: &str = "Milan-B0";
+
+/// The product name in test VCEKs of a Genoa-shaped root ([`TestRoot::generate_for`]).
+pub const TEST_GENOA_PRODUCT_NAME: &str = "Genoa-B1";
 
 /// When the test certificates become valid: 2024-01-01T00:00:00Z (Unix seconds).
 pub const TEST_NOT_BEFORE: u64 = 1_704_067_200;
@@ -70,6 +78,7 @@ const ORG: &str = "O=Private Processing TEST root (not AMD)";
 /// A generated ARK → ASK chain and a VCEK key.
 pub struct TestRoot {
     seed: [u8; 32],
+    product: ProductLine,
     ark_der: Vec<u8>,
     ask_der: Vec<u8>,
     ark_key: RsaPrivateKey,
@@ -224,17 +233,23 @@ fn parsed(der: &[u8]) -> Result<TbsCertificate, AttestError> {
 }
 
 impl TestRoot {
-    /// Generates the ARK and ASK (RSA-4096) and the VCEK key (P-384) from `seed`. The same seed
-    /// gives the same keys and certificates.
+    /// Generates the ARK and ASK (RSA-4096) and the VCEK key (P-384) from `seed`, shaped like
+    /// AMD's Milan chain. The same seed gives the same keys and certificates.
     pub fn generate(seed: [u8; 32]) -> Result<Self, AttestError> {
+        Self::generate_for(seed, ProductLine::Milan)
+    }
+
+    /// [`Self::generate`] for `product`: the ARK is `ARK-<product>`, the ASK `SEV-<product>`,
+    /// and VCEKs name [`TEST_PRODUCT_NAME`] (Milan) or [`TEST_GENOA_PRODUCT_NAME`] (Genoa).
+    pub fn generate_for(seed: [u8; 32], product: ProductLine) -> Result<Self, AttestError> {
         let rsa_key = |purpose: &[u8]| {
             RsaPrivateKey::new(&mut rng(&seed, purpose), TEST_RSA_BITS).map_err(signing)
         };
         let ark_key = rsa_key(b"ark")?;
         let ask_key = rsa_key(b"ask")?;
         let vcek_key = p384::ecdsa::SigningKey::random(&mut rng(&seed, b"vcek"));
-        let ark_name = name("ARK-Milan")?;
-        let ask_name = name("SEV-Milan")?;
+        let ark_name = name(&format!("ARK-{product}"))?;
+        let ask_name = name(&format!("SEV-{product}"))?;
         let mut sign_rng = rng(&seed, b"ca-signatures");
         let ark_tbs = tbs(CertSpec {
             serial: &[1],
@@ -256,6 +271,7 @@ impl TestRoot {
         let ask_der = sign(ask_tbs, &ark_key, &mut sign_rng)?;
         Ok(Self {
             seed,
+            product,
             ark_der,
             ask_der,
             ark_key,
@@ -264,6 +280,19 @@ impl TestRoot {
             ask_name,
             vcek_key,
         })
+    }
+
+    /// The product line the chain is shaped like.
+    pub fn product(&self) -> ProductLine {
+        self.product
+    }
+
+    /// The `productName` of this root's VCEKs (`Milan-B0`, `Genoa-B1`).
+    pub fn product_name(&self) -> &'static str {
+        match self.product {
+            ProductLine::Milan => TEST_PRODUCT_NAME,
+            ProductLine::Genoa => TEST_GENOA_PRODUCT_NAME,
+        }
     }
 
     /// The test ARK certificate, DER.
@@ -361,7 +390,7 @@ impl TestRoot {
         tcb: TcbVersion,
         edit: impl FnOnce(&mut TbsCertificate),
     ) -> Result<Vec<u8>, AttestError> {
-        let product = Ia5StringRef::new(TEST_PRODUCT_NAME)
+        let product = Ia5StringRef::new(self.product_name())
             .and_then(|s| s.to_der())
             .map_err(signing)?;
         let mut extensions = vec![
@@ -451,13 +480,18 @@ impl TestAttester {
     /// The report this guest would get for `report_data`, unsigned (see
     /// [`test_report_repr`](pp_attestation::test_signer::test_report_repr)).
     pub fn report_repr(&self, report_data: &[u8; 64]) -> ReportRepr {
-        pp_attestation::test_signer::test_report_repr(
+        let mut repr = pp_attestation::test_signer::test_report_repr(
             self.measurement,
             self.policy,
             self.tcb,
             self.chip_id,
             report_data,
-        )
+        );
+        if self.root.product == ProductLine::Genoa {
+            // Genoa B1: family 0x19, model 0x11, stepping 1.
+            (repr.cpuid_mod_id, repr.cpuid_step) = (0x11, 0x01);
+        }
+        repr
     }
 
     /// Evidence for an already signed `report`: the VCEK for this chip and TCB, the ASK, the ARK.

@@ -229,6 +229,78 @@ fn smt_on_the_host_is_refused_when_the_policy_forbids_it() {
         )],
     );
     // Under the release policy (SMT allowed) the same platform is only noted.
-    let smt_host = signed(&attester(), |r| r.platform_info = platform::SMT_EN);
+    let smt_host = signed(&attester(), |r| {
+        r.platform_info = platform::SMT_EN | platform::ALIAS_CHECK_COMPLETE
+    });
     assert!(check(&smt_host).accepted());
+}
+
+/// BadRAM: a version 3+ report from a host whose firmware did not complete the memory alias check
+/// is refused, naming `platform_info` and the bit; the test attester's honest reports set it.
+#[test]
+fn a_report_without_the_badram_alias_check_is_refused() {
+    assert!(check(&attester().attest(&binding()).unwrap()).accepted());
+    let evidence = signed(&attester(), |r| {
+        r.platform_info &= !platform::ALIAS_CHECK_COMPLETE
+    });
+    let verdict = check(&evidence);
+    let reason = FailReason::AliasCheckIncomplete {
+        platform_info: 0,
+        version: 5,
+    };
+    assert_failures(&verdict, &[(CheckName::GuestPolicy, reason)]);
+    assert!(
+        verdict.to_string().contains(
+            "FAIL  guest-policy: platform_info 0x0 lacks ALIAS_CHECK_COMPLETE (bit 5: no BadRAM \
+             alias check since the last reset) in a version 5 report"
+        ),
+        "{verdict}"
+    );
+    // Version 2 (older firmware) has no such bit and is exempt.
+    let v2 = signed(&attester(), |r| {
+        r.version = 2;
+        r.platform_info = 0;
+    });
+    assert!(check(&v2).accepted(), "{}", check(&v2));
+}
+
+fn genoa_root() -> Arc<TestRoot> {
+    static ROOT: OnceLock<Arc<TestRoot>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        Arc::new(TestRoot::generate_for([4; 32], ProductLine::Genoa).expect("test root"))
+    })
+    .clone()
+}
+
+/// A Genoa VCEK (chain `ARK-Genoa`, `SEV-Genoa`, `productName` `Genoa-B1`) is held to Genoa's
+/// floor: a TCB that meets Milan's (bootloader 4) is refused, naming Genoa; at Genoa's floor the
+/// same chain is accepted, so the refusal is the floor's and not the chain's.
+#[test]
+fn a_genoa_vcek_is_held_to_the_genoa_floor() {
+    let root = genoa_root();
+    assert_eq!(root.product_name(), "Genoa-B1");
+    let policy =
+        Policy::trusting_test_root(root.ark_der(), vec![MEASUREMENT], TcbFloor::AMD_BULLETINS)
+            .unwrap()
+            .with_guest_policy(GuestPolicyRule::exact(RELEASE_GUEST_POLICY).unwrap());
+    let mut a = TestAttester::new(root, MEASUREMENT);
+    assert_eq!(a.tcb.meets(&MILAN_MINIMUM_TCB), Ok(()));
+    let verdict = verify(&a.attest(&binding()).unwrap(), &policy, &binding(), now());
+    let reason = FailReason::TcbBelowFloor(BelowFloor {
+        field: TcbField::Vcek,
+        component: TcbComponent::BootLoader,
+        value: 4,
+        floor: 7,
+        product: ProductLine::Genoa,
+    });
+    assert_failures(&verdict, &[(CheckName::TcbMinimum, reason)]);
+    assert!(
+        verdict
+            .to_string()
+            .contains("FAIL  tcb-minimum: vcek_tcb.boot_loader 4 below the floor 7 (Genoa)"),
+        "{verdict}"
+    );
+    a.tcb = TcbVersion::new(7, 0, 0x18, 0xDB);
+    let verdict = verify(&a.attest(&binding()).unwrap(), &policy, &binding(), now());
+    assert!(verdict.accepted(), "{verdict}");
 }

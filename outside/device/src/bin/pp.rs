@@ -206,6 +206,9 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
     if let Some(m) = &release.manifest.test_attester_measurement {
         println!("  test attester measurement (NOT a launch digest): {m}");
     }
+    for line in pp_device::launch_policy::describe(&release.manifest) {
+        println!("{line}");
+    }
     println!(
         "To check the image is what the source builds, rebuild it: `cargo xtask verify {}`",
         manifest.display()

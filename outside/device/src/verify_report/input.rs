@@ -198,7 +198,7 @@ pub fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
     Ok(out)
 }
 
-/// A TCB floor: `bl=3,tee=0,snp=8,ucode=115` (decimal; components left out are 0) or the
+/// A TCB floor: `bl=3,tee=0,snp=24,ucode=219` (decimal; components left out are 0) or the
 /// `TCB_VERSION` as one 16-hex-digit number, `0x` optional (most significant byte first:
 /// `ucode`, `snp`, four reserved bytes that must be zero, `tee`, `bl`).
 pub fn parse_tcb(text: &str) -> Result<TcbVersion, String> {

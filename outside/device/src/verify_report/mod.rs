@@ -2,10 +2,14 @@
 //! the device's own verifier ([`pp_verifier::verify`]) and AMD's built-in roots.
 //!
 //! The verifier always makes every check. `measurement` and `report-data` can only be checked
-//! against values the auditor gives (`--measurement`, `--report-data`); when one is not given,
-//! that check is printed as "not checked" and left out of this command's acceptance — the
-//! verifier itself is unchanged and still refuses such a verdict (the device never skips a
-//! check). Every other check must pass.
+//! against values the auditor gives (`--measurement`, `--report-data`), and `not-revoked` only
+//! against a CRL (`--crl`); when one is not given, that check is printed as "not checked" and
+//! left out of this command's acceptance — the verifier itself is unchanged and still refuses
+//! such a verdict (the device never skips a check). Every other check must pass.
+//!
+//! The TCB floor is the device's ([`TcbFloor::AMD_BULLETINS`]) unless `--min-tcb` is given: the
+//! verifier picks the product's floor from the VCEK, as on the device. A `--min-tcb` below the
+//! device's floor for a product is printed as a warning.
 
 mod input;
 
@@ -54,10 +58,11 @@ pub struct Args {
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<64>)]
     pub report_data: Option<[u8; 64]>,
     /// The lowest TCB accepted, compared per component with the VCEK's TCB and the report's
-    /// reported, committed, launch and current TCBs: `bl=3,tee=0,snp=8,ucode=115` (decimal;
-    /// components left out are 0), or the TCB_VERSION as a 16-hex-digit number
-    /// (`0x7308000000000003`: ucode, snp, four zero bytes, tee, bl). Default: the device's floor
-    /// for the VCEK's product (from AMD's security bulletins); the floor used is printed.
+    /// reported, committed, launch and current TCBs, for every product: `bl=3,tee=0,snp=24,ucode=219`
+    /// (decimal; components left out are 0; this is the device's Milan floor), or the TCB_VERSION
+    /// as a 16-hex-digit number (`0xdb18000000000003`: ucode, snp, four zero bytes, tee, bl).
+    /// Default: the device's floor per product (from AMD's security bulletins; the VCEK's product
+    /// picks one); the floor used is printed, with a warning if it is below the device's.
     #[arg(long, value_name = "TCB", value_parser = parse_tcb)]
     pub min_tcb: Option<TcbVersion>,
     /// The guest policy the report must carry exactly, hex. Default: the policy every release
@@ -69,7 +74,9 @@ pub struct Args {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub at: Option<SystemTime>,
     /// AMD's CRL for the product (the KDS `crl` file, DER), signed by AMD's ARK; an ASK it lists
-    /// is refused (`not-revoked`). Repeat for several. Default: none (revocation not checked).
+    /// is refused (`not-revoked`). Repeat for several. Without it the `not-revoked` check is not
+    /// made: it is printed as "not checked (no --crl given)" and left out of the verdict. A CRL
+    /// past its nextUpdate (at --at) is used, with a warning.
     #[arg(long = "crl", value_name = "FILE")]
     pub crls: Vec<PathBuf>,
 }
@@ -83,14 +90,20 @@ fn after_help() -> String {
 Checks, in order (the device's verifier: the same code and policy; `pp-verifier`'s README says
 what each one requires): {}.
 
-Accepted means: every check passed, except `measurement` and `report-data` when their option was
-not given; those are printed as \"not checked\". Without --measurement an accepted report shows only
-that a genuine AMD chip at that TCB signed it, not which image it ran; without --report-data, not
-that it is fresh or bound to anything.
+Accepted means: every check passed, except `measurement`, `report-data` and `not-revoked` when
+their option (--measurement, --report-data, --crl) was not given; those are printed as \"not
+checked\". Without --measurement an accepted report shows only that a genuine AMD chip at that TCB
+signed it, not which image it ran; without --report-data, not that it is fresh or bound to
+anything; without --crl, not that AMD has not revoked the ASK.
 
 Certificates must be valid at --at (default: this machine's clock). Revocation is checked only
 against the CRLs given with --crl (nothing is downloaded). VLEK-signed reports and Turin are
 refused.
+
+Example: pp verify-report --report report.hex --vcek vcek.der --measurement <96 hex>
+  --report-data <128 hex> --crl milan.crl  (the device's floor and guest policy by default;
+  --min-tcb bl=3,tee=0,snp=24,ucode=219 --guest-policy 0x30000 --at 2026-06-01 say them
+  explicitly)
 
 Exit status: 0 accepted, 1 refused (the verdict is printed), 2 usage or input error (nothing
 verified).",
@@ -108,7 +121,10 @@ pub struct Audit {
     claims: Option<Claims>,
     /// One line each: where the VCEK, ASK and ARK came from.
     chain: [String; 3],
-    tcb_floor: String,
+    /// The floor's lines: one per product, or the one `--min-tcb`.
+    tcb_floor: Vec<String>,
+    /// Warning lines (a floor below the device's, a CRL past its nextUpdate).
+    warnings: Vec<String>,
     guest_policy: String,
     clock: String,
     crls: usize,
@@ -126,13 +142,29 @@ struct Claims {
     chip_id: [u8; 64],
 }
 
-/// The TCB floor when `--min-tcb` is not given: the device's floor for the VCEK's product line
-/// (`Milan`, `Genoa`), and how to describe it; `None` for another product (whose VCEK the
-/// verifier refuses anyway).
-fn default_min_tcb(product_line: Option<&str>) -> Option<(TcbVersion, String)> {
-    let line = ProductLine::from_name(product_line?)?;
-    let tcb = TcbFloor::AMD_BULLETINS.for_product(line);
-    Some((tcb, format!("the device's {} floor", line.as_str())))
+/// The floor for `--min-tcb` (or the device's without it), the lines describing it, and a
+/// warning for each product whose device floor it is below.
+fn tcb_floor(min_tcb: Option<TcbVersion>) -> (TcbFloor, Vec<String>, Vec<String>) {
+    let device = TcbFloor::AMD_BULLETINS;
+    let Some(tcb) = min_tcb else {
+        let lines = ProductLine::ALL
+            .iter()
+            .map(|&p| format!("  {p}: {}", show_tcb(&device.for_product(p))))
+            .collect();
+        return (device, lines, Vec::new());
+    };
+    let warnings = ProductLine::ALL
+        .iter()
+        .filter(|&&p| tcb.meets(&device.for_product(p)).is_err())
+        .map(|&p| {
+            format!(
+                "Warning: --min-tcb is below the device's {p} floor {}: a {p} report the device \
+                 refuses can be accepted here",
+                show_tcb(&device.for_product(p))
+            )
+        })
+        .collect();
+    (TcbFloor::from(tcb), Vec::new(), warnings)
 }
 
 /// Reads the files named in `args` and verifies them. `Err` only for input that is not a
@@ -187,11 +219,14 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
     let (ask, ask_from) = given("ASK", "--ask", &args.ask)?;
     let (ark, ark_from) = given("ARK", "--ark", &args.ark)?;
 
-    let (min_tcb, tcb_floor) = match (args.min_tcb, default_min_tcb(line)) {
-        (Some(tcb), _) => (tcb, format!("{}, from --min-tcb", show_tcb(&tcb))),
-        (None, Some((tcb, why))) => (tcb, format!("{}, {why}", show_tcb(&tcb))),
-        (None, None) => (TcbVersion::default(), "none (pass --min-tcb)".to_owned()),
-    };
+    let (min_tcb, mut floor_lines, mut warnings) = tcb_floor(args.min_tcb);
+    floor_lines.insert(
+        0,
+        match args.min_tcb {
+            Some(tcb) => format!("{}, from --min-tcb (every product)", show_tcb(&tcb)),
+            None => "the device's, from AMD's bulletins (the VCEK's product picks one):".to_owned(),
+        },
+    );
     let (guest_policy, policy_from) = match args.guest_policy {
         Some(policy) => (policy, "from --guest-policy"),
         None => (
@@ -215,6 +250,9 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
     if args.report_data.is_none() {
         unpinned.push((CheckName::ReportData, "--report-data"));
     }
+    if args.crls.is_empty() {
+        unpinned.push((CheckName::NotRevoked, "--crl"));
+    }
     // AMD's roots only: `Policy::new` has no way to add another.
     let mut policy = Policy::new(args.measurements.clone(), min_tcb)
         .map_err(|_| InputError::BuiltIn("AMD's Milan and Genoa roots".to_owned()))?
@@ -227,6 +265,14 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
                 path: shown(path),
                 reason,
             })?;
+    }
+    for (i, next_update) in policy.amd_crls_past_next_update(now) {
+        warnings.push(format!(
+            "Warning: the CRL {} is past its nextUpdate {next_update} (at {}): AMD may have \
+             revoked more since; it is used as it is",
+            shown(&args.crls[i]),
+            show_time(now)
+        ));
     }
     let evidence = EvidenceRef {
         report: &report,
@@ -248,7 +294,8 @@ pub fn audit(args: &Args) -> Result<Audit, InputError> {
             .ok()
             .map(|r| Claims::of(&r)),
         chain: [vcek_from, ask_from, ark_from],
-        tcb_floor,
+        tcb_floor: floor_lines,
+        warnings,
         guest_policy: format!("{guest_policy:#x}, {policy_from}"),
         clock: format!("{}, {clock}", show_time(now)),
         crls: args.crls.len(),
@@ -322,12 +369,20 @@ impl fmt::Display for Audit {
             f,
             "Trusted roots: AMD's Milan and Genoa ARKs, built in (no option adds another)"
         )?;
-        writeln!(f, "TCB floor: {}", self.tcb_floor)?;
+        for (i, line) in self.tcb_floor.iter().enumerate() {
+            match i {
+                0 => writeln!(f, "TCB floor: {line}")?,
+                _ => writeln!(f, "{line}")?,
+            }
+        }
         writeln!(f, "Guest policy required: {}", self.guest_policy)?;
         writeln!(f, "Certificates valid at: {}", self.clock)?;
         match self.crls {
             0 => writeln!(f, "Revocation: not checked (no --crl given)")?,
             n => writeln!(f, "Revocation: {n} AMD CRL(s) from --crl")?,
+        }
+        for warning in &self.warnings {
+            writeln!(f, "{warning}")?;
         }
         writeln!(f, "Checks:")?;
         for check in self.verdict.checks() {

@@ -6,11 +6,15 @@
 //! parse, is not signed by a trusted root, names another issuer, or whose root may not sign CRLs
 //! is an error, never silently ignored.
 //!
-//! Its `nextUpdate` is not enforced: the file is as current as whoever configured it (like
-//! go-sev-guest, which checks only the signature and the ASK's serial).
+//! Its `nextUpdate` is kept but not enforced: the file is as current as whoever configured it
+//! (like go-sev-guest, which checks only the signature and the ASK's serial), and a device must
+//! not stop working because nobody refreshed a file. [`Policy::amd_crls_past_next_update`] names
+//! the CRLs past it against the caller's clock, so `pp verify-report` and the device's
+//! `--verbose` can warn that AMD may have revoked more since.
 
 use super::pki::{UnixTime, same_name};
 use super::policy::{Policy, PolicyError};
+use std::time::SystemTime;
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
 use x509_cert::der::referenced::OwnedToRef;
@@ -28,12 +32,25 @@ pub(crate) struct AmdCrl {
     root_spki: Vec<u8>,
     /// Revoked serial numbers (DER `INTEGER` contents) and when.
     revoked: Vec<(Vec<u8>, UnixTime)>,
+    /// When AMD means to issue the next CRL (`nextUpdate`), if the CRL says.
+    next_update: Option<UnixTime>,
 }
 
 impl AmdCrl {
     /// Whether the root with this `SubjectPublicKeyInfo` (DER) signed the CRL.
     pub(crate) fn signed_by(&self, spki_der: &[u8]) -> bool {
         self.root_spki == spki_der
+    }
+
+    /// A CRL for tests of the revocation check: signed by the root with `root_spki`, revoking
+    /// `revoked`, with no `nextUpdate`.
+    #[cfg(test)]
+    pub(crate) fn for_test(root_spki: Vec<u8>, revoked: &[&[u8]]) -> Self {
+        Self {
+            root_spki,
+            revoked: revoked.iter().map(|s| (s.to_vec(), UnixTime(0))).collect(),
+            next_update: None,
+        }
     }
 
     /// When `serial` was revoked, if it was.
@@ -84,7 +101,14 @@ impl AmdCrl {
                 )
             })
             .collect();
-        Ok(Self { root_spki, revoked })
+        let next_update = tbs
+            .next_update
+            .map(|t| UnixTime(t.to_unix_duration().as_secs()));
+        Ok(Self {
+            root_spki,
+            revoked,
+            next_update,
+        })
     }
 }
 
@@ -114,5 +138,17 @@ impl Policy {
         )?;
         self.amd_crls.push(crl);
         Ok(self)
+    }
+
+    /// The CRLs whose `nextUpdate` is before `now` (the caller's clock), as their position in the
+    /// order they were added and their `nextUpdate`: AMD may have revoked more since. Not a
+    /// refusal (see the module doc); for a warning.
+    pub fn amd_crls_past_next_update(&self, now: SystemTime) -> Vec<(usize, UnixTime)> {
+        let now = UnixTime::from_system_time(now);
+        self.amd_crls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, crl)| crl.next_update.filter(|&next| next < now).map(|n| (i, n)))
+            .collect()
     }
 }

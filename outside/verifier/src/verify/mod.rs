@@ -22,8 +22,8 @@
 //! 10. `guest-policy` — debug off, migration agent off, reserved bit 17 set, the policy's pins;
 //!     a device pins every bit ([`GuestPolicyRule::exact`] of the release's policy, normally
 //!     [`RELEASE_GUEST_POLICY`] `0x30000`) and a refusal names both values. Then `PLATFORM_INFO`:
-//!     if the policy forbids SMT, `SMT_EN` must be clear (the other bits are only noted:
-//!     [`platform`]).
+//!     if the policy forbids SMT, `SMT_EN` must be clear; from report version 3 on,
+//!     `ALIAS_CHECK_COMPLETE` (BadRAM) must be set (the other bits are only noted: [`platform`]).
 //! 11. `measurement` — in the policy's allowed set.
 //! 12. `report-data` — equals the expected binding ([`pp_attestation::report_data_for`]).
 //! 13. `vmpl` — the report was requested from VMPL 0.
@@ -34,7 +34,9 @@
 //! 16. `product-agreement` — `ARK-<product>`, `SEV-<product>` and the VCEK's `productName`
 //!     name one product (Milan or Genoa), and each issuer name is its issuer's subject name.
 //! 17. `not-revoked` — the ASK is on no AMD CRL the policy holds for this ARK
-//!     ([`Policy::with_amd_crl`]; without one the check passes).
+//!     ([`Policy::with_amd_crl`]). Without one the check passes although nothing was checked:
+//!     callers say so (the device's `--verbose`, `pp verify-report`). A CRL past its
+//!     `nextUpdate` still applies; [`Policy::amd_crls_past_next_update`] names it for a warning.
 //!
 //! A device adds its own checks of the same session to the verdict with [`Verdict::require`]
 //! ([`CheckName::SESSION`]: the key configuration and the release are the published ones), so
@@ -221,6 +223,13 @@ pub enum FailReason {
         "platform_info {platform_info:#x} has SMT_EN set, but the guest policy {policy:#x} forbids SMT"
     )]
     SmtEnabledButForbidden { platform_info: u64, policy: u64 },
+    /// A report of version 3 or later whose `PLATFORM_INFO` lacks `ALIAS_CHECK_COMPLETE`
+    /// (BadRAM, [`platform`]).
+    #[error(
+        "platform_info {platform_info:#x} lacks ALIAS_CHECK_COMPLETE (bit 5: no BadRAM alias check \
+         since the last reset) in a version {version} report"
+    )]
+    AliasCheckIncomplete { platform_info: u64, version: u32 },
     #[error("measurement is not in the allowed set")]
     MeasurementNotAllowed,
     #[error("report data differs from the expected binding")]
@@ -417,10 +426,9 @@ pub fn verify<'a>(
     v.measurement = Some(report.measurement());
     v.push(
         GuestPolicy,
-        policy
-            .guest_policy
-            .check(report.policy())
-            .and_then(|()| platform::check(report.policy(), report.platform_info())),
+        policy.guest_policy.check(report.policy()).and_then(|()| {
+            platform::check(report.version(), report.policy(), report.platform_info())
+        }),
     );
     v.push(
         Measurement,

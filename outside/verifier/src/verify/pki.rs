@@ -244,8 +244,10 @@ pub(super) fn product_agreement(chain: &Chain<'_>) -> Result<(), FailReason> {
 }
 
 /// `not-revoked`: the ASK's serial is on none of the policy's CRLs signed by this chain's ARK.
-/// Passes when the policy holds no CRL for this ARK: the check is as current as the CRL the
-/// device was given.
+/// Passes when the policy holds no CRL for this ARK — then nothing was checked: the check is as
+/// current as the CRL the device was given, and a device without one says so (`pp --verbose`:
+/// "revocation: not checked"; `pp verify-report` without `--crl` prints the check as not
+/// checked).
 pub(super) fn not_revoked(chain: &Chain<'_>, policy: &Policy) -> Result<(), FailReason> {
     let Ok(ark_spki) = chain.ark.tbs_certificate.subject_public_key_info.to_der() else {
         return Err(FailReason::CertificateMalformed);

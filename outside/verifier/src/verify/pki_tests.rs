@@ -182,3 +182,44 @@ fn serial_and_time_display() {
         UnixTime(0)
     );
 }
+
+/// A CRL applies only to the chain of the root that signed it: a CRL from AMD's Milan root that
+/// lists the serial of AMD's Genoa ASK does not revoke the Genoa chain; the same list from the
+/// Genoa root does.
+#[test]
+fn a_crl_from_one_root_does_not_revoke_another_roots_ask() {
+    let (milan_ark, milan_ask) = amd(Product::Milan);
+    let (genoa_ark, genoa_ask) = amd(Product::Genoa);
+    let spki = |c: &Certificate| c.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    let genoa_serial = genoa_ask.tbs_certificate.serial_number.as_bytes().to_vec();
+    let genoa = Chain {
+        ark: &genoa_ark,
+        ask: &genoa_ask,
+        vcek: &genoa_ask,
+    };
+    let milan = Chain {
+        ark: &milan_ark,
+        ask: &milan_ask,
+        vcek: &milan_ask,
+    };
+    let mut policy = Policy::new(vec![], TcbVersion::default()).unwrap();
+    policy.amd_crls.push(crate::verify::crl::AmdCrl::for_test(
+        spki(&milan_ark),
+        &[&genoa_serial],
+    ));
+    assert_eq!(not_revoked(&genoa, &policy), Ok(()));
+    assert_eq!(not_revoked(&milan, &policy), Ok(()));
+    policy.amd_crls.push(crate::verify::crl::AmdCrl::for_test(
+        spki(&genoa_ark),
+        &[&genoa_serial],
+    ));
+    assert_eq!(
+        not_revoked(&genoa, &policy),
+        Err(FailReason::Revoked {
+            cert: CertRole::Ask,
+            serial: Serial::new(&genoa_serial),
+            since: UnixTime(0),
+        })
+    );
+    assert_eq!(not_revoked(&milan, &policy), Ok(()));
+}
