@@ -11,6 +11,28 @@
 //! guest was launched under) and `CURRENT_TCB` (what runs now). On honest hardware
 //! `reported ≤ committed ≤ current`, so the VCEK's TCB meeting the floor implies most of the
 //! others; each is still checked so that a refusal names the field that is low.
+//!
+//! Sources: the SNP and microcode values are AMD's fixes for "EntrySign", the microcode patch
+//! loader's broken signature check: CVE-2024-56161 (AMD-SB-3019, the SEV bulletin) and
+//! CVE-2024-36347 (AMD-SB-7033, the bulletin for Zen 1 to 5; the fixed microcode revisions per
+//! CPU are what fwupd's EntrySign table lists). The bootloader (and TEE) floors have no bulletin
+//! source: they are other verifiers' defaults (below).
+//!
+//! What the floor does not cover:
+//!
+//! - AMD-SB-3020 (RMPocalypse, CVE-2025-0033: RMP initialisation) and AMD-SB-3027 (StackWarp,
+//!   CVE-2025-29943: stack-pointer corruption from the sibling thread, so it matters here, where
+//!   the release guest policy allows SMT). For Genoa, third-party verifier code we found states
+//!   SNP `0x1B` (AMD-SB-3020) and microcode `0x56` (AMD-SB-3027), but AMD's bulletins could not be
+//!   read to confirm them, so [`GENOA_MINIMUM_TCB`] is not raised on that alone. For Milan we have
+//!   no values for either. A release can raise the floor in its manifest; the built-in floor
+//!   should be raised once the values are confirmed from AMD's bulletins.
+//! - Milan itself, accepted as a stated residual risk: "Insecure Despite Proven Updated:
+//!   Extracting the Root VCEK Seed on EPYC Milan via a Software-Only Attack" (arXiv 2605.12990,
+//!   submitted 2026-05-13) reports code execution on Milan's AMD secure processor and the
+//!   extraction of the hardware root seed the VCEKs are derived from, so whoever holds a chip's
+//!   seed can sign valid reports for any TCB. No floor helps against that: the TCB in a forged
+//!   report is whatever the forger writes. Refusing Milan is the only remedy; the device does not.
 
 use core::fmt;
 
@@ -53,7 +75,8 @@ impl fmt::Display for ProductLine {
 /// The Milan floor: bootloader 3, TEE 0, SNP `0x18` (24), microcode `0xDB` (219).
 ///
 /// - SNP `0x18` and microcode `0xDB`: AMD-SB-3019 (CVE-2024-56161, microcode signature
-///   verification, "EntrySign"). AMD's bulletin gives `TCB[SNP] = 0x18` for Milan (quoted in
+///   verification, "EntrySign"; also AMD-SB-7033 / CVE-2024-36347, EntrySign's bulletin for all
+///   Zen 1 to 5 CPUs). AMD's bulletin gives `TCB[SNP] = 0x18` for Milan (quoted in
 ///   microsoft/CCF issue 6812) and the fixed microcode `0x0A0011DB` for Milan B1 (CPUID
 ///   `0x00A00F11`; fwupd's `fu_cpu_amd_model_id_to_entry_sign_fixed_ucode_version`); the TCB's
 ///   microcode SPL is the low byte of the patch level.
@@ -67,15 +90,16 @@ pub const MILAN_MINIMUM_TCB: TcbVersion = TcbVersion::new(3, 0, 0x18, 0xDB);
 
 /// The Genoa floor: bootloader 7, TEE 0, SNP `0x17` (23), microcode `0x54` (84).
 ///
-/// - SNP `0x17` and microcode `0x54`: AMD-SB-3019 (CVE-2024-56161), Genoa fix SEV firmware
+/// - SNP `0x17` and microcode `0x54`: AMD-SB-3019 (CVE-2024-56161; and AMD-SB-7033 /
+///   CVE-2024-36347), Genoa fix SEV firmware
 ///   1.55.40, `TCB[SNP] = 0x17`, microcode `0x0A101154` (CPUID `0x00A10F11`; the same values in
 ///   microsoft/CCF issue 6812 and fwupd's EntrySign table).
 /// - Bootloader 7, TEE 0: tinfoil-go's Genoa floor (`verifier/attestation/sev.go`); no bulletin we
 ///   rely on names a value.
 ///
 /// Known limit: Genoa-X (stepping 2) numbers its microcode `0x0A1012xx` (fixed at `0x4F`), so this
-/// floor refuses it (fail closed). Later bulletins (AMD-SB-3020: SNP `0x1B`; AMD-SB-3027:
-/// microcode `0x56` on Genoa) are not in the floor yet: raising it is a release decision.
+/// floor refuses it (fail closed). Later bulletins (AMD-SB-3020, AMD-SB-3027) are not in the
+/// floor: see the module doc.
 pub const GENOA_MINIMUM_TCB: TcbVersion = TcbVersion::new(7, 0, 0x17, 0x54);
 
 /// The lowest TCB accepted, per product line.
