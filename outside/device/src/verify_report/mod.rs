@@ -101,9 +101,9 @@ against the CRLs given with --crl (nothing is downloaded). VLEK-signed reports a
 refused.
 
 Example: pp verify-report --report report.hex --vcek vcek.der --measurement <96 hex>
-  --report-data <128 hex> --crl milan.crl  (the device's floor and guest policy by default;
-  --min-tcb bl=3,tee=0,snp=24,ucode=219 --guest-policy 0x30000 --at 2026-06-01 say them
-  explicitly)
+  --report-data <128 hex> --crl milan.crl --at 2026-06-01
+(the device's floor and guest policy by default; for a Milan VCEK, --min-tcb
+bl=3,tee=0,snp=24,ucode=219 --guest-policy 0x30000 say the same explicitly)
 
 Exit status: 0 accepted, 1 refused (the verdict is printed), 2 usage or input error (nothing
 verified).",
