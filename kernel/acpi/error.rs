@@ -101,6 +101,9 @@ pub enum AcpiError {
         offset: usize,
         why: &'static str,
     },
+    /// An APIC register page the kernel writes is not identity-mapped shared device memory
+    /// (under SEV: the host's memory map called it RAM, so the loader mapped it private).
+    ApicNotShared { what: &'static str, address: u64 },
 }
 
 impl fmt::Display for AcpiError {
@@ -188,6 +191,11 @@ impl fmt::Display for AcpiError {
             } => {
                 write!(f, "{signature}: _S5_ object at offset {offset} {why}")
             }
+            Self::ApicNotShared { what, address } => write!(
+                f,
+                "the {what} page at {address:#x} is not identity-mapped shared device memory \
+                 (the memory map made it RAM?): its register writes would land in private memory"
+            ),
         }
     }
 }

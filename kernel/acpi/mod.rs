@@ -7,8 +7,10 @@
 //!
 //! The tables are the host's and unmeasured. [`init`] checks every table the RSDP leads to
 //! (`tables.rs`) and keeps only [`tables::Facts`]; anything malformed stops the boot with one
-//! serial line, `pp-acpi: fatal: <reason>; stopping`. Under SEV-ES/SNP the stop is a GHCB
-//! termination request (reason set 1, code 8).
+//! serial line, `pp-acpi: fatal: <reason>; stopping`. So does an APIC register page (the I/O
+//! APIC's; the local APIC's under xAPIC) that is not identity-mapped shared: under SEV the host's
+//! memory map could have made it private RAM. Under SEV-ES/SNP the stop is a GHCB termination
+//! request (reason set 1, code 8).
 
 pub(crate) mod error;
 pub(crate) mod tables;
@@ -64,7 +66,18 @@ pub fn init() {
         fatal(AcpiError::NoRsdp);
     }
     let rsdp = crate::env::rsdp().ok_or(AcpiError::NoRsdp);
-    match rsdp.and_then(|rsdp| tables::parse(&IdentityMapped, rsdp.get() as u64)) {
+    let checked = rsdp
+        .and_then(|rsdp| tables::parse(&IdentityMapped, rsdp.get() as u64))
+        .and_then(|facts| {
+            // SAFETY: a walk of the kernel's own page tables (the loader's identity map).
+            let table = unsafe { paging::identity_mapped_page_table() };
+            let x2apic = crate::arch::x86_64::kernel::processor::supports_x2apic();
+            tables::check_apic_pages(x2apic, |address, len| {
+                pp_sev::paging::identity_mapped_shared(&table, address, len)
+            })?;
+            Ok(facts)
+        });
+    match checked {
         Ok(facts) => {
             info!(
                 "pp-acpi: tables checked: {} enabled local APIC(s), power-off {}",

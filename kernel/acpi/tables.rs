@@ -23,11 +23,14 @@ pub const HEADER_LEN: usize = 36;
 /// keeps every scan short.
 pub const MAX_TABLE_LEN: usize = 1 << 20;
 /// The local APIC's architectural address (reset value of `IA32_APIC_BASE`), in the MMIO hole
-/// below 4 GiB that is never RAM. An MADT that names another would point the kernel's APIC
-/// register writes (xAPIC mode) at memory of the host's choosing.
+/// below 4 GiB. An MADT that names another would point the kernel's APIC register writes (xAPIC
+/// mode) at memory of the host's choosing. The memory map is the host's too: whether the page is
+/// really device memory is checked by [`check_apic_pages`].
 pub const LOCAL_APIC_ADDRESS: u32 = 0xFEE0_0000;
 /// The I/O APIC's address on every PC chipset QEMU models (q35, i440fx), for the same reason.
 pub const IO_APIC_ADDRESS: u32 = 0xFEC0_0000;
+/// The APIC register pages the kernel uses through the identity map are one 4 KiB page each.
+pub const APIC_PAGE_LEN: u64 = 0x1000;
 /// At most this many enabled local APICs (8-bit ids; the kernel keeps them as `u8`).
 pub const MAX_CPUS: usize = 256;
 
@@ -243,6 +246,31 @@ pub fn parse<M: Memory>(mem: &M, rsdp_address: u64) -> Result<Facts, AcpiError> 
             slp_typa,
         }),
     })
+}
+
+/// Check that the APIC register pages the kernel writes through the identity map are device
+/// memory shared with the host: the I/O APIC's always, the local APIC's when the kernel uses
+/// xAPIC (MMIO) rather than x2APIC (MSRs; the CPUID bit decides, and under SNP the host writes the
+/// CPUID page). `shared(address, len)` says whether the range is identity-mapped shared (under SEV
+/// without the C-bit; always true without SEV for a non-empty range).
+///
+/// The addresses are architectural (the MADT must name them), but the memory map is the host's:
+/// one that calls an APIC page RAM gets it mapped private by the loader, and the kernel's APIC
+/// register writes would land in the enclave's own memory.
+pub fn check_apic_pages(x2apic: bool, shared: impl Fn(u64, u64) -> bool) -> Result<(), AcpiError> {
+    let pages = [
+        ("I/O APIC", IO_APIC_ADDRESS, true),
+        ("local APIC (xAPIC)", LOCAL_APIC_ADDRESS, !x2apic),
+    ];
+    for (what, address, used) in pages {
+        if used && !shared(address.into(), APIC_PAGE_LEN) {
+            return Err(AcpiError::ApicNotShared {
+                what,
+                address: address.into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Keep the one table of its kind; a second is refused.

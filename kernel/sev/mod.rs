@@ -4,8 +4,8 @@
 //! modules of `snp-guest/` (`msr`, `ghcb`, `guest_call`, `secrets`, `custody`, `psc`, `cpuid`,
 //! `page_pool`, `vc`, `entropy`), into the pinned kernel source as
 //! `src/arch/x86_64/kernel/pp_sev/`, and `KERNEL_EDITS` (`kernel/src/lib.rs`) route the kernel's
-//! page-table code through [`paging`], device buffers through [`shared`] and #VC through
-//! [`vc_handler`]. Without SEV the C-bit mask is 0 and every helper here is
+//! page-table code through [`paging`], device buffers through [`shared`], virtio notify
+//! addresses through [`notify`] and #VC through [`vc_handler`]. Without SEV the C-bit mask is 0 and every helper here is
 //! the identity, so the kernel behaves exactly as before.
 //!
 //! `entropy` sits here because `vc` uses its instruction decoder; the kernel's entropy source,
@@ -19,6 +19,7 @@ pub(crate) mod ghcb;
 pub(crate) mod guest_call;
 pub(crate) mod guest_request;
 pub(crate) mod msr;
+pub(crate) mod notify;
 pub(crate) mod page_pool;
 pub(crate) mod paging;
 pub(crate) mod psc;

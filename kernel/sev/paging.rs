@@ -112,17 +112,21 @@ where
 }
 
 /// Whether every byte of `[start, start + len)` is identity-mapped in `table` without the C-bit
-/// (shared with the host: device memory or the shared pool). Always true without SEV.
+/// (shared with the host: device memory or the shared pool). False for an empty range; otherwise
+/// always true without SEV.
 ///
 /// Under SEV a PCI BAR is the host's to choose, and Hermit uses it through the loader's identity
 /// map: a BAR placed over private RAM would turn the driver's register writes into writes to the
-/// enclave's own memory. Such a BAR is refused (the device is then not used).
+/// enclave's own memory. Such a BAR is refused (Hermit's virtio driver then panics: the kernel
+/// stops). The same check covers each virtqueue's notify address (`notify.rs`) and, from our ACPI
+/// module, the APIC pages.
 pub(crate) fn identity_mapped_shared<T: Translate>(table: &T, start: u64, len: u64) -> bool {
     identity_mapped_as(table, start, len, false)
 }
 
 /// Whether every byte of `[start, start + len)` is identity-mapped in `table` with the C-bit
-/// (private: memory the host cannot write). Always true without SEV.
+/// (private: memory the host cannot write). False for an empty range; otherwise always true
+/// without SEV.
 ///
 /// Under SEV the ACPI tables are read only from private memory: OVMF copied them there, and a
 /// table pointer into shared or device memory would let the host change a table while it is
@@ -132,6 +136,11 @@ pub(crate) fn identity_mapped_private<T: Translate>(table: &T, start: u64, len: 
 }
 
 fn identity_mapped_as<T: Translate>(table: &T, start: u64, len: u64, private: bool) -> bool {
+    // An empty range has no byte to check: never a pass (a caller that computed a length of 0
+    // must not be told that memory is what it asked for).
+    if len == 0 {
+        return false;
+    }
     if c_bit() == 0 {
         return true;
     }

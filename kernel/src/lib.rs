@@ -319,12 +319,34 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
     SourceEdit {
         files: Files::One("src/drivers/pci.rs"),
         find: "\t\tlet physical_address = address;\n\t\tlet virtual_address = if env::is_uefi() {\n",
-        replace: "\t\tif env::is_uefi() && !crate::arch::x86_64::kernel::pp_sev::paging::identity_mapped_shared(&unsafe { crate::arch::x86_64::mm::paging::identity_mapped_page_table() }, address, size as u64) {\n\t\t\terror!(\"pp-sev: BAR {index} at {address:#x} ({size:#x} bytes) is not shared device memory; the device is not used\");\n\t\t\treturn None;\n\t\t}\n\t\tlet physical_address = address;\n\t\tlet virtual_address = if env::is_uefi() {\n",
+        replace: "\t\tif env::is_uefi() && !crate::arch::x86_64::kernel::pp_sev::paging::identity_mapped_shared(&unsafe { crate::arch::x86_64::mm::paging::identity_mapped_page_table() }, address, size as u64) {\n\t\t\terror!(\"pp-sev: BAR {index} at {address:#x} ({size:#x} bytes) is not shared device memory; refused\");\n\t\t\treturn None;\n\t\t}\n\t\tlet physical_address = address;\n\t\tlet virtual_address = if env::is_uefi() {\n",
         count: 1,
         reason: "under UEFI Hermit uses a BAR through the loader's identity map; under SEV the host \
                  picks BARs, and one placed over private RAM would turn the driver's register \
                  writes into writes to the enclave's own memory: refuse a BAR that is not \
-                 identity-mapped shared",
+                 identity-mapped shared (the virtio driver unwraps the refusal: the kernel panics)",
+    },
+    SourceEdit {
+        files: Files::One("src/drivers/virtio/transport/pci.rs"),
+        find: "\tpub fn notification_location(&self, vq_cfg_handler: &mut VqCfgHandler<'_>) -> *mut le32 {\n\t\tlet addend = u32::from(vq_cfg_handler.notif_off()) * self.notify_off_multiplier;\n\t\tlet addr = self.base_addr + u64::from(addend);\n\t\tptr::with_exposed_provenance_mut(addr.try_into().unwrap())\n\t}\n",
+        replace: "\tpub fn notification_location(&self, vq_cfg_handler: &mut VqCfgHandler<'_>, notification_data: bool) -> Option<*mut le32> {\n\t\tlet queue_notify_off = vq_cfg_handler.notif_off();\n\t\tlet table = unsafe { crate::arch::x86_64::mm::paging::identity_mapped_page_table() };\n\t\tmatch crate::arch::x86_64::kernel::pp_sev::notify::notify_address(&table, self.base_addr, self.length, queue_notify_off, self.notify_off_multiplier, notification_data) {\n\t\t\tOk(addr) => Some(ptr::with_exposed_provenance_mut(addr.try_into().ok()?)),\n\t\t\tErr(refusal) => {\n\t\t\t\terror!(\"pp-virtio: queue {}: {refusal}; refused\", vq_cfg_handler.vq_index);\n\t\t\t\tNone\n\t\t\t}\n\t\t}\n\t}\n",
+        count: 1,
+        reason: "the notify address base + queue_notify_off * notify_off_multiplier (both the \
+                 host's) was multiplied in u32 (wrapping) and never checked against the notify \
+                 capability's length: a host could aim every notify store at any address, under \
+                 SEV at private memory. Our pp_sev::notify computes it in u64, requires the whole \
+                 store (2 bytes, 4 with VIRTIO_F_NOTIFICATION_DATA) inside the capability and, \
+                 under SEV, identity-mapped shared; otherwise no address",
+    },
+    SourceEdit {
+        files: Files::RustBelow("src/drivers/virtio/virtqueue"),
+        find: "let mut notif_ctrl = NotifCtrl::new(notif_cfg.notification_location(&mut vq_handler));",
+        replace: "let mut notif_ctrl = NotifCtrl::new(notif_cfg.notification_location(&mut vq_handler, features.contains(virtio::F::NOTIFICATION_DATA)).ok_or(VirtqError::General)?);",
+        count: 2,
+        reason: "split and packed queues pass whether notification data (a 4-byte store) is used \
+                 and fail with an error when the notify address is refused, before the queue is \
+                 enabled (Hermit's net driver unwraps it: the kernel panics). PCI transport only: \
+                 the MMIO transport's notification_location keeps its old signature",
     },
     // --- ACPI: our module `pp_acpi` (kernel/acpi/) in place of Hermit's `acpi` ---
     SourceEdit {
@@ -362,6 +384,7 @@ pub const SEV_MODULE_FILES: &[(&str, &str)] = &[
     ("kernel/sev/facts.rs", "facts.rs"),
     ("kernel/sev/guest_request.rs", "guest_request.rs"),
     ("kernel/sev/paging.rs", "paging.rs"),
+    ("kernel/sev/notify.rs", "notify.rs"),
     ("kernel/sev/shared.rs", "shared.rs"),
     ("kernel/sev/vc_handler.rs", "vc_handler.rs"),
     ("snp-guest/src/vc.rs", "vc.rs"),

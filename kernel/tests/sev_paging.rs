@@ -14,7 +14,7 @@
 #[path = "../sev/paging.rs"]
 mod paging;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use paging::{
     EncryptedTables, PpIdentity, already_mapped, c_bit, identity_map, identity_mapped_private,
@@ -30,6 +30,13 @@ use x86_64::{PhysAddr, VirtAddr};
 const C: u64 = 1 << 51;
 /// The C-bit is a process-wide setting: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Take the one-test-at-a-time lock (also after a failed test: the next one sets the C-bit anew).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Page tables from host memory (leaked: the tables must outlive the mapper).
 struct HostFrames;
@@ -64,7 +71,7 @@ fn walk(pml4: &PageTable, va: u64) -> Vec<u64> {
 
 #[test]
 fn private_and_device_mappings_under_sev() {
-    let _guard = SERIAL.lock().unwrap();
+    let _guard = serial();
     set_c_bit(C);
     let pml4 = new_pml4();
     let pml4_addr = pml4 as *const PageTable as u64;
@@ -160,7 +167,7 @@ fn private_and_device_mappings_under_sev() {
 
 #[test]
 fn without_sev_nothing_changes() {
-    let _guard = SERIAL.lock().unwrap();
+    let _guard = serial();
     set_c_bit(0);
     assert_eq!(c_bit(), 0);
     let pml4 = new_pml4();
@@ -196,7 +203,7 @@ fn without_sev_nothing_changes() {
 
 #[test]
 fn shared_device_ranges_and_private_table_ranges() {
-    let _guard = SERIAL.lock().unwrap();
+    let _guard = serial();
     set_c_bit(C);
     let pml4 = new_pml4();
     let mut pt = unsafe { MappedPageTable::new(pml4, PpIdentity) };
@@ -234,4 +241,33 @@ fn shared_device_ranges_and_private_table_ranges() {
     set_c_bit(0);
     assert!(identity_mapped_shared(&pt, 0x4000_0000, 0x1000));
     assert!(identity_mapped_private(&pt, 0x4020_0000, 0x1000));
+}
+
+#[test]
+fn an_empty_range_is_never_a_pass() {
+    let _guard = serial();
+    set_c_bit(C);
+    let pml4 = new_pml4();
+    let mut pt = unsafe { MappedPageTable::new(pml4, PpIdentity) };
+    let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(0x4020_0000));
+    unsafe {
+        identity_map(
+            &mut pt,
+            frame,
+            F::PRESENT | F::WRITABLE | F::NO_CACHE,
+            &mut HostFrames,
+        )
+        .unwrap()
+        .ignore();
+    }
+    // No byte is checked, so nothing is vouched for: not at a mapped shared page, not at an
+    // unmapped or non-canonical address, with or without SEV.
+    assert!(identity_mapped_shared(&pt, 0x4020_0000, 1));
+    for address in [0x4020_0000, 0x8000_0000, 1 << 63] {
+        assert!(!identity_mapped_shared(&pt, address, 0));
+        assert!(!identity_mapped_private(&pt, address, 0));
+    }
+    set_c_bit(0);
+    assert!(!identity_mapped_shared(&pt, 0x4020_0000, 0));
+    assert!(!identity_mapped_private(&pt, 0x4020_0000, 0));
 }
