@@ -11,6 +11,8 @@
 // The mapper walks raw page tables in host memory.
 #![allow(unsafe_code)]
 
+mod common;
+
 #[path = "../acpi/error.rs"]
 mod error;
 #[path = "../sev/paging.rs"]
@@ -18,35 +20,13 @@ mod paging;
 #[path = "../acpi/tables.rs"]
 mod tables;
 
-use std::sync::{Mutex, MutexGuard};
+use common::{C, HostFrames, serial};
 
 use paging::{PpIdentity, identity_map, identity_mapped_shared, set_c_bit};
 use tables::{AcpiError, IO_APIC_ADDRESS, LOCAL_APIC_ADDRESS, check_apic_pages};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::mapper::MappedPageTable;
-use x86_64::structures::paging::{
-    FrameAllocator, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
-};
-
-const C: u64 = 1 << 51;
-/// The C-bit is process-wide: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Take the one-test-at-a-time lock (also after a failed test: the next one sets the C-bit anew).
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-struct HostFrames;
-
-unsafe impl FrameAllocator<Size4KiB> for HostFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let table: &'static mut PageTable = Box::leak(Box::new(PageTable::new()));
-        PhysFrame::from_start_address(PhysAddr::new(table as *mut PageTable as u64)).ok()
-    }
-}
+use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame, Size2MiB};
 
 /// How the identity map covers the 2 MiB page holding an APIC.
 #[derive(Clone, Copy)]

@@ -11,10 +11,12 @@
 // needs `unsafe`.
 #![allow(unsafe_code)]
 
+mod common;
+
 #[path = "../sev/paging.rs"]
 mod paging;
 
-use std::sync::{Mutex, MutexGuard};
+use common::{C, HostFrames, serial};
 
 use paging::{
     EncryptedTables, PpIdentity, already_mapped, c_bit, identity_map, identity_mapped_private,
@@ -22,31 +24,9 @@ use paging::{
 };
 use x86_64::structures::paging::mapper::{MappedPageTable, TranslateResult};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
-    Translate,
+    Mapper, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB, Translate,
 };
 use x86_64::{PhysAddr, VirtAddr};
-
-const C: u64 = 1 << 51;
-/// The C-bit is a process-wide setting: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Take the one-test-at-a-time lock (also after a failed test: the next one sets the C-bit anew).
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Page tables from host memory (leaked: the tables must outlive the mapper).
-struct HostFrames;
-
-unsafe impl FrameAllocator<Size4KiB> for HostFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let table: &'static mut PageTable = Box::leak(Box::new(PageTable::new()));
-        PhysFrame::from_start_address(PhysAddr::new(table as *mut PageTable as u64)).ok()
-    }
-}
 
 fn new_pml4() -> &'static mut PageTable {
     Box::leak(Box::new(PageTable::new()))

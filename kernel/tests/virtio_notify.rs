@@ -11,47 +11,27 @@
 // The mapper walks raw page tables in host memory.
 #![allow(unsafe_code)]
 
+mod common;
+
 #[path = "../sev/notify.rs"]
 mod notify;
 #[path = "../sev/paging.rs"]
 mod paging;
 
-use std::sync::{Mutex, MutexGuard};
+use common::{C, HostFrames, serial};
 
 use notify::{NotifyRefusal, notify_address};
 use paging::{PpIdentity, identity_map, set_c_bit};
 use x86_64::PhysAddr;
 use x86_64::structures::paging::mapper::MappedPageTable;
-use x86_64::structures::paging::{
-    FrameAllocator, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
-};
+use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB};
 
-const C: u64 = 1 << 51;
 const BAR: u64 = 0x401f_e000;
 /// The notify capability: offset 0x1000 in the BAR, 0x1000 bytes (QEMU: 4 x 1024 queues).
 const NOTIFY_BASE: u64 = BAR + 0x1000;
 const NOTIFY_LEN: u64 = 0x1000;
 /// Private RAM right above the BAR.
 const RAM: u64 = 0x4020_0000;
-/// The C-bit is process-wide: one test at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Take the one-test-at-a-time lock (also after a failed test: the next one sets the C-bit anew).
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-struct HostFrames;
-
-unsafe impl FrameAllocator<Size4KiB> for HostFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let table: &'static mut PageTable = Box::leak(Box::new(PageTable::new()));
-        PhysFrame::from_start_address(PhysAddr::new(table as *mut PageTable as u64)).ok()
-    }
-}
-
 /// The identity map as the loader and kernel leave it under SEV: the BAR shared, RAM private.
 fn tables() -> MappedPageTable<'static, PpIdentity> {
     set_c_bit(C);
