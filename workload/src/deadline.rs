@@ -5,17 +5,17 @@
 //! Two ways to wait, chosen once per stream: where the platform takes socket timeouts (Linux),
 //! each read or write blocks with a timeout of what is left; where it refuses them (Hermit 0.11's
 //! `setsockopt` knows only `TCP_NODELAY` and `SO_REUSEADDR`), the socket is made non-blocking and
-//! polled, sleeping between tries ([`POLL_MIN`] doubling to [`POLL_MAX`], back to the minimum
-//! after every byte). Both use only `std::net` and `std::thread::sleep`.
+//! polled, sleeping [`POLL_NAP`] between tries. Both use only `std::net` and `std::thread::sleep`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-/// First sleep between tries when polling a non-blocking socket.
-pub const POLL_MIN: Duration = Duration::from_millis(1);
-/// Longest sleep between tries when polling: the most a polled read lags behind its data.
-pub const POLL_MAX: Duration = Duration::from_millis(10);
+/// Sleep between tries when polling a non-blocking socket: the most a polled read lags behind
+/// its data. Not shorter: Hermit 0.11's sleep blocks the task only from 10 ms on and busy-waits
+/// (a reschedule loop) below that, so shorter naps would spin the enclave's one vCPU for every
+/// peer that drips its bytes.
+pub const POLL_NAP: Duration = Duration::from_millis(10);
 /// Time given to write a session's last frame (an error or busy answer) once its deadline has
 /// passed.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -27,6 +27,9 @@ pub trait Graced {
     /// An answer is ready: its write may take the silence bound from now even past the
     /// deadline (the time spent computing it was the enclave's). Reads keep the deadline.
     fn answering(&mut self) {}
+    /// An answer was written: the next request must arrive within the idle bound (never past
+    /// the session's deadline), so a session between requests does not keep its worker.
+    fn between_requests(&mut self) {}
 }
 
 impl Graced for TcpStream {
@@ -40,6 +43,8 @@ pub struct Deadlined {
     until: Instant,
     /// Writes may go on until this too (see [`Graced::answering`]).
     answer_until: Option<Instant>,
+    /// The session's own end and the idle bound between requests (see [`Deadlined::set_session`]).
+    session: Option<(Instant, Duration)>,
     silence: Duration,
     polled: bool,
 }
@@ -64,6 +69,7 @@ impl Deadlined {
             sock,
             until,
             answer_until: None,
+            session: None,
             silence,
             polled,
         }
@@ -73,6 +79,13 @@ impl Deadlined {
     pub fn set_deadline(&mut self, until: Instant) {
         self.until = until;
         self.answer_until = None;
+    }
+
+    /// The session's deadline `until`; after each answer ([`Graced::between_requests`]) the
+    /// next request must arrive within `idle`, and never after `until`.
+    pub fn set_session(&mut self, until: Instant, idle: Duration) {
+        self.set_deadline(until);
+        self.session = Some((until, idle));
     }
 
     /// The stream.
@@ -107,7 +120,6 @@ impl Deadlined {
             });
         }
         let quiet_until = Instant::now() + self.left(until)?;
-        let mut nap = POLL_MIN;
         loop {
             match op(&mut self.sock) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -118,8 +130,7 @@ impl Deadlined {
             if quiet.is_zero() {
                 return Err(ErrorKind::TimedOut.into());
             }
-            std::thread::sleep(nap.min(left).min(quiet));
-            nap = (nap * 2).min(POLL_MAX);
+            std::thread::sleep(POLL_NAP.min(left).min(quiet));
         }
     }
 }
@@ -131,6 +142,12 @@ impl Graced for Deadlined {
 
     fn answering(&mut self) {
         self.answer_until = Some(Instant::now() + self.silence);
+    }
+
+    fn between_requests(&mut self) {
+        if let Some((end, idle)) = self.session {
+            self.set_deadline(end.min(Instant::now() + idle));
+        }
     }
 }
 

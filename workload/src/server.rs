@@ -4,7 +4,8 @@
 //! and send its first frame within [`Limits::handshake`] (total, however it drips its bytes), and,
 //! once the evidence is made, its first sealed request within [`Limits::first_request`]. Only a
 //! session that got that far is handed to a request worker, where it may stay until
-//! [`Limits::session`] after it was accepted. A connection that finds every handshake slot taken
+//! [`Limits::session`] after it was accepted, and, after each answer, only as long as its next
+//! request arrives within [`Limits::idle`]: a session between requests does not keep a worker. A connection that finds every handshake slot taken
 //! is closed at once; a session that finds every worker and queue place taken is answered `Busy`.
 //! A slot is so held at most the two deadlines, the attester's time, and twice
 //! [`crate::deadline::CLOSE_GRACE`] to write a last frame and close.
@@ -35,6 +36,9 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 pub const FIRST_REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 /// From accept to the end of a session, whatever it does: it is then closed (`Timeout`).
 pub const SESSION_DEADLINE: Duration = Duration::from_secs(300);
+/// From an answer written to the next request read: a device sends its requests back to back,
+/// so a session idle longer is ended (`Timeout`) and its worker freed.
+pub const IDLE_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest a peer may stay silent inside a session.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,6 +52,7 @@ pub struct Limits {
     pub handshake: Duration,
     pub first_request: Duration,
     pub session: Duration,
+    pub idle: Duration,
     pub io: Duration,
 }
 
@@ -60,6 +65,7 @@ impl Default for Limits {
             handshake: HANDSHAKE_DEADLINE,
             first_request: FIRST_REQUEST_DEADLINE,
             session: SESSION_DEADLINE,
+            idle: IDLE_DEADLINE,
             io: IO_TIMEOUT,
         }
     }
@@ -168,6 +174,10 @@ fn accept(
             taken.fetch_add(1, Ordering::SeqCst);
         }
         if !free || to_slot.try_send((stream, Instant::now())).is_err() {
+            if free {
+                // Taken for a connection the slots never got: give it back.
+                taken.fetch_sub(1, Ordering::SeqCst);
+            }
             // Dropping the stream closes it: the device retries elsewhere.
             let n = c.busy.fetch_add(1, Ordering::Relaxed) + 1;
             println!("pp-workload: busy={n}");
@@ -221,7 +231,7 @@ fn start_one(
             ready
                 .chan_mut()
                 .sock
-                .set_deadline(accepted + limits.session);
+                .set_session(accepted + limits.session, limits.idle);
             match to_worker.try_send(Handoff { ready, accepted }) {
                 Ok(()) => {}
                 Err(TrySendError::Full(h) | TrySendError::Disconnected(h)) => {

@@ -26,6 +26,9 @@ pub trait Channel: Read + Write {
     /// Called when a response is ready: its write is not cut short by the session deadline
     /// that passed while the handler ran (see `crate::deadline::Graced::answering`).
     fn answering(&mut self) {}
+    /// Called after a response was written: a channel with a deadline gives the next request
+    /// only the idle bound (see `crate::deadline::Graced::between_requests`).
+    fn between_requests(&mut self) {}
 }
 
 impl<S> Channel for rustls::StreamOwned<rustls::ServerConnection, S>
@@ -44,6 +47,10 @@ where
 
     fn answering(&mut self) {
         self.sock.answering();
+    }
+
+    fn between_requests(&mut self) {
+        self.sock.between_requests();
     }
 }
 
@@ -285,6 +292,7 @@ impl<C: Channel> Attested<'_, C> {
                 },
             )?;
             served += 1;
+            self.chan.between_requests();
             next = read_frame(self.chan, enclave.max_request)?;
         }
         Ok(served)

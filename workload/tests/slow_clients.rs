@@ -178,6 +178,41 @@ fn a_full_house_refuses_fast_and_recovers() {
 /// An attested session that never sends its first request does not take a worker: it is ended
 /// (`Timeout`) at the first-request deadline. A session that goes on sending requests, each in
 /// time, is ended at the session deadline.
+/// A session that got its answer and then idles is ended at the idle bound, not at the session
+/// deadline: with one worker, a device that arrives meanwhile is served soon after.
+#[test]
+fn an_idle_session_between_requests_frees_its_worker() {
+    let (running, addr) = in_process(Limits {
+        workers: 1,
+        idle: Duration::from_millis(800),
+        session: Duration::from_secs(120),
+        ..Limits::default()
+    });
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut idle = pp_client::connect(sock, &policy(), pp_client::Limits::default()).unwrap();
+    assert_eq!(
+        idle.request(b"not json").unwrap(),
+        br#"{"error":"not-json"}"#
+    );
+    // The idle session holds the one worker until its idle bound; this device waits in the
+    // queue meanwhile and is then served.
+    let started = Instant::now();
+    honest_request(addr).expect("served once the idle session was ended");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let late = idle.request(b"{}");
+    assert!(
+        matches!(
+            late,
+            Err(pp_client::ClientError::Refused(ErrorCode::Timeout))
+        ),
+        "{late:?}"
+    );
+    running.stop();
+}
+
 #[test]
 fn sessions_end_at_their_deadlines() {
     let (running, addr) = in_process(Limits {
