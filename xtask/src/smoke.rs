@@ -158,25 +158,62 @@ pub const ENTROPY_REFUSAL: &str = "pp-entropy: fatal: ";
 /// QEMU then exits by itself, the workload never said it was ready, and the health port does not
 /// answer.
 pub fn expect_entropy_refusal(config: &BootConfig) -> Result<()> {
-    const NEVER: &[&str] = &["pp-workload: ready", "Jumping into application"];
+    let (line, status) = expect_kernel_refusal(
+        config,
+        &["pp-workload: ready", "Jumping into application"],
+        KernelRefusal {
+            prefix: ENTROPY_REFUSAL,
+            expected: "RDSEED raised #UD",
+            refused: "its entropy",
+            cause: "RDSEED's #UD",
+        },
+    )?;
+    println!("smoke: enclave refused to start without RDSEED/RDRAND ({status}): {line}");
+    Ok(())
+}
+
+/// A refusal the kernel must print before it stops a boot.
+struct KernelRefusal {
+    /// The start of the refusal line.
+    prefix: &'static str,
+    /// What the line must say (the cause the test provoked).
+    expected: &'static str,
+    /// What was refused, for the errors ("its entropy").
+    refused: &'static str,
+    /// The provoked cause, for the errors ("RDSEED's #UD").
+    cause: &'static str,
+}
+
+/// Boot `config` and expect `refusal`: its line, then QEMU exiting by itself, no line of `never`
+/// at any time, and a health port that does not answer. Returns the line and QEMU's status.
+fn expect_kernel_refusal(
+    config: &BootConfig,
+    never: &[&str],
+    refusal: KernelRefusal,
+) -> Result<(String, std::process::ExitStatus)> {
+    let KernelRefusal {
+        prefix,
+        expected,
+        refused,
+        cause,
+    } = refusal;
     let mut vm = Vm::start(config, false)?;
-    let line = vm.wait_for(ENTROPY_REFUSAL, NEVER, READY_TIMEOUT)?;
-    if !line.contains("RDSEED raised #UD") {
-        bail!("the kernel refused its entropy for another reason than RDSEED's #UD: {line}");
+    let line = vm.wait_for(prefix, never, READY_TIMEOUT)?;
+    if !line.contains(expected) {
+        bail!("the kernel refused {refused} for another reason than {cause}: {line}");
     }
     let status = vm.wait_timeout(Duration::from_secs(60))?;
     if let Some(l) = vm
         .lines()
         .iter()
-        .find(|l| NEVER.iter().any(|n| l.contains(n)))
+        .find(|l| never.iter().any(|n| l.contains(n)))
     {
-        bail!("the enclave went on after refusing its entropy: {l}");
+        bail!("the enclave went on after refusing {refused}: {l}");
     }
     if http_get(config.host_health_port, "/health").is_ok() {
         bail!("the health port answered although the kernel refused to start");
     }
-    println!("smoke: enclave refused to start without RDSEED/RDRAND ({status}): {line}");
-    Ok(())
+    Ok((line, status))
 }
 
 /// The line our ACPI module prints before it stops the boot on a malformed table.
@@ -207,30 +244,21 @@ pub fn malformed_madt() -> Vec<u8> {
 /// its ACPI refusal naming the entry. Passes when that line appears, QEMU then exits by itself,
 /// the workload never said it was ready, and the health port does not answer.
 pub fn expect_acpi_refusal(config: &BootConfig, work: &Path) -> Result<()> {
-    const NEVER: &[&str] = &["pp-workload: ready", "Jumping into application", "[PANIC]"];
     std::fs::create_dir_all(work)?;
     let table = work.join("malformed-madt.aml");
     std::fs::write(&table, malformed_madt())?;
     let mut config = config.clone();
     config.acpi_tables.push(table);
-    let mut vm = Vm::start(&config, false)?;
-    let line = vm.wait_for(ACPI_REFUSAL, NEVER, READY_TIMEOUT)?;
-    if !line.contains("entry of type 127 at offset 44 has length 0") {
-        bail!(
-            "the kernel refused its ACPI tables for another reason than the injected entry: {line}"
-        );
-    }
-    let status = vm.wait_timeout(Duration::from_secs(60))?;
-    if let Some(l) = vm
-        .lines()
-        .iter()
-        .find(|l| NEVER.iter().any(|n| l.contains(n)))
-    {
-        bail!("the enclave went on after refusing its ACPI tables: {l}");
-    }
-    if http_get(config.host_health_port, "/health").is_ok() {
-        bail!("the health port answered although the kernel refused to start");
-    }
+    let (line, status) = expect_kernel_refusal(
+        &config,
+        &["pp-workload: ready", "Jumping into application", "[PANIC]"],
+        KernelRefusal {
+            prefix: ACPI_REFUSAL,
+            expected: "entry of type 127 at offset 44 has length 0",
+            refused: "its ACPI tables",
+            cause: "the injected entry",
+        },
+    )?;
     println!("smoke: enclave refused a malformed ACPI table ({status}): {line}");
     Ok(())
 }
