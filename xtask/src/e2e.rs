@@ -23,9 +23,14 @@ pub struct Enclaves {
 
 /// Boots `count` instances of the test image (test attester, tiny models) and returns them with
 /// the image's release manifest.
-pub fn start_enclaves(root: &Path, pins: &pins::Pins, count: usize) -> Result<(Enclaves, PathBuf)> {
+pub fn start_enclaves(
+    root: &Path,
+    pins: &pins::Pins,
+    count: usize,
+    image: Option<PathBuf>,
+) -> Result<(Enclaves, PathBuf)> {
     let boot = crate::BootArgs {
-        image: None,
+        image,
         firmware: None,
         append: String::new(),
         test_image: true,
@@ -68,7 +73,7 @@ pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
     crate::image_dir(root, pins, &boot)?;
     let (enclaves, manifest) = with_spinner(
         "booting two enclave instances under QEMU TCG (the test image: test attester, tiny models)",
-        || start_enclaves(root, pins, 2),
+        || start_enclaves(root, pins, 2, None),
     )?;
     let ark = test_root::ensure(root)?.join("ark.der");
     let dir = root.join("target/pp/demo");
@@ -115,9 +120,9 @@ pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
 }
 
 /// The end-to-end test: the happy path, then each attack, each refused with a clear error.
-pub fn test(root: &Path, pins: &pins::Pins) -> Result<()> {
+pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()> {
     let bin = crate::stack::build_binaries(root)?;
-    let (mut enclaves, manifest) = start_enclaves(root, pins, 2)?;
+    let (mut enclaves, manifest) = start_enclaves(root, pins, 2, image)?;
     let ark = test_root::ensure(root)?.join("ark.der");
     let mut stack = Stack::start(
         &bin,

@@ -149,7 +149,12 @@ enum Cmd {
     /// loopback, and `pp summarize` / `pp suggest` on a sample thread.
     Demo,
     /// The end-to-end test alone (also a step of `test`).
-    E2e,
+    E2e {
+        /// A test image folder built before (`target/pp-image-test` of another checkout) to boot
+        /// instead of building one here: for changes outside the enclave.
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
     /// Boot an image on a CPU without RDSEED/RDRAND and check that it refuses to start (also a
     /// step of `test`).
     EntropyRefusal {
@@ -249,7 +254,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         Cmd::Demo => e2e::demo(&root, &pins),
-        Cmd::E2e => e2e::test(&root, &pins),
+        Cmd::E2e { image } => e2e::test(&root, &pins, image),
         Cmd::EntropyRefusal { boot } => {
             let (mut config, _) = boot_config(&root, &pins, &boot)?;
             config.cpu = qemu::CPU_WITHOUT_RNG.to_string();

@@ -116,7 +116,7 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     )?;
     step(
         "end to end: pp through relay and gateway to two booted enclaves; attacks refused",
-        &mut || crate::e2e::test(root, pins),
+        &mut || crate::e2e::test(root, pins, None),
     )?;
     step("loader refuses an over-long command line", &mut || {
         let efi = qemu::check_image_dir(&out)?;

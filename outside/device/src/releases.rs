@@ -69,14 +69,30 @@ impl LogClient {
 
     /// Checks that `bytes` (a release manifest) is in the log, and parses it.
     pub fn logged_release(&self, bytes: Vec<u8>) -> Result<LoggedRelease> {
-        let leaf = merkle::leaf_hash(&bytes);
+        let log_index = self
+            .prove_included(&bytes)
+            .context("the release manifest is not in the transparency log")?;
+        let text = std::str::from_utf8(&bytes).context("the release manifest is not UTF-8")?;
+        let manifest = Manifest::from_json(text)?;
+        Ok(LoggedRelease {
+            manifest,
+            bytes,
+            log_index,
+        })
+    }
+
+    /// Checks that the log entry `bytes` (of any kind: see [`pp_translog::entry`]) is in the log
+    /// under the current tree head, with an inclusion proof fetched from the log; returns its
+    /// index.
+    pub fn prove_included(&self, bytes: &[u8]) -> Result<u64> {
+        let leaf = merkle::leaf_hash(bytes);
         let body = fetch::get(&format!(
             "{}/proof/inclusion?hash={}&size={}",
             self.url,
             hex::encode(leaf),
             self.sth.size
         ))
-        .context("the release manifest is not in the transparency log")?;
+        .context("the entry is not in the transparency log")?;
         let proof =
             InclusionProof::from_json(&body).context("the log's inclusion proof is malformed")?;
         anyhow::ensure!(
@@ -85,14 +101,8 @@ impl LogClient {
         );
         self.state
             .verifier()
-            .verify_inclusion(&bytes, proof.leaf_index, &proof.path, &self.sth)
-            .context("the log's inclusion proof for the release manifest does not verify")?;
-        let text = std::str::from_utf8(&bytes).context("the release manifest is not UTF-8")?;
-        let manifest = Manifest::from_json(text)?;
-        Ok(LoggedRelease {
-            manifest,
-            bytes,
-            log_index: proof.leaf_index,
-        })
+            .verify_inclusion(bytes, proof.leaf_index, &proof.path, &self.sth)
+            .context("the log's inclusion proof for the entry does not verify")?;
+        Ok(proof.leaf_index)
     }
 }

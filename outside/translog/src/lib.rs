@@ -10,6 +10,8 @@
 //! - [`log`]: [`Log`], the server side: the append-only entry file and the signing key.
 //! - [`device`]: [`LogVerifier`] and [`DeviceLogState`], the device (or monitor) side that
 //!   refuses forks and rollbacks.
+//! - [`entry`]: what kinds of entries the log holds (releases, issuer keys, instances,
+//!   revocations) and how a reader tells them apart.
 //! - [`proof`]: JSON forms of proofs; [`receipt`]: the per-request [`Receipt`].
 //!
 //! No network code: the HTTP service and the device client sit on top of this API.
@@ -17,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod device;
+pub mod entry;
 mod hexfield;
 pub mod log;
 pub mod merkle;
