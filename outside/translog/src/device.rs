@@ -1,12 +1,16 @@
-//! The device's (or a monitor's) side: check tree heads, inclusion and consistency against the
-//! log's pinned public key, and remember the last verified tree head so that the log can never
-//! show this device a history that contradicts what it showed before.
+//! The device's (or a monitor's) side: accept a tree head only as a C2SP checkpoint signed by
+//! the log and cosigned by enough configured witnesses, recently; see every entry the log added
+//! since the last accepted head (so no revocation can be hidden from this device); and remember
+//! the head, the tree's frontier and the revoked releases in a small JSON file.
 //!
-//! [`DeviceLogState::update`] accepts a new tree head only if its signature verifies and it
-//! extends the remembered one: same size needs the same root (else [`DeviceError::Fork`]), a
-//! smaller size is a rollback, a larger size needs a valid consistency proof. The state file is
-//! replaced atomically (temporary file, fsync, rename, fsync of the directory), and only after
-//! every check passed: on any error neither the file nor the in-memory state changes.
+//! [`DeviceLogState::update`] checks, in order: the log's signature and origin; against the
+//! remembered head, a smaller size ([`DeviceError::Rollback`]) or the same size with another
+//! root ([`DeviceError::Fork`], carrying both signed notes as evidence); the witnesses' k-of-n
+//! cosignatures and their age ([`CheckpointError::TooFewCosignatures`],
+//! [`CheckpointError::Stale`]); then it fetches entries `old size .. new size`, extends the
+//! remembered frontier with them and requires the signed root ([`DeviceError::NotAnExtension`]).
+//! The state file is replaced atomically (temporary file, fsync, rename, fsync of the
+//! directory), and only after every check passed: on any error nothing changes.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -14,29 +18,41 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::hexfield;
+use crate::checkpoint::{Checkpoint, CheckpointError, TrustPolicy, VerifiedCheckpoint};
+use crate::frontier::{Frontier, FrontierJson};
 use crate::merkle::{self, Hash, MerkleError};
-use crate::sth::{self, SignedTreeHead, SthError};
+use crate::revocation::Revocation;
 
-/// Largest state file read, in bytes; the state is about 350 bytes.
-const MAX_STATE_FILE_LEN: u64 = 16 * 1024;
+/// Largest state file read, in bytes.
+const MAX_STATE_FILE_LEN: u64 = 1024 * 1024;
+/// Most entries fetched in one update (a first sync reads the whole log).
+pub const MAX_NEW_ENTRIES: u64 = 100_000;
 
 /// Why the device refused what the log showed it.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    /// A tree head's signature does not verify under the pinned key.
-    #[error("{0}")]
-    Sth(#[from] SthError),
-    /// Two signed tree heads of the same size with different roots: the log shows different
-    /// histories to different parties.
+    /// The checkpoint's signatures, witnesses or age.
+    #[error("{source}")]
+    Checkpoint {
+        /// What failed.
+        #[source]
+        source: CheckpointError,
+        /// The note as received, when its log signature verified (evidence of a stale view).
+        note: Option<String>,
+    },
+    /// Two log-signed checkpoints of the same size with different roots.
     #[error(
-        "fork: the log signed two different roots for tree size {size}; keep both tree heads as evidence and stop trusting this log"
+        "fork: the log signed two different roots for tree size {size}; both signed checkpoints are evidence, and this log cannot be trusted"
     )]
     Fork {
         /// The tree size both heads claim.
         size: u64,
+        /// The note this device accepted before.
+        remembered: String,
+        /// The conflicting note.
+        offered: String,
     },
-    /// A tree head smaller than the one already verified.
+    /// A checkpoint smaller than the one already verified.
     #[error(
         "rollback: the log offers tree size {offered} after this device verified size {remembered}; refuse it and report the log"
     )]
@@ -46,9 +62,9 @@ pub enum DeviceError {
         /// The smaller size offered now.
         offered: u64,
     },
-    /// A larger tree head whose consistency proof does not verify.
+    /// The entries the log served do not extend the remembered tree to the signed root.
     #[error(
-        "tree size {new_size} is not shown to extend verified size {old_size} ({reason}); fetch the consistency proof again, and if it still fails the log has forked"
+        "tree size {new_size} is not shown to extend verified size {old_size}: the log's entries {old_size}..{new_size} do not produce its signed root ({reason})"
     )]
     NotAnExtension {
         /// The size this device verified before.
@@ -56,8 +72,7 @@ pub enum DeviceError {
         /// The size offered now.
         new_size: u64,
         /// What failed.
-        #[source]
-        reason: MerkleError,
+        reason: String,
     },
     /// An inclusion proof does not verify.
     #[error(
@@ -85,7 +100,7 @@ pub enum DeviceError {
     },
     /// The state file cannot be used.
     #[error(
-        "state file {path} is unusable ({reason}); restore it from a backup: deleting it makes the device trust the next tree head it sees"
+        "state file {path} is unusable ({reason}); restore it from a backup: deleting it makes the device trust the next witnessed checkpoint it sees"
     )]
     BadState {
         /// The state file.
@@ -104,109 +119,79 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Devic
     }
 }
 
-/// Verifies what the log serves, given the log's pinned Ed25519 public key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogVerifier {
-    /// The log's 32-byte Ed25519 public key.
-    pub public_key: [u8; 32],
-}
-
-impl LogVerifier {
-    /// A verifier for the log with this public key.
-    pub fn new(public_key: [u8; 32]) -> Self {
-        Self { public_key }
-    }
-
-    /// SHA-256 of the public key, as bound into tree heads and receipts.
-    pub fn log_id(&self) -> Hash {
-        sth::log_id(&self.public_key)
-    }
-
-    /// Checks a tree head's signature.
-    pub fn verify_sth(&self, sth: &SignedTreeHead) -> Result<(), DeviceError> {
-        Ok(sth.verify(&self.public_key)?)
-    }
-
-    /// Checks that `entry` is at `index` in the tree `sth` describes (signature included).
-    pub fn verify_inclusion(
-        &self,
-        entry: &[u8],
-        index: u64,
-        proof: &[Hash],
-        sth: &SignedTreeHead,
-    ) -> Result<(), DeviceError> {
-        self.verify_sth(sth)?;
-        merkle::verify_inclusion(&merkle::leaf_hash(entry), index, sth.size, proof, &sth.root)
-            .map_err(|reason| DeviceError::NotIncluded {
-                index,
-                size: sth.size,
-                reason,
-            })
-    }
-
-    /// Checks that `new` extends `old` (both signatures included): the fork and rollback rules
-    /// of [`DeviceLogState::update`], without remembering anything.
-    pub fn verify_consistency(
-        &self,
-        old: &SignedTreeHead,
-        new: &SignedTreeHead,
-        proof: &[Hash],
-    ) -> Result<(), DeviceError> {
-        self.verify_sth(old)?;
-        self.verify_sth(new)?;
-        if new.size < old.size {
-            return Err(DeviceError::Rollback {
-                remembered: old.size,
-                offered: new.size,
-            });
-        }
-        if new.size == old.size && new.root != old.root {
-            return Err(DeviceError::Fork { size: new.size });
-        }
-        merkle::verify_consistency(old.size, new.size, &old.root, &new.root, proof).map_err(
-            |reason| DeviceError::NotAnExtension {
-                old_size: old.size,
-                new_size: new.size,
-                reason,
-            },
-        )
-    }
+/// Checks that `entry` is at `index` in the tree of checkpoint `cp`.
+pub fn verify_inclusion(
+    entry: &[u8],
+    index: u64,
+    proof: &[Hash],
+    cp: &Checkpoint,
+) -> Result<(), DeviceError> {
+    merkle::verify_inclusion(&merkle::leaf_hash(entry), index, cp.size, proof, &cp.root).map_err(
+        |reason| DeviceError::NotIncluded {
+            index,
+            size: cp.size,
+            reason,
+        },
+    )
 }
 
 /// What [`DeviceLogState::update`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Update {
-    /// No tree head was remembered: this one is trusted on first use and remembered.
+    /// No checkpoint was remembered: this one (witnessed) is trusted on first use.
     First,
-    /// The same tree head as remembered: nothing written.
+    /// The same tree as remembered (a fresher cosigned note is remembered).
     Unchanged,
-    /// The log grew from the remembered size; the new head is remembered.
+    /// The log grew from the remembered size.
     Grew {
         /// The size remembered before.
         from: u64,
     },
 }
 
-/// The state file's JSON: `{"log_id": "<64 hex>", "sth": {...}}`.
+/// A release the log revoked, as this device recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedRelease {
+    /// The revoked `release_ref` (64 hex).
+    pub release_ref: String,
+    /// The operator's reason.
+    pub reason: String,
+    /// The revocation entry's index in the log.
+    pub index: u64,
+    /// The revocation entry's bytes, for evidence.
+    pub entry: String,
+}
+
+/// The state file's JSON.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StateJson {
-    log_id: String,
-    sth: SignedTreeHead,
+    origin: String,
+    note: String,
+    frontier: FrontierJson,
+    revoked: Vec<RevokedRelease>,
 }
 
-/// The last tree head this device verified, kept in a small JSON file.
+#[derive(Debug, Clone)]
+struct Stored {
+    verified: VerifiedCheckpoint,
+    frontier: Frontier,
+    revoked: Vec<RevokedRelease>,
+}
+
+/// The last checkpoint this device accepted, the tree's frontier and the revoked releases.
 #[derive(Debug)]
 pub struct DeviceLogState {
     path: PathBuf,
-    verifier: LogVerifier,
-    current: Option<SignedTreeHead>,
+    policy: TrustPolicy,
+    current: Option<Stored>,
 }
 
 impl DeviceLogState {
-    /// Loads the state at `path` (absent file: nothing verified yet). Refuses a file for another
-    /// log or whose tree head does not verify under `verifier`'s key.
-    pub fn open(path: impl Into<PathBuf>, verifier: LogVerifier) -> Result<Self, DeviceError> {
+    /// Loads the state at `path` (absent: nothing accepted yet). Refuses a file for another log
+    /// or whose checkpoint is not signed by the log.
+    pub fn open(path: impl Into<PathBuf>, policy: TrustPolicy) -> Result<Self, DeviceError> {
         let path = path.into();
         let current = match File::open(&path) {
             Ok(file) => {
@@ -214,52 +199,131 @@ impl DeviceLogState {
                 file.take(MAX_STATE_FILE_LEN + 1)
                     .read_to_end(&mut text)
                     .map_err(io("read", &path))?;
-                Some(parse_state(&path, &text, &verifier)?)
+                Some(parse_state(&path, &text, &policy)?)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("open", &path)(e)),
         };
         Ok(Self {
             path,
-            verifier,
+            policy,
             current,
         })
     }
 
-    /// The remembered tree head, if any.
-    pub fn current(&self) -> Option<&SignedTreeHead> {
-        self.current.as_ref()
+    /// The accepted checkpoint, if any.
+    pub fn current(&self) -> Option<&VerifiedCheckpoint> {
+        self.current.as_ref().map(|s| &s.verified)
     }
 
-    /// The verifier this state checks with.
-    pub fn verifier(&self) -> &LogVerifier {
-        &self.verifier
+    /// The policy this state checks with.
+    pub fn policy(&self) -> &TrustPolicy {
+        &self.policy
     }
 
-    /// Accepts `new` if it verifies and extends the remembered head (`proof` is the consistency
-    /// proof from the remembered size to `new.size`; empty on first use or same size), and
-    /// remembers it durably. On error nothing changes.
-    pub fn update(&mut self, new: &SignedTreeHead, proof: &[Hash]) -> Result<Update, DeviceError> {
-        self.verifier.verify_sth(new)?;
-        let outcome = match &self.current {
-            None => Update::First,
-            Some(old) => {
-                self.verifier.verify_consistency(old, new, proof)?;
-                if old.size == new.size {
-                    return Ok(Update::Unchanged);
-                }
-                Update::Grew { from: old.size }
-            }
+    /// The revocations seen in the log, oldest first.
+    pub fn revoked(&self) -> &[RevokedRelease] {
+        self.current.as_ref().map_or(&[], |s| &s.revoked)
+    }
+
+    /// The revocation of `release_ref`, if the log holds one.
+    pub fn revocation_of(&self, release_ref: &str) -> Option<&RevokedRelease> {
+        self.revoked().iter().find(|r| r.release_ref == release_ref)
+    }
+
+    /// Accepts the checkpoint `note` (see the module documentation) at time `now` (Unix
+    /// seconds), fetching new entries by index with `fetch_entry`. On error nothing changes.
+    pub fn update(
+        &mut self,
+        note: &[u8],
+        now: u64,
+        fetch_entry: &mut dyn FnMut(u64) -> Result<Vec<u8>, String>,
+    ) -> Result<Update, DeviceError> {
+        let cerr = |source, note: Option<&[u8]>| DeviceError::Checkpoint {
+            source,
+            note: note.map(|n| String::from_utf8_lossy(n).into_owned()),
         };
-        self.persist(new)?;
-        self.current = Some(*new);
+        let (cp, _) = crate::checkpoint::open_log_signed(note, &self.policy.log)
+            .map_err(|e| cerr(e, None))?;
+        if let Some(old) = &self.current {
+            let old_cp = &old.verified.checkpoint;
+            if cp.size < old_cp.size {
+                return Err(DeviceError::Rollback {
+                    remembered: old_cp.size,
+                    offered: cp.size,
+                });
+            }
+            if cp.size == old_cp.size && cp.root != old_cp.root {
+                return Err(DeviceError::Fork {
+                    size: cp.size,
+                    remembered: old.verified.note.clone(),
+                    offered: String::from_utf8_lossy(note).into_owned(),
+                });
+            }
+        }
+        let verified = self
+            .policy
+            .verify(note, now)
+            .map_err(|e| cerr(e, Some(note)))?;
+        let (mut frontier, mut revoked, outcome) = match &self.current {
+            None => (Frontier::new(), Vec::new(), Update::First),
+            Some(old) if old.verified.checkpoint.size == cp.size => {
+                (old.frontier.clone(), old.revoked.clone(), Update::Unchanged)
+            }
+            Some(old) => (
+                old.frontier.clone(),
+                old.revoked.clone(),
+                Update::Grew {
+                    from: old.verified.checkpoint.size,
+                },
+            ),
+        };
+        let old_size = frontier.size();
+        let not_ext = |reason: String| DeviceError::NotAnExtension {
+            old_size,
+            new_size: cp.size,
+            reason,
+        };
+        if cp.size - old_size > MAX_NEW_ENTRIES {
+            return Err(not_ext(format!(
+                "more than {MAX_NEW_ENTRIES} new entries at once"
+            )));
+        }
+        for index in old_size..cp.size {
+            let entry = fetch_entry(index).map_err(|e| not_ext(format!("entry {index}: {e}")))?;
+            frontier.push(merkle::leaf_hash(&entry));
+            match Revocation::parse(&entry) {
+                Ok(Some(r)) => revoked.push(RevokedRelease {
+                    release_ref: r.release_ref,
+                    reason: r.reason,
+                    index,
+                    entry: String::from_utf8_lossy(&entry).into_owned(),
+                }),
+                Ok(None) => {}
+                // A malformed revocation is still in the signed tree: refuse rather than skip
+                // something that may have been meant to stop this device.
+                Err(e) => return Err(not_ext(format!("entry {index}: {e}"))),
+            }
+        }
+        if frontier.root() != cp.root {
+            return Err(not_ext("the recomputed root differs".into()));
+        }
+        let stored = Stored {
+            verified,
+            frontier,
+            revoked,
+        };
+        self.persist(&stored)?;
+        self.current = Some(stored);
         Ok(outcome)
     }
 
-    fn persist(&self, sth: &SignedTreeHead) -> Result<(), DeviceError> {
+    fn persist(&self, s: &Stored) -> Result<(), DeviceError> {
         let state = StateJson {
-            log_id: hex::encode(self.verifier.log_id()),
-            sth: *sth,
+            origin: self.policy.log.name.clone(),
+            note: s.verified.note.clone(),
+            frontier: s.frontier.to_json(),
+            revoked: s.revoked.clone(),
         };
         let text = serde_json::to_vec_pretty(&state).map_err(|e| DeviceError::BadState {
             path: self.path.clone(),
@@ -288,11 +352,7 @@ impl DeviceLogState {
     }
 }
 
-fn parse_state(
-    path: &Path,
-    text: &[u8],
-    verifier: &LogVerifier,
-) -> Result<SignedTreeHead, DeviceError> {
+fn parse_state(path: &Path, text: &[u8], policy: &TrustPolicy) -> Result<Stored, DeviceError> {
     let bad = |reason: String| DeviceError::BadState {
         path: path.to_path_buf(),
         reason,
@@ -301,15 +361,30 @@ fn parse_state(
         return Err(bad(format!("larger than {MAX_STATE_FILE_LEN} bytes")));
     }
     let state: StateJson = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
-    let log_id: Hash = hexfield::decode("log_id", &state.log_id).map_err(|e| bad(e.to_string()))?;
-    if log_id != verifier.log_id() {
-        return Err(bad("it belongs to another log (log_id differs)".into()));
+    if state.origin != policy.log.name {
+        return Err(bad(format!(
+            "it belongs to log {:?}, not the configured {:?}",
+            state.origin, policy.log.name
+        )));
     }
-    state
-        .sth
-        .verify(&verifier.public_key)
+    let (checkpoint, parsed) =
+        crate::checkpoint::open_log_signed(state.note.as_bytes(), &policy.log)
+            .map_err(|e| bad(e.to_string()))?;
+    let cosigned = crate::checkpoint::cosignatures(&parsed, &policy.witnesses)
         .map_err(|e| bad(e.to_string()))?;
-    Ok(state.sth)
+    let frontier = Frontier::from_json(&state.frontier).map_err(bad)?;
+    if frontier.size() != checkpoint.size || frontier.root() != checkpoint.root {
+        return Err(bad("the frontier does not match the checkpoint".into()));
+    }
+    Ok(Stored {
+        verified: VerifiedCheckpoint {
+            checkpoint,
+            note: state.note,
+            cosigned,
+        },
+        frontier,
+        revoked: state.revoked,
+    })
 }
 
 #[cfg(test)]

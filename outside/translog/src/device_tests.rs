@@ -1,199 +1,182 @@
-//! The device's rules: trust on first use, growth only by proof, refuse forks and rollbacks,
-//! and never change the state file on a refusal.
+//! The device's rules: witnessed heads only, fresh, growth checked entry by entry (every
+//! revocation seen), forks and rollbacks refused, and the state file unchanged on a refusal.
 
 use super::*;
+use crate::checkpoint::{ALG_COSIGNATURE_V1, NoteKey};
 use crate::log::Log;
+use crate::testutil::{ORIGIN, TestWitness, now};
 
 struct Setup {
     dir: tempfile::TempDir,
+    witness: TestWitness,
 }
 
 impl Setup {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let witness = TestWitness::new(&dir.path().join("w.json"), &dir.path().join("key.pk8"));
+        Self { dir, witness }
     }
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-    /// A log named `name` using the shared key file.
     fn log(&self, name: &str) -> Log {
         Log::open(&self.path(name), &self.path("key.pk8")).unwrap()
     }
-    fn state(&self, verifier: &LogVerifier) -> DeviceLogState {
-        DeviceLogState::open(self.path("device.json"), verifier.clone()).unwrap()
+    fn policy(&self, log: &Log) -> TrustPolicy {
+        TrustPolicy {
+            log: NoteKey::parse_vkey(&log.vkey(ORIGIN).unwrap(), 1).unwrap(),
+            witnesses: vec![self.witness.key()],
+            threshold: 1,
+            max_age_secs: 86_400,
+        }
+    }
+    fn state(&self, log: &Log) -> DeviceLogState {
+        DeviceLogState::open(self.path("device.json"), self.policy(log)).unwrap()
     }
     fn state_bytes(&self) -> Vec<u8> {
-        fs::read(self.path("device.json")).unwrap()
+        fs::read(self.path("device.json")).unwrap_or_default()
     }
 }
 
-fn append_all(log: &mut Log, entries: &[&str]) {
-    for e in entries {
-        log.append(e.as_bytes()).unwrap();
-    }
+fn fetch(log: &Log) -> impl FnMut(u64) -> Result<Vec<u8>, String> + '_ {
+    |i| log.entry(i).map(<[u8]>::to_vec).map_err(|e| e.to_string())
 }
 
 #[test]
-fn accepts_consistent_growth_and_remembers_it() {
+fn accepts_witnessed_growth_and_records_revocations() {
     let s = Setup::new();
     let mut log = s.log("a.log");
-    let v = LogVerifier::new(*log.public_key());
-    let mut state = s.state(&v);
-    assert_eq!(state.current(), None);
-    append_all(&mut log, &["a", "b", "c"]);
-    let sth3 = log.sth();
-    assert_eq!(state.update(&sth3, &[]).unwrap(), Update::First);
-    append_all(&mut log, &["d", "e"]);
-    let sth5 = log.sth();
-    let proof = log.consistency_proof(3, 5).unwrap();
+    log.append(b"{\"schema\":\"pp-release-manifest/1\",\"n\":1}")
+        .unwrap();
+    let note = s.witness.cosign(&log);
+    let mut state = s.state(&log);
     assert_eq!(
-        state.update(&sth5, &proof).unwrap(),
-        Update::Grew { from: 3 }
+        state
+            .update(note.as_bytes(), now(), &mut fetch(&log))
+            .unwrap(),
+        Update::First
     );
-    assert_eq!(state.update(&sth5, &[]).unwrap(), Update::Unchanged);
-    drop(state);
-    let mut state = s.state(&v);
-    assert_eq!(state.current(), Some(&sth5));
-    // Growth by several steps at once, including a power-of-two old size.
-    append_all(&mut log, &["f", "g", "h", "i", "j", "k", "l"]);
-    let sth12 = log.sth();
-    let proof = log.consistency_proof(5, 12).unwrap();
+    let rev = crate::revocation::Revocation::new(&"ab".repeat(32), "bulletin X", 5).unwrap();
+    log.append(rev.to_json().as_bytes()).unwrap();
+    log.append(b"{\"schema\":\"other/1\"}").unwrap();
+    let note = s.witness.cosign(&log);
     assert_eq!(
-        state.update(&sth12, &proof).unwrap(),
-        Update::Grew { from: 5 }
+        state
+            .update(note.as_bytes(), now(), &mut fetch(&log))
+            .unwrap(),
+        Update::Grew { from: 1 }
     );
-    for index in 0..12 {
-        let p = log.inclusion_proof(index, 12).unwrap();
-        v.verify_inclusion(log.entry(index).unwrap(), index, &p, &sth12)
-            .unwrap();
-        assert!(matches!(
-            v.verify_inclusion(b"not logged", index, &p, &sth12),
-            Err(DeviceError::NotIncluded { .. })
-        ));
-    }
+    let r = state.revocation_of(&"ab".repeat(32)).unwrap();
+    assert_eq!((r.index, r.reason.as_str()), (1, "bulletin X"));
+    // Reloaded from disk, the same.
+    let again = s.state(&log);
+    assert_eq!(again.current().unwrap().checkpoint.size, 3);
+    assert_eq!(again.revoked().len(), 1);
+    assert_eq!(
+        state
+            .update(note.as_bytes(), now(), &mut fetch(&log))
+            .unwrap(),
+        Update::Unchanged
+    );
 }
 
 #[test]
-fn refuses_a_fork_and_keeps_its_state() {
-    let s = Setup::new();
-    let mut a = s.log("a.log");
-    let mut b = s.log("b.log");
-    assert_eq!(a.public_key(), b.public_key(), "same key, two histories");
-    let v = LogVerifier::new(*a.public_key());
-    append_all(&mut a, &["r1", "r2", "r3", "r4-a", "r5-a"]);
-    append_all(&mut b, &["r1", "r2", "r3", "r4-b", "r5-b"]);
-    let mut state = s.state(&v);
-    state.update(&a.sth(), &[]).unwrap();
-    let saved = s.state_bytes();
-
-    // Same size, another root.
-    assert!(matches!(
-        state.update(&b.sth(), &[]),
-        Err(DeviceError::Fork { size: 5 })
-    ));
-    // A larger tree head from the other history: no proof from our root can exist.
-    b.append(b"r6-b").unwrap();
-    let proof = b.consistency_proof(5, 6).unwrap();
-    assert!(matches!(
-        state.update(&b.sth(), &proof),
-        Err(DeviceError::NotAnExtension {
-            old_size: 5,
-            new_size: 6,
-            ..
-        })
-    ));
-    assert!(state.update(&b.sth(), &[]).is_err());
-    assert_eq!(state.current(), Some(&a.sth()));
-    assert_eq!(s.state_bytes(), saved);
-    assert!(matches!(
-        v.verify_consistency(&a.sth(), &b.sth(), &proof),
-        Err(DeviceError::NotAnExtension { .. })
-    ));
-}
-
-#[test]
-fn refuses_rollback_bad_signature_and_bad_proof() {
+fn refuses_unwitnessed_stale_and_forked_heads_and_changes_nothing() {
     let s = Setup::new();
     let mut log = s.log("a.log");
-    let v = LogVerifier::new(*log.public_key());
-    append_all(&mut log, &["a", "b", "c"]);
-    let sth3 = log.sth();
-    append_all(&mut log, &["d", "e", "f"]);
-    let sth6 = log.sth();
-    let mut state = s.state(&v);
-    state.update(&sth6, &[]).unwrap();
-    let saved = s.state_bytes();
+    log.append(b"one").unwrap();
+    let note = s.witness.cosign(&log);
+    let mut state = s.state(&log);
+    state
+        .update(note.as_bytes(), now(), &mut fetch(&log))
+        .unwrap();
+    let before = s.state_bytes();
 
+    // Log-signed only: no witness cosigned it.
+    log.append(b"two").unwrap();
+    let bare = log.checkpoint_note(ORIGIN).unwrap();
+    let err = state
+        .update(bare.as_bytes(), now(), &mut fetch(&log))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DeviceError::Checkpoint {
+                source: CheckpointError::TooFewCosignatures { have: 0, need: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Cosigned, but 25 h ago by the device's clock.
+    let note2 = s.witness.cosign(&log);
+    let err = state
+        .update(note2.as_bytes(), now() + 25 * 3600, &mut fetch(&log))
+        .unwrap_err();
+    assert!(err.to_string().starts_with("stale tree head"), "{err}");
+    // A cosignature from a key the device does not trust counts for nothing.
+    let stranger = TestWitness::new(&s.path("w2.json"), &s.path("key.pk8"));
+    let other = stranger.cosign(&log);
+    assert!(
+        state
+            .update(other.as_bytes(), now(), &mut fetch(&log))
+            .is_err()
+    );
+    assert_eq!(s.state_bytes(), before);
+
+    // Same key, another history of the same size: a fork, with both notes.
+    let mut fork = s.log("fork.log");
+    fork.append(b"uno").unwrap();
+    let forked = fork.checkpoint_note(ORIGIN).unwrap();
+    match state.update(forked.as_bytes(), now(), &mut fetch(&fork)) {
+        Err(DeviceError::Fork {
+            size: 1,
+            remembered,
+            offered,
+        }) => {
+            assert_eq!(remembered, note);
+            assert_eq!(offered, forked);
+        }
+        other => panic!("expected a fork, got {other:?}"),
+    }
+    // Entries that do not produce the signed root.
+    let err = state
+        .update(note2.as_bytes(), now(), &mut |_| Ok(b"forged".to_vec()))
+        .unwrap_err();
+    assert!(matches!(err, DeviceError::NotAnExtension { .. }), "{err}");
+    assert_eq!(s.state_bytes(), before);
+    // The honest update still works.
+    state
+        .update(note2.as_bytes(), now(), &mut fetch(&log))
+        .unwrap();
+    assert_ne!(s.state_bytes(), before);
+}
+
+#[test]
+fn refuses_rollback_and_a_state_of_another_log() {
+    let s = Setup::new();
+    let mut log = s.log("a.log");
+    log.append(b"one").unwrap();
+    let small = s.witness.cosign(&log);
+    log.append(b"two").unwrap();
+    let big = s.witness.cosign(&log);
+    let mut state = s.state(&log);
+    state
+        .update(big.as_bytes(), now(), &mut fetch(&log))
+        .unwrap();
     assert!(matches!(
-        state.update(&sth3, &[]),
+        state.update(small.as_bytes(), now(), &mut fetch(&log)),
         Err(DeviceError::Rollback {
-            remembered: 6,
-            offered: 3
+            remembered: 2,
+            offered: 1
         })
     ));
-    log.append(b"g").unwrap();
-    let sth7 = log.sth();
-    let proof = log.consistency_proof(6, 7).unwrap();
-    let mut forged = sth7;
-    forged.root[0] ^= 1;
+    let mut policy = s.policy(&log);
+    policy.log.name = "other.example/log".into();
     assert!(matches!(
-        state.update(&forged, &proof),
-        Err(DeviceError::Sth(SthError::BadSignature))
+        DeviceLogState::open(s.path("device.json"), policy),
+        Err(DeviceError::BadState { .. })
     ));
-    for i in 0..proof.len() {
-        let mut bad = proof.clone();
-        bad[i][31] ^= 1;
-        assert!(matches!(
-            state.update(&sth7, &bad),
-            Err(DeviceError::NotAnExtension { .. })
-        ));
-    }
-    assert!(state.update(&sth7, &[]).is_err());
-    let other = Setup::new();
-    let stranger = other.log("x.log").sth();
-    assert!(state.update(&stranger, &[]).is_err());
-    assert_eq!(s.state_bytes(), saved);
-    assert_eq!(state.current(), Some(&sth6));
-    assert_eq!(
-        state.update(&sth7, &proof).unwrap(),
-        Update::Grew { from: 6 }
-    );
-}
-
-#[test]
-fn refuses_unusable_state_files() {
-    let s = Setup::new();
-    let mut log = s.log("a.log");
-    log.append(b"a").unwrap();
-    let v = LogVerifier::new(*log.public_key());
-    s.state(&v).update(&log.sth(), &[]).unwrap();
-    let good = s.state_bytes();
-
-    // Another log's verifier.
-    let other = Setup::new();
-    let v2 = LogVerifier::new(*other.log("x.log").public_key());
-    let err = DeviceLogState::open(s.path("device.json"), v2).unwrap_err();
-    assert!(matches!(err, DeviceError::BadState { .. }), "{err}");
-
-    // A tampered root, an unknown field, garbage.
-    let text = String::from_utf8(good.clone()).unwrap();
-    let root_hex = hex::encode(log.sth().root);
-    let flipped = format!(
-        "{}{}",
-        if root_hex.starts_with('0') { "1" } else { "0" },
-        &root_hex[1..]
-    );
-    for bad in [
-        text.replace(&root_hex, &flipped),
-        text.replacen('{', "{\"x\":1,", 1),
-        "{".to_string(),
-    ] {
-        fs::write(s.path("device.json"), bad).unwrap();
-        assert!(matches!(
-            DeviceLogState::open(s.path("device.json"), v.clone()),
-            Err(DeviceError::BadState { .. })
-        ));
-    }
+    let _ = ALG_COSIGNATURE_V1;
 }

@@ -6,10 +6,15 @@
 //!
 //! - [`merkle`]: leaf and node hashing, roots, inclusion and consistency proofs and their
 //!   RFC 9162 verification.
-//! - [`sth`]: [`SignedTreeHead`], the Ed25519-signed (size, root), and its JSON form.
+//! - [`checkpoint`]: tree heads as C2SP `tlog-checkpoint` signed notes, witness
+//!   `cosignature/v1` lines, and the device's k-of-n, maximum-age [`TrustPolicy`].
+//! - [`witness`]: the C2SP `tlog-witness` `add-checkpoint` logic of our witness.
+//! - [`frontier`]: the tree's compact range, so a device checks every new entry.
+//! - [`revocation`]: `pp-revocation/1` entries; [`evidence`]: tamper-evidence files.
+//! - [`sth`]: the older JSON [`SignedTreeHead`] (size, root), kept for receipts.
 //! - [`log`]: [`Log`], the server side: the append-only entry file and the signing key.
-//! - [`device`]: [`LogVerifier`] and [`DeviceLogState`], the device (or monitor) side that
-//!   refuses forks and rollbacks.
+//! - [`device`]: [`DeviceLogState`], the device (or monitor) side that refuses forks,
+//!   rollbacks, unwitnessed and stale heads, and records revocations.
 //! - [`entry`]: what kinds of entries the log holds (releases, issuer keys, instances,
 //!   revocations) and how a reader tells them apart.
 //! - [`proof`]: JSON forms of proofs; [`receipt`]: the per-request [`Receipt`].
@@ -18,16 +23,25 @@
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod device;
 pub mod entry;
+pub mod evidence;
+pub mod frontier;
 mod hexfield;
 pub mod log;
 pub mod merkle;
 pub mod proof;
 pub mod receipt;
+pub mod revocation;
 pub mod sth;
+pub mod witness;
 
-pub use device::{DeviceError, DeviceLogState, LogVerifier, Update};
+#[cfg(test)]
+mod testutil;
+
+pub use checkpoint::{Checkpoint, CheckpointError, NoteKey, TrustPolicy, VerifiedCheckpoint};
+pub use device::{DeviceError, DeviceLogState, RevokedRelease, Update};
 pub use hexfield::HexFieldError;
 pub use log::{Log, LogError, MAX_ENTRY_LEN};
 pub use merkle::{Hash, MerkleError};

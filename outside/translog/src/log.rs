@@ -270,6 +270,24 @@ impl Log {
         SignedTreeHead::sign(&self.key, self.size(), self.root)
     }
 
+    /// The current tree head as a C2SP checkpoint note signed by the log, with `origin` as
+    /// its origin line and key name.
+    pub fn checkpoint_note(&self, origin: &str) -> Result<String, crate::CheckpointError> {
+        crate::checkpoint::sign_checkpoint(
+            &self.key,
+            &crate::Checkpoint {
+                origin: origin.to_string(),
+                size: self.size(),
+                root: self.root,
+            },
+        )
+    }
+
+    /// The log's verifier key (`origin+id+base64`, type 0x01), which devices and witnesses pin.
+    pub fn vkey(&self, origin: &str) -> Result<String, crate::CheckpointError> {
+        Ok(crate::checkpoint::log_note_key(origin, &self.key)?.to_vkey())
+    }
+
     /// The inclusion proof of entry `index` in the tree of the first `size` entries.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         Ok(merkle::inclusion_proof(self.prefix(size)?, index, size)?)

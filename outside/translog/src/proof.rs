@@ -3,7 +3,7 @@
 //! `{"leaf_index": 3, "tree_size": 7, "path": ["<64 hex>", ...]}` and
 //! `{"old_size": 3, "new_size": 7, "path": [...]}`. Parsing is strict (unknown fields, bad hex,
 //! wrong lengths, more than [`MAX_PROOF_LEN`] elements are refused); whether a proof proves
-//! anything is for [`crate::merkle`] or [`crate::device::LogVerifier`] to decide.
+//! anything is for [`crate::merkle`] or [`crate::device`] to decide.
 
 use serde::{Deserialize, Serialize};
 

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::Checkpoint;
 use crate::hexfield::{self, HexFieldError};
 use crate::merkle::Hash;
-use crate::sth::SignedTreeHead;
 
 /// Length of an SEV-SNP launch measurement (SHA-384), in bytes.
 pub const MEASUREMENT_LEN: usize = 48;
@@ -61,19 +61,19 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// A receipt for the release with `measurement` at `log_index`, checked against `sth` of
-    /// the log `log_id`.
+    /// A receipt for the release with `measurement` at `log_index`, checked against the
+    /// checkpoint `tree` of the log `log_id`.
     pub fn new(
         measurement: &[u8; MEASUREMENT_LEN],
         log_index: u64,
-        sth: &SignedTreeHead,
+        tree: &Checkpoint,
         log_id: &Hash,
     ) -> Self {
         Self {
             measurement_hex: hex::encode(measurement),
             log_index,
-            tree_size: sth.size,
-            tree_root_hex: hex::encode(sth.root),
+            tree_size: tree.size,
+            tree_root_hex: hex::encode(tree.root),
             log_id_hex: hex::encode(log_id),
         }
     }
@@ -118,12 +118,12 @@ mod tests {
     use super::*;
 
     fn sample() -> Receipt {
-        let sth = SignedTreeHead {
+        let tree = Checkpoint {
+            origin: "pp.example/log".into(),
             size: 9,
             root: [0x11; 32],
-            signature: [0; 64],
         };
-        Receipt::new(&[0xa5; MEASUREMENT_LEN], 4, &sth, &[0x22; 32])
+        Receipt::new(&[0xa5; MEASUREMENT_LEN], 4, &tree, &[0x22; 32])
     }
 
     #[test]
