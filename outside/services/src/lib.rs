@@ -1,5 +1,5 @@
 //! The parties outside the enclave, each a small network service: the token issuer, the key CDN,
-//! the relay, the operator's gateway and the transparency log. None of them can read a request:
+//! the relay, the operator's gateway, the transparency log and its witness. None of them can read a request:
 //! requests are sealed to an attested enclave key inside a TLS session that ends in the enclave.
 //! Every service bounds connections, request sizes and time, and logs counts only.
 // Handlers return `Result<_, Reply>` so a refusal is the reply itself; a reply is built once per
@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cdn;
+pub mod cosign;
 pub mod gateway;
 pub mod http;
 pub mod issuer;
@@ -16,3 +17,4 @@ pub mod run;
 pub mod tlog;
 pub mod tls;
 pub mod tunnel;
+pub mod witness;

@@ -2,12 +2,12 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /sth` | the signed tree head (JSON) |
-//! | `GET /public-key` | `{"public_key": hex, "log_id": hex}` |
+//! | `GET /checkpoint` | the C2SP checkpoint note, with the witnesses' cosignatures when they gave them |
+//! | `GET /public-key` | `{"public_key": hex, "log_id": hex, "vkey": "origin+id+base64"}` |
 //! | `GET /entries/N` | entry N's bytes |
 //! | `GET /proof/inclusion?hash=HEX&size=N` | the inclusion proof of the entry with that leaf hash |
 //! | `GET /proof/consistency?from=A&to=B` | the consistency proof between two sizes |
-//! | `POST /append` (Bearer) | appends the body; `{"index": N, "sth": …}` |
+//! | `POST /append` (Bearer) | appends the body, gets the new checkpoint cosigned; `{"index": N, "checkpoint": note}` |
 
 use std::sync::Mutex;
 
@@ -16,11 +16,16 @@ use hyper::{Method, Request, StatusCode};
 use pp_translog::{ConsistencyProof, InclusionProof, Log, MAX_ENTRY_LEN};
 use sha2::{Digest, Sha256};
 
+use crate::cosign::Cosigner;
 use crate::http::{Reply, error, json, query_param, read_body, reply};
 
 /// The log service's state.
 pub struct LogService {
     pub log: Mutex<Log>,
+    /// The origin line of the log's checkpoints (its name).
+    pub origin: String,
+    /// The witnesses and the latest cosigned checkpoint.
+    pub cosigner: Cosigner,
     /// SHA-256 of the operator's append credential.
     pub operator_secret_sha256: [u8; 32],
 }
@@ -33,10 +38,16 @@ impl LogService {
         let query = query.as_deref();
         match (req.method(), path.as_str()) {
             (&Method::POST, "/append") => self.append(req).await,
-            (&Method::GET, "/sth") => {
-                let sth = self.lock().sth();
-                reply(StatusCode::OK, "application/json", sth.to_json())
-            }
+            (&Method::GET, "/checkpoint") => match self.checkpoint() {
+                Ok(note) => reply(StatusCode::OK, "text/plain; charset=utf-8", note),
+                Err(e) => {
+                    tracing::warn!("cannot sign a checkpoint: {e}");
+                    error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "cannot sign a checkpoint",
+                    )
+                }
+            },
             (&Method::GET, "/public-key") => {
                 let log = self.lock();
                 json(
@@ -44,6 +55,7 @@ impl LogService {
                     &serde_json::json!({
                         "public_key": hex::encode(log.public_key()),
                         "log_id": hex::encode(log.log_id()),
+                        "vkey": log.vkey(&self.origin).unwrap_or_default(),
                     }),
                 )
             }
@@ -60,6 +72,24 @@ impl LogService {
             }
             _ => error(StatusCode::NOT_FOUND, "unknown endpoint"),
         }
+    }
+
+    /// The checkpoint served: the cosigned note for the current size, else the log-signed
+    /// note alone (which devices refuse: no witness vouched for it).
+    pub fn checkpoint(&self) -> Result<String, pp_translog::CheckpointError> {
+        // The log's lock is never held while taking the cosigner's (which holds it while it
+        // takes the log's).
+        let size = self.lock().size();
+        match self.cosigner.cosigned(size) {
+            Some(note) => Ok(note),
+            None => self.lock().checkpoint_note(&self.origin),
+        }
+    }
+
+    /// Gets the current checkpoint cosigned by the witnesses (blocking: run off the async
+    /// workers or in `block_in_place`).
+    pub fn cosign(&self) {
+        self.cosigner.run(&self.log, &self.origin);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
@@ -90,16 +120,21 @@ impl LogService {
             Ok(b) => b.body,
             Err(reply) => return reply,
         };
-        let mut log = self.lock();
-        match log.append(&body) {
-            Ok(index) => {
+        let appended = {
+            let mut log = self.lock();
+            let r = log.append(&body);
+            if let Ok(index) = &r {
                 tracing::info!(index, size = log.size(), "appended");
-                let sth = log.sth();
-                let sth_value: serde_json::Value =
-                    serde_json::from_str(&sth.to_json()).unwrap_or_default();
+            }
+            r
+        };
+        match appended {
+            Ok(index) => {
+                tokio::task::block_in_place(|| self.cosign());
+                let checkpoint = self.checkpoint().unwrap_or_default();
                 json(
                     StatusCode::OK,
-                    &serde_json::json!({ "index": index, "sth": sth_value }),
+                    &serde_json::json!({ "index": index, "checkpoint": checkpoint }),
                 )
             }
             Err(e) => {

@@ -372,8 +372,9 @@ fn parse_records(path: &Path, data: &[u8]) -> Result<Vec<Vec<u8>>, LogError> {
 }
 
 /// Loads the PKCS#8 key at `path`, or generates one and writes it there (mode 0600, via a
-/// temporary file and a rename, so a crash never leaves half a key).
-fn load_or_create_key(path: &Path) -> Result<Ed25519KeyPair, LogError> {
+/// temporary file and a rename, so a crash never leaves half a key). The witness keeps its key
+/// the same way.
+pub fn load_or_create_key(path: &Path) -> Result<Ed25519KeyPair, LogError> {
     match File::open(path) {
         Ok(file) => {
             let mut pkcs8 = Vec::new();

@@ -1,14 +1,17 @@
-//! pp-log: the transparency log of release manifests (RFC 6962/9162 Merkle tree, signed tree
-//! heads, inclusion and consistency proofs).
+//! pp-log: the transparency log of release manifests (RFC 6962/9162 Merkle tree, C2SP
+//! checkpoints cosigned by witnesses, inclusion and consistency proofs).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Parser;
+use pp_services::cosign::Cosigner;
 use pp_services::tlog::LogService;
 use pp_services::{http::Limits, run};
 use pp_translog::Log;
+use pp_translog::checkpoint::DEFAULT_ORIGIN;
+use pp_translog::revocation::Revocation;
 use sha2::{Digest, Sha256};
 
 #[derive(Parser)]
@@ -36,6 +39,32 @@ enum Command {
         /// The release manifest to append.
         manifest: PathBuf,
     },
+    /// Append a `pp-revocation/1` entry withdrawing a release (for example after a TCB
+    /// bulletin); devices then refuse the release.
+    Revoke {
+        /// The log's base URL.
+        #[arg(long)]
+        url: String,
+        /// A file holding the operator's append credential.
+        #[arg(long)]
+        operator_credential: PathBuf,
+        /// The release's `release_ref` (64 hex digits, from its manifest).
+        #[arg(long)]
+        release_ref: String,
+        /// Why, for people (for example the bulletin's name).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Print the log's verifier key (`origin+keyid+base64`), making the key if absent; witnesses
+    /// and devices are configured with it.
+    Vkey {
+        /// The log's state folder (as for `serve`).
+        #[arg(long)]
+        state: PathBuf,
+        /// The log's origin line.
+        #[arg(long, default_value = DEFAULT_ORIGIN)]
+        origin: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -49,6 +78,16 @@ struct ServeArgs {
     /// A file holding the operator's append credential.
     #[arg(long)]
     operator_credential: PathBuf,
+    /// The origin line of the log's checkpoints (its name, which devices configure).
+    #[arg(long, default_value = DEFAULT_ORIGIN)]
+    origin: String,
+    /// A witness's base URL (C2SP tlog-witness); repeat for several. Each checkpoint is sent
+    /// to them after every append and every `--cosign-every` seconds.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
+    /// Seconds between re-submissions of the checkpoint, so cosignatures stay fresh.
+    #[arg(long, default_value_t = 600)]
+    cosign_every: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,28 +98,51 @@ fn main() -> anyhow::Result<()> {
             operator_credential,
             manifest,
         } => {
-            let secret = std::fs::read_to_string(&operator_credential)
-                .with_context(|| format!("reading {}", operator_credential.display()))?;
             let body = std::fs::read(&manifest)
                 .with_context(|| format!("reading {}", manifest.display()))?;
-            let mut response = ureq::post(format!("{url}/append"))
-                .header("authorization", format!("Bearer {}", secret.trim()))
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .send(&body[..])
-                .with_context(|| format!("cannot reach the log at {url}"))?;
-            let text = response.body_mut().read_to_string().unwrap_or_default();
-            anyhow::ensure!(
-                response.status() == 200,
-                "the log refused the append (HTTP {}): {}",
-                response.status().as_u16(),
-                text.trim()
-            );
-            println!("{}", text.trim());
+            append(&url, &operator_credential, &body)
+        }
+        Command::Revoke {
+            url,
+            operator_credential,
+            release_ref,
+            reason,
+        } => {
+            let now = pp_translog::checkpoint::unix_now();
+            let entry = Revocation::new(&release_ref, &reason, now)?;
+            append(&url, &operator_credential, entry.to_json().as_bytes())
+        }
+        Command::Vkey { state, origin } => {
+            std::fs::create_dir_all(&state)
+                .with_context(|| format!("creating {}", state.display()))?;
+            let key = pp_translog::log::load_or_create_key(&state.join("log.key"))?;
+            let vkey = pp_translog::checkpoint::log_note_key(&origin, &key)?.to_vkey();
+            println!("{vkey}");
             Ok(())
         }
     }
+}
+
+/// Appends `body` to the log at `url` with the operator's credential; prints the answer.
+fn append(url: &str, operator_credential: &std::path::Path, body: &[u8]) -> anyhow::Result<()> {
+    let secret = std::fs::read_to_string(operator_credential)
+        .with_context(|| format!("reading {}", operator_credential.display()))?;
+    let mut response = ureq::post(format!("{url}/append"))
+        .header("authorization", format!("Bearer {}", secret.trim()))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .send(body)
+        .with_context(|| format!("cannot reach the log at {url}"))?;
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    anyhow::ensure!(
+        response.status() == 200,
+        "the log refused the append (HTTP {}): {}",
+        response.status().as_u16(),
+        text.trim()
+    );
+    println!("{}", text.trim());
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -95,9 +157,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "the operator credential is empty"
     );
     println!("log public key {}", hex::encode(log.public_key()));
+    println!("log vkey {}", log.vkey(&args.origin)?);
     let service = Arc::new(LogService {
         log: Mutex::new(log),
+        origin: args.origin,
+        cosigner: Cosigner::new(args.witnesses),
         operator_secret_sha256: Sha256::digest(secret.trim().as_bytes()).into(),
+    });
+    // Cosign at start and then every `cosign_every` seconds: cosignature times are what
+    // devices check freshness against.
+    let every = std::time::Duration::from_secs(args.cosign_every.max(1));
+    let refresher = service.clone();
+    tokio::spawn(async move {
+        loop {
+            let s = refresher.clone();
+            let _ = tokio::task::spawn_blocking(move || s.cosign()).await;
+            tokio::time::sleep(every).await;
+        }
     });
     run::serve(&args.listen, None, Limits::default(), move |req| {
         let service = service.clone();
