@@ -2,7 +2,7 @@
 //! serves: witnessed heads only, forks and hidden extensions refused, revocations seen.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use pp_translog::checkpoint::{ALG_COSIGNATURE_V1, ALG_ED25519, CheckpointError, unix_now};
@@ -20,18 +20,20 @@ impl Drop for Proc {
 
 /// Starts a service and returns it with the lines it printed up to `listening on ADDR`.
 fn spawn(bin: &str, args: &[&str]) -> (Proc, String, Vec<String>) {
-    let mut child = Command::new(bin)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Proc(
+        Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut before = Vec::new();
     loop {
         let line = lines.next().expect("the service exited").unwrap();
         if let Some(addr) = line.strip_prefix("listening on ") {
-            return (Proc(child), format!("http://{addr}"), before);
+            return (child, format!("http://{addr}"), before);
         }
         before.push(line);
     }
@@ -236,5 +238,4 @@ fn a_log_extension_the_witness_has_not_seen_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
     assert_eq!(device.current().unwrap().checkpoint.size, 1);
-    let _ = Path::new("");
 }
