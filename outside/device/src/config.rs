@@ -69,6 +69,65 @@ pub struct Log {
     pub url: String,
     /// The log's Ed25519 public key, hex.
     pub public_key: String,
+    /// The log's origin line (the name in its C2SP checkpoints).
+    #[serde(default = "default_origin")]
+    pub origin: String,
+    /// The witnesses' verifier keys (`name+keyid+base64`, C2SP `cosignature/v1`, type 0x04).
+    /// Required: a tree head no witness vouched for is never accepted.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many of `witnesses` must have cosigned a tree head (k of n).
+    #[serde(default = "default_threshold")]
+    pub witness_threshold: usize,
+    /// Largest age of a tree head, by its witnesses' cosignature times, in seconds.
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+}
+
+fn default_origin() -> String {
+    pp_translog::checkpoint::DEFAULT_ORIGIN.to_string()
+}
+
+fn default_threshold() -> usize {
+    1
+}
+
+fn default_max_age() -> u64 {
+    24 * 3600
+}
+
+impl Log {
+    /// The device's policy for this log's checkpoints; refuses a configuration without
+    /// witnesses, a threshold outside 1..=n, or a malformed key.
+    pub fn trust_policy(&self) -> Result<pp_translog::TrustPolicy> {
+        use pp_translog::checkpoint::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteKey};
+        let key: [u8; 32] = hex::decode(&self.public_key)
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .context("log.public_key in the configuration is not 64 hex digits")?;
+        anyhow::ensure!(
+            !self.witnesses.is_empty(),
+            "log.witnesses is empty: add the verifier key of at least one witness of this log \
+             (`witness vkey` printed by pp-witness); tree heads no witness cosigned are refused"
+        );
+        anyhow::ensure!(
+            (1..=self.witnesses.len()).contains(&self.witness_threshold),
+            "log.witness_threshold must be 1..={} (the number of log.witnesses)",
+            self.witnesses.len()
+        );
+        let witnesses = self
+            .witnesses
+            .iter()
+            .map(|w| NoteKey::parse_vkey(w, ALG_COSIGNATURE_V1))
+            .collect::<Result<Vec<_>, _>>()
+            .context("log.witnesses")?;
+        Ok(pp_translog::TrustPolicy {
+            log: NoteKey::new(&self.origin, ALG_ED25519, key).context("log.origin")?,
+            witnesses,
+            threshold: self.witness_threshold,
+            max_age_secs: self.max_age_secs,
+        })
+    }
 }
 
 /// Which roots and CAs to trust.
@@ -117,6 +176,10 @@ impl Config {
             (1..=32).contains(&config.issuer.batch),
             "issuer.batch must be 1..=32"
         );
+        config
+            .log
+            .trust_policy()
+            .with_context(|| format!("{}: the [log] section", path.display()))?;
         Ok(config)
     }
 
@@ -124,5 +187,34 @@ impl Config {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_log_section_parses_and_fails_with_a_clear_message() {
+        let old: Log = toml::from_str(&format!(
+            "url = \"http://log\"\npublic_key = \"{}\"\n",
+            "11".repeat(32)
+        ))
+        .unwrap();
+        assert_eq!(old.origin, pp_translog::checkpoint::DEFAULT_ORIGIN);
+        assert_eq!((old.witness_threshold, old.max_age_secs), (1, 86_400));
+        let err = old.trust_policy().unwrap_err().to_string();
+        assert!(err.starts_with("log.witnesses is empty"), "{err}");
+        let two = Log {
+            witnesses: vec!["w+00000000+AA==".into()],
+            witness_threshold: 2,
+            ..old
+        };
+        assert!(
+            two.trust_policy()
+                .unwrap_err()
+                .to_string()
+                .contains("1..=1")
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The device SDK: everything a phone does to use Private Processing without the operator
 //! learning what it asks or who asks.
 //!
-//! 1. [`releases`]: sync the transparency log's tree head (refusing forks and rollbacks).
+//! 1. [`releases`]: sync the transparency log's checkpoint: witnessed (k of n), fresh, every new
+//!    entry checked (revocations recorded); forks and rollbacks refused, with [`evidence`].
 //! 2. [`instances`]: read the key CDN; keep instances whose publication evidence verifies
 //!    against a release manifest with an inclusion proof in the log, under that release's TCB
 //!    floor and exact guest policy ([`launch_policy`]).
@@ -13,6 +14,7 @@
 //!
 //! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
 pub mod config;
+pub mod evidence;
 pub mod fetch;
 pub mod instances;
 pub mod launch_policy;

@@ -1,13 +1,22 @@
-//! The transparency-log side of the device: keep the log's tree head current (refusing forks and
-//! rollbacks), and accept a release manifest only with a valid inclusion proof.
+//! The transparency-log side of the device: accept the log's tree head only as a C2SP
+//! checkpoint cosigned by enough configured witnesses, recently, that extends the last one this
+//! device saw (every new entry fetched and checked, so revocations cannot be hidden); accept a
+//! release manifest only with a valid inclusion proof and no revocation in the log. A fork, a
+//! stale head or a revoked release leaves an evidence file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pp_translog::{DeviceLogState, InclusionProof, LogVerifier, SignedTreeHead, merkle};
+use pp_translog::evidence::Evidence;
+use pp_translog::{Checkpoint, DeviceError, DeviceLogState, InclusionProof, merkle};
 use reproducible::manifest::Manifest;
 
+use crate::config;
+use crate::evidence;
 use crate::fetch;
+
+/// The device's state file for the log (the checkpoint, the tree's frontier, revocations).
+pub const STATE_FILE: &str = "log-checkpoint.json";
 
 /// A release manifest proven to be in the log.
 #[derive(Debug, Clone)]
@@ -21,59 +30,102 @@ pub struct LoggedRelease {
 pub struct LogClient {
     url: String,
     state: DeviceLogState,
-    sth: SignedTreeHead,
+    state_dir: PathBuf,
+    log_vkey: String,
 }
 
 impl LogClient {
-    /// Fetches the log's current tree head and checks it extends the last one this device saw
-    /// (kept in `state_file`), with a consistency proof from the log.
-    pub fn sync(url: &str, public_key_hex: &str, state_file: &Path) -> Result<Self> {
-        let key: [u8; 32] = hex::decode(public_key_hex)
-            .ok()
-            .and_then(|k| k.try_into().ok())
-            .context("log.public_key in the configuration is not 64 hex digits")?;
-        let mut state = DeviceLogState::open(state_file, LogVerifier::new(key))?;
-        let sth = SignedTreeHead::from_json(&fetch::get(&format!("{url}/sth"))?)
-            .context("the log's tree head is malformed")?;
-        let proof = match state.current() {
-            Some(old) if old.size > 0 && old.size < sth.size => {
-                let body = fetch::get(&format!(
-                    "{url}/proof/consistency?from={}&to={}",
-                    old.size, sth.size
-                ))?;
-                pp_translog::ConsistencyProof::from_json(&body)
-                    .context("the log's consistency proof is malformed")?
-                    .path
-            }
-            _ => Vec::new(),
-        };
-        state
-            .update(&sth, &proof)
-            .context("the transparency log is not consistent with what this device saw before")?;
+    /// Fetches the log's checkpoint and accepts it (see the module documentation); the state
+    /// is kept in `state_dir`.
+    pub fn sync(log: &config::Log, state_dir: &Path) -> Result<Self> {
+        let policy = log.trust_policy()?;
+        let log_vkey = policy.log.to_vkey();
+        let witness_vkeys: Vec<String> = policy.witnesses.iter().map(|w| w.to_vkey()).collect();
+        let max_age_secs = policy.max_age_secs;
+        let mut state = DeviceLogState::open(state_dir.join(STATE_FILE), policy)?;
+        let url = log.url.trim_end_matches('/').to_string();
+        let note = fetch::get(&format!("{url}/checkpoint"))?;
+        let now = pp_translog::checkpoint::unix_now();
+        let mut fetch_entry =
+            |i: u64| fetch::get(&format!("{url}/entries/{i}")).map_err(|e| format!("{e:#}"));
+        if let Err(e) = state.update(&note, now, &mut fetch_entry) {
+            let pointer = match &e {
+                DeviceError::Fork {
+                    remembered,
+                    offered,
+                    ..
+                } => Some(evidence::record(
+                    state_dir,
+                    Evidence::LogFork {
+                        log_vkey: log_vkey.clone(),
+                        remembered: remembered.clone(),
+                        offered: offered.clone(),
+                    },
+                )),
+                DeviceError::Checkpoint {
+                    source: pp_translog::CheckpointError::Stale { .. },
+                    note: Some(note),
+                } => Some(evidence::record(
+                    state_dir,
+                    Evidence::StaleCheckpoint {
+                        log_vkey: log_vkey.clone(),
+                        witness_vkeys,
+                        checkpoint: note.clone(),
+                        observed_at: now,
+                        max_age_secs,
+                    },
+                )),
+                _ => None,
+            };
+            let err = anyhow::Error::new(e);
+            let err = match pointer {
+                Some(p) => err.context(p),
+                None => err,
+            };
+            return Err(err.context(
+                "the transparency log is not consistent with what this device saw before, or its tree head is not witnessed and fresh",
+            ));
+        }
         Ok(Self {
-            url: url.to_string(),
+            url,
             state,
-            sth,
+            state_dir: state_dir.to_path_buf(),
+            log_vkey,
         })
     }
 
-    /// The tree head all proofs are checked against.
-    pub fn tree_head(&self) -> &SignedTreeHead {
-        &self.sth
+    /// The checkpoint all proofs are checked against.
+    pub fn tree_head(&self) -> &Checkpoint {
+        &self
+            .state
+            .current()
+            .expect("sync accepted a checkpoint")
+            .checkpoint
+    }
+
+    /// The accepted checkpoint note, with its witnesses' cosignatures.
+    pub fn cosigned_note(&self) -> &str {
+        &self
+            .state
+            .current()
+            .expect("sync accepted a checkpoint")
+            .note
     }
 
     /// The log's id (SHA-256 of its key).
     pub fn log_id(&self) -> [u8; 32] {
-        self.state.verifier().log_id()
+        pp_translog::sth::log_id(&self.state.policy().log.public_key)
     }
 
-    /// Checks that `bytes` (a release manifest) is in the log, and parses it.
+    /// Checks that `bytes` (a release manifest) is in the log and not revoked there, and
+    /// parses it.
     pub fn logged_release(&self, bytes: Vec<u8>) -> Result<LoggedRelease> {
         let log_index = self
             .prove_included(&bytes)
             .context("the release manifest is not in the transparency log")?;
         let text = std::str::from_utf8(&bytes).context("the release manifest is not UTF-8")?;
         let manifest = Manifest::from_json(text)?;
+        self.check_not_revoked(&manifest.release_ref)?;
         Ok(LoggedRelease {
             manifest,
             bytes,
@@ -81,28 +133,57 @@ impl LogClient {
         })
     }
 
+    /// Refuses a release the log revoked, writing the revocation with its inclusion proof as
+    /// evidence.
+    pub fn check_not_revoked(&self, release_ref: &str) -> Result<()> {
+        let Some(r) = self.state.revocation_of(release_ref) else {
+            return Ok(());
+        };
+        let pointer = match self.inclusion(r.entry.as_bytes()) {
+            Ok(proof) => evidence::record(
+                &self.state_dir,
+                Evidence::RevokedRelease {
+                    log_vkey: self.log_vkey.clone(),
+                    checkpoint: self.cosigned_note().to_string(),
+                    entry: r.entry.clone(),
+                    index: proof.leaf_index,
+                    proof: proof.path.iter().map(hex::encode).collect(),
+                },
+            ),
+            Err(e) => format!("no evidence written: {e:#}"),
+        };
+        anyhow::bail!(
+            "release {release_ref} was revoked in the log at index {}: {}; {pointer}",
+            r.index,
+            r.reason
+        )
+    }
+
     /// Checks that the log entry `bytes` (of any kind: see [`pp_translog::entry`]) is in the log
-    /// under the current tree head, with an inclusion proof fetched from the log; returns its
+    /// under the current checkpoint, with an inclusion proof fetched from the log; returns its
     /// index.
     pub fn prove_included(&self, bytes: &[u8]) -> Result<u64> {
+        Ok(self.inclusion(bytes)?.leaf_index)
+    }
+
+    fn inclusion(&self, bytes: &[u8]) -> Result<InclusionProof> {
+        let tree = self.tree_head();
         let leaf = merkle::leaf_hash(bytes);
         let body = fetch::get(&format!(
             "{}/proof/inclusion?hash={}&size={}",
             self.url,
             hex::encode(leaf),
-            self.sth.size
+            tree.size
         ))
         .context("the entry is not in the transparency log")?;
         let proof =
             InclusionProof::from_json(&body).context("the log's inclusion proof is malformed")?;
         anyhow::ensure!(
-            proof.tree_size == self.sth.size,
+            proof.tree_size == tree.size,
             "the log answered for another tree size"
         );
-        self.state
-            .verifier()
-            .verify_inclusion(bytes, proof.leaf_index, &proof.path, &self.sth)
+        pp_translog::device::verify_inclusion(bytes, proof.leaf_index, &proof.path, tree)
             .context("the log's inclusion proof for the entry does not verify")?;
-        Ok(proof.leaf_index)
+        Ok(proof)
     }
 }

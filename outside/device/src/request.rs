@@ -42,13 +42,9 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     let roots = Roots::from_config(&config.trust)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
-    let log = LogClient::sync(
-        &config.log.url,
-        &config.log.public_key,
-        &config.state_dir.join("log-state.json"),
-    )?;
+    let log = LogClient::sync(&config.log, &config.state_dir)?;
     trace(format!(
-        "log: tree head size {} root {} (consistent with the last one seen)",
+        "log: checkpoint size {} root {} (witnessed, fresh, consistent with the last one seen)",
         log.tree_head().size,
         hex::encode(log.tree_head().root)
     ));

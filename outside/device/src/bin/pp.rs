@@ -54,12 +54,19 @@ enum Command {
     /// own verifier and prints every check. Exit status: 0 accepted, 1 refused, 2 usage or input
     /// error.
     VerifyReport(Box<pp_device::verify_report::Args>),
+    /// Check a tamper-evidence file the device wrote (a log fork, a revoked release, a stale
+    /// tree head) offline: every signature and proof in it. Exit status: 0 it proves what it
+    /// says, 1 it does not, 2 unreadable.
+    CheckEvidence { file: PathBuf },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Command::VerifyReport(report) = &args.command {
         return verify_report(report);
+    }
+    if let Command::CheckEvidence { file } = &args.command {
+        return check_evidence(file);
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,7 +134,9 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
-        Command::VerifyReport(_) => unreachable!("handled in main: it reads no configuration"),
+        Command::VerifyReport(_) | Command::CheckEvidence { .. } => {
+            unreachable!("handled in main: it reads no configuration")
+        }
     }
 }
 
@@ -144,6 +153,24 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
         }
         Err(e) => {
             eprintln!("pp: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable.
+fn check_evidence(file: &Path) -> ExitCode {
+    match pp_device::evidence::check(file) {
+        Ok(Ok(proven)) => {
+            println!("{proven}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(why)) => {
+            println!("NOT PROVEN: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("pp: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -185,11 +212,7 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
     let bytes =
         std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     std::fs::create_dir_all(&config.state_dir)?;
-    let log = pp_device::releases::LogClient::sync(
-        &config.log.url,
-        &config.log.public_key,
-        &config.state_dir.join("log-state.json"),
-    )?;
+    let log = pp_device::releases::LogClient::sync(&config.log, &config.state_dir)?;
     trace(format!("log: tree head size {}", log.tree_head().size));
     let release = log.logged_release(bytes)?;
     println!(

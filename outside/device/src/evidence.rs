@@ -1,0 +1,63 @@
+//! Tamper alerts: when the device catches the log (or the gateway) misbehaving it writes a
+//! self-contained evidence file ([`pp_translog::evidence`]) into its state folder and names it
+//! in its error, and `pp check-evidence FILE` verifies such a file offline.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use pp_translog::evidence::{Evidence, EvidenceFile};
+
+/// Writes `evidence` to a new file in `state_dir/evidence/`; returns its path.
+pub fn write(state_dir: &Path, evidence: Evidence) -> Result<PathBuf> {
+    let dir = state_dir.join("evidence");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let kind = match &evidence {
+        Evidence::LogFork { .. } => "log-fork",
+        Evidence::RevokedRelease { .. } => "revoked-release",
+        Evidence::StaleCheckpoint { .. } => "stale-checkpoint",
+    };
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let path = dir.join(format!(
+        "{kind}-{}-{}.json",
+        pp_translog::checkpoint::unix_now(),
+        hex::encode(nonce)
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(EvidenceFile::new(evidence).to_json().as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The sentence every tamper error ends with.
+pub fn pointer(path: &Path) -> String {
+    format!(
+        "evidence written to {}; check it with `pp check-evidence {}`",
+        path.display(),
+        path.display()
+    )
+}
+
+/// Writes `evidence` and returns the pointer sentence, or says why it could not be written.
+pub fn record(state_dir: &Path, evidence: Evidence) -> String {
+    match write(state_dir, evidence) {
+        Ok(path) => pointer(&path),
+        Err(e) => format!("the evidence could not be written: {e:#}"),
+    }
+}
+
+/// `pp check-evidence FILE`: `Ok(Ok(text))` proven, `Ok(Err(why))` not proven, `Err` unreadable.
+pub fn check(path: &Path) -> Result<std::result::Result<String, String>> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = match EvidenceFile::from_json(&text) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    Ok(file.check().map_err(|e| e.to_string()))
+}
