@@ -292,6 +292,8 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     )?;
     std::fs::write(&index_path, index)?;
 
+    let unlogged = stack.dir.join("cdn/releases/unlogged.json");
+    crate::e2e_witness::attacks(&mut stack, &summarize, &manifest, &unlogged)?;
     println!("e2e: PASS");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! The outside parties on loopback, for the demo and the end-to-end test: transparency log,
-//! key CDN, token issuer, gateway and relay, each its own process from `pp-services`, with a
+//! The outside parties on loopback, for the demo and the end-to-end test: transparency log and
+//! its witness, key CDN, token issuer, gateway and relay, each its own process from `pp-services`, with a
 //! throwaway CA, an account and a device configuration for `pp`.
 
 use std::io::{BufRead, BufReader};
@@ -16,6 +16,8 @@ use crate::util;
 /// Names on the development certificates.
 pub const RELAY_NAME: &str = "relay.pp.test";
 pub const GATEWAY_NAME: &str = "gateway.pp.test";
+/// The log's origin line (the name in its checkpoints).
+pub const LOG_ORIGIN: &str = "log.pp.test";
 
 /// One enclave instance: its id and the address of its attested-TLS port.
 #[derive(Clone, Debug)]
@@ -31,6 +33,8 @@ pub struct Stack {
     children: Vec<(&'static str, Child)>,
     pub config: PathBuf,
     pub log_url: String,
+    /// The witness's base URL; the log submits its checkpoints there.
+    pub witness_url: String,
     pub gateway_addr: String,
     pub issuer_addr: String,
 }
@@ -99,6 +103,7 @@ impl Stack {
             children: Vec::new(),
             config: dir.join("pp.toml"),
             log_url: String::new(),
+            witness_url: String::new(),
             gateway_addr: String::new(),
             issuer_addr: String::new(),
         };
@@ -128,18 +133,32 @@ impl Stack {
         )?;
         std::fs::write(dir.join("operator.secret"), random_hex())?;
 
-        let (log_addr, log_lines) = stack.spawn(
+        // The log's key first (its verifier key configures the witness), then the witness,
+        // then the log, which submits each checkpoint to the witness.
+        let log_vkey = run(
             "pp-log",
+            &["vkey", "--state", &p("log"), "--origin", LOG_ORIGIN],
+        )?
+        .trim()
+        .to_string();
+        let (witness_addr, witness_lines) = stack.spawn(
+            "pp-witness",
             &[
-                "serve",
                 "--listen",
                 "127.0.0.1:0",
                 "--state",
-                &p("log"),
-                "--operator-credential",
-                &p("operator.secret"),
+                &p("witness"),
+                "--log",
+                &log_vkey,
             ],
         )?;
+        let witness_vkey = witness_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("witness vkey "))
+            .context("pp-witness did not print its verifier key")?
+            .to_string();
+        stack.witness_url = format!("http://{witness_addr}");
+        let (log_addr, log_lines) = stack.start_log("127.0.0.1:0", &p("log"))?;
         let log_key = log_lines
             .iter()
             .find_map(|l| l.strip_prefix("log public key "))
@@ -197,7 +216,8 @@ impl Stack {
                 "state_dir = \"device-state\"\n\n[relay]\naddress = \"{relay_addr}\"\nserver_name = \"{RELAY_NAME}\"\n\n\
                  [gateway]\nauthority = \"{GATEWAY_NAME}:443\"\nserver_name = \"{GATEWAY_NAME}\"\n\n\
                  [issuer]\nurl = \"http://{issuer_addr}\"\ncredential_file = \"account.secret\"\n\n\
-                 [cdn]\nurl = \"http://{cdn_addr}\"\n\n[log]\nurl = \"{}\"\npublic_key = \"{log_key}\"\n\n\
+                 [cdn]\nurl = \"http://{cdn_addr}\"\n\n[log]\nurl = \"{}\"\npublic_key = \"{log_key}\"\norigin = \"{LOG_ORIGIN}\"\n\
+                 witnesses = [\"{witness_vkey}\"]\n\n\
                  [trust]\ntls_ca = \"certs/ca.pem\"\ntest_root_ark = \"{}\"\n",
                 stack.log_url,
                 test_root_ark.display()
@@ -277,29 +297,56 @@ impl Stack {
         Ok(self.spawn("pp-relay", &args)?.0)
     }
 
-    /// Replaces the log with a fork of it: the same signing key, but a history that starts with
-    /// `entry` instead of the release manifest (what a log operator showing different devices
-    /// different histories would serve). Same address, so devices see it in place of the log.
-    pub fn fork_log(&mut self, entry: &Path) -> Result<()> {
-        let fork = self.dir.join("log-fork");
-        std::fs::create_dir_all(&fork)?;
-        std::fs::copy(self.dir.join("log/log.key"), fork.join("log.key"))?;
-        self.stop("pp-log");
-        let listen = self.log_url.trim_start_matches("http://").to_string();
-        let state = fork.display().to_string();
+    /// Starts `pp-log` on `listen` with the state folder `state`, submitting to the witness.
+    fn start_log(&mut self, listen: &str, state: &str) -> Result<(String, Vec<String>)> {
         let credential = self.dir.join("operator.secret").display().to_string();
-        let (addr, _) = self.spawn(
+        let witness = self.witness_url.clone();
+        self.spawn(
             "pp-log",
             &[
                 "serve",
                 "--listen",
-                &listen,
+                listen,
                 "--state",
-                &state,
+                state,
                 "--operator-credential",
                 &credential,
+                "--origin",
+                LOG_ORIGIN,
+                "--witness",
+                &witness,
             ],
-        )?;
+        )
+    }
+
+    /// Replaces the log with a fork of it: the same signing key, but a history that starts with
+    /// `entry` instead of the release manifest (what a log operator showing different devices
+    /// different histories would serve). Same address, so devices see it in place of the log.
+    pub fn fork_log(&mut self, entry: &Path) -> Result<()> {
+        self.fork_log_at(0, entry)
+    }
+
+    /// Like [`Self::fork_log`], but the fork keeps the log's first `keep` entries and then
+    /// appends `entry`: to a device that saw only those, a consistent extension.
+    pub fn fork_log_at(&mut self, keep: usize, entry: &Path) -> Result<()> {
+        let fork = self.dir.join("log-fork");
+        let _ = std::fs::remove_dir_all(&fork);
+        std::fs::create_dir_all(&fork)?;
+        std::fs::copy(self.dir.join("log/log.key"), fork.join("log.key"))?;
+        self.stop("pp-log");
+        let records = std::fs::read(self.dir.join("log/log.bin"))?;
+        let mut at = 0usize;
+        for _ in 0..keep {
+            let len: [u8; 4] = records
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .context("the log has fewer entries than the fork keeps")?;
+            at += 4 + u32::from_be_bytes(len) as usize;
+        }
+        std::fs::write(fork.join("log.bin"), &records[..at])?;
+        let listen = self.log_url.trim_start_matches("http://").to_string();
+        let credential = self.dir.join("operator.secret").display().to_string();
+        let (addr, _) = self.start_log(&listen, &fork.display().to_string())?;
         anyhow::ensure!(addr == listen, "the forked log came up on another address");
         let out = Command::new(self.bin.join("pp-log"))
             .args([
@@ -313,6 +360,32 @@ impl Stack {
             .output()?;
         anyhow::ensure!(out.status.success(), "appending to the forked log failed");
         Ok(())
+    }
+
+    /// Puts the honest log back at its address (after [`Self::fork_log`]).
+    pub fn restore_log(&mut self) -> Result<()> {
+        self.stop("pp-log");
+        let listen = self.log_url.trim_start_matches("http://").to_string();
+        let state = self.dir.join("log").display().to_string();
+        let (addr, _) = self.start_log(&listen, &state)?;
+        anyhow::ensure!(addr == listen, "the log came back on another address");
+        Ok(())
+    }
+
+    /// Runs `pp-log` with `args` (e.g. `append`, `revoke`) against this stack's log with the
+    /// operator's credential; returns its stdout.
+    pub fn log_operator(&self, command: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new(self.bin.join("pp-log"))
+            .args([command, "--url", &self.log_url, "--operator-credential"])
+            .arg(self.dir.join("operator.secret"))
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "pp-log {command} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Stops the named service.
