@@ -196,3 +196,83 @@ impl EvidenceFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Log;
+    use crate::testutil::ORIGIN;
+
+    #[test]
+    fn a_real_fork_is_proven_and_a_doctored_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pk8");
+        let mut a = Log::open(&dir.path().join("a.log"), &key).unwrap();
+        let mut b = Log::open(&dir.path().join("b.log"), &key).unwrap();
+        a.append(b"one").unwrap();
+        b.append(b"uno").unwrap();
+        let vkey = a.vkey(ORIGIN).unwrap();
+        let fork = |remembered: String, offered: String| {
+            EvidenceFile::new(Evidence::LogFork {
+                log_vkey: vkey.clone(),
+                remembered,
+                offered,
+            })
+        };
+        let (na, nb) = (
+            a.checkpoint_note(ORIGIN).unwrap(),
+            b.checkpoint_note(ORIGIN).unwrap(),
+        );
+        let file = fork(na.clone(), nb.clone());
+        let back = EvidenceFile::from_json(file.to_json().as_bytes()).unwrap();
+        assert!(
+            back.check()
+                .unwrap()
+                .contains("signed two different trees of size 1")
+        );
+        // The same checkpoint twice proves nothing; nor does one whose root was edited.
+        assert!(fork(na.clone(), na.clone()).check().is_err());
+        let mut lines: Vec<&str> = nb.split('\n').collect();
+        let edited = format!("A{}", &lines[2][1..]);
+        let edited = if edited == lines[2] {
+            format!("B{}", &lines[2][1..])
+        } else {
+            edited
+        };
+        lines[2] = &edited;
+        assert!(fork(na.clone(), lines.join("\n")).check().is_err());
+        // Nor a fork "signed" by another key.
+        let c = Log::open(&dir.path().join("c.log"), &dir.path().join("other.pk8")).unwrap();
+        assert!(
+            fork(na, c.checkpoint_note(ORIGIN).unwrap())
+                .check()
+                .is_err()
+        );
+        // A revocation, proven by its inclusion proof; with another index it is not.
+        let r = Revocation::new(&"cd".repeat(32), "bulletin", 1).unwrap();
+        a.append(r.to_json().as_bytes()).unwrap();
+        a.append(b"three").unwrap();
+        let proof: Vec<String> = a
+            .inclusion_proof(1, 3)
+            .unwrap()
+            .iter()
+            .map(hex::encode)
+            .collect();
+        let revoked = |index| {
+            EvidenceFile::new(Evidence::RevokedRelease {
+                log_vkey: vkey.clone(),
+                checkpoint: a.checkpoint_note(ORIGIN).unwrap(),
+                entry: r.to_json(),
+                index,
+                proof: proof.clone(),
+            })
+        };
+        assert!(
+            revoked(1)
+                .check()
+                .unwrap()
+                .contains("revocation of release cdcd")
+        );
+        assert!(revoked(2).check().is_err());
+    }
+}
