@@ -114,7 +114,7 @@ impl LogClient {
 
     /// The log's id (SHA-256 of its key).
     pub fn log_id(&self) -> [u8; 32] {
-        pp_translog::sth::log_id(&self.state.policy().log.public_key)
+        pp_translog::checkpoint::log_id(&self.state.policy().log.public_key)
     }
 
     /// Checks that `bytes` (a release manifest) is in the log and not revoked there, and

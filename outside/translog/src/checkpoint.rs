@@ -272,6 +272,12 @@ pub fn cosigned_message(timestamp: u64, body: &[u8]) -> Vec<u8> {
     m
 }
 
+/// SHA-256 of the log's 32-byte Ed25519 public key: the log's id in receipts.
+pub fn log_id(public_key: &[u8; 32]) -> Hash {
+    use sha2::Digest;
+    sha2::Sha256::digest(public_key).into()
+}
+
 fn public_key(key: &Ed25519KeyPair) -> [u8; 32] {
     let mut pk = [0u8; 32];
     pk.copy_from_slice(key.public_key().as_ref());

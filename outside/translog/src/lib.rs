@@ -11,7 +11,6 @@
 //! - [`witness`]: the C2SP `tlog-witness` `add-checkpoint` logic of our witness.
 //! - [`frontier`]: the tree's compact range, so a device checks every new entry.
 //! - [`revocation`]: `pp-revocation/1` entries; [`evidence`]: tamper-evidence files.
-//! - [`sth`]: the older JSON [`SignedTreeHead`] (size, root), kept for receipts.
 //! - [`log`]: [`Log`], the server side: the append-only entry file and the signing key.
 //! - [`device`]: [`DeviceLogState`], the device (or monitor) side that refuses forks,
 //!   rollbacks, unwitnessed and stale heads, and records revocations.
@@ -34,7 +33,6 @@ pub mod merkle;
 pub mod proof;
 pub mod receipt;
 pub mod revocation;
-pub mod sth;
 pub mod witness;
 
 #[cfg(test)]
@@ -47,4 +45,3 @@ pub use log::{Log, LogError, MAX_ENTRY_LEN};
 pub use merkle::{Hash, MerkleError};
 pub use proof::{ConsistencyProof, InclusionProof, ProofError};
 pub use receipt::{Receipt, ReceiptError};
-pub use sth::{SignedTreeHead, SthError};

@@ -1,5 +1,5 @@
-//! The log's server-side state: an append-only list of release manifests, persisted to one
-//! append-only file, and the Ed25519 key that signs its tree heads.
+//! The log's server-side state: an append-only list of entries, persisted to one append-only
+//! file, and the Ed25519 key that signs its checkpoints.
 //!
 //! File format: a sequence of records, each `u32` big-endian length (1..=[`MAX_ENTRY_LEN`])
 //! followed by that many bytes of entry; no header, no padding. Every append is one `write` of
@@ -20,7 +20,6 @@ use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::merkle::{self, Hash, MerkleError};
-use crate::sth::{self, SignedTreeHead};
 
 /// Largest entry the log accepts, in bytes. A release manifest is a few KiB.
 pub const MAX_ENTRY_LEN: usize = 64 * 1024;
@@ -257,17 +256,12 @@ impl Log {
 
     /// SHA-256 of the public key.
     pub fn log_id(&self) -> Hash {
-        sth::log_id(&self.public_key)
+        crate::checkpoint::log_id(&self.public_key)
     }
 
     /// The Merkle root of the first `size` entries.
     pub fn root_at(&self, size: u64) -> Result<Hash, LogError> {
         Ok(merkle::root(self.prefix(size)?))
-    }
-
-    /// A signed tree head for the current size and root.
-    pub fn sth(&self) -> SignedTreeHead {
-        SignedTreeHead::sign(&self.key, self.size(), self.root)
     }
 
     /// The current tree head as a C2SP checkpoint note signed by the log, with `origin` as

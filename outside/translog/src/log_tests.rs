@@ -31,25 +31,33 @@ fn manifest(i: usize) -> Vec<u8> {
 #[test]
 fn persistence_round_trip() {
     let d = Dir::new();
-    let (root, pk, sth) = {
+    let origin = "test.example/log";
+    let (root, pk, note) = {
         let mut log = d.open().unwrap();
         assert_eq!(log.size(), 0);
-        assert_eq!(log.sth().root, merkle::empty_root());
+        assert_eq!(log.root_at(0).unwrap(), merkle::empty_root());
         for i in 0..10 {
             assert_eq!(log.append(&manifest(i)).unwrap(), i as u64);
         }
-        (log.root_at(10).unwrap(), *log.public_key(), log.sth())
+        (
+            log.root_at(10).unwrap(),
+            *log.public_key(),
+            log.checkpoint_note(origin).unwrap(),
+        )
     };
     let log = d.open().unwrap();
     assert_eq!(log.size(), 10);
     assert_eq!(*log.public_key(), pk, "the key is loaded, not regenerated");
     assert_eq!(log.root_at(10).unwrap(), root);
     assert_eq!(
-        log.sth(),
-        sth,
+        log.checkpoint_note(origin).unwrap(),
+        note,
         "Ed25519 is deterministic: same head, same bytes"
     );
-    log.sth().verify(&pk).unwrap();
+    let vkey = crate::NoteKey::parse_vkey(&log.vkey(origin).unwrap(), 1).unwrap();
+    assert_eq!(vkey.public_key, pk);
+    let (cp, _) = crate::checkpoint::open_log_signed(note.as_bytes(), &vkey).unwrap();
+    assert_eq!((cp.size, cp.root), (10, root));
     assert_eq!(log.entry(3).unwrap(), manifest(3).as_slice());
     let leaf = merkle::leaf_hash(&manifest(7));
     assert_eq!(log.index_of_leaf_hash(&leaf), Some(7));

@@ -1,5 +1,5 @@
 //! The receipt a device keeps per request: which logged release (by measurement) it talked to,
-//! where that release sits in the log, and the tree head it was checked against.
+//! where that release sits in the log, and the checkpoint it was checked against.
 //!
 //! JSON: `{"measurement_hex", "log_index", "tree_size", "tree_root_hex", "log_id_hex"}`, byte
 //! fields as lowercase hex. [`Receipt::from_json`] refuses unknown fields, bad hex, wrong
