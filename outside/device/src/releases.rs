@@ -63,7 +63,7 @@ impl LogClient {
                     },
                 )),
                 DeviceError::Checkpoint {
-                    source: pp_translog::CheckpointError::Stale { .. },
+                    reason: pp_translog::CheckpointError::Stale { .. },
                     note: Some(note),
                 } => Some(evidence::record(
                     state_dir,
@@ -77,10 +77,10 @@ impl LogClient {
                 )),
                 _ => None,
             };
-            let err = anyhow::Error::new(e);
+            // The pointer to the evidence ends the message, after what was caught.
             let err = match pointer {
-                Some(p) => err.context(p),
-                None => err,
+                Some(p) => anyhow::anyhow!("{e}; {p}"),
+                None => anyhow::Error::new(e),
             };
             return Err(err.context(
                 "the transparency log is not consistent with what this device saw before, or its tree head is not witnessed and fresh",

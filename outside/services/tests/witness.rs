@@ -217,7 +217,7 @@ fn a_log_extension_the_witness_has_not_seen_is_refused() {
         matches!(
             err,
             DeviceError::Checkpoint {
-                source: CheckpointError::TooFewCosignatures { have: 0, need: 1 },
+                reason: CheckpointError::TooFewCosignatures { have: 0, need: 1 },
                 ..
             }
         ),

@@ -32,11 +32,10 @@ pub const MAX_NEW_ENTRIES: u64 = 100_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The checkpoint's signatures, witnesses or age.
-    #[error("{source}")]
+    #[error("{reason}")]
     Checkpoint {
-        /// What failed.
-        #[source]
-        source: CheckpointError,
+        /// What failed (shown as this error's text, not as a separate cause).
+        reason: CheckpointError,
         /// The note as received, when its log signature verified (evidence of a stale view).
         note: Option<String>,
     },
@@ -239,8 +238,8 @@ impl DeviceLogState {
         now: u64,
         fetch_entry: &mut dyn FnMut(u64) -> Result<Vec<u8>, String>,
     ) -> Result<Update, DeviceError> {
-        let cerr = |source, note: Option<&[u8]>| DeviceError::Checkpoint {
-            source,
+        let cerr = |reason, note: Option<&[u8]>| DeviceError::Checkpoint {
+            reason,
             note: note.map(|n| String::from_utf8_lossy(n).into_owned()),
         };
         let (cp, _) = crate::checkpoint::open_log_signed(note, &self.policy.log)

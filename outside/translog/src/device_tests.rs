@@ -103,7 +103,7 @@ fn refuses_unwitnessed_stale_and_forked_heads_and_changes_nothing() {
         matches!(
             err,
             DeviceError::Checkpoint {
-                source: CheckpointError::TooFewCosignatures { have: 0, need: 1 },
+                reason: CheckpointError::TooFewCosignatures { have: 0, need: 1 },
                 ..
             }
         ),
