@@ -36,6 +36,14 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
     step(
         "host tests (workspace: workload, protocol, attestation, client, reproducible, kernel build)",
         &mut || {
+            // Every locked crate, also those behind a cfg no build here sets (fiat-crypto, from
+            // signed_note's ed25519-dalek): a test runs `cargo metadata --offline`, which needs
+            // them all.
+            util::run(
+                Command::new(&host_cargo)
+                    .current_dir(root)
+                    .args(["fetch", "--locked", "--quiet"]),
+            )?;
             util::run(
                 Command::new(&host_cargo)
                     .current_dir(root)
