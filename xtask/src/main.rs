@@ -8,6 +8,7 @@ mod e2e;
 mod firmware;
 mod host_enclave;
 mod image;
+mod interop;
 mod kernel;
 mod layout;
 mod manifest;

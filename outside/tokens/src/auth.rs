@@ -1,7 +1,7 @@
 //! The `PrivateToken` HTTP authentication scheme (RFC 9577 §2.1–2.2), header values only:
 //!
 //! ```text
-//! WWW-Authenticate: PrivateToken challenge="<base64url>", token-key="<base64url>"[, max-age=N]
+//! WWW-Authenticate: PrivateToken challenge="<base64url, padded>", token-key="<base64url, padded>"[, max-age=N]
 //! Authorization:    PrivateToken token=<base64url>
 //! ```
 //!
@@ -12,7 +12,7 @@
 use crate::challenge::TokenChallenge;
 use crate::keys::IssuerPublicKey;
 use crate::token::Token;
-use crate::wire::WireError;
+use crate::wire::{WireError, b64url_decode_any_pad, b64url_encode_padded};
 
 /// The authentication scheme name.
 pub const SCHEME: &str = "PrivateToken";
@@ -49,10 +49,11 @@ pub fn www_authenticate_value(
     issuer_key: &IssuerPublicKey,
     max_age: Option<u32>,
 ) -> String {
+    // Padded base64url (RFC 4648 §5): what other implementations (privacypass-ts) parse.
     let mut value = format!(
         "{SCHEME} challenge=\"{}\", token-key=\"{}\"",
-        challenge.to_base64url(),
-        issuer_key.to_base64url()
+        b64url_encode_padded(&challenge.to_vec()),
+        b64url_encode_padded(issuer_key.spki())
     );
     if let Some(age) = max_age {
         value.push_str(&format!(", max-age={age}"));
@@ -239,10 +240,13 @@ pub fn parse_www_authenticate(value: &str) -> Result<TokenChallengeHeader, AuthE
         return Err(AuthError::Malformed);
     };
     let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned);
-    let challenge =
-        TokenChallenge::from_base64url(&text(challenge).map_err(|_| AuthError::Malformed)?)
-            .map_err(AuthError::Token)?;
-    let token_key = crate::wire::b64url_decode_any_pad(
+    let challenge = b64url_decode_any_pad(
+        &text(challenge).map_err(|_| AuthError::Malformed)?,
+        crate::challenge::MAX_CHALLENGE_LEN,
+    )
+    .and_then(|bytes| TokenChallenge::parse(&bytes))
+    .map_err(AuthError::Token)?;
+    let token_key = b64url_decode_any_pad(
         &text(token_key).map_err(|_| AuthError::Malformed)?,
         crate::keys::MAX_SPKI_LEN,
     )

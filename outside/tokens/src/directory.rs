@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::TOKEN_TYPE_BLIND_RSA;
 use crate::key_entry::{IssuerKeyEntry, MAX_ENTRY_LEN};
 use crate::keys::{IssuerPublicKey, MAX_SPKI_LEN};
-use crate::wire::{b64url_decode_any_pad, b64url_encode};
+use crate::wire::{b64url_decode_any_pad, b64url_encode, b64url_encode_padded};
 
 /// Largest directory document parsed.
 pub const MAX_DIRECTORY_LEN: usize = 64 * 1024;
@@ -94,15 +94,6 @@ struct JsonKey {
     log_entry: Option<String>,
 }
 
-/// Standard base64url with padding, as RFC 9578 §4 writes `token-key`.
-fn b64url_padded(bytes: &[u8]) -> String {
-    let mut text = b64url_encode(bytes);
-    while !text.len().is_multiple_of(4) {
-        text.push('=');
-    }
-    text
-}
-
 impl IssuerDirectory {
     /// A directory advertising `keys` (most preferred first) with their optional `not-before`.
     pub fn new(issuer_request_uri: &str, keys: &[(&IssuerPublicKey, Option<u64>)]) -> Self {
@@ -146,7 +137,7 @@ impl IssuerDirectory {
                 .iter()
                 .map(|k| JsonKey {
                     token_type: k.token_type,
-                    token_key: b64url_padded(&k.token_key),
+                    token_key: b64url_encode_padded(&k.token_key),
                     not_before: k.not_before,
                     log_entry: k.log_entry.as_deref().map(b64url_encode),
                 })

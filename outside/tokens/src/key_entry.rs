@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::TOKEN_TYPE_BLIND_RSA;
 use crate::keys::{IssuerPublicKey, MAX_SPKI_LEN, TokenKeyId};
-use crate::wire::{b64url_decode_any_pad, b64url_encode};
+use crate::wire::{b64url_decode_any_pad, b64url_encode_padded};
 
 /// The entry's schema string (see `pp_translog::entry`).
 pub const SCHEMA: &str = "pp-issuer-key/1";
@@ -87,15 +87,6 @@ struct Json {
     not_after: u64,
 }
 
-/// Standard base64url with padding, as RFC 9578 §4 writes `token-key`.
-fn b64url_padded(bytes: &[u8]) -> String {
-    let mut text = b64url_encode(bytes);
-    while !text.len().is_multiple_of(4) {
-        text.push('=');
-    }
-    text
-}
-
 impl IssuerKeyEntry {
     /// An entry, checking the name and window as [`parse`](Self::parse) does.
     pub fn new(
@@ -158,7 +149,7 @@ impl IssuerKeyEntry {
             schema: SCHEMA.to_owned(),
             issuer_name: self.issuer_name.clone(),
             token_type: TOKEN_TYPE_BLIND_RSA,
-            token_key: b64url_padded(self.key.spki()),
+            token_key: b64url_encode_padded(self.key.spki()),
             token_key_id: hex_of(self.key.token_key_id()),
             epoch: self.epoch,
             not_before: self.not_before,
