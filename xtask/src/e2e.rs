@@ -185,7 +185,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     println!("e2e: verify-release of the logged manifest: ok");
 
     // A reused token: put the spent tokens back in the wallet.
-    let wallet = stack.dir.join("device-state/tokens.txt");
+    let wallet = crate::e2e_keys::wallet_file(&stack)?;
     let before = std::fs::read(&wallet)?;
     expect_ok(&stack, "spend one more token")?;
     std::fs::write(&wallet, &before)?;
@@ -282,6 +282,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "verify-release accepted an unlogged manifest:\n{err}"
     );
     println!("e2e: verify-release of an unlogged manifest: refused");
+    crate::e2e_keys::attacks(&mut stack, &summarize)?;
 
     // A log that forks: same key, another history. The device remembers the tree head it saw.
     stack.fork_log(&stack.dir.join("cdn/releases/unlogged.json"))?;

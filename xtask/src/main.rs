@@ -5,6 +5,7 @@ mod bench_path;
 mod checkout;
 mod crates;
 mod e2e;
+mod e2e_keys;
 mod firmware;
 mod host_enclave;
 mod image;

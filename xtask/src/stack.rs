@@ -262,15 +262,7 @@ impl Stack {
     /// `issuer-keys.jsonl` for the gateway.
     fn log_issuer_keys(&self, issuer_name: &str) -> Result<()> {
         let p = |rel: &str| self.dir.join(rel).display().to_string();
-        let out = Command::new(self.bin.join("pp-issuer"))
-            .args(["--state", &p("issuer"), "--print-key-entries", issuer_name])
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "pp-issuer --print-key-entries failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        let text = String::from_utf8(out.stdout)?;
+        let text = self.issuer_key_entries("issuer", issuer_name)?;
         for (n, line) in text.lines().enumerate() {
             let file = self.dir.join(format!("issuer-key-{n}.json"));
             std::fs::write(&file, line)?;
@@ -292,6 +284,21 @@ impl Stack {
         }
         std::fs::write(self.dir.join("issuer-keys.jsonl"), text)?;
         Ok(())
+    }
+
+    /// The `pp-issuer-key/1` entries (one per line) of the issuer keys kept in `state` (a folder
+    /// of the stack's; made if missing) under `issuer_name`.
+    pub fn issuer_key_entries(&self, state: &str, issuer_name: &str) -> Result<String> {
+        let state = self.dir.join(state).display().to_string();
+        let out = Command::new(self.bin.join("pp-issuer"))
+            .args(["--state", &state, "--print-key-entries", issuer_name])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "pp-issuer --print-key-entries failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8(out.stdout)?)
     }
 
     /// Starts a relay that dials `upstream` for the gateway's name; returns its address.
