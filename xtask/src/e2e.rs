@@ -256,6 +256,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "the device never chose the dead instance i-0 in 12 requests"
     );
     println!("e2e: instance i-0 killed: the device retried on i-1");
+    crate::e2e_keys::attacks(&mut stack, &summarize)?;
 
     // A CDN that serves a key for an unlogged release.
     let index_path = stack.dir.join("cdn/enclaves.json");
@@ -282,7 +283,6 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "verify-release accepted an unlogged manifest:\n{err}"
     );
     println!("e2e: verify-release of an unlogged manifest: refused");
-    crate::e2e_keys::attacks(&mut stack, &summarize)?;
 
     // A log that forks: same key, another history. The device remembers the tree head it saw.
     stack.fork_log(&stack.dir.join("cdn/releases/unlogged.json"))?;
