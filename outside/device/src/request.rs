@@ -170,6 +170,13 @@ fn take_token(
     })
 }
 
+/// Whether the gateway refused the token as one of a retired issuer key (its 401 text, see
+/// `pp_services::gateway::RETIRED_KEY_MESSAGE`).
+fn is_stale_key(e: &PathError) -> bool {
+    matches!(e, PathError::Refused { hop: "gateway", status: 401, reason }
+        if reason.contains("issuer key is retired"))
+}
+
 enum Failure {
     /// The gateway refused the token as one of a retired issuer key: drop that key's tokens and
     /// try once more with a fresh one.
@@ -187,11 +194,7 @@ fn attempt_one(
     request: &AppRequest,
 ) -> Result<(AppResponse, Verdict), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
-        PathError::Refused {
-            status: 401,
-            ref reason,
-            ..
-        } if reason.contains("issuer key is retired") => Failure::StaleKey(e.into()),
+        ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
         PathError::Refused {
             status: 502 | 503, ..
         } => Failure::Retry(e.into()),
@@ -268,4 +271,22 @@ fn tls_roots(config: &Config) -> Result<RootCertStore> {
             .context("a CA certificate was refused")?;
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_retired_key_refusal_is_recognised() {
+        let refused = |status, text: &str| PathError::Refused {
+            hop: "gateway",
+            status,
+            reason: format!(": {text}"),
+        };
+        let retired = pp_services::gateway::RETIRED_KEY_MESSAGE;
+        assert!(is_stale_key(&refused(401, retired)));
+        assert!(!is_stale_key(&refused(401, "the token did not verify")));
+        assert!(!is_stale_key(&refused(403, retired)));
+    }
 }
