@@ -185,7 +185,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     println!("e2e: verify-release of the logged manifest: ok");
 
     // A reused token: put the spent tokens back in the wallet.
-    let wallet = stack.dir.join("device-state/tokens.txt");
+    let wallet = crate::e2e_keys::wallet_file(&stack)?;
     let before = std::fs::read(&wallet)?;
     expect_ok(&stack, "spend one more token")?;
     std::fs::write(&wallet, &before)?;
@@ -256,6 +256,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "the device never chose the dead instance i-0 in 12 requests"
     );
     println!("e2e: instance i-0 killed: the device retried on i-1");
+    crate::e2e_keys::attacks(&mut stack, &summarize)?;
 
     // A CDN that serves a key for an unlogged release.
     let index_path = stack.dir.join("cdn/enclaves.json");

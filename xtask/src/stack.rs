@@ -207,6 +207,7 @@ impl Stack {
             ],
         )?;
         stack.issuer_addr = issuer_addr.clone();
+        stack.log_issuer_keys(&issuer_addr)?;
         let (gateway_addr, _) = stack.start_gateway(&issuer_addr)?;
         stack.gateway_addr = gateway_addr.clone();
         let relay_addr = stack.start_relay(&gateway_addr)?;
@@ -264,8 +265,8 @@ impl Stack {
             GATEWAY_NAME,
             "--issuer-name",
             issuer_addr,
-            "--issuer-key",
-            &p("issuer/token-key.b64"),
+            "--issuer-keys",
+            &p("issuer-keys.jsonl"),
             "--instances",
             &p("instances.json"),
             "--spent",
@@ -274,6 +275,50 @@ impl Stack {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.spawn("pp-gateway", &args)
+    }
+
+    /// The operator's step for issuer key consistency: prints the issuer's `pp-issuer-key/1`
+    /// entries (keys valid now and the next epoch's), appends each to the log, and keeps them in
+    /// `issuer-keys.jsonl` for the gateway.
+    fn log_issuer_keys(&self, issuer_name: &str) -> Result<()> {
+        let p = |rel: &str| self.dir.join(rel).display().to_string();
+        let text = self.issuer_key_entries("issuer", issuer_name)?;
+        for (n, line) in text.lines().enumerate() {
+            let file = self.dir.join(format!("issuer-key-{n}.json"));
+            std::fs::write(&file, line)?;
+            let out = Command::new(self.bin.join("pp-log"))
+                .args([
+                    "append",
+                    "--url",
+                    &self.log_url,
+                    "--operator-credential",
+                    &p("operator.secret"),
+                    &file.display().to_string(),
+                ])
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "appending an issuer key entry failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::fs::write(self.dir.join("issuer-keys.jsonl"), text)?;
+        Ok(())
+    }
+
+    /// The `pp-issuer-key/1` entries (one per line) of the issuer keys kept in `state` (a folder
+    /// of the stack's; made if missing) under `issuer_name`.
+    pub fn issuer_key_entries(&self, state: &str, issuer_name: &str) -> Result<String> {
+        let state = self.dir.join(state).display().to_string();
+        let out = Command::new(self.bin.join("pp-issuer"))
+            .args(["--state", &state, "--print-key-entries", issuer_name])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "pp-issuer --print-key-entries failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8(out.stdout)?)
     }
 
     /// Starts a relay that dials `upstream` for the gateway's name; returns its address.

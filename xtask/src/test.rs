@@ -78,6 +78,10 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
             )
         },
     )?;
+    step(
+        "privacypass-ts interop: its token from pp-issuer passes our gateway, ours verifies there",
+        &mut || crate::interop::privacypass_ts(root),
+    )?;
     step("task runner unit tests", &mut || {
         util::run(Command::new(&host_cargo).current_dir(root).args([
             "test",

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use pp_attestation::test_signer::{TEST_MEASUREMENT, TEST_TCB};
 use pp_device::config::Config;
+use pp_device::releases::LogClient;
 use pp_device::tunnel::{self, PathSpec};
-use pp_device::wallet::Wallet;
+use pp_device::wallet::{TokenSource, Wallet};
 use pp_protocol::app::{AppRequest, Message};
 use pp_verifier::Policy;
 
@@ -47,27 +48,6 @@ fn main() {
     }
     .to_vec();
 
-    // Tokens first, outside the timed part (the issuer is not on the request path).
-    let challenge = pp_tokens::TokenChallenge::new(
-        pp_device::request::issuer_name(&config.issuer.url).as_bytes(),
-        None,
-        config.gateway.server_name.as_bytes(),
-    )
-    .unwrap();
-    std::fs::create_dir_all(&config.state_dir).unwrap();
-    let wallet = Wallet::new(&config.state_dir);
-    let tokens: Vec<pp_tokens::Token> = (0..sessions)
-        .map(|_| {
-            wallet
-                .take(
-                    &config.issuer.url,
-                    &config.issuer.credential_file,
-                    &challenge,
-                    32,
-                )
-                .unwrap()
-        })
-        .collect();
     let ca = std::fs::read(config.trust.tls_ca.as_ref().unwrap()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
@@ -80,6 +60,40 @@ fn main() {
         gateway_name: &config.gateway.server_name,
         tls: tunnel::client_config(roots),
     };
+
+    // Tokens first, outside the timed part (the issuer is not on the request path), under the
+    // logged key the gateway names.
+    let issuer_name = pp_device::request::issuer_name(&config.issuer.url);
+    let challenge = pp_tokens::TokenChallenge::new(
+        issuer_name.as_bytes(),
+        None,
+        config.gateway.server_name.as_bytes(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&config.state_dir).unwrap();
+    let log = LogClient::sync(&config.log, &config.state_dir).unwrap();
+    let source = TokenSource {
+        issuer_url: &config.issuer.url,
+        credential_file: &config.issuer.credential_file,
+        issuer_name: &issuer_name,
+        challenge: &challenge,
+        batch: 32,
+        log: &log,
+    };
+    let wallet = Wallet::new(&config.state_dir);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let tokens: Vec<pp_tokens::Token> = (0..sessions)
+        .map(|_| {
+            wallet
+                .take(&source, now, || {
+                    pp_device::issuer_keys::fetch_via_relay(&spec, "i-0")
+                })
+                .unwrap()
+        })
+        .collect();
 
     let mut direct_times = Vec::new();
     let mut path_times = Vec::new();

@@ -6,7 +6,9 @@
 //! 2. [`instances`]: read the key CDN; keep instances whose publication evidence verifies
 //!    against a release manifest with an inclusion proof in the log, under that release's TCB
 //!    floor and exact guest policy ([`launch_policy`]).
-//! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches).
+//! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches),
+//!    under an issuer key [`issuer_keys`] proved to be in the log (directory and challenge
+//!    fetched through the relay).
 //! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
 //! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
 //!    the same key configuration as published, then one HPKE-sealed request.
@@ -17,6 +19,7 @@ pub mod config;
 pub mod evidence;
 pub mod fetch;
 pub mod instances;
+pub mod issuer_keys;
 pub mod launch_policy;
 pub mod receipts;
 pub mod releases;

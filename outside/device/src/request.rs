@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::instances::{self, Candidate, Roots};
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-use crate::wallet::Wallet;
+use crate::wallet::{TokenSource, Wallet};
 
 /// Instances tried before giving up.
 pub const ATTEMPTS: usize = 3;
@@ -85,6 +85,15 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     )
     .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
     let wallet = Wallet::new(&config.state_dir);
+    let issuer = issuer_name(&config.issuer.url);
+    let source = TokenSource {
+        issuer_url: &config.issuer.url,
+        credential_file: &config.issuer.credential_file,
+        issuer_name: &issuer,
+        challenge: &challenge,
+        batch: config.issuer.batch,
+        log: &log,
+    };
     let spec = PathSpec {
         relay_addr: &config.relay.address,
         relay_name: &config.relay.server_name,
@@ -99,13 +108,16 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             "choose: instance {} (attempt {attempt})",
             chosen.id
         ));
-        let token = wallet.take(
-            &config.issuer.url,
-            &config.issuer.credential_file,
-            &challenge,
-            config.issuer.batch,
-        )?;
-        match attempt_one(&spec, &chosen, &token, request) {
+        let token = take_token(&wallet, &source, &spec, &chosen.id)?;
+        let mut result = attempt_one(&spec, &chosen, &token, request);
+        if let Err(Failure::StaleKey(e)) = &result {
+            // Refused before any request byte left: drop the stale key's tokens, fetch anew.
+            trace(format!("gateway: {e:#}; dropping that key's tokens"));
+            wallet.drop_key(&token.token_key_id)?;
+            let token = take_token(&wallet, &source, &spec, &chosen.id)?;
+            result = attempt_one(&spec, &chosen, &token, request);
+        }
+        match result {
             Ok((response, session_verdict)) => {
                 let receipt = Receipt::new(
                     &chosen.published.measurement,
@@ -129,7 +141,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
                 ));
                 last_error = Some(e);
             }
-            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Fatal(e) | Failure::StaleKey(e)) => return Err(e),
         }
     }
     Err(last_error
@@ -137,7 +149,34 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         .context("every instance tried failed"))
 }
 
+/// A token of a logged key valid now: from the wallet, or fetched under a key the gateway's
+/// directory and challenge (fetched through the relay) show to be logged.
+fn take_token(
+    wallet: &Wallet,
+    source: &TokenSource<'_>,
+    spec: &PathSpec<'_>,
+    instance: &str,
+) -> Result<pp_tokens::Token> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    wallet.take(source, now, || {
+        crate::issuer_keys::fetch_via_relay(spec, instance)
+    })
+}
+
+/// Whether the gateway refused the token as one of a retired issuer key (its 401 text, see
+/// `pp_services::gateway::RETIRED_KEY_MESSAGE`).
+fn is_stale_key(e: &PathError) -> bool {
+    matches!(e, PathError::Refused { hop: "gateway", status: 401, reason }
+        if reason.contains("issuer key is retired"))
+}
+
 enum Failure {
+    /// The gateway refused the token as one of a retired issuer key: drop that key's tokens and
+    /// try once more with a fresh one.
+    StaleKey(anyhow::Error),
     /// The transport failed: another instance may work.
     Retry(anyhow::Error),
     /// A check failed or the request was refused: stop.
@@ -151,6 +190,7 @@ fn attempt_one(
     request: &AppRequest,
 ) -> Result<(AppResponse, Verdict), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
+        ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
         PathError::Refused {
             status: 502 | 503, ..
         } => Failure::Retry(e.into()),
@@ -227,4 +267,22 @@ fn tls_roots(config: &Config) -> Result<RootCertStore> {
             .context("a CA certificate was refused")?;
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_retired_key_refusal_is_recognised() {
+        let refused = |status, text: &str| PathError::Refused {
+            hop: "gateway",
+            status,
+            reason: format!(": {text}"),
+        };
+        let retired = pp_services::gateway::RETIRED_KEY_MESSAGE;
+        assert!(is_stale_key(&refused(401, retired)));
+        assert!(!is_stale_key(&refused(401, "the token did not verify")));
+        assert!(!is_stale_key(&refused(403, retired)));
+    }
 }

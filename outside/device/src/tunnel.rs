@@ -76,6 +76,16 @@ pub fn open(
     instance: &str,
     token: &pp_tokens::Token,
 ) -> Result<GatewayStream, PathError> {
+    let mut gateway = open_gateway(spec)?;
+    let authority = format!("{instance}:443");
+    let authorization = pp_tokens::authorization_value(token);
+    connect(&mut gateway, &authority, Some(&authorization), "gateway")?;
+    Ok(gateway)
+}
+
+/// Opens the path up to the gateway: TLS to the relay, CONNECT to the gateway, TLS to the
+/// gateway inside. What is sent on it reaches the gateway from the relay's address.
+pub fn open_gateway(spec: &PathSpec<'_>) -> Result<GatewayStream, PathError> {
     let tcp = TcpStream::connect(spec.relay_addr).map_err(|e| PathError::RelayUnreachable {
         addr: spec.relay_addr.to_string(),
         kind: e.kind(),
@@ -85,11 +95,7 @@ pub fn open(
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
     let mut relay = tls_over(tcp, spec.relay_name, &spec.tls, "relay")?;
     connect(&mut relay, spec.gateway_authority, None, "relay")?;
-    let mut gateway = tls_over(relay, spec.gateway_name, &spec.tls, "gateway")?;
-    let authority = format!("{instance}:443");
-    let authorization = pp_tokens::authorization_value(token);
-    connect(&mut gateway, &authority, Some(&authorization), "gateway")?;
-    Ok(gateway)
+    tls_over(relay, spec.gateway_name, &spec.tls, "gateway")
 }
 
 fn tls_over<S: Read + Write>(

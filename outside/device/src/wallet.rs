@@ -1,100 +1,213 @@
-//! The device's Privacy Pass tokens: fetched in batches from the issuer with the account
-//! credential, kept in the state folder, each used once.
+//! The device's Privacy Pass tokens, kept per issuer key in `tokens/` of the state folder:
+//! `<key id>.entry` holds the key's `pp-issuer-key/1` log entry (proven in the log before it was
+//! stored) and `<key id>.txt` its unspent tokens, one base64url token per line. Each token is
+//! used once. Tokens of a key whose logged window is over are stale: the gateway refuses them, so
+//! they are dropped and new ones fetched (under a logged key, see [`crate::issuer_keys`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pp_tokens::batch::BATCH_REQUEST_MEDIA_TYPE;
-use pp_tokens::{BatchTokenResponse, Client, IssuerDirectory, Token, TokenChallenge};
+use pp_tokens::key_entry::hex_of;
+use pp_tokens::{
+    BatchTokenResponse, Client, IssuerKeyEntry, IssuerPublicKey, Token, TokenChallenge, TokenKeyId,
+};
 
 use crate::fetch;
+use crate::issuer_keys::{self, GatewayKeyView, LoggedKey};
+use crate::releases::LogClient;
 
-/// Tokens on disk, one base64url token per line.
+/// Tokens on disk, per issuer key.
 pub struct Wallet {
-    path: PathBuf,
+    dir: PathBuf,
+    legacy: PathBuf,
+}
+
+/// Where and how tokens are fetched when the wallet has none for a valid logged key.
+pub struct TokenSource<'a> {
+    /// Base URL of the issuer (token requests carry the account credential there).
+    pub issuer_url: &'a str,
+    pub credential_file: &'a Path,
+    /// The issuer's name in challenges and log entries.
+    pub issuer_name: &'a str,
+    /// The challenge this device's tokens answer.
+    pub challenge: &'a TokenChallenge,
+    /// Tokens asked for at once.
+    pub batch: u8,
+    /// The log the key's entry must be in.
+    pub log: &'a LogClient,
 }
 
 impl Wallet {
     pub fn new(state_dir: &Path) -> Self {
         Self {
-            path: state_dir.join("tokens.txt"),
+            dir: state_dir.join("tokens"),
+            legacy: state_dir.join("tokens.txt"),
         }
     }
 
-    /// Removes and returns one token, fetching a batch first if none is left.
+    /// Removes and returns one token of a logged key valid at `now`, fetching a batch first if
+    /// none is left: `gateway` supplies the gateway's directory and challenge (fetched through
+    /// the relay), checked against the log before any token request is sent.
     pub fn take(
         &self,
-        issuer_url: &str,
-        credential_file: &Path,
-        challenge: &TokenChallenge,
-        batch: u8,
+        source: &TokenSource<'_>,
+        now: u64,
+        gateway: impl FnOnce() -> Result<GatewayKeyView>,
     ) -> Result<Token> {
-        let mut tokens = self.load()?;
-        if tokens.is_empty() {
-            tokens = fetch_batch(issuer_url, credential_file, challenge, batch)?;
+        if let Some(token) = self.take_valid(now)? {
+            return Ok(token);
         }
-        let token = tokens.remove(0);
-        self.save(&tokens)?;
-        Ok(token)
+        let view = gateway()?;
+        let key =
+            issuer_keys::choose(&view, source.challenge, source.issuer_name, now, source.log)?;
+        let tokens = fetch_batch(source, &key.entry.key)?;
+        self.store(&key, &tokens)?;
+        self.take_valid(now)?
+            .context("the fetched tokens are not for a valid logged key")
     }
 
-    fn load(&self) -> Result<Vec<Token>> {
-        let text = match std::fs::read_to_string(&self.path) {
+    /// Removes and returns a token of the newest-epoch key valid at `now`; drops the tokens of
+    /// every key whose entry is unreadable or whose window is over.
+    pub fn take_valid(&self, now: u64) -> Result<Option<Token>> {
+        // Tokens kept before keys were logged name no logged key: drop them.
+        match std::fs::remove_file(&self.legacy) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", self.legacy.display()));
+            }
+            _ => {}
+        }
+        let mut best: Option<IssuerKeyEntry> = None;
+        for entry in self.entries()? {
+            let Ok(key) = entry else { continue };
+            if key.valid_at(now) {
+                if best.as_ref().is_none_or(|b| key.epoch > b.epoch) {
+                    best = Some(key);
+                }
+            } else if key.retired_at(now) {
+                self.drop_key(key.token_key_id())?;
+            }
+        }
+        let Some(key) = best else { return Ok(None) };
+        let mut tokens = self.load(key.token_key_id())?;
+        if tokens.is_empty() {
+            return Ok(None);
+        }
+        let token = tokens.remove(0);
+        self.save(key.token_key_id(), &tokens)?;
+        Ok(Some(token))
+    }
+
+    /// Keeps `tokens` of the logged `key`.
+    pub fn store(&self, key: &LoggedKey, tokens: &[Token]) -> Result<()> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let id = key.entry.token_key_id();
+        write_atomic(&self.path(id, "entry"), &key.entry.to_vec())?;
+        let mut all = self.load(id)?;
+        all.extend_from_slice(tokens);
+        self.save(id, &all)
+    }
+
+    /// Drops every token of the key `id` (retired, or refused as stale by the gateway).
+    pub fn drop_key(&self, id: &TokenKeyId) -> Result<()> {
+        for ext in ["txt", "entry"] {
+            let path = self.path(id, ext);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of unspent tokens kept for the key `id`.
+    pub fn count(&self, id: &TokenKeyId) -> Result<usize> {
+        Ok(self.load(id)?.len())
+    }
+
+    fn path(&self, id: &TokenKeyId, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", hex_of(id)))
+    }
+
+    /// The stored entries (an unreadable one is dropped with its tokens).
+    fn entries(&self) -> Result<Vec<Result<IssuerKeyEntry>>> {
+        let read = match std::fs::read_dir(&self.dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        let mut out = Vec::new();
+        for file in read {
+            let path = file?.path();
+            if path.extension().is_none_or(|e| e != "entry") {
+                continue;
+            }
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            match IssuerKeyEntry::parse(&bytes) {
+                Ok(entry) => out.push(Ok(entry)),
+                Err(e) => {
+                    std::fs::remove_file(&path)?;
+                    let _ = std::fs::remove_file(path.with_extension("txt"));
+                    out.push(Err(anyhow::anyhow!("{}: {e}", path.display())));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn load(&self, id: &TokenKeyId) -> Result<Vec<Token>> {
+        let path = self.path(id, "txt");
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                Token::from_base64url(l.trim()).map_err(|e| {
-                    anyhow::anyhow!("{} holds a malformed token: {e:?}", self.path.display())
-                })
+                let token = Token::from_base64url(l.trim()).map_err(|e| {
+                    anyhow::anyhow!("{} holds a malformed token: {e:?}", path.display())
+                })?;
+                anyhow::ensure!(
+                    &token.token_key_id == id,
+                    "{} holds a token of another key",
+                    path.display()
+                );
+                Ok(token)
             })
             .collect()
     }
 
-    fn save(&self, tokens: &[Token]) -> Result<()> {
+    fn save(&self, id: &TokenKeyId, tokens: &[Token]) -> Result<()> {
         let text: String = tokens.iter().map(|t| t.to_base64url() + "\n").collect();
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &self.path)?;
-        Ok(())
+        write_atomic(&self.path(id, "txt"), text.as_bytes())
     }
 }
 
-fn fetch_batch(
-    issuer_url: &str,
-    credential_file: &Path,
-    challenge: &TokenChallenge,
-    batch: u8,
-) -> Result<Vec<Token>> {
-    let credential = std::fs::read_to_string(credential_file).with_context(|| {
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Asks the issuer for a batch of tokens under `key` (already checked against the log).
+fn fetch_batch(source: &TokenSource<'_>, key: &IssuerPublicKey) -> Result<Vec<Token>> {
+    let credential = std::fs::read_to_string(source.credential_file).with_context(|| {
         format!(
             "reading the account credential {}",
-            credential_file.display()
+            source.credential_file.display()
         )
     })?;
-    let directory = fetch::get(&format!(
-        "{issuer_url}/.well-known/private-token-issuer-directory"
-    ))?;
-    let directory = IssuerDirectory::from_json(
-        std::str::from_utf8(&directory).context("the issuer directory is not UTF-8")?,
-    )
-    .map_err(|e| anyhow::anyhow!("the issuer directory is malformed: {e}"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let key = directory
-        .blind_rsa_keys(now)
-        .into_iter()
-        .next()
-        .context("the issuer publishes no token key")?;
-    let (request, pending) = Client::prepare_batch(challenge, &key, usize::from(batch))
-        .map_err(|e| anyhow::anyhow!("cannot prepare token requests: {e}"))?;
+    let (request, pending) =
+        Client::prepare_batch(source.challenge, key, usize::from(source.batch))
+            .map_err(|e| anyhow::anyhow!("cannot prepare token requests: {e}"))?;
     let body = fetch::post(
-        &format!("{issuer_url}/token-request"),
+        &format!("{}/token-request", source.issuer_url),
         BATCH_REQUEST_MEDIA_TYPE,
         Some(credential.trim()),
         &request.to_vec(),

@@ -4,10 +4,16 @@
 //! enclave passes through untouched, so the gateway sees ciphertext only.
 //!
 //! `CONNECT <instance-id>:443` with `Authorization: PrivateToken token=...`:
-//! - no or malformed token → 401 with a `WWW-Authenticate: PrivateToken challenge=…` to use;
-//! - a token that does not verify → 401; spent before → 403 (never accepted twice, also across
-//!   restarts: spends are on disk before the tunnel opens);
+//! - no or malformed token → 401 with a `WWW-Authenticate: PrivateToken challenge=…` to use,
+//!   naming the newest logged issuer key valid now;
+//! - a token that does not verify → 401; a token of a retired issuer key (its logged window is
+//!   over) → 401 saying so, with the current challenge; spent before → 403 (never accepted twice,
+//!   also across restarts: spends are on disk before the tunnel opens);
 //! - unknown instance → 404; instance down → 502.
+//!
+//! `GET /.well-known/private-token-issuer-directory` (inside the relay tunnel, so devices fetch it
+//! on their request path, never from their own address) answers the issuer directory of the
+//! logged keys valid now, each with its `pp-issuer-key/1` entry for the device to prove.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,20 +22,30 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
+use pp_tokens::directory::DIRECTORY_MEDIA_TYPE;
 use pp_tokens::{
-    IssuerPublicKey, SpendError, SpentTokens, TokenChallenge, Verifier, parse_authorization,
-    www_authenticate_value,
+    IssuerDirectory, IssuerKeyEntry, SpendError, SpentTokens, Token, TokenChallenge, Verifier,
+    parse_authorization, www_authenticate_value,
 };
 
-use crate::http::{Reply, error};
+use crate::http::{Reply, error, reply};
+use crate::issuer::{DIRECTORY_PATH, unix_now};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
+
+/// The refusal text for a token of a retired issuer key (devices drop such tokens on seeing it).
+pub const RETIRED_KEY_MESSAGE: &str =
+    "the token's issuer key is retired (its logged validity window is over); fetch new tokens";
 
 /// The gateway's state.
 pub struct Gateway {
     /// Instance id → enclave address (`host:port` of its attested-TLS port).
     pub instances: HashMap<String, String>,
-    pub issuer_key: IssuerPublicKey,
+    /// The issuer's logged keys (`pp-issuer-key/1` entries): tokens of a key valid now are
+    /// accepted, of a retired one refused as stale.
+    pub issuer_keys: Vec<IssuerKeyEntry>,
+    /// The issuer's request URI, for the directory this gateway serves.
+    pub issuer_request_uri: String,
     /// The one challenge this gateway accepts tokens for (cross-session, this origin).
     pub challenge: TokenChallenge,
     pub spent: SpentTokens,
@@ -68,6 +84,31 @@ impl InstanceMap {
     }
 }
 
+/// Reads the issuer's logged key entries: one `pp-issuer-key/1` JSON per line (what
+/// `pp-issuer --print-key-entries` prints), every one for `issuer_name`.
+pub fn load_issuer_keys(path: &Path, issuer_name: &str) -> Result<Vec<IssuerKeyEntry>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let keys = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(n, line)| {
+            let entry = IssuerKeyEntry::parse(line.trim().as_bytes())
+                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))?;
+            anyhow::ensure!(
+                entry.issuer_name == issuer_name,
+                "{} line {}: the key entry is for another issuer",
+                path.display(),
+                n + 1
+            );
+            Ok(entry)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    anyhow::ensure!(!keys.is_empty(), "{} holds no issuer key", path.display());
+    Ok(keys)
+}
+
 /// The challenge a gateway named `origin` accepts tokens from `issuer_name` for: no redemption
 /// context (tokens can be fetched ahead of time), this origin only.
 pub fn challenge(issuer_name: &str, origin: &str) -> Result<TokenChallenge> {
@@ -78,6 +119,9 @@ pub fn challenge(issuer_name: &str, origin: &str) -> Result<TokenChallenge> {
 impl Gateway {
     /// Serves one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
+        if req.method() == Method::GET && req.uri().path() == DIRECTORY_PATH {
+            return self.directory();
+        }
         let target = match tunnel::connect_target(&req) {
             Ok(t) => t,
             Err(reply) => return self.refuse(reply),
@@ -95,8 +139,8 @@ impl Gateway {
             Some(Ok(token)) => token,
             _ => return self.refuse(self.challenge_reply("a Privacy Pass token is required")),
         };
-        if Verifier::verify(&token, &self.challenge, &self.issuer_key).is_err() {
-            return self.refuse(self.challenge_reply("the token did not verify"));
+        if let Err(reply) = self.check_token(&token, unix_now()) {
+            return self.refuse(reply);
         }
         let slot = match self.limits.slot() {
             Ok(s) => s,
@@ -121,9 +165,48 @@ impl Gateway {
         tunnel::open(req, &address, slot, &self.limits, self.counters.clone()).await
     }
 
+    /// The logged keys valid at `now`, newest epoch first.
+    pub fn current_keys(&self, now: u64) -> Vec<&IssuerKeyEntry> {
+        let mut keys: Vec<_> = self
+            .issuer_keys
+            .iter()
+            .filter(|k| k.valid_at(now))
+            .collect();
+        keys.sort_by_key(|k| std::cmp::Reverse(k.epoch));
+        keys
+    }
+
+    /// Checks `token` against the logged key it names: unknown or not yet valid → does not
+    /// verify; retired → stale; valid → its signature must verify.
+    fn check_token(&self, token: &Token, now: u64) -> Result<(), Reply> {
+        let entry = self
+            .issuer_keys
+            .iter()
+            .find(|k| k.token_key_id() == &token.token_key_id);
+        match entry {
+            Some(e) if e.retired_at(now) => Err(self.challenge_reply(RETIRED_KEY_MESSAGE)),
+            Some(e) if e.valid_at(now) => Verifier::verify(token, &self.challenge, &e.key)
+                .map_err(|_| self.challenge_reply("the token did not verify")),
+            _ => Err(self.challenge_reply("the token did not verify")),
+        }
+    }
+
+    fn directory(&self) -> Reply {
+        let keys = self.current_keys(unix_now());
+        let directory = IssuerDirectory::with_log_entries(&self.issuer_request_uri, &keys);
+        reply(StatusCode::OK, DIRECTORY_MEDIA_TYPE, directory.to_json())
+    }
+
     fn challenge_reply(&self, message: &str) -> Reply {
+        let Some(key) = self.current_keys(unix_now()).first().map(|e| e.key.clone()) else {
+            tracing::error!("no logged issuer key is valid now");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway has no current issuer key; try again later",
+            );
+        };
         let mut reply = error(StatusCode::UNAUTHORIZED, message);
-        let value = www_authenticate_value(&self.challenge, &self.issuer_key, None);
+        let value = www_authenticate_value(&self.challenge, &key, None);
         if let Ok(v) = value.parse() {
             reply
                 .headers_mut()

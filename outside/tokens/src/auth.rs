@@ -1,7 +1,7 @@
 //! The `PrivateToken` HTTP authentication scheme (RFC 9577 §2.1–2.2), header values only:
 //!
 //! ```text
-//! WWW-Authenticate: PrivateToken challenge="<base64url>", token-key="<base64url>"[, max-age=N]
+//! WWW-Authenticate: PrivateToken challenge="<base64url, padded>", token-key="<base64url, padded>"[, max-age=N]
 //! Authorization:    PrivateToken token=<base64url>
 //! ```
 //!
@@ -12,7 +12,7 @@
 use crate::challenge::TokenChallenge;
 use crate::keys::IssuerPublicKey;
 use crate::token::Token;
-use crate::wire::WireError;
+use crate::wire::{WireError, b64url_decode_any_pad, b64url_encode_padded};
 
 /// The authentication scheme name.
 pub const SCHEME: &str = "PrivateToken";
@@ -49,10 +49,11 @@ pub fn www_authenticate_value(
     issuer_key: &IssuerPublicKey,
     max_age: Option<u32>,
 ) -> String {
+    // Padded base64url (RFC 4648 §5): what other implementations (privacypass-ts) parse.
     let mut value = format!(
         "{SCHEME} challenge=\"{}\", token-key=\"{}\"",
-        challenge.to_base64url(),
-        issuer_key.to_base64url()
+        b64url_encode_padded(&challenge.to_vec()),
+        b64url_encode_padded(issuer_key.spki())
     );
     if let Some(age) = max_age {
         value.push_str(&format!(", max-age={age}"));
@@ -166,6 +167,96 @@ pub fn parse_authorization(value: &str) -> Result<Token, AuthError> {
     Token::from_base64url(text).map_err(AuthError::Token)
 }
 
+/// Longest `WWW-Authenticate` value parsed (a challenge and an RSA-2048 key are about 600
+/// base64url characters).
+pub const MAX_WWW_AUTHENTICATE_LEN: usize = 4096;
+
+/// A parsed `WWW-Authenticate: PrivateToken` challenge (RFC 9577 §2.1): the challenge and the
+/// token key the redeemer names for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenChallengeHeader {
+    /// The `challenge` parameter.
+    pub challenge: TokenChallenge,
+    /// The `token-key` parameter, as bytes (an SPKI for type 2); not yet checked as a key.
+    pub token_key: Vec<u8>,
+}
+
+/// Parse a `WWW-Authenticate` value holding one `PrivateToken` challenge with exactly one
+/// `challenge` and one `token-key` parameter (other parameters, such as `max-age`, are ignored).
+pub fn parse_www_authenticate(value: &str) -> Result<TokenChallengeHeader, AuthError> {
+    if value.len() > MAX_WWW_AUTHENTICATE_LEN {
+        return Err(AuthError::TooLong);
+    }
+    let bytes = value.as_bytes();
+    if !bytes.iter().all(|&b| b.is_ascii_graphic() || is_ows(b)) {
+        return Err(AuthError::Malformed);
+    }
+    let mut c = Cursor { s: bytes, at: 0 };
+    c.skip_ows();
+    if !c.tchars()?.eq_ignore_ascii_case(SCHEME.as_bytes()) {
+        return Err(AuthError::OtherScheme);
+    }
+    if c.peek() != Some(b' ') {
+        return Err(AuthError::Malformed);
+    }
+    let (mut challenge, mut token_key): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+    for n in 0.. {
+        if n == MAX_PARAMS {
+            return Err(AuthError::Malformed);
+        }
+        c.skip_ows();
+        let name = c.tchars()?;
+        c.skip_ows();
+        if c.peek() != Some(b'=') {
+            return Err(AuthError::Malformed);
+        }
+        c.at += 1;
+        c.skip_ows();
+        let param = if c.peek() == Some(b'"') {
+            c.quoted()?
+        } else {
+            c.tchars()?
+        };
+        let slot = if name.eq_ignore_ascii_case(b"challenge") {
+            Some(&mut challenge)
+        } else if name.eq_ignore_ascii_case(b"token-key") {
+            Some(&mut token_key)
+        } else {
+            None
+        };
+        if let Some(slot) = slot
+            && slot.replace(param).is_some()
+        {
+            return Err(AuthError::Malformed);
+        }
+        c.skip_ows();
+        match c.peek() {
+            None => break,
+            Some(b',') => c.at += 1,
+            Some(_) => return Err(AuthError::Malformed),
+        }
+    }
+    let (Some(challenge), Some(token_key)) = (challenge, token_key) else {
+        return Err(AuthError::Malformed);
+    };
+    let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned);
+    let challenge = b64url_decode_any_pad(
+        &text(challenge).map_err(|_| AuthError::Malformed)?,
+        crate::challenge::MAX_CHALLENGE_LEN,
+    )
+    .and_then(|bytes| TokenChallenge::parse(&bytes))
+    .map_err(AuthError::Token)?;
+    let token_key = b64url_decode_any_pad(
+        &text(token_key).map_err(|_| AuthError::Malformed)?,
+        crate::keys::MAX_SPKI_LEN,
+    )
+    .map_err(AuthError::Token)?;
+    Ok(TokenChallengeHeader {
+        challenge,
+        token_key,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,5 +334,37 @@ mod tests {
         for (value, want) in cases {
             assert_eq!(parse_authorization(&value), Err(want), "{value:?}");
         }
+    }
+
+    #[test]
+    fn www_authenticate_round_trip_and_refusals() {
+        let key = IssuerPublicKey::from_spki(&crate::kat::vector_public_key_spki()).unwrap();
+        let challenge = TokenChallenge::new(b"issuer.example", None, b"origin").unwrap();
+        let value = www_authenticate_value(&challenge, &key, Some(60));
+        let parsed = parse_www_authenticate(&value).unwrap();
+        assert_eq!(parsed.challenge, challenge);
+        assert_eq!(parsed.token_key, key.spki());
+        let c = challenge.to_base64url();
+        let k = key.to_base64url();
+        for bad in [
+            format!("PrivateToken challenge=\"{c}\""),
+            format!("PrivateToken token-key=\"{k}\""),
+            format!("PrivateToken challenge=\"{c}\", challenge=\"{c}\", token-key=\"{k}\""),
+            format!("PrivateToken challenge=\"{c}\", token-key=\"{k}\" x"),
+        ] {
+            assert_eq!(
+                parse_www_authenticate(&bad),
+                Err(AuthError::Malformed),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_www_authenticate(&format!("Basic challenge=\"{c}\"")),
+            Err(AuthError::OtherScheme)
+        );
+        assert_eq!(
+            parse_www_authenticate(&"A".repeat(MAX_WWW_AUTHENTICATE_LEN + 1)),
+            Err(AuthError::TooLong)
+        );
     }
 }

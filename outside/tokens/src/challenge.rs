@@ -115,7 +115,8 @@ impl TokenChallenge {
         Sha256::digest(self.to_vec()).into()
     }
 
-    /// base64url without padding, as carried in `WWW-Authenticate: PrivateToken challenge=...`.
+    /// base64url without padding (the `WWW-Authenticate` value writes it padded; see
+    /// [`crate::www_authenticate_value`]).
     pub fn to_base64url(&self) -> String {
         b64url_encode(&self.to_vec())
     }

@@ -13,8 +13,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::TOKEN_TYPE_BLIND_RSA;
+use crate::key_entry::{IssuerKeyEntry, MAX_ENTRY_LEN};
 use crate::keys::{IssuerPublicKey, MAX_SPKI_LEN};
-use crate::wire::{b64url_decode_any_pad, b64url_encode};
+use crate::wire::{b64url_decode_any_pad, b64url_encode, b64url_encode_padded};
 
 /// Largest directory document parsed.
 pub const MAX_DIRECTORY_LEN: usize = 64 * 1024;
@@ -22,6 +23,8 @@ pub const MAX_DIRECTORY_LEN: usize = 64 * 1024;
 pub const MAX_DIRECTORY_KEYS: usize = 16;
 /// Longest `issuer-request-uri` accepted.
 pub const MAX_URI_LEN: usize = 2048;
+/// Longest decoded `pp-log-entry`.
+const MAX_LOG_ENTRY_B64: usize = MAX_ENTRY_LEN;
 /// Media type of the directory document.
 pub const DIRECTORY_MEDIA_TYPE: &str = "application/private-token-issuer-directory";
 
@@ -48,6 +51,10 @@ pub struct DirectoryKey {
     pub token_key: Vec<u8>,
     /// Seconds since the Unix epoch before which the key is not to be used.
     pub not_before: Option<u64>,
+    /// This deployment's extension `pp-log-entry`: the key's `pp-issuer-key/1` transparency-log
+    /// entry (exact bytes, base64url), so a device can prove the key is logged. Other clients
+    /// ignore it.
+    pub log_entry: Option<Vec<u8>>,
 }
 
 /// An issuer directory.
@@ -79,15 +86,12 @@ struct JsonKey {
         skip_serializing_if = "Option::is_none"
     )]
     not_before: Option<u64>,
-}
-
-/// Standard base64url with padding, as RFC 9578 §4 writes `token-key`.
-fn b64url_padded(bytes: &[u8]) -> String {
-    let mut text = b64url_encode(bytes);
-    while !text.len().is_multiple_of(4) {
-        text.push('=');
-    }
-    text
+    #[serde(
+        rename = "pp-log-entry",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    log_entry: Option<String>,
 }
 
 impl IssuerDirectory {
@@ -101,6 +105,24 @@ impl IssuerDirectory {
                     token_type: TOKEN_TYPE_BLIND_RSA,
                     token_key: key.spki().to_vec(),
                     not_before: *not_before,
+                    log_entry: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A directory advertising logged keys (most preferred first), each with its
+    /// `pp-issuer-key/1` entry and the entry's `not_before`.
+    pub fn with_log_entries(issuer_request_uri: &str, entries: &[&IssuerKeyEntry]) -> Self {
+        Self {
+            issuer_request_uri: issuer_request_uri.to_owned(),
+            token_keys: entries
+                .iter()
+                .map(|e| DirectoryKey {
+                    token_type: TOKEN_TYPE_BLIND_RSA,
+                    token_key: e.key.spki().to_vec(),
+                    not_before: Some(e.not_before),
+                    log_entry: Some(e.to_vec()),
                 })
                 .collect(),
         }
@@ -115,8 +137,9 @@ impl IssuerDirectory {
                 .iter()
                 .map(|k| JsonKey {
                     token_type: k.token_type,
-                    token_key: b64url_padded(&k.token_key),
+                    token_key: b64url_encode_padded(&k.token_key),
                     not_before: k.not_before,
+                    log_entry: k.log_entry.as_deref().map(b64url_encode),
                 })
                 .collect(),
         };
@@ -145,6 +168,11 @@ impl IssuerDirectory {
                     token_key: b64url_decode_any_pad(&k.token_key, MAX_SPKI_LEN)
                         .map_err(|_| DirectoryError::BadKey)?,
                     not_before: k.not_before,
+                    log_entry: k
+                        .log_entry
+                        .map(|e| b64url_decode_any_pad(&e, MAX_LOG_ENTRY_B64))
+                        .transpose()
+                        .map_err(|_| DirectoryError::BadKey)?,
                 })
             })
             .collect::<Result<_, DirectoryError>>()?;

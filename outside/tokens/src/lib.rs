@@ -16,6 +16,7 @@ pub mod challenge;
 pub mod client;
 pub mod directory;
 pub mod issuer;
+pub mod key_entry;
 pub mod keys;
 pub mod rate;
 pub mod request;
@@ -27,12 +28,16 @@ mod wire;
 #[cfg(test)]
 mod kat;
 
-pub use auth::{AuthError, authorization_value, parse_authorization, www_authenticate_value};
+pub use auth::{
+    AuthError, TokenChallengeHeader, authorization_value, parse_authorization,
+    parse_www_authenticate, www_authenticate_value,
+};
 pub use batch::{BatchTokenRequest, BatchTokenResponse};
 pub use challenge::TokenChallenge;
 pub use client::{Client, ClientError, PendingToken};
 pub use directory::{DirectoryError, DirectoryKey, IssuerDirectory};
 pub use issuer::{IssueError, Issuer, IssuerError};
+pub use key_entry::{IssuerKeyEntry, KeyEntryError, KeySchedule};
 pub use keys::{IssuerPublicKey, KeyError, TokenKeyId};
 pub use rate::{RateError, RateLimiter};
 pub use request::{TokenRequest, TokenResponse};

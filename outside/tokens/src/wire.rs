@@ -129,6 +129,16 @@ pub(crate) fn b64url_encode(bytes: &[u8]) -> String {
     B64URL.encode(bytes)
 }
 
+/// Base64url with padding (RFC 4648 §5 as written): the form RFC 9577 header parameters and the
+/// RFC 9578 directory carry, and what other implementations (privacypass-ts) insist on.
+pub(crate) fn b64url_encode_padded(bytes: &[u8]) -> String {
+    let mut text = b64url_encode(bytes);
+    while !text.len().is_multiple_of(4) {
+        text.push('=');
+    }
+    text
+}
+
 /// Decode unpadded base64url; `max_len` bounds the decoded size before any allocation.
 pub(crate) fn b64url_decode(text: &str, max_len: usize) -> Result<Vec<u8>, WireError> {
     if text.len() > max_len.div_ceil(3) * 4 {

@@ -5,7 +5,7 @@
 //! | schema | what it records | parsed by |
 //! |---|---|---|
 //! | `pp-release-manifest/1` | a release the enclave may run | `reproducible::manifest` |
-//! | `pp-issuer-key/1` | a Privacy Pass issuer token key and its validity window | `pp_tokens` |
+//! | `pp-issuer-key/1` | a Privacy Pass issuer token key, its epoch and validity window | `pp_tokens::key_entry` |
 //! | `pp-instance/1` | one enclave instance's publication (key configuration, evidence hash) | `pp_protocol` |
 //! | `pp-revocation/1` | a release withdrawn by the operator | [`crate::revocation`] |
 //!

@@ -5,12 +5,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use pp_services::gateway::{Gateway, InstanceMap, challenge};
+use pp_services::gateway::{Gateway, InstanceMap, challenge, load_issuer_keys};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_services::{http::Limits, publish, run, tls};
-use pp_tokens::{IssuerPublicKey, SpentTokens};
+use pp_tokens::SpentTokens;
 
 #[derive(Parser)]
 #[command(version, about = "The operator's gateway to the enclave instances.")]
@@ -37,9 +36,14 @@ enum Command {
         /// The issuer's name, as in the token challenge.
         #[arg(long)]
         issuer_name: String,
-        /// The issuer's public key file (base64url SPKI, `token-key.b64`).
+        /// The issuer's logged keys: `pp-issuer-key/1` entries, one per line (what
+        /// `pp-issuer --print-key-entries` prints and the operator appended to the log).
         #[arg(long)]
-        issuer_key: PathBuf,
+        issuer_keys: PathBuf,
+        /// The issuer's token request URI, for the directory served to devices (default:
+        /// `https://ISSUER_NAME/token-request`).
+        #[arg(long)]
+        issuer_request_uri: Option<String>,
         /// The instance map: `{"instances": [{"id": …, "address": …}]}`.
         #[arg(long)]
         instances: PathBuf,
@@ -84,16 +88,17 @@ fn main() -> anyhow::Result<()> {
             key,
             origin,
             issuer_name,
-            issuer_key,
+            issuer_keys,
+            issuer_request_uri,
             instances,
             spent,
             max_tunnels,
         } => {
             run::init_logging("pp-gateway");
-            let key_text = std::fs::read_to_string(&issuer_key)
-                .with_context(|| format!("reading {}", issuer_key.display()))?;
-            let issuer_key = IssuerPublicKey::from_base64url(key_text.trim())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", issuer_key.display()))?;
+            let issuer_keys = load_issuer_keys(&issuer_keys, &issuer_name)?;
+            let issuer_request_uri = issuer_request_uri.unwrap_or_else(|| {
+                format!("https://{issuer_name}{}", pp_services::issuer::REQUEST_PATH)
+            });
             let map = InstanceMap::load(&instances)?;
             let gateway = Arc::new(Gateway {
                 instances: map
@@ -101,7 +106,8 @@ fn main() -> anyhow::Result<()> {
                     .into_iter()
                     .map(|i| (i.id, i.address))
                     .collect::<HashMap<_, _>>(),
-                issuer_key,
+                issuer_keys,
+                issuer_request_uri,
                 challenge: challenge(&issuer_name, &origin)?,
                 spent: SpentTokens::open(&spent)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", spent.display()))?,

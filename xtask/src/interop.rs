@@ -1,0 +1,52 @@
+//! Interoperability with an independent Privacy Pass implementation, Cloudflare's
+//! `@cloudflare/privacypass-ts` (npm). The package and its dependencies are pinned with integrity
+//! hashes in `xtask/interop/privacypass-ts/package-lock.json` and installed with `npm ci` into
+//! `target/privacypass-ts` (`node` and `npm` must be on the PATH: Debian's `nodejs` and `npm`, or
+//! any Node 18 or later); then the ignored
+//! test `pp-device --test privacypass_interop` runs the script against the real issuer and
+//! gateway: privacypass-ts obtains a token from our issuer that our gateway accepts, and verifies
+//! a token from our client.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::util;
+
+/// Installs privacypass-ts and runs the interop tests.
+pub fn privacypass_ts(root: &Path) -> Result<()> {
+    for tool in ["node", "npm"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        anyhow::ensure!(
+            found,
+            "`{tool}` is not installed: the privacypass-ts interop step needs Node 18 or later \
+             and npm (Debian: apt-get install nodejs npm)"
+        );
+    }
+    let src = root.join("xtask/interop/privacypass-ts");
+    let dir = root.join("target/privacypass-ts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for file in ["package.json", "package-lock.json", "interop.mjs"] {
+        std::fs::copy(src.join(file), dir.join(file))
+            .with_context(|| format!("copying {file} to {}", dir.display()))?;
+    }
+    util::run(
+        Command::new("npm")
+            .current_dir(&dir)
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .args(["--prefer-offline", "--cache"])
+            .arg(root.join("target/npm-cache")),
+    )
+    .context("npm ci of the pinned privacypass-ts failed")?;
+    util::run(
+        Command::new(util::host_cargo())
+            .current_dir(root)
+            .env("PP_PRIVACYPASS_TS", &dir)
+            .args(["test", "--quiet", "-p", "pp-device", "--test"])
+            .args(["privacypass_interop", "--", "--ignored"]),
+    )
+}
