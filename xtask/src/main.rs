@@ -5,6 +5,7 @@ mod bench_path;
 mod checkout;
 mod crates;
 mod e2e;
+mod e2e_index;
 mod firmware;
 mod host_enclave;
 mod image;

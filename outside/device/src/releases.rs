@@ -22,6 +22,7 @@ pub struct LogClient {
     url: String,
     state: DeviceLogState,
     sth: SignedTreeHead,
+    sth_text: String,
 }
 
 impl LogClient {
@@ -33,8 +34,10 @@ impl LogClient {
             .and_then(|k| k.try_into().ok())
             .context("log.public_key in the configuration is not 64 hex digits")?;
         let mut state = DeviceLogState::open(state_file, LogVerifier::new(key))?;
-        let sth = SignedTreeHead::from_json(&fetch::get(&format!("{url}/sth"))?)
-            .context("the log's tree head is malformed")?;
+        let sth_bytes = fetch::get(&format!("{url}/sth"))?;
+        let sth =
+            SignedTreeHead::from_json(&sth_bytes).context("the log's tree head is malformed")?;
+        let sth_text = String::from_utf8(sth_bytes).context("the log's tree head is not UTF-8")?;
         let proof = match state.current() {
             Some(old) if old.size > 0 && old.size < sth.size => {
                 let body = fetch::get(&format!(
@@ -54,6 +57,7 @@ impl LogClient {
             url: url.to_string(),
             state,
             sth,
+            sth_text,
         })
     }
 
@@ -85,6 +89,11 @@ impl LogClient {
     /// under the current tree head, with an inclusion proof fetched from the log; returns its
     /// index.
     pub fn prove_included(&self, bytes: &[u8]) -> Result<u64> {
+        Ok(self.inclusion(bytes)?.0)
+    }
+
+    /// [`Self::prove_included`], also returning the verified inclusion path (kept in receipts).
+    pub fn inclusion(&self, bytes: &[u8]) -> Result<(u64, Vec<merkle::Hash>)> {
         let leaf = merkle::leaf_hash(bytes);
         let body = fetch::get(&format!(
             "{}/proof/inclusion?hash={}&size={}",
@@ -103,6 +112,23 @@ impl LogClient {
             .verifier()
             .verify_inclusion(bytes, proof.leaf_index, &proof.path, &self.sth)
             .context("the log's inclusion proof for the entry does not verify")?;
-        Ok(proof.leaf_index)
+        Ok((proof.leaf_index, proof.path))
+    }
+
+    /// Fetches the log entry at `index` and proves it is that leaf under the current tree head
+    /// (an entry whose bytes also sit at an earlier index is refused: the proof names the first).
+    pub fn entry_at(&self, index: u64) -> Result<Vec<u8>> {
+        let bytes = fetch::get(&format!("{}/entries/{index}", self.url))?;
+        let at = self.prove_included(&bytes)?;
+        anyhow::ensure!(
+            at == index,
+            "the log served the entry at index {at} as entry {index}"
+        );
+        Ok(bytes)
+    }
+
+    /// The log's tree head as the log serialized it (kept verbatim in receipts).
+    pub fn tree_head_text(&self) -> &str {
+        &self.sth_text
     }
 }

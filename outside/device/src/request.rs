@@ -28,6 +28,8 @@ pub struct Answer {
     pub measurement: [u8; 48],
     pub verdict: Verdict,
     pub receipt: Receipt,
+    /// Where the receipt was written (`pp check-receipt` takes this path).
+    pub receipt_path: std::path::PathBuf,
 }
 
 /// Progress lines for `--verbose`.
@@ -110,20 +112,16 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             config.issuer.batch,
         )?;
         match attempt_one(&spec, &chosen, &token, request) {
-            Ok((response, session_verdict)) => {
-                let receipt = Receipt::new(
-                    &chosen.published.measurement,
-                    chosen.release.log_index,
-                    log.tree_head(),
-                    &log.log_id(),
-                );
-                crate::receipts::append(&config.state_dir, &receipt)?;
+            Ok((response, session_verdict, binding)) => {
+                let (receipt, receipt_path) =
+                    crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
                 return Ok(Answer {
                     response,
                     instance: chosen.id,
                     measurement: chosen.published.measurement,
                     verdict: session_verdict,
                     receipt,
+                    receipt_path,
                 });
             }
             Err(Failure::Retry(e)) => {
@@ -153,7 +151,7 @@ fn attempt_one(
     chosen: &Candidate,
     token: &pp_tokens::Token,
     request: &AppRequest,
-) -> Result<(AppResponse, Verdict), Failure> {
+) -> Result<(AppResponse, Verdict, pp_client::SessionBinding), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         PathError::Refused {
             status: 502 | 503, ..
@@ -164,6 +162,7 @@ fn attempt_one(
         pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default())
             .map_err(|e| classify(e, &chosen.id))?;
     let verdict = session.verdict().clone();
+    let binding = session.binding().clone();
     let body = request.to_vec();
     let answer = session
         .request(&body)
@@ -171,7 +170,7 @@ fn attempt_one(
     let _ = session.close();
     let response = AppResponse::parse_for(&answer, request)
         .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
-    Ok((response, verdict))
+    Ok((response, verdict, binding))
 }
 
 fn classify(e: ClientError, instance: &str) -> Failure {
