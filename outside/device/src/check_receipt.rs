@@ -184,3 +184,7 @@ pub fn check_parts(
         verdict,
     })
 }
+
+#[cfg(all(test, feature = "test-root"))]
+#[path = "check_receipt_tests.rs"]
+mod tests;

@@ -22,6 +22,8 @@ pub mod logged_index;
 pub mod receipts;
 pub mod releases;
 pub mod request;
+#[cfg(all(test, feature = "test-root"))]
+mod test_fixture;
 pub mod thread;
 pub mod tunnel;
 pub mod verify_report;

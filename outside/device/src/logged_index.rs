@@ -69,3 +69,7 @@ fn check_newest(log: &LogClient, log_index: u64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(all(test, feature = "test-root"))]
+#[path = "logged_index_tests.rs"]
+mod tests;
