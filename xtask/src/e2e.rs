@@ -205,11 +205,12 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     // The wallet now holds the rest of the batch issued before the restart.
     expect_ok(&stack, "a token issued before the gateway restart")?;
 
-    // The gateway swaps the enclaves: instance i-0 is routed to i-1 and back.
-    let mut swapped = enclaves.instances.clone();
+    // The gateway swaps the enclaves: the first instance's id is routed to the second and back.
+    let published = stack.instances.clone();
+    let mut swapped = published.clone();
     swapped.swap(0, 1);
-    swapped[0].id = "i-0".into();
-    swapped[1].id = "i-1".into();
+    swapped[0].id = published[0].id.clone();
+    swapped[1].id = published[1].id.clone();
     stack.write_instances(&swapped)?;
     stack.stop("pp-gateway");
     restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
@@ -218,7 +219,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "a gateway that swaps the enclave",
         "other than instance",
     )?;
-    stack.write_instances(&enclaves.instances)?;
+    stack.write_instances(&published)?;
     stack.stop("pp-gateway");
     restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
 
@@ -240,33 +241,40 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
 
     // A killed enclave: the device retries on the other one.
     enclaves.vms[0] = None;
+    let dead = published[0].id.clone();
     // The device picks an instance at random: ask until it has picked the dead one at least
     // once (and recovered), at most 12 times (all 12 avoiding it: p = 1/4096).
     let mut retried = false;
     for _ in 0..12 {
         let (ok, out, err) = stack.pp(&["--verbose", "summarize", thread.as_str(), "-k", "2"])?;
-        anyhow::ensure!(ok, "a request failed with instance i-0 down:\n{err}{out}");
-        if err.contains("instance i-0 failed") {
+        anyhow::ensure!(
+            ok,
+            "a request failed with instance {dead} down:\n{err}{out}"
+        );
+        if err.contains(&format!("instance {dead} failed")) {
             retried = true;
             break;
         }
     }
     anyhow::ensure!(
         retried,
-        "the device never chose the dead instance i-0 in 12 requests"
+        "the device never chose the dead instance {dead} in 12 requests"
     );
-    println!("e2e: instance i-0 killed: the device retried on i-1");
+    println!("e2e: instance {dead} killed: the device retried on the other");
     crate::e2e_keys::attacks(&mut stack, &summarize)?;
 
-    // A CDN that serves a key for an unlogged release.
-    let index_path = stack.dir.join("cdn/enclaves.json");
-    let index = std::fs::read_to_string(&index_path)?;
+    crate::e2e_index::attacks(&stack, &thread)?;
+
+    // A CDN that serves a key for an unlogged release (at the path the logged index implies).
     let manifest_text = std::fs::read_to_string(&manifest)?;
     // The same manifest with one more byte: valid JSON, but not the bytes the log holds.
     let unlogged = format!("{manifest_text} ");
-    std::fs::write(stack.dir.join("cdn/releases/unlogged.json"), unlogged)?;
-    let tampered = point_releases_to(&index, "releases/unlogged.json");
-    std::fs::write(&index_path, tampered)?;
+    std::fs::write(stack.dir.join("cdn/releases/unlogged.json"), &unlogged)?;
+    let release_path = std::fs::read_dir(stack.dir.join("cdn/releases"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| !p.ends_with("unlogged.json"))
+        .context("the CDN holds no release manifest")?;
+    std::fs::write(&release_path, &unlogged)?;
     expect_refused(
         &stack,
         "a CDN that serves an unlogged release",
@@ -291,7 +299,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "a transparency log that forks",
         "not consistent with what this device saw before",
     )?;
-    std::fs::write(&index_path, index)?;
+    std::fs::write(&release_path, manifest_text)?;
 
     let unlogged = stack.dir.join("cdn/releases/unlogged.json");
     crate::e2e_witness::attacks(&mut stack, &summarize, &manifest, &unlogged)?;
@@ -351,17 +359,6 @@ fn replace_relay(config: &str, relay: &str) -> String {
             } else {
                 l.to_string()
             }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn point_releases_to(index: &str, to: &str) -> String {
-    index
-        .lines()
-        .map(|l| match l.find("\"release\": \"") {
-            Some(at) => format!("{}\"release\": \"{to}\"", &l[..at]),
-            None => l.to_string(),
         })
         .collect::<Vec<_>>()
         .join("\n")

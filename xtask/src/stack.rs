@@ -37,6 +37,8 @@ pub struct Stack {
     pub witness_url: String,
     pub gateway_addr: String,
     pub issuer_addr: String,
+    /// The enclave instances with the ids publishing derived from their key configurations.
+    pub instances: Vec<Instance>,
 }
 
 impl Drop for Stack {
@@ -106,6 +108,7 @@ impl Stack {
             witness_url: String::new(),
             gateway_addr: String::new(),
             issuer_addr: String::new(),
+            instances: Vec::new(),
         };
         let run = |name: &str, args: &[&str]| -> Result<String> {
             let out = Command::new(bin.join(name)).args(args).output()?;
@@ -177,6 +180,8 @@ impl Stack {
             ],
         )?;
 
+        // Publishing derives each instance's id from its key configuration (written back into
+        // the instance map) and appends the CDN index to the log.
         stack.write_instances(instances)?;
         run(
             "pp-gateway",
@@ -188,8 +193,14 @@ impl Stack {
                 &manifest.display().to_string(),
                 "--out",
                 &p("cdn"),
+                "--assign-ids",
+                "--log-url",
+                &stack.log_url,
+                "--operator-credential",
+                &p("operator.secret"),
             ],
         )?;
+        stack.instances = stack.read_instances()?;
         let (cdn_addr, _) =
             stack.spawn("pp-cdn", &["--listen", "127.0.0.1:0", "--root", &p("cdn")])?;
         let (issuer_addr, _) = stack.spawn(
@@ -237,6 +248,42 @@ impl Stack {
             self.dir.join("instances.json"),
             format!("{{\"instances\": [{}]}}\n", entries.join(", ")),
         )?;
+        Ok(())
+    }
+
+    /// Reads the gateway's instance map back (after publishing assigned the derived ids).
+    pub fn read_instances(&self) -> Result<Vec<Instance>> {
+        let map: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.dir.join("instances.json"))?)?;
+        map["instances"]
+            .as_array()
+            .context("instances.json has no instances")?
+            .iter()
+            .map(|i| {
+                Ok(Instance {
+                    id: i["id"].as_str().context("an instance has no id")?.into(),
+                    address: i["address"]
+                        .as_str()
+                        .context("an instance has no address")?
+                        .into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Appends the file `entry` to the transparency log as the operator.
+    pub fn append_to_log(&self, entry: &Path) -> Result<()> {
+        let out = Command::new(self.bin.join("pp-log"))
+            .args(["append", "--url", &self.log_url, "--operator-credential"])
+            .arg(self.dir.join("operator.secret"))
+            .arg(entry)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "appending {} to the log failed: {}",
+            entry.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         Ok(())
     }
 

@@ -82,8 +82,23 @@ pub struct Session<S: Read + Write> {
     measurement: [u8; 48],
     release_ref: [u8; 32],
     key_config: Vec<u8>,
+    binding: SessionBinding,
     limits: Limits,
     closed: bool,
+}
+
+/// What this session's evidence was checked against, kept for receipts (`pp check-receipt`
+/// re-verifies the report from it offline): the evidence bundle as received, the device's nonce
+/// and the TLS exporter value bound into `REPORT_DATA` (channel binding only: the exporter is not
+/// a traffic key, and the session is over when a receipt is written).
+#[derive(Debug, Clone)]
+pub struct SessionBinding {
+    /// The encoded `Evidence` bundle (report, VCEK, ASK, ARK, key configuration, release_ref).
+    pub evidence: Vec<u8>,
+    /// The nonce the device sent in `AttestRequest`.
+    pub nonce: [u8; NONCE_LEN],
+    /// The TLS exporter value (label `EXPORTER-pp-attestation`, 32 bytes).
+    pub exporter: [u8; EXPORTER_LEN],
 }
 
 impl<S: Read + Write> core::fmt::Debug for Session<S> {
@@ -156,10 +171,16 @@ fn open<S: Read + Write>(
         evidence.key_config,
     );
     let (verdict, measurement) = check_evidence(&evidence, policy, &expected, published)?;
+    let binding = SessionBinding {
+        evidence: bundle.to_vec(),
+        nonce,
+        exporter: *exporter,
+    };
     Ok(Session {
         measurement,
         release_ref: evidence.release_ref,
         key_config: evidence.key_config.to_vec(),
+        binding,
         verdict,
         limits,
         closed: false,
@@ -238,6 +259,11 @@ impl<S: Read + Write> Session<S> {
     /// map it to a logged release manifest to rely on this.
     pub fn release_ref(&self) -> [u8; 32] {
         self.release_ref
+    }
+
+    /// The evidence, nonce and exporter this session was verified with (for receipts).
+    pub fn binding(&self) -> &SessionBinding {
+        &self.binding
     }
 
     /// The attested RFC 9458 key configuration requests are sealed to.

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pp_client::{Publication, Published};
-use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE};
+use pp_protocol::cdn_index::{CdnInstance, instance_id};
 use pp_verifier::Policy;
 use pp_verifier::verify::TcbFloor;
+use sha2::{Digest, Sha256};
 
 use crate::fetch;
 use crate::releases::{LogClient, LoggedRelease};
@@ -21,6 +22,8 @@ pub struct Candidate {
     pub release: LoggedRelease,
     /// The attestation policy of `release`, built once per release and shared by its instances.
     pub policy: Arc<Policy>,
+    /// The logged CDN index that listed it (for the receipt).
+    pub index: Arc<crate::logged_index::LoggedIndex>,
 }
 
 /// Why an instance was left out, for `--verbose` and for the error when none is left.
@@ -201,34 +204,28 @@ impl Anchor {
     }
 }
 
-/// Reads the CDN index and checks every instance in it.
+/// Reads the CDN index — refused unless it is the newest index in the log
+/// ([`crate::logged_index`]) — and checks every instance in it.
 pub fn discover(
     cdn: &str,
     log: &LogClient,
     roots: &Roots,
 ) -> Result<(Vec<Candidate>, Vec<Rejected>)> {
-    let index = CdnIndex::parse(&fetch::get(&format!("{cdn}/{INDEX_FILE}"))?)
-        .map_err(|e| anyhow::anyhow!("the key CDN's index is malformed: {e:?}"))?;
+    let logged = Arc::new(crate::logged_index::fetch(cdn, log)?);
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let mut policies = Policies::default();
-    for instance in index.instances {
-        match check(
-            cdn,
-            &instance.evidence,
-            &instance.release,
-            log,
-            roots,
-            &mut policies,
-        ) {
+    for instance in &logged.index.instances {
+        match check(cdn, instance, log, roots, &mut policies) {
             Ok((published, release, policy)) => good.push(Candidate {
-                id: instance.id,
+                id: instance.id.clone(),
                 published,
                 release,
                 policy,
+                index: logged.clone(),
             }),
             Err(e) => bad.push(Rejected {
-                id: instance.id,
+                id: instance.id.clone(),
                 reason: format!("{e:#}"),
             }),
         }
@@ -254,19 +251,32 @@ impl Policies {
     }
 }
 
+/// One instance of the logged index: its evidence must hash to the logged hash, its key
+/// configuration to the logged one (from which its id is derived: checked by the parser), its
+/// release to the logged `release_ref`; then the evidence must verify against that logged
+/// release.
 fn check(
     cdn: &str,
-    evidence_path: &str,
-    release_path: &str,
+    instance: &CdnInstance,
     log: &LogClient,
     roots: &Roots,
     policies: &mut Policies,
 ) -> Result<(Published, LoggedRelease, Arc<Policy>)> {
-    let bundle = fetch::get(&format!("{cdn}/{evidence_path}"))?;
+    let bundle = fetch::get(&format!("{cdn}/{}", instance.evidence_path()))?;
+    anyhow::ensure!(
+        hex::encode(Sha256::digest(&bundle)) == instance.evidence_sha256,
+        "the CDN's publication evidence is not the one the logged index names (its hash differs)"
+    );
     let publication = Publication::parse(&bundle)
         .map_err(|e| anyhow::anyhow!("malformed publication evidence: {e}"))?;
     let claimed_ref = publication.claimed_release();
-    let manifest = fetch::get(&format!("{cdn}/{release_path}"))?;
+    anyhow::ensure!(
+        hex::encode(claimed_ref) == instance.release_ref,
+        "the evidence names release {} but the logged index names {}",
+        hex::encode(claimed_ref),
+        instance.release_ref
+    );
+    let manifest = fetch::get(&format!("{cdn}/{}", instance.release_path()))?;
     let release = log.logged_release(manifest)?;
     anyhow::ensure!(
         release.manifest.release_ref_bytes()? == claimed_ref,
@@ -278,6 +288,15 @@ fn check(
     let published = publication
         .verify(&policy)
         .context("the published key is not bound in valid evidence")?;
+    let key_hash: [u8; 32] = Sha256::digest(&published.key_config).into();
+    anyhow::ensure!(
+        instance_id(&key_hash) == instance.id
+            && hex::encode(key_hash) == instance.key_config_sha256,
+        "instance id {} is not derived from the key configuration its evidence attests (that \
+         would be {})",
+        instance.id,
+        instance_id(&key_hash)
+    );
     Ok((published, release, policy))
 }
 

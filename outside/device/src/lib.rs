@@ -3,7 +3,8 @@
 //!
 //! 1. [`releases`]: sync the transparency log's checkpoint: witnessed (k of n), fresh, every new
 //!    entry checked (revocations recorded); forks and rollbacks refused, with [`evidence`].
-//! 2. [`instances`]: read the key CDN; keep instances whose publication evidence verifies
+//! 2. [`instances`]: read the key CDN's index, used only if it is the newest one in the log
+//!    ([`logged_index`]); keep instances whose publication evidence verifies
 //!    against a release manifest with an inclusion proof in the log, under that release's TCB
 //!    floor and exact guest policy ([`launch_policy`]).
 //! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches),
@@ -12,18 +13,22 @@
 //! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
 //! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
 //!    the same key configuration as published, then one HPKE-sealed request.
-//! 6. [`receipts`]: a receipt per answered request.
+//! 6. [`receipts`]: a receipt per answered request, re-verifiable offline ([`check_receipt`]).
 //!
 //! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
+pub mod check_receipt;
 pub mod config;
 pub mod evidence;
 pub mod fetch;
 pub mod instances;
 pub mod issuer_keys;
 pub mod launch_policy;
+pub mod logged_index;
 pub mod receipts;
 pub mod releases;
 pub mod request;
+#[cfg(all(test, feature = "test-root"))]
+mod test_fixture;
 pub mod thread;
 pub mod tunnel;
 pub mod verify_report;

@@ -1,13 +1,84 @@
-//! One receipt per answered request, appended to `receipts.jsonl` in the state folder: which
-//! measurement answered, where its release is in the log, and the tree head checked against.
+//! One receipt per answered request, in `receipts/` of the state folder: the receipt
+//! (`<stem>.json`, [`pp_translog::Receipt`]) and beside it the session's evidence bundle, the
+//! logged release manifest and the logged CDN index, so that `pp check-receipt` re-verifies it
+//! offline. Each receipt is also appended as one line to `receipts.jsonl` (a list of them).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pp_client::SessionBinding;
+use pp_protocol::evidence::EvidenceRepr;
 use pp_translog::Receipt;
+use pp_translog::receipt::{ProvenEntry, SCHEMA};
+use sha2::{Digest, Sha256};
 
-/// Appends `receipt` as one JSON line.
+use crate::instances::Candidate;
+use crate::releases::LogClient;
+
+/// The folder of receipt files in the state folder.
+pub const RECEIPTS_DIR: &str = "receipts";
+
+/// Builds the receipt for a session with `chosen` verified with `binding` under `log`'s tree
+/// head, writes it and its companion files, and returns it with its path.
+pub fn record(
+    state_dir: &Path,
+    chosen: &Candidate,
+    binding: &SessionBinding,
+    log: &LogClient,
+) -> Result<(Receipt, PathBuf)> {
+    let evidence = EvidenceRepr::from_bytes(&binding.evidence)
+        .map_err(|e| anyhow::anyhow!("the session's evidence cannot be kept: {e}"))?;
+    let checked_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs();
+    let mut rand = [0u8; 8];
+    getrandom::fill(&mut rand).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let stem = format!("r-{checked_at}-{}", hex::encode(rand));
+    let proven = |file: String, bytes: &[u8]| -> Result<ProvenEntry> {
+        let proof = log.inclusion(bytes)?;
+        Ok(ProvenEntry {
+            file,
+            log_index: proof.leaf_index,
+            inclusion_path: proof.path.iter().map(hex::encode).collect(),
+        })
+    };
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let receipt = Receipt {
+        schema: SCHEMA.into(),
+        checked_at,
+        instance: chosen.id.clone(),
+        measurement_hex: hex::encode(chosen.published.measurement),
+        evidence_file: format!("{stem}.evidence.bin"),
+        report_sha256: sha(evidence.report),
+        vcek_sha256: sha(evidence.vcek),
+        ask_sha256: sha(evidence.ask),
+        ark_sha256: sha(evidence.ark),
+        nonce_hex: hex::encode(binding.nonce),
+        exporter_hex: hex::encode(binding.exporter),
+        release: proven(format!("{stem}.release.json"), &chosen.release.bytes)?,
+        index: proven(format!("{stem}.index.json"), &chosen.index.bytes)?,
+        tree_head: log.cosigned_note().to_string(),
+        log_id_hex: hex::encode(log.log_id()),
+    };
+    let dir = state_dir.join(RECEIPTS_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, bytes) in [
+        (&receipt.evidence_file, &binding.evidence[..]),
+        (&receipt.release.file, &chosen.release.bytes[..]),
+        (&receipt.index.file, &chosen.index.bytes[..]),
+    ] {
+        std::fs::write(dir.join(name), bytes)?;
+    }
+    let path = dir.join(format!("{stem}.json"));
+    std::fs::write(&path, receipt.to_json())
+        .with_context(|| format!("writing {}", path.display()))?;
+    append(state_dir, &receipt)?;
+    Ok((receipt, path))
+}
+
+/// Appends `receipt` as one JSON line to `receipts.jsonl`.
 pub fn append(state_dir: &Path, receipt: &Receipt) -> Result<()> {
     let path = state_dir.join("receipts.jsonl");
     let mut file = std::fs::OpenOptions::new()

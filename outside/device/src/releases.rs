@@ -166,7 +166,9 @@ impl LogClient {
         Ok(self.inclusion(bytes)?.leaf_index)
     }
 
-    fn inclusion(&self, bytes: &[u8]) -> Result<InclusionProof> {
+    /// [`Self::prove_included`], returning the verified proof (its index and path are kept in
+    /// receipts).
+    pub fn inclusion(&self, bytes: &[u8]) -> Result<InclusionProof> {
         let tree = self.tree_head();
         let leaf = merkle::leaf_hash(bytes);
         let body = fetch::get(&format!(
@@ -185,5 +187,17 @@ impl LogClient {
         pp_translog::device::verify_inclusion(bytes, proof.leaf_index, &proof.path, tree)
             .context("the log's inclusion proof for the entry does not verify")?;
         Ok(proof)
+    }
+
+    /// Fetches the log entry at `index` and proves it is that leaf under the current checkpoint
+    /// (an entry whose bytes also sit at an earlier index is refused: the proof names the first).
+    pub fn entry_at(&self, index: u64) -> Result<Vec<u8>> {
+        let bytes = fetch::get(&format!("{}/entries/{index}", self.url))?;
+        let at = self.prove_included(&bytes)?;
+        anyhow::ensure!(
+            at == index,
+            "the log served the entry at index {at} as entry {index}"
+        );
+        Ok(bytes)
     }
 }

@@ -28,6 +28,8 @@ pub struct Answer {
     pub measurement: [u8; 48],
     pub verdict: Verdict,
     pub receipt: Receipt,
+    /// Where the receipt was written (`pp check-receipt` takes this path).
+    pub receipt_path: std::path::PathBuf,
 }
 
 /// Progress lines for `--verbose`.
@@ -118,20 +120,16 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             result = attempt_one(&spec, &chosen, &token, request);
         }
         match result {
-            Ok((response, session_verdict)) => {
-                let receipt = Receipt::new(
-                    &chosen.published.measurement,
-                    chosen.release.log_index,
-                    log.tree_head(),
-                    &log.log_id(),
-                );
-                crate::receipts::append(&config.state_dir, &receipt)?;
+            Ok((response, session_verdict, binding)) => {
+                let (receipt, receipt_path) =
+                    crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
                 return Ok(Answer {
                     response,
                     instance: chosen.id,
                     measurement: chosen.published.measurement,
                     verdict: session_verdict,
                     receipt,
+                    receipt_path,
                 });
             }
             Err(Failure::Retry(e)) => {
@@ -188,7 +186,7 @@ fn attempt_one(
     chosen: &Candidate,
     token: &pp_tokens::Token,
     request: &AppRequest,
-) -> Result<(AppResponse, Verdict), Failure> {
+) -> Result<(AppResponse, Verdict, pp_client::SessionBinding), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
         PathError::Refused {
@@ -200,6 +198,7 @@ fn attempt_one(
         pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default())
             .map_err(|e| classify(e, &chosen.id))?;
     let verdict = session.verdict().clone();
+    let binding = session.binding().clone();
     let body = request.to_vec();
     let answer = session
         .request(&body)
@@ -207,7 +206,7 @@ fn attempt_one(
     let _ = session.close();
     let response = AppResponse::parse_for(&answer, request)
         .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
-    Ok((response, verdict))
+    Ok((response, verdict, binding))
 }
 
 fn classify(e: ClientError, instance: &str) -> Failure {

@@ -53,7 +53,8 @@ pub struct Gateway {
     pub counters: Arc<TunnelCounters>,
 }
 
-/// The instance map file: `{"instances": [{"id": "i-0", "address": "127.0.0.1:8443"}]}`.
+/// The instance map file: `{"instances": [{"id": "i-<16 hex>", "address": "127.0.0.1:8443"}]}`;
+/// each id is derived from the instance's key configuration (`pp-gateway publish --assign-ids`).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceMap {
@@ -68,19 +69,27 @@ pub struct InstanceAddress {
 }
 
 impl InstanceMap {
+    /// Reads a map whose ids all have the one instance-id form (`i-` + 16 hex digits, derived
+    /// from the instance's key configuration: `pp_protocol::cdn_index::instance_id`).
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let map: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not an instance map", path.display()))?;
+        let map = Self::load_addresses(path)?;
         for i in &map.instances {
             anyhow::ensure!(
                 pp_protocol::cdn_index::valid_id(&i.id),
-                "instance id {:?} is not [a-z0-9-]{{1,32}}",
+                "instance id {:?} is not of the form i-<16 hex digits> (derived from the \
+                 instance's key configuration; `pp-gateway publish --assign-ids` writes them)",
                 i.id
             );
         }
         Ok(map)
+    }
+
+    /// Reads a map without checking its ids (for `publish --assign-ids`, which replaces them).
+    pub fn load_addresses(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an instance map", path.display()))
     }
 }
 

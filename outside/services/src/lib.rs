@@ -11,6 +11,7 @@ pub mod cosign;
 pub mod gateway;
 pub mod http;
 pub mod issuer;
+pub mod loopback;
 pub mod publish;
 pub mod relay;
 pub mod run;

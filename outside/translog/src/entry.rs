@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `pp-release-manifest/1` | a release the enclave may run | `reproducible::manifest` |
 //! | `pp-issuer-key/1` | a Privacy Pass issuer token key, its epoch and validity window | `pp_tokens::key_entry` |
-//! | `pp-instance/1` | one enclave instance's publication (key configuration, evidence hash) | `pp_protocol` |
+//! | `pp-cdn-index/1` | the key CDN's index of one epoch: each instance's derived id, key-configuration and evidence hashes, release | `pp_protocol::cdn_index` |
 //! | `pp-revocation/1` | a release withdrawn by the operator | [`crate::revocation`] |
 //!
 //! An entry whose schema a reader does not know is skipped by that reader, never trusted.

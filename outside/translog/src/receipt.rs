@@ -1,21 +1,29 @@
-//! The receipt a device keeps per request: which logged release (by measurement) it talked to,
-//! where that release sits in the log, and the checkpoint it was checked against.
+//! The receipt a device keeps per answered request: what it verified, so that a third party can
+//! re-verify it offline (`pp check-receipt`). It names the session's attestation evidence (kept in
+//! a file beside the receipt; the report's and each certificate's SHA-256 in the receipt), the
+//! nonce and TLS exporter value bound into the report, the release manifest's and the CDN index's
+//! positions in the log with their inclusion paths (the entries themselves in files beside), and
+//! the tree head they were checked against — verbatim, as the log serialized it, so the receipt
+//! does not depend on the tree head's format.
 //!
-//! JSON: `{"measurement_hex", "log_index", "tree_size", "tree_root_hex", "log_id_hex"}`, byte
-//! fields as lowercase hex. [`Receipt::from_json`] refuses unknown fields, bad hex, wrong
-//! lengths and an index outside the tree.
+//! JSON, byte fields as lowercase hex. [`Receipt::from_json`] refuses unknown fields, bad hex,
+//! wrong lengths and file names that are not plain names in the receipt's folder.
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::Checkpoint;
 use crate::hexfield::{self, HexFieldError};
-use crate::merkle::Hash;
+
+/// Identifies this receipt format.
+pub const SCHEMA: &str = "pp-receipt/1";
 
 /// Length of an SEV-SNP launch measurement (SHA-384), in bytes.
 pub const MEASUREMENT_LEN: usize = 48;
 
 /// Largest JSON text [`Receipt::from_json`] reads.
-pub const MAX_RECEIPT_JSON_LEN: usize = 4096;
+pub const MAX_RECEIPT_JSON_LEN: usize = 32 * 1024;
+
+/// Most hashes in an inclusion path (a tree of 2^64 leaves).
+pub const MAX_PATH_LEN: usize = 64;
 
 /// Why a receipt was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,54 +39,102 @@ pub enum ReceiptError {
     /// Not a JSON receipt (syntax, missing, unknown or duplicate fields).
     #[error("receipt JSON is malformed ({0})")]
     Json(String),
+    /// The schema is not [`SCHEMA`].
+    #[error("the receipt's schema is not {SCHEMA}")]
+    Schema,
     /// A hex field is malformed.
     #[error("receipt: {0}")]
     Field(#[from] HexFieldError),
-    /// `log_index` is not below `tree_size`.
-    #[error("receipt places entry {index} in a tree of size {size}: the receipt is corrupt")]
-    IndexOutOfRange {
-        /// The index.
-        index: u64,
-        /// The tree size.
-        size: u64,
-    },
+    /// A file name is not a plain name (`[A-Za-z0-9._-]`, not starting with a dot).
+    #[error("receipt: the file name in `{0}` is not a plain file name beside the receipt")]
+    FileName(&'static str),
+    /// An inclusion path is longer than any tree needs.
+    #[error("receipt: the inclusion path in `{0}` has more than {MAX_PATH_LEN} hashes")]
+    PathTooLong(&'static str),
 }
 
-/// Proof of which logged release served a request, as the device recorded it.
+/// A log entry the device proved included: the file beside the receipt holding its bytes, its
+/// index and its inclusion path under the receipt's tree head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenEntry {
+    /// File (beside the receipt) holding the entry's exact bytes.
+    pub file: String,
+    /// The entry's index in the log.
+    pub log_index: u64,
+    /// The RFC 9162 inclusion path, each hash 32 bytes as lowercase hex.
+    pub inclusion_path: Vec<String>,
+}
+
+/// What the device verified for one answered request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receipt {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// When the device verified the session (Unix seconds): certificates are checked at this time.
+    pub checked_at: u64,
+    /// The instance id the device chose (derived from its key configuration).
+    pub instance: String,
     /// The enclave's launch measurement, 48 bytes as lowercase hex.
     pub measurement_hex: String,
-    /// Index of the release manifest in the log.
-    pub log_index: u64,
-    /// Size of the tree the inclusion was checked against.
-    pub tree_size: u64,
-    /// Root of that tree, 32 bytes as lowercase hex.
-    pub tree_root_hex: String,
+    /// File (beside the receipt) holding the session's encoded evidence bundle: report, VCEK,
+    /// ASK, ARK, key configuration, release_ref.
+    pub evidence_file: String,
+    /// SHA-256 of the attestation report.
+    pub report_sha256: String,
+    /// SHA-256 of the VCEK certificate (DER): the chain's ids.
+    pub vcek_sha256: String,
+    /// SHA-256 of the ASK certificate (DER).
+    pub ask_sha256: String,
+    /// SHA-256 of the ARK certificate (DER).
+    pub ark_sha256: String,
+    /// The device's nonce for the session, 32 bytes.
+    pub nonce_hex: String,
+    /// The session's TLS exporter value bound into the report, 32 bytes.
+    pub exporter_hex: String,
+    /// The release manifest, proven in the log.
+    pub release: ProvenEntry,
+    /// The key CDN's index (`pp-cdn-index/1`) that listed the instance, proven in the log.
+    pub index: ProvenEntry,
+    /// The log's tree head both proofs were checked against, as the log serialized it.
+    pub tree_head: String,
     /// The log's id (SHA-256 of its public key), 32 bytes as lowercase hex.
     pub log_id_hex: String,
 }
 
-impl Receipt {
-    /// A receipt for the release with `measurement` at `log_index`, checked against the
-    /// checkpoint `tree` of the log `log_id`.
-    pub fn new(
-        measurement: &[u8; MEASUREMENT_LEN],
-        log_index: u64,
-        tree: &Checkpoint,
-        log_id: &Hash,
-    ) -> Self {
-        Self {
-            measurement_hex: hex::encode(measurement),
-            log_index,
-            tree_size: tree.size,
-            tree_root_hex: hex::encode(tree.root),
-            log_id_hex: hex::encode(log_id),
+/// Whether `name` is a plain file name (one segment of `[A-Za-z0-9._-]`, not starting with a dot).
+pub fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl ProvenEntry {
+    fn validate(&self, field: &'static str) -> Result<(), ReceiptError> {
+        if !plain_file_name(&self.file) {
+            return Err(ReceiptError::FileName(field));
         }
+        if self.inclusion_path.len() > MAX_PATH_LEN {
+            return Err(ReceiptError::PathTooLong(field));
+        }
+        self.path().map(|_| ())
     }
 
-    /// The JSON form.
+    /// The inclusion path, decoded.
+    pub fn path(&self) -> Result<Vec<[u8; 32]>, ReceiptError> {
+        self.inclusion_path
+            .iter()
+            .map(|h| hexfield::decode::<32>("inclusion_path", h).map_err(ReceiptError::from))
+            .collect()
+    }
+}
+
+impl Receipt {
+    /// The JSON form (one line).
     pub fn to_json(&self) -> String {
         // Serialising numbers and strings cannot fail.
         serde_json::to_string(self).unwrap_or_default()
@@ -98,17 +154,28 @@ impl Receipt {
         Ok(receipt)
     }
 
-    /// Checks field lengths, hex and `log_index < tree_size`.
+    /// Checks the schema, field lengths, hex, and file names.
     pub fn validate(&self) -> Result<(), ReceiptError> {
-        hexfield::decode::<MEASUREMENT_LEN>("measurement_hex", &self.measurement_hex)?;
-        hexfield::decode::<32>("tree_root_hex", &self.tree_root_hex)?;
-        hexfield::decode::<32>("log_id_hex", &self.log_id_hex)?;
-        if self.log_index >= self.tree_size {
-            return Err(ReceiptError::IndexOutOfRange {
-                index: self.log_index,
-                size: self.tree_size,
-            });
+        if self.schema != SCHEMA {
+            return Err(ReceiptError::Schema);
         }
+        hexfield::decode::<MEASUREMENT_LEN>("measurement_hex", &self.measurement_hex)?;
+        for (field, value) in [
+            ("report_sha256", &self.report_sha256),
+            ("vcek_sha256", &self.vcek_sha256),
+            ("ask_sha256", &self.ask_sha256),
+            ("ark_sha256", &self.ark_sha256),
+            ("nonce_hex", &self.nonce_hex),
+            ("exporter_hex", &self.exporter_hex),
+            ("log_id_hex", &self.log_id_hex),
+        ] {
+            hexfield::decode::<32>(field, value)?;
+        }
+        if !plain_file_name(&self.evidence_file) {
+            return Err(ReceiptError::FileName("evidence_file"));
+        }
+        self.release.validate("release")?;
+        self.index.validate("index")?;
         Ok(())
     }
 }
@@ -118,49 +185,75 @@ mod tests {
     use super::*;
 
     fn sample() -> Receipt {
-        let tree = Checkpoint {
-            origin: "pp.example/log".into(),
-            size: 9,
-            root: [0x11; 32],
+        let entry = |file: &str, log_index| ProvenEntry {
+            file: file.into(),
+            log_index,
+            inclusion_path: vec!["33".repeat(32)],
         };
-        Receipt::new(&[0xa5; MEASUREMENT_LEN], 4, &tree, &[0x22; 32])
+        Receipt {
+            schema: SCHEMA.into(),
+            checked_at: 1_780_272_000,
+            instance: "i-0123456789abcdef".into(),
+            measurement_hex: "a5".repeat(MEASUREMENT_LEN),
+            evidence_file: "r1.evidence.bin".into(),
+            report_sha256: "01".repeat(32),
+            vcek_sha256: "02".repeat(32),
+            ask_sha256: "03".repeat(32),
+            ark_sha256: "04".repeat(32),
+            nonce_hex: "05".repeat(32),
+            exporter_hex: "06".repeat(32),
+            release: entry("r1.release.json", 0),
+            index: entry("r1.index.json", 1),
+            tree_head: "{\"size\":2}".into(),
+            log_id_hex: "22".repeat(32),
+        }
     }
 
     #[test]
     fn json_round_trip() {
         let r = sample();
         let text = r.to_json();
-        assert!(text.starts_with(r#"{"measurement_hex":"a5a5"#), "{text}");
+        assert!(text.starts_with(r#"{"schema":"pp-receipt/1""#), "{text}");
         assert_eq!(Receipt::from_json(text.as_bytes()).unwrap(), r);
     }
 
     #[test]
     fn refuses_bad_receipts() {
         let text = sample().to_json();
-        let cases = [
-            text.replace("a5a5", "A5A5"),
-            text.replace(&"11".repeat(32), &"11".repeat(31)),
-            text.replace("\"log_index\":4", "\"log_index\":9"),
+        let refused = |bad: String| Receipt::from_json(bad.as_bytes()).unwrap_err();
+        assert!(matches!(
+            refused(text.replace("a5a5", "A5A5")),
+            ReceiptError::Field(HexFieldError::NotLowercaseHex { .. })
+        ));
+        assert!(matches!(
+            refused(text.replace(&"22".repeat(32), &"22".repeat(31))),
+            ReceiptError::Field(HexFieldError::WrongLength { .. })
+        ));
+        assert_eq!(
+            refused(text.replace("r1.evidence.bin", "../r1.evidence.bin")),
+            ReceiptError::FileName("evidence_file")
+        );
+        assert_eq!(
+            refused(text.replace("r1.index.json", "/etc/passwd")),
+            ReceiptError::FileName("index")
+        );
+        assert_eq!(
+            refused(text.replace("pp-receipt/1", "pp-receipt/0")),
+            ReceiptError::Schema
+        );
+        assert!(matches!(
+            refused(text.replace(&"33".repeat(32), "zz")),
+            ReceiptError::Field(_)
+        ));
+        for bad in [
             text.replacen('{', "{\"extra\":0,", 1),
-            text.replace("\"tree_size\":9,", ""),
-        ];
-        assert!(matches!(
-            Receipt::from_json(cases[0].as_bytes()),
-            Err(ReceiptError::Field(HexFieldError::NotLowercaseHex { .. }))
-        ));
-        assert!(matches!(
-            Receipt::from_json(cases[1].as_bytes()),
-            Err(ReceiptError::Field(HexFieldError::WrongLength { .. }))
-        ));
-        assert!(matches!(
-            Receipt::from_json(cases[2].as_bytes()),
-            Err(ReceiptError::IndexOutOfRange { index: 9, size: 9 })
-        ));
-        for bad in &cases[3..] {
-            assert!(matches!(
-                Receipt::from_json(bad.as_bytes()),
-                Err(ReceiptError::Json(_))
-            ));
+            text.replace("\"checked_at\":1780272000,", ""),
+        ] {
+            assert!(matches!(refused(bad), ReceiptError::Json(_)));
         }
+        assert!(matches!(
+            refused(" ".repeat(MAX_RECEIPT_JSON_LEN + 1)),
+            ReceiptError::TooLarge { .. }
+        ));
     }
 }

@@ -48,6 +48,8 @@ enum Command {
     },
     /// Check that a release manifest is in the transparency log and print what it allows.
     VerifyRelease { manifest: PathBuf },
+    /// Re-verify a receipt offline (no network), with the configured log key and trusted roots.
+    CheckReceipt { receipt: PathBuf },
     /// Verify a captured SEV-SNP attestation report offline (no configuration, no network).
     ///
     /// Checks the report, its VCEK and the ASK/ARK against AMD's built-in roots with the device's
@@ -134,6 +136,7 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
+        Command::CheckReceipt { receipt } => check_receipt(&config, receipt, verbose),
         Command::VerifyReport(_) | Command::CheckEvidence { .. } => {
             unreachable!("handled in main: it reads no configuration")
         }
@@ -196,9 +199,27 @@ fn report(answer: &Answer, verbose: bool) {
         hex::encode(answer.measurement)
     );
     println!(
-        "Release logged at index {} (tree size {}, root {})",
-        answer.receipt.log_index, answer.receipt.tree_size, answer.receipt.tree_root_hex
+        "Release logged at index {} (the CDN index at {}); receipt: {}",
+        answer.receipt.release.log_index,
+        answer.receipt.index.log_index,
+        answer.receipt_path.display()
     );
+}
+
+/// `pp check-receipt`: the receipt re-verified offline, or the reason it is refused.
+fn check_receipt(config: &Config, receipt: &Path, verbose: bool) -> Result<()> {
+    let checked = pp_device::check_receipt::check(receipt, config)
+        .with_context(|| format!("the receipt {} does not check", receipt.display()))?;
+    if verbose {
+        eprintln!("{}", checked.verdict);
+    }
+    println!(
+        "Receipt checks: instance {} ran release {} (log index {}), listed in the CDN index at \
+         log index {}; report, certificate chain, measurement, inclusion proofs and tree head \
+         signature verified",
+        checked.instance, checked.release_ref, checked.release_index, checked.index_index
+    );
+    Ok(())
 }
 
 fn unexpected(response: &AppResponse) -> Result<()> {

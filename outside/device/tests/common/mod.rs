@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use pp_device::releases::LogClient;
 use pp_services::gateway::{Gateway, challenge};
 use pp_services::http::Limits;
 use pp_services::issuer::{EpochKey, IssuerService, REQUEST_PATH};
-use pp_services::tlog::LogService;
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_tokens::{
     Issuer, IssuerKeyEntry, RateLimiter, SpentTokens, TokenChallenge, authorization_value,
@@ -72,21 +71,16 @@ impl Net {
         for e in entries {
             log.append(&e.to_vec()).unwrap();
         }
-        let public = hex::encode(log.public_key());
-        let service = Arc::new(LogService {
-            log: Mutex::new(log),
-            operator_secret_sha256: [0; 32],
-        });
-        let addr = self.serve(move |req| {
-            let s = service.clone();
-            async move { s.handle(req).await }
-        });
-        LogClient::sync(
-            &format!("http://{addr}"),
-            &public,
-            &dir.join("log-state.json"),
-        )
-        .unwrap()
+        let log = pp_services::loopback::WitnessedLog::start(dir, log, "operator").unwrap();
+        let config = pp_device::config::Log {
+            url: log.url.clone(),
+            public_key: log.public_key_hex.clone(),
+            origin: log.origin.clone(),
+            witnesses: vec![log.witness_vkey.clone()],
+            witness_threshold: 1,
+            max_age_secs: 86_400,
+        };
+        LogClient::sync(&config, dir).unwrap()
     }
 
     /// An issuer signing with `keys` (their windows as given).

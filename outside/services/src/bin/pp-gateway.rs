@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pp_services::gateway::{Gateway, InstanceMap, challenge, load_issuer_keys};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
@@ -63,6 +64,17 @@ enum Command {
         /// The CDN folder to write.
         #[arg(long)]
         out: PathBuf,
+        /// Replace the map's ids with the ones derived from each instance's key configuration
+        /// and write the map back (without it, a map id that differs is an error).
+        #[arg(long)]
+        assign_ids: bool,
+        /// The transparency log to append the index to (`pp-cdn-index/1`); devices use only a
+        /// logged index.
+        #[arg(long)]
+        log_url: Option<String>,
+        /// A file holding the operator's append credential for `--log-url`.
+        #[arg(long, requires = "log_url")]
+        operator_credential: Option<PathBuf>,
     },
 }
 
@@ -72,14 +84,36 @@ fn main() -> anyhow::Result<()> {
             instances,
             manifest,
             out,
+            assign_ids,
+            log_url,
+            operator_credential,
         } => {
-            let map = InstanceMap::load(&instances)?;
-            let index = publish::publish(&map, &manifest, &out)?;
+            let (map, ids) = if assign_ids {
+                (
+                    InstanceMap::load_addresses(&instances)?,
+                    publish::Ids::Assign,
+                )
+            } else {
+                (InstanceMap::load(&instances)?, publish::Ids::Check)
+            };
+            let (index, map) = publish::publish(&map, &manifest, &out, ids)?;
+            if assign_ids {
+                std::fs::write(&instances, serde_json::to_vec_pretty(&map)?)
+                    .with_context(|| format!("writing {}", instances.display()))?;
+            }
             println!(
                 "published {} instance(s) to {}",
                 index.instances.len(),
                 out.display()
             );
+            if let Some(url) = log_url {
+                let credential =
+                    operator_credential.context("--log-url needs --operator-credential")?;
+                let secret = std::fs::read_to_string(&credential)
+                    .with_context(|| format!("reading {}", credential.display()))?;
+                let answer = publish::append_to_log(&url, &secret, &index.to_vec())?;
+                println!("logged the index: {answer}");
+            }
             Ok(())
         }
         Command::Serve {
