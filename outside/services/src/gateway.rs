@@ -6,7 +6,9 @@
 //! `CONNECT <instance-id>:443` with `Authorization: PrivateToken token=...`:
 //! - no or malformed token → 401 with a `WWW-Authenticate: PrivateToken challenge=…` to use;
 //! - a token that does not verify → 401; spent before → 403 (never accepted twice, also across
-//!   restarts: spends are on disk before the tunnel opens);
+//!   restarts and across gateway replicas sharing one store: spends are recorded durably before
+//!   the tunnel opens, see [`crate::spent_store`]);
+//! - a tunnel slot is taken only for a token that verified: a client without one holds no slot.
 //! - unknown instance → 404; instance down → 502.
 
 use std::collections::HashMap;
@@ -18,11 +20,11 @@ use anyhow::{Context, Result};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use pp_tokens::{
-    IssuerPublicKey, SpendError, SpentTokens, TokenChallenge, Verifier, parse_authorization,
-    www_authenticate_value,
+    IssuerPublicKey, TokenChallenge, Verifier, parse_authorization, www_authenticate_value,
 };
 
 use crate::http::{Reply, error};
+use crate::spent_store::{Spend, SpentStore};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
 
 /// The gateway's state.
@@ -32,7 +34,8 @@ pub struct Gateway {
     pub issuer_key: IssuerPublicKey,
     /// The one challenge this gateway accepts tokens for (cross-session, this origin).
     pub challenge: TokenChallenge,
-    pub spent: SpentTokens,
+    /// Where spends are recorded (a file of its own, or the store every replica shares).
+    pub spent: SpentStore,
     pub limits: TunnelLimits,
     pub counters: Arc<TunnelCounters>,
 }
@@ -102,15 +105,15 @@ impl Gateway {
             Ok(s) => s,
             Err(reply) => return self.refuse(reply),
         };
-        match self.spent.spend(&token) {
-            Ok(()) => {}
-            Err(SpendError::AlreadySpent) => {
+        match self.spent.spend(&token).await {
+            Spend::Recorded => {}
+            Spend::AlreadySpent => {
                 return self.refuse(error(
                     StatusCode::FORBIDDEN,
                     "this token was spent before; fetch new tokens",
                 ));
             }
-            Err(e) => {
+            Spend::Failed(e) => {
                 tracing::error!("spent-token store: {e}");
                 return self.refuse(error(
                     StatusCode::SERVICE_UNAVAILABLE,
