@@ -47,7 +47,16 @@ fn relay(dir: &std::path::Path, upstream: SocketAddr, extra: &[&str]) -> (Proces
 
 /// An honest client's tunnel through the relay: TLS, CONNECT, and bytes echoed back.
 async fn honest_tunnel(relay: SocketAddr, certs: &std::path::Path) -> Result<(), String> {
-    let mut tls = tls_from(HONEST, relay, certs, RELAY)
+    honest_tunnel_from(HONEST, relay, certs).await
+}
+
+/// [`honest_tunnel`] from the address `from`.
+async fn honest_tunnel_from(
+    from: [u8; 4],
+    relay: SocketAddr,
+    certs: &std::path::Path,
+) -> Result<(), String> {
+    let mut tls = tls_from(from, relay, certs, RELAY)
         .await
         .map_err(|e| format!("TLS to the relay failed: {e}"))?;
     let head = connect_request(&mut tls, TARGET, "")
@@ -149,5 +158,33 @@ async fn quiet_tunnel_is_closed() {
     // ...silence closes it.
     let took = closed_within(&mut tls, Duration::from_secs(4)).await;
     assert!(took.is_some(), "a quiet tunnel was kept open");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnels_count_against_the_per_client_cap() {
+    let dir = temp_dir("client-cap");
+    common::certs(&dir, &[RELAY]);
+    let enclave = echo_server().await;
+    let (_relay, addr) = relay(&dir, enclave, &["--max-per-client", "2"]);
+    let mut tunnels = Vec::new();
+    for _ in 0..2 {
+        let mut tls = tls_from(HONEST, addr, &dir, RELAY).await.unwrap();
+        let head = connect_request(&mut tls, TARGET, "").await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tunnels.push(tls);
+    }
+    // Two open tunnels are this address's share: a third connection is closed at once.
+    let third = tls_from(HONEST, addr, &dir, RELAY).await;
+    assert!(
+        third.is_err(),
+        "a third connection from one address was served"
+    );
+    // Another address is not affected.
+    honest_tunnel_from(HALF_HEAD, addr, &dir).await.unwrap();
+    // A closed tunnel gives its share back.
+    drop(tunnels.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    honest_tunnel(addr, &dir).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
