@@ -135,8 +135,10 @@ impl Gateway {
         reply
     }
 
+    /// Counts a refusal and closes the connection after it: a client without a valid token
+    /// keeps no gateway connection (a device opens a new tunnel to try again).
     fn refuse(&self, reply: Reply) -> Reply {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        reply
+        crate::http::close_after(reply)
     }
 }

@@ -81,6 +81,15 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
+/// `reply` with `Connection: close`: the server closes the connection once it is sent.
+pub fn close_after(mut reply: Reply) -> Reply {
+    reply.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    reply
+}
+
 /// A JSON reply.
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
     match serde_json::to_vec(value) {

@@ -51,8 +51,9 @@ impl Relay {
         tunnel::open(req, dial, slot, &self.limits, self.counters.clone()).await
     }
 
+    /// Counts a refusal and closes the connection after it.
     fn refuse(&self, reply: Reply) -> Reply {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        reply
+        crate::http::close_after(reply)
     }
 }

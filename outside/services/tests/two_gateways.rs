@@ -5,7 +5,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{Process, Valkey, connect_request, echo_server, spawn_service, temp_dir, tls_from};
+use std::time::Duration;
+
+use common::{
+    Process, Valkey, closed_within, connect_request, echo_server, spawn_service, temp_dir, tls_from,
+};
 use pp_tokens::{Client, Issuer, authorization_value};
 
 const GATEWAY: &str = "gateway.pp.test";
@@ -85,6 +89,39 @@ async fn second_gateway_refuses_a_token_spent_at_the_first() {
     // Another token still works at the second replica.
     let other = spend(addr2, &token(&issuer)).await;
     assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_a_valid_token_keeps_no_gateway_connection() {
+    let dir = temp_dir("gateway-refusal");
+    common::certs(&dir, &[GATEWAY]);
+    let issuer = Issuer::generate().unwrap();
+    std::fs::write(
+        dir.join("token-key.b64"),
+        issuer.public_key().to_base64url(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("instances.json"),
+        "{\"instances\": [{\"id\": \"i-0\", \"address\": \"127.0.0.1:9\"}]}",
+    )
+    .unwrap();
+    let store = Valkey::start(&dir.join("store"));
+    let (_gateway, addr) = gateway(&dir, 1, &store.url());
+    for header in ["", "Authorization: PrivateToken token=AAAA\r\n"] {
+        let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+        let head = connect_request(&mut tls, "i-0:443", header).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert!(head.contains("a Privacy Pass token is required"), "{head}");
+        // Refused, the connection is closed at once rather than kept for more tries.
+        let closed = closed_within(&mut tls, Duration::from_secs(2)).await;
+        assert!(
+            closed.is_some(),
+            "the gateway kept a refused client's connection"
+        );
+    }
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
