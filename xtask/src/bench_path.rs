@@ -1,8 +1,9 @@
 //! `cargo xtask bench-path`: what relay + gateway add to a session, measured on loopback against
 //! a direct connection, with the enclave in host mode (the workload as a Linux process: the
-//! same program, without emulation in the way).
+//! same program, without emulation in the way). Two gateway replicas share the Valkey
+//! spent-token store, and the relay takes them in turn, as a deployment with replicas runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
@@ -10,9 +11,9 @@ use anyhow::Result;
 use crate::stack::{Instance, Stack};
 use crate::{pins, test_root, util, weights};
 
-pub fn run(root: &Path, pins: &pins::Pins, sessions: usize) -> Result<()> {
+pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBuf>) -> Result<()> {
     let boot = crate::BootArgs {
-        image: None,
+        image,
         firmware: None,
         append: String::new(),
         test_image: true,
@@ -20,12 +21,15 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize) -> Result<()> {
     let manifest = crate::image_dir(root, pins, &boot)?.join("manifest.json");
     let tiny = weights::ensure(root, weights::Models::Tiny)?;
     let test_root = test_root::ensure(root)?;
-    crate::host_enclave::build(root)?;
+    // The enclave belongs to the release whose manifest is logged (with --image, one built
+    // from another checkout).
+    let release_ref = reproducible::Manifest::read(&manifest)?.release_ref;
+    crate::host_enclave::build_for(root, &release_ref)?;
     let enclave = crate::host_enclave::start(root, &tiny)?;
     let address = enclave.address.clone();
     let cargo = crate::util::host_cargo();
     let bin = crate::stack::build_binaries(root)?;
-    let stack = Stack::start(
+    let mut stack = Stack::start(
         &bin,
         &root.join("target/pp/bench-path"),
         &manifest,
@@ -35,6 +39,13 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize) -> Result<()> {
         }],
         &test_root.join("ark.der"),
     )?;
+    let issuer = stack.issuer_addr.clone();
+    let second = stack.start_gateway_replica(&issuer)?;
+    let first = stack.gateway_addr.clone();
+    stack.stop("pp-relay");
+    let relay = stack.start_relay_over(&[&first, &second])?;
+    stack.use_relay(&relay)?;
+    eprintln!("bench-path: two gateways on one spent-token store, the relay taking them in turn");
     util::run(
         Command::new(&cargo)
             .current_dir(root)

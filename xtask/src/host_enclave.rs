@@ -27,12 +27,18 @@ impl Drop for HostEnclave {
 
 /// Builds the host-mode workload (release profile, test attester).
 pub fn build(root: &Path) -> Result<()> {
+    build_for(root, &crate::manifest::release_ref(root)?)
+}
+
+/// Builds the host-mode workload as a member of the release `release_ref` (that of a test image
+/// built elsewhere, from another checkout's pins and lock files).
+pub fn build_for(root: &Path, release_ref: &str) -> Result<()> {
     let cargo = crate::util::host_cargo();
     util::run(
         Command::new(&cargo)
             .current_dir(root)
             .env("PP_TEST_ROOT_DIR", test_root::ensure(root)?)
-            .env("PP_RELEASE_REF", crate::manifest::release_ref(root)?)
+            .env("PP_RELEASE_REF", release_ref)
             .args(["build", "--quiet", "--release", "-p", "pp-workload"])
             .args(["--features", "test-attester"]),
     )

@@ -5,9 +5,9 @@ mod bench_path;
 mod checkout;
 mod crates;
 mod e2e;
-mod e2e_witness;
-mod e2e_keys;
 mod e2e_index;
+mod e2e_keys;
+mod e2e_witness;
 mod firmware;
 mod host_enclave;
 mod image;
@@ -175,6 +175,10 @@ enum Cmd {
     BenchPath {
         #[arg(long, default_value_t = 100)]
         sessions: usize,
+        /// A test image folder built before, whose release manifest to log, instead of building
+        /// one here.
+        #[arg(long)]
+        image: Option<PathBuf>,
     },
     /// Make the weights blob the loader embeds: tiny test models, or with --real the pinned models.
     Weights {
@@ -268,7 +272,7 @@ fn run() -> Result<()> {
             let (config, _) = boot_config(&root, &pins, &boot)?;
             smoke::expect_acpi_refusal(&config, &root.join("target/pp/acpi-refusal"))
         }
-        Cmd::BenchPath { sessions } => bench_path::run(&root, &pins, sessions),
+        Cmd::BenchPath { sessions, image } => bench_path::run(&root, &pins, sessions, image),
         Cmd::Weights { real } => {
             let models = if real {
                 weights::Models::Real

@@ -42,7 +42,12 @@ pub struct SnpPins {
 pub struct AptPins {
     /// Suites added to apt's sources when missing (same mirror as the system's `bookworm`).
     pub suites: Vec<SuitePin>,
+    /// Build inputs: they shape the image, and the release manifest lists them.
     pub package: Vec<AptPackage>,
+    /// Services the tests and the local stack run (the shared spent-token store): installed by
+    /// `setup` like the build inputs, but not build inputs, so not in the release manifest.
+    #[serde(default)]
+    pub service: Vec<AptPackage>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

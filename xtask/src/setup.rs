@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: install and check the pinned Debian packages (toolchain, linker, QEMU).
+//! `cargo xtask setup`: install and check the pinned Debian packages (toolchain, linker, QEMU, and
+//! the Valkey server the tests and the local stack use as the gateways' shared spent-token store).
 //!
 //! Idempotent: when every pinned package is installed at its pinned version, it changes nothing and
 //! needs no network. Otherwise it adds the missing apt suites (on the same mirror the system already
@@ -23,6 +24,7 @@ pub fn ensure(pins: &Pins) -> Result<()> {
         .apt
         .package
         .iter()
+        .chain(&pins.apt.service)
         .filter(|p| installed_version(&p.name).as_deref() != Some(&p.version))
         .collect();
     if missing.is_empty() {

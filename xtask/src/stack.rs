@@ -1,6 +1,7 @@
 //! The outside parties on loopback, for the demo and the end-to-end test: transparency log and
-//! its witness, key CDN, token issuer, gateway and relay, each its own process from `pp-services`, with a
-//! throwaway CA, an account and a device configuration for `pp`.
+//! its witness, key CDN, token issuer, gateway and relay, each its own process from `pp-services`,
+//! with a throwaway CA, an account and a device configuration for `pp`. Gateways record spent
+//! tokens in a Valkey server (the store replicas share), started here on a unix socket.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub struct Stack {
     pub issuer_addr: String,
     /// The enclave instances with the ids publishing derived from their key configurations.
     pub instances: Vec<Instance>,
+    /// The shared spent-token store (`redis+unix://…`).
+    pub store_url: String,
 }
 
 impl Drop for Stack {
@@ -109,6 +112,7 @@ impl Stack {
             gateway_addr: String::new(),
             issuer_addr: String::new(),
             instances: Vec::new(),
+            store_url: String::new(),
         };
         let run = |name: &str, args: &[&str]| -> Result<String> {
             let out = Command::new(bin.join(name)).args(args).output()?;
@@ -219,6 +223,7 @@ impl Stack {
         )?;
         stack.issuer_addr = issuer_addr.clone();
         stack.log_issuer_keys(&issuer_addr)?;
+        stack.store_url = stack.start_store()?;
         let (gateway_addr, _) = stack.start_gateway(&issuer_addr)?;
         stack.gateway_addr = gateway_addr.clone();
         let relay_addr = stack.start_relay(&gateway_addr)?;
@@ -299,6 +304,23 @@ impl Stack {
         listen: &str,
         issuer_addr: &str,
     ) -> Result<(String, Vec<String>)> {
+        self.gateway_as("pp-gateway", listen, issuer_addr)
+    }
+
+    /// Starts another gateway replica on the same spent-token store (stopped by
+    /// `stop("pp-gateway-2")`); returns its address.
+    pub fn start_gateway_replica(&mut self, issuer_addr: &str) -> Result<String> {
+        Ok(self
+            .gateway_as("pp-gateway-2", "127.0.0.1:0", issuer_addr)?
+            .0)
+    }
+
+    fn gateway_as(
+        &mut self,
+        label: &'static str,
+        listen: &str,
+        issuer_addr: &str,
+    ) -> Result<(String, Vec<String>)> {
         let p = |rel: &str| self.dir.join(rel).display().to_string();
         let args = [
             "serve",
@@ -316,12 +338,49 @@ impl Stack {
             &p("issuer-keys.jsonl"),
             "--instances",
             &p("instances.json"),
-            "--spent",
-            &p("gateway-spent.bin"),
+            "--spent-store",
+            &self.store_url,
         ];
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.spawn("pp-gateway", &args)
+        self.spawn_as(label, "pp-gateway", &args)
+    }
+
+    /// Starts the Valkey server the gateways share, on a unix socket in the stack's folder, with
+    /// every write on disk before it answers; returns its URL.
+    fn start_store(&mut self) -> Result<String> {
+        let dir = self.dir.join("spent-store");
+        std::fs::create_dir_all(&dir)?;
+        let socket = dir.join("valkey.sock");
+        let server = store_server()?;
+        let child = Command::new(&server)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--dir"])
+            .arg(&dir)
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .stdout(std::fs::File::create(self.dir.join("valkey-server.log"))?)
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {server}"))?;
+        self.children.push(("valkey-server", child));
+        for _ in 0..500 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(format!("redis+unix://{}", socket.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "{server} did not start; see {}",
+            self.dir.join("valkey-server.log").display()
+        )
     }
 
     /// The operator's step for issuer key consistency: prints the issuer's `pp-issuer-key/1`
@@ -370,23 +429,41 @@ impl Stack {
 
     /// Starts a relay that dials `upstream` for the gateway's name; returns its address.
     pub fn start_relay(&mut self, upstream: &str) -> Result<String> {
+        self.start_relay_over(&[upstream])
+    }
+
+    /// Starts a relay that dials the `upstreams` in turn for the gateway's name (gateway
+    /// replicas); returns its address.
+    pub fn start_relay_over(&mut self, upstreams: &[&str]) -> Result<String> {
         let p = |rel: &str| self.dir.join(rel).display().to_string();
-        let (cert, key) = (
+        let mut args = vec![
+            "--listen".to_string(),
+            "127.0.0.1:0".into(),
+            "--cert".into(),
             p(&format!("certs/{RELAY_NAME}.pem")),
+            "--key".into(),
             p(&format!("certs/{RELAY_NAME}.key")),
-        );
-        let upstream = format!("{GATEWAY_NAME}:443={upstream}");
-        let args = [
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "--upstream",
-            &upstream,
         ];
+        for upstream in upstreams {
+            args.push("--upstream".into());
+            args.push(format!("{GATEWAY_NAME}:443={upstream}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Ok(self.spawn("pp-relay", &args)?.0)
+    }
+
+    /// Points the device configuration at the relay at `address`.
+    pub fn use_relay(&self, address: &str) -> Result<()> {
+        let config = std::fs::read_to_string(&self.config)?;
+        let config: Vec<String> = config
+            .lines()
+            .map(|l| match l.starts_with("address = ") {
+                true => format!("address = \"{address}\""),
+                false => l.to_string(),
+            })
+            .collect();
+        std::fs::write(&self.config, config.join("\n") + "\n")?;
+        Ok(())
     }
 
     /// Starts `pp-log` on `listen` with the state folder `state`, submitting to the witness.
@@ -520,8 +597,18 @@ impl Stack {
     /// Spawns a service and waits for its `listening on ADDR` line; returns the address and the
     /// lines printed before it.
     fn spawn(&mut self, name: &'static str, args: &[&str]) -> Result<(String, Vec<String>)> {
+        self.spawn_as(name, name, args)
+    }
+
+    /// [`Self::spawn`] of the binary `bin` under the name `name` (its log file, `stop`).
+    fn spawn_as(
+        &mut self,
+        name: &'static str,
+        bin: &str,
+        args: &[&str],
+    ) -> Result<(String, Vec<String>)> {
         let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
-        let mut child = Command::new(self.bin.join(name))
+        let mut child = Command::new(self.bin.join(bin))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(log)
@@ -551,6 +638,23 @@ impl Stack {
             }
         }
     }
+}
+
+/// The spent-token store's server binary: `PP_VALKEY_SERVER`, else `valkey-server`, else
+/// `redis-server`.
+fn store_server() -> Result<String> {
+    if let Ok(bin) = std::env::var("PP_VALKEY_SERVER") {
+        return Ok(bin);
+    }
+    for bin in ["valkey-server", "redis-server"] {
+        if Command::new(bin).arg("--version").output().is_ok() {
+            return Ok(bin.to_string());
+        }
+    }
+    bail!(
+        "valkey-server is not installed (the gateways' shared spent-token store): run \
+         `cargo xtask setup`, which installs the pinned package, or set PP_VALKEY_SERVER"
+    )
 }
 
 fn random_hex() -> String {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use pp_protocol::cdn_index::{CdnIndex, CdnInstance, SCHEMA as INDEX_SCHEMA, instance_id};
-use pp_translog::receipt::{ProvenEntry, SCHEMA};
 use pp_translog::Receipt;
 use pp_translog::TrustPolicy;
 use pp_translog::checkpoint::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteKey, cosignature_line};
+use pp_translog::receipt::{ProvenEntry, SCHEMA};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 
@@ -60,8 +60,8 @@ fn fixture() -> Fixture {
     };
     // The witness cosigned an hour before the receipt was made.
     let witness = Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
-    let cosigned = cosignature_line(WITNESS, &witness, sth.body().as_bytes(), CHECKED_AT - 3600)
-        .unwrap();
+    let cosigned =
+        cosignature_line(WITNESS, &witness, sth.body().as_bytes(), CHECKED_AT - 3600).unwrap();
     let note = format!("{}{cosigned}", log.checkpoint_note(ORIGIN).unwrap());
     let policy = TrustPolicy {
         log: NoteKey::new(ORIGIN, ALG_ED25519, *log.public_key()).unwrap(),
@@ -125,13 +125,8 @@ impl Fixture {
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("reading {name} (kept beside the receipt)"))
         };
-        check_parts(
-            receipt,
-            beside,
-            &roots(root, &self.dir),
-            &self.policy,
-        )
-        .map_err(|e| format!("{e:#}"))
+        check_parts(receipt, beside, &roots(root, &self.dir), &self.policy)
+            .map_err(|e| format!("{e:#}"))
     }
 }
 

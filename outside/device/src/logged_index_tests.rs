@@ -7,8 +7,8 @@ use std::sync::Arc;
 use pp_protocol::cdn_index::{CdnIndex, CdnInstance, INDEX_FILE, SCHEMA, instance_id};
 use pp_services::cdn::Cdn;
 use pp_services::http::Limits;
-use pp_services::publish::append_to_log;
 use pp_services::loopback::WitnessedLog;
+use pp_services::publish::append_to_log;
 use sha2::{Digest, Sha256};
 
 use crate::instances::discover;

@@ -8,7 +8,9 @@
 //!   naming the newest logged issuer key valid now;
 //! - a token that does not verify → 401; a token of a retired issuer key (its logged window is
 //!   over) → 401 saying so, with the current challenge; spent before → 403 (never accepted twice,
-//!   also across restarts: spends are on disk before the tunnel opens);
+//!   also across restarts and across gateway replicas sharing one store: spends are recorded
+//!   durably before the tunnel opens, see [`crate::spent_store`]);
+//! - a tunnel slot is taken only for a token that verified: a client without one holds no slot.
 //! - unknown instance → 404; instance down → 502.
 //!
 //! `GET /.well-known/private-token-issuer-directory` (inside the relay tunnel, so devices fetch it
@@ -25,12 +27,13 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use pp_tokens::directory::DIRECTORY_MEDIA_TYPE;
 use pp_tokens::{
-    IssuerDirectory, IssuerKeyEntry, SpendError, SpentTokens, Token, TokenChallenge, Verifier,
-    parse_authorization, www_authenticate_value,
+    IssuerDirectory, IssuerKeyEntry, Token, TokenChallenge, Verifier, parse_authorization,
+    www_authenticate_value,
 };
 
 use crate::http::{Reply, error, reply};
 use crate::issuer::{DIRECTORY_PATH, unix_now};
+use crate::spent_store::{Spend, SpentStore};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
 
 /// The refusal text for a token of a retired issuer key (devices drop such tokens on seeing it).
@@ -48,7 +51,8 @@ pub struct Gateway {
     pub issuer_request_uri: String,
     /// The one challenge this gateway accepts tokens for (cross-session, this origin).
     pub challenge: TokenChallenge,
-    pub spent: SpentTokens,
+    /// Where spends are recorded (a file of its own, or the store every replica shares).
+    pub spent: SpentStore,
     pub limits: TunnelLimits,
     pub counters: Arc<TunnelCounters>,
 }
@@ -155,15 +159,15 @@ impl Gateway {
             Ok(s) => s,
             Err(reply) => return self.refuse(reply),
         };
-        match self.spent.spend(&token) {
-            Ok(()) => {}
-            Err(SpendError::AlreadySpent) => {
+        match self.spent.spend(&token).await {
+            Spend::Recorded => {}
+            Spend::AlreadySpent => {
                 return self.refuse(error(
                     StatusCode::FORBIDDEN,
                     "this token was spent before; fetch new tokens",
                 ));
             }
-            Err(e) => {
+            Spend::Failed(e) => {
                 tracing::error!("spent-token store: {e}");
                 return self.refuse(error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -224,8 +228,10 @@ impl Gateway {
         reply
     }
 
+    /// Counts a refusal and closes the connection after it: a client without a valid token
+    /// keeps no gateway connection (a device opens a new tunnel to try again).
     fn refuse(&self, reply: Reply) -> Reply {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
-        reply
+        crate::http::close_after(reply)
     }
 }

@@ -1,8 +1,12 @@
 //! One HTTP/1.1 server loop for every service, with the bounds each must have: connections at
-//! once, header read time, body size, and time per request. Handlers get a collected body.
+//! once (in total and, where the service sees client addresses, per address), TLS handshake
+//! time, header read time, body size, and time per request. A client that opens connections and
+//! sends nothing, or half a request head, is cut at the deadline and holds at most its own share
+//! of the connections.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +21,23 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::clients::{ClientSlot, ClientSlots};
+
 /// The bounds a service runs with.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Connections served at once; more are closed on accept.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (tunnels made from them included); more
+    /// are closed on accept. `None` where every client arrives from one address (a gateway behind
+    /// a relay, a service behind a proxy).
+    pub max_per_client: Option<usize>,
     /// Largest request body accepted (413 beyond).
     pub max_body: usize,
-    /// Longest wait for a request's headers.
+    /// Longest a TLS handshake may take, from the accepted connection.
+    pub handshake_timeout: Duration,
+    /// Longest wait for a request's headers (from the connection, or the previous answer on a
+    /// kept-alive connection).
     pub header_timeout: Duration,
     /// Longest a handler may take (504 beyond).
     pub request_timeout: Duration,
@@ -34,8 +47,10 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 256,
+            max_per_client: None,
             max_body: 64 * 1024,
-            header_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -66,6 +81,15 @@ pub fn error(status: StatusCode, message: &str) -> Reply {
     reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
+/// `reply` with `Connection: close`: the server closes the connection once it is sent.
+pub fn close_after(mut reply: Reply) -> Reply {
+    reply.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    reply
+}
+
 /// A JSON reply.
 pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
     match serde_json::to_vec(value) {
@@ -91,14 +115,26 @@ where
     F: Future<Output = Reply> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = limits.max_per_client.map(ClientSlots::new);
     loop {
-        let (tcp, _) = match listener.accept().await {
+        let (tcp, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(kind = ?e.kind(), "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
+        };
+        // Per address first, so a client at its cap takes none of the shared slots.
+        let client = match &per_client {
+            Some(per_client) => match per_client.take(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::warn!("per-client connection limit reached; closing a new connection");
+                    continue;
+                }
+            },
+            None => None,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!("connection limit reached; closing a new connection");
@@ -111,25 +147,32 @@ where
             match tls {
                 Some(acceptor) => {
                     let handshake =
-                        tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await;
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
                     if let Ok(Ok(stream)) = handshake {
-                        serve_connection(stream, limits, handler).await;
+                        serve_connection(stream, limits, client, handler).await;
                     }
                 }
-                None => serve_connection(tcp, limits, handler).await,
+                None => serve_connection(tcp, limits, client, handler).await,
             }
         });
     }
 }
 
-async fn serve_connection<S, H, F>(io: S, limits: Limits, handler: H)
-where
+async fn serve_connection<S, H, F>(
+    io: S,
+    limits: Limits,
+    client: Option<Arc<ClientSlot>>,
+    handler: H,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
         let handler = handler.clone();
+        if let Some(client) = &client {
+            req.extensions_mut().insert(client.clone());
+        }
         async move {
             let reply = tokio::time::timeout(limits.request_timeout, handler(req))
                 .await

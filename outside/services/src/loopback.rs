@@ -37,8 +37,8 @@ impl WitnessedLog {
     /// Serves `log` (appends over HTTP need `operator_secret`) with a new witness keeping its
     /// state in `dir`, and gets the current checkpoint cosigned.
     pub fn start(dir: &Path, log: Log, operator_secret: &str) -> Result<Self> {
-        let log_key = NoteKey::new(ORIGIN, ALG_ED25519, *log.public_key())
-            .context("the log's note key")?;
+        let log_key =
+            NoteKey::new(ORIGIN, ALG_ED25519, *log.public_key()).context("the log's note key")?;
         let public_key_hex = hex::encode(log.public_key());
         let witness_key = pp_translog::log::load_or_create_key(&dir.join("witness.key"))?;
         let witness = Witness::open(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pp_services::gateway::{Gateway, InstanceMap, challenge, load_issuer_keys};
+use pp_services::spent_store::{SharedSpent, SpentStore};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_services::{http::Limits, publish, run, tls};
 use pp_tokens::SpentTokens;
@@ -48,11 +49,23 @@ enum Command {
         /// The instance map: `{"instances": [{"id": …, "address": …}]}`.
         #[arg(long)]
         instances: PathBuf,
-        /// The spent-token file (kept across restarts).
+        /// The spent-token file (kept across restarts; one gateway only, the file is locked).
+        #[arg(
+            long,
+            required_unless_present = "spent_store",
+            conflicts_with = "spent_store"
+        )]
+        spent: Option<PathBuf>,
+        /// The spent-token store shared by every gateway replica: a Valkey/Redis URL
+        /// (`redis+unix:///path/to/socket` or `redis://host:port`), on a server that runs with
+        /// `appendonly yes` and `appendfsync always`.
         #[arg(long)]
-        spent: PathBuf,
+        spent_store: Option<String>,
         #[arg(long, default_value_t = 256)]
         max_tunnels: usize,
+        /// Seconds a tunnel may carry no byte before it is closed.
+        #[arg(long, default_value_t = 120)]
+        tunnel_idle_secs: u64,
     },
     /// Fetch publication evidence from every instance and write the key CDN's folder.
     Publish {
@@ -126,7 +139,9 @@ fn main() -> anyhow::Result<()> {
             issuer_request_uri,
             instances,
             spent,
+            spent_store,
             max_tunnels,
+            tunnel_idle_secs,
         } => {
             run::init_logging("pp-gateway");
             let issuer_keys = load_issuer_keys(&issuer_keys, &issuer_name)?;
@@ -134,6 +149,21 @@ fn main() -> anyhow::Result<()> {
                 format!("https://{issuer_name}{}", pp_services::issuer::REQUEST_PATH)
             });
             let map = InstanceMap::load(&instances)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let spent = match (spent, spent_store) {
+                (_, Some(url)) => SpentStore::Shared(
+                    runtime
+                        .block_on(SharedSpent::connect(&url))
+                        .map_err(|e| anyhow::anyhow!("--spent-store: {e}"))?,
+                ),
+                (Some(path), None) => SpentStore::File(
+                    SpentTokens::open(&path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                ),
+                (None, None) => anyhow::bail!("give --spent FILE or --spent-store URL"),
+            };
+            let mut limits = TunnelLimits::new(max_tunnels);
+            limits.idle = std::time::Duration::from_secs(tunnel_idle_secs);
             let gateway = Arc::new(Gateway {
                 instances: map
                     .instances
@@ -143,13 +173,12 @@ fn main() -> anyhow::Result<()> {
                 issuer_keys,
                 issuer_request_uri,
                 challenge: challenge(&issuer_name, &origin)?,
-                spent: SpentTokens::open(&spent)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", spent.display()))?,
-                limits: TunnelLimits::new(max_tunnels),
+                spent,
+                limits,
                 counters: Arc::new(TunnelCounters::default()),
             });
             let acceptor = tls::acceptor(&cert, &key)?;
-            tokio::runtime::Runtime::new()?.block_on(run::serve(
+            runtime.block_on(run::serve(
                 &listen,
                 Some(acceptor),
                 Limits::default(),

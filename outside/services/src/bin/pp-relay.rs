@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use pp_services::relay::Relay;
@@ -25,12 +26,19 @@ struct Args {
     #[arg(long)]
     key: PathBuf,
     /// A gateway devices may tunnel to: `NAME:PORT=DIAL_ADDRESS` (repeatable), e.g.
-    /// `gateway.pp.test:443=127.0.0.1:7444`.
+    /// `gateway.pp.test:443=127.0.0.1:7444`. A name given several times is served by its
+    /// addresses in turn (gateway replicas).
     #[arg(long = "upstream", required = true)]
     upstreams: Vec<String>,
     /// Tunnels open at once.
     #[arg(long, default_value_t = 256)]
     max_tunnels: usize,
+    /// Connections (and the tunnels made from them) one client address may hold at once.
+    #[arg(long, default_value_t = 16)]
+    max_per_client: usize,
+    /// Seconds a tunnel may carry no byte before it is closed.
+    #[arg(long, default_value_t = 120)]
+    tunnel_idle_secs: u64,
 }
 
 #[tokio::main]
@@ -46,16 +54,26 @@ async fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--upstream {u:?} is not NAME:PORT=ADDRESS"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(
+        args.max_per_client > 0,
+        "--max-per-client must be at least 1"
+    );
+    let mut limits = TunnelLimits::new(args.max_tunnels);
+    limits.idle = Duration::from_secs(args.tunnel_idle_secs);
     let relay = Arc::new(Relay {
         upstreams,
-        limits: TunnelLimits::new(args.max_tunnels),
+        turn: Default::default(),
+        limits,
         counters: Arc::new(TunnelCounters::default()),
     });
     let acceptor = tls::acceptor(&args.cert, &args.key)?;
     run::serve(
         &args.listen,
         Some(acceptor),
-        Limits::default(),
+        Limits {
+            max_per_client: Some(args.max_per_client),
+            ..Limits::default()
+        },
         move |req| relay.clone().handle(req),
     )
     .await

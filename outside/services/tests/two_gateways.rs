@@ -1,0 +1,127 @@
+//! Several gateway replicas share one spent-token store: a token spent at one is refused at
+//! every other (without a shared store each replica accepts it once).
+
+mod common;
+
+use std::path::Path;
+
+use std::time::Duration;
+
+use common::{
+    Process, Valkey, closed_within, connect_request, echo_server, spawn_service, temp_dir, tls_from,
+};
+use pp_tokens::{Client, Issuer, authorization_value};
+
+const GATEWAY: &str = "gateway.pp.test";
+const ISSUER: &str = "issuer.pp.test";
+
+/// Starts a `pp-gateway serve` process on the shared store at `store_url`.
+fn gateway(dir: &Path, n: usize, store_url: &str) -> (Process, std::net::SocketAddr) {
+    let p = |rel: &str| dir.join(rel).display().to_string();
+    spawn_service(
+        env!("CARGO_BIN_EXE_pp-gateway"),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+            &p(&format!("{GATEWAY}.pem")),
+            "--key",
+            &p(&format!("{GATEWAY}.key")),
+            "--origin",
+            GATEWAY,
+            "--issuer-name",
+            ISSUER,
+            "--issuer-key",
+            &p("token-key.b64"),
+            "--instances",
+            &p("instances.json"),
+            "--spent-store",
+            store_url,
+        ],
+        &dir.join(format!("gateway-{n}.log")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_gateway_refuses_a_token_spent_at_the_first() {
+    let dir = temp_dir("two-gateways");
+    common::certs(&dir, &[GATEWAY]);
+    let issuer = Issuer::generate().unwrap();
+    std::fs::write(
+        dir.join("token-key.b64"),
+        issuer.public_key().to_base64url(),
+    )
+    .unwrap();
+    let enclave = echo_server().await;
+    std::fs::write(
+        dir.join("instances.json"),
+        format!("{{\"instances\": [{{\"id\": \"i-0\", \"address\": \"{enclave}\"}}]}}"),
+    )
+    .unwrap();
+    let store = Valkey::start(&dir.join("store"));
+    let (_g1, addr1) = gateway(&dir, 1, &store.url());
+    let (_g2, addr2) = gateway(&dir, 2, &store.url());
+
+    let challenge = pp_services::gateway::challenge(ISSUER, GATEWAY).unwrap();
+    let token = |issuer: &Issuer| {
+        let (request, pending) = Client::prepare(&challenge, issuer.public_key()).unwrap();
+        let token = Client::finalize(pending, &issuer.issue(&request).unwrap()).unwrap();
+        format!("Authorization: {}\r\n", authorization_value(&token))
+    };
+    let spend = async |addr, header: &str| {
+        let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+        connect_request(&mut tls, "i-0:443", header).await.unwrap()
+    };
+
+    let once = token(&issuer);
+    let first = spend(addr1, &once).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let second = spend(addr2, &once).await;
+    assert!(second.starts_with("HTTP/1.1 403"), "{second}");
+    assert!(
+        second.contains("this token was spent before; fetch new tokens"),
+        "{second}"
+    );
+    // And back at the first replica.
+    let third = spend(addr1, &once).await;
+    assert!(third.starts_with("HTTP/1.1 403"), "{third}");
+    // Another token still works at the second replica.
+    let other = spend(addr2, &token(&issuer)).await;
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_a_valid_token_keeps_no_gateway_connection() {
+    let dir = temp_dir("gateway-refusal");
+    common::certs(&dir, &[GATEWAY]);
+    let issuer = Issuer::generate().unwrap();
+    std::fs::write(
+        dir.join("token-key.b64"),
+        issuer.public_key().to_base64url(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("instances.json"),
+        "{\"instances\": [{\"id\": \"i-0\", \"address\": \"127.0.0.1:9\"}]}",
+    )
+    .unwrap();
+    let store = Valkey::start(&dir.join("store"));
+    let (_gateway, addr) = gateway(&dir, 1, &store.url());
+    for header in ["", "Authorization: PrivateToken token=AAAA\r\n"] {
+        let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+        let head = connect_request(&mut tls, "i-0:443", header).await.unwrap();
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert!(head.contains("a Privacy Pass token is required"), "{head}");
+        // Refused, the connection is closed at once rather than kept for more tries.
+        let closed = closed_within(&mut tls, Duration::from_secs(2)).await;
+        assert!(
+            closed.is_some(),
+            "the gateway kept a refused client's connection"
+        );
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
