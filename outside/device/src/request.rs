@@ -1,10 +1,14 @@
 //! One request end to end: log, CDN, token, relay, gateway, attested session, receipt. Transport
-//! failures are retried on another instance with a new token; a failed security check never is.
+//! failures before the sealed request left the device are retried on another instance with a new
+//! token; a failed security check never is, and neither is any failure once the sealed request
+//! was written (even partly): the instance may have received it, and sending the same plaintext
+//! to a second enclave would let a gateway steer a request to the instance it wants by failing
+//! the others after they received it.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 
 use anyhow::{Context, Result, bail};
-use pp_client::{ClientError, Limits};
+use pp_client::{ClientError, Limits, Session};
 use pp_protocol::app::{AppRequest, AppResponse};
 use pp_translog::Receipt;
 use pp_verifier::{CheckName, Outcome, Verdict};
@@ -58,7 +62,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     for line in roots.revocation_lines(std::time::SystemTime::now()) {
         trace(line);
     }
-    let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
+    let (candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
     for r in &rejected {
         trace(format!("cdn: instance {} refused: {}", r.id, r.reason));
     }
@@ -96,40 +100,67 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         gateway_name: &config.gateway.server_name,
         tls,
     };
+    let (chosen, (response, session_verdict)) = first_answer(
+        candidates,
+        |c| c.id.as_str(),
+        trace,
+        |chosen| {
+            let token = wallet
+                .take(
+                    &config.issuer.url,
+                    &config.issuer.credential_file,
+                    &challenge,
+                    config.issuer.batch,
+                )
+                .map_err(Failure::Fatal)?;
+            attempt_one(&spec, chosen, &token, request)
+        },
+    )?;
+    let receipt = Receipt::new(
+        &chosen.published.measurement,
+        chosen.release.log_index,
+        log.tree_head(),
+        &log.log_id(),
+    );
+    crate::receipts::append(&config.state_dir, &receipt)?;
+    Ok(Answer {
+        response,
+        instance: chosen.id,
+        measurement: chosen.published.measurement,
+        verdict: session_verdict,
+        receipt,
+    })
+}
+
+/// How one attempt failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The transport failed before the sealed request left the device: another instance may
+    /// work, and the request's plaintext went to none.
+    Retry(anyhow::Error),
+    /// A check failed, the request was refused, or the sealed request had been written (even
+    /// partly) before the failure: stop.
+    Fatal(anyhow::Error),
+}
+
+/// Tries `candidates` in random order, at most [`ATTEMPTS`] of them, until `attempt` answers;
+/// moves on only after a [`Failure::Retry`]. Returns the candidate that answered and its answer.
+pub fn first_answer<C, T>(
+    mut candidates: Vec<C>,
+    id: impl Fn(&C) -> &str,
+    trace: Trace<'_>,
+    mut attempt: impl FnMut(&C) -> Result<T, Failure>,
+) -> Result<(C, T)> {
     let mut last_error = None;
-    for attempt in 1..=ATTEMPTS.min(candidates.len()) {
+    for n in 1..=ATTEMPTS.min(candidates.len()) {
         let chosen = candidates.remove(random_index(candidates.len())?);
-        trace(format!(
-            "choose: instance {} (attempt {attempt})",
-            chosen.id
-        ));
-        let token = wallet.take(
-            &config.issuer.url,
-            &config.issuer.credential_file,
-            &challenge,
-            config.issuer.batch,
-        )?;
-        match attempt_one(&spec, &chosen, &token, request) {
-            Ok((response, session_verdict)) => {
-                let receipt = Receipt::new(
-                    &chosen.published.measurement,
-                    chosen.release.log_index,
-                    log.tree_head(),
-                    &log.log_id(),
-                );
-                crate::receipts::append(&config.state_dir, &receipt)?;
-                return Ok(Answer {
-                    response,
-                    instance: chosen.id,
-                    measurement: chosen.published.measurement,
-                    verdict: session_verdict,
-                    receipt,
-                });
-            }
+        trace(format!("choose: instance {} (attempt {n})", id(&chosen)));
+        match attempt(&chosen) {
+            Ok(answer) => return Ok((chosen, answer)),
             Err(Failure::Retry(e)) => {
                 trace(format!(
                     "instance {} failed ({e:#}); trying another",
-                    chosen.id
+                    id(&chosen)
                 ));
                 last_error = Some(e);
             }
@@ -139,13 +170,6 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     Err(last_error
         .unwrap_or_else(|| anyhow::anyhow!("no instance left"))
         .context("every instance tried failed"))
-}
-
-enum Failure {
-    /// The transport failed: another instance may work.
-    Retry(anyhow::Error),
-    /// A check failed or the request was refused: stop.
-    Fatal(anyhow::Error),
 }
 
 fn attempt_one(
@@ -160,27 +184,50 @@ fn attempt_one(
         } => Failure::Retry(e.into()),
         other => Failure::Fatal(other.into()),
     })?;
-    let mut session =
-        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default())
-            .map_err(|e| classify(e, &chosen.id))?;
+    exchange(
+        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default()),
+        &chosen.id,
+        request,
+    )
+}
+
+/// One request on a session just opened (`connected`, the result of [`pp_client::connect`] or
+/// [`pp_client::connect_published`]) with instance `instance`: sends `request`, checks the answer
+/// against it. A failure is [`Failure::Retry`] only if it came before the sealed request was
+/// handed to the transport ([`Session::request_sent`]).
+pub fn exchange<S: Read + Write>(
+    connected: Result<Session<S>, ClientError>,
+    instance: &str,
+    request: &AppRequest,
+) -> Result<(AppResponse, Verdict), Failure> {
+    let mut session = connected.map_err(|e| classify(e, instance))?;
     let verdict = session.verdict().clone();
     let body = request.to_vec();
-    let answer = session
-        .request(&body)
-        .map_err(|e| classify(e, &chosen.id))?;
+    let answer = session.request(&body).map_err(|e| {
+        if session.request_sent() {
+            Failure::Fatal(anyhow::anyhow!(
+                "the request may have reached instance {instance} and is not resent to another \
+                 enclave: {e}"
+            ))
+        } else {
+            classify(e, instance)
+        }
+    })?;
     let _ = session.close();
     let response = AppResponse::parse_for(&answer, request)
         .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
     Ok((response, verdict))
 }
 
+/// A failure before the sealed request left the device: the transport's may be retried
+/// elsewhere, a failed check never.
 fn classify(e: ClientError, instance: &str) -> Failure {
     match e {
         ClientError::Io(kind) if kind != ErrorKind::InvalidData => Failure::Retry(anyhow::anyhow!(
             "connection to the enclave failed: {kind:?}"
         )),
         ClientError::Closed | ClientError::Truncated => Failure::Retry(anyhow::anyhow!(
-            "the enclave closed the connection mid-request"
+            "the connection closed before the request was sent"
         )),
         ClientError::Refused(pp_protocol::frame::ErrorCode::Busy) => {
             Failure::Retry(anyhow::anyhow!("the enclave is busy"))
