@@ -12,6 +12,7 @@
 //! 6. [`receipts`]: a receipt per answered request.
 //!
 //! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
+//! [`show`]: what `pp` prints, with outside text made safe for a terminal.
 pub mod config;
 pub mod fetch;
 pub mod instances;
@@ -19,6 +20,7 @@ pub mod launch_policy;
 pub mod receipts;
 pub mod releases;
 pub mod request;
+pub mod show;
 pub mod thread;
 pub mod tunnel;
 pub mod verify_report;
