@@ -16,6 +16,7 @@ pub mod frame;
 #[cfg(feature = "std")]
 pub mod io;
 pub mod key_config;
+pub mod padding;
 
 /// The TLS server name (SNI) a device sends when it opens a session with an enclave. The enclave's
 /// certificate is self-signed and made at boot, so the name is not checked against anything:

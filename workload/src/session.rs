@@ -11,6 +11,7 @@ use pp_attestation::{Attester, publication_report_data, report_data_for};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_protocol::frame::{self, ErrorCode, Frame, FrameRepr};
 use pp_protocol::io::{ReadError, WriteError};
+use pp_protocol::padding;
 use zeroize::Zeroizing;
 
 use crate::handler::Handler;
@@ -255,8 +256,10 @@ impl<'c, C: Channel> Handshaken<'c, C> {
 }
 
 impl<C: Channel> Attested<'_, C> {
-    /// Open, handle and seal `first` and the requests that follow until the device closes the
-    /// session.
+    /// Open, unpad, handle, pad and seal `first` and the requests that follow until the device
+    /// closes the session. Request and response plaintexts are padded to a size bucket
+    /// (`pp_protocol::padding`, docs/protocol.md §4); a request whose padding is not a bucket of
+    /// zero bytes is refused as malformed.
     fn serve_requests(
         self,
         enclave: &Enclave,
@@ -274,13 +277,16 @@ impl<C: Channel> Attested<'_, C> {
                 .server
                 .decapsulate(encapsulated)
                 .map_err(|_| SessionError::OpenFailed)?;
-            let request = Zeroizing::new(request);
+            let padded = Zeroizing::new(request);
+            let request = padding::unpad(&padded).map_err(|_| SessionError::Malformed)?;
             let response = Zeroizing::new(
                 enclave
                     .handler
-                    .handle(&request)
+                    .handle(request)
                     .map_err(|_| SessionError::HandlerFailed)?,
             );
+            let response =
+                Zeroizing::new(padding::pad(&response).map_err(|_| SessionError::HandlerFailed)?);
             let sealed = opener
                 .encapsulate(&response)
                 .map_err(|_| SessionError::HandlerFailed)?;

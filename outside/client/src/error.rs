@@ -67,6 +67,10 @@ pub enum ClientError {
     /// The sealed response did not open: not sealed for this request, or altered.
     #[error("the response did not open")]
     Open,
+    /// The opened response is not padded as `pp_protocol::padding` requires (length not a size
+    /// bucket, length field past the end, or non-zero padding).
+    #[error("the response is not padded to a size bucket with zero bytes")]
+    Padding,
     /// An earlier error ended this session.
     #[error("session closed after an earlier error")]
     SessionClosed,

@@ -18,8 +18,14 @@
 //!    release are the ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
 //!    [`ClientError::NotAttested`] with the whole verdict, and nothing else is sent. The key
 //!    configuration must be one this device seals to.
-//! 5. [`Session::request`]: RFC 9458 encapsulation to the attested key configuration,
-//!    `SealedRequest`, then `SealedResponse`, opened with the request's HPKE context.
+//! 5. [`Session::request`]: the body padded to its size bucket (`pp_protocol::padding`), RFC 9458
+//!    encapsulation to the attested key configuration, `SealedRequest`, then `SealedResponse`,
+//!    opened with the request's HPKE context and unpadded (its padding must be zero).
+//!
+//! **Retries**: once a request's sealed bytes were handed to the transport, the enclave may have
+//! read it, whatever failed next. [`Session::request_sent`] says so; a caller must not send the
+//! same plaintext to another enclave then (a gateway could otherwise steer a request to the
+//! instance it wants by failing the others after they received it).
 //!
 //! **Timeouts**: this crate sets none and never waits on a clock. Every read and write blocks as
 //! long as the transport does, so set timeouts on the transport before [`connect`] (for a
@@ -27,8 +33,9 @@
 //! [`ClientError::Io`] and ends the session.
 //!
 //! **Bounds**: every frame's length is checked from its header before its payload is read:
-//! evidence up to the largest valid bundle, a response up to [`Limits::max_response`] plus the
-//! sealing overhead, never more than `pp_protocol::frame::MAX_PAYLOAD` (1 MiB).
+//! evidence up to the largest valid bundle, a response up to the size bucket of
+//! [`Limits::max_response`] plus the sealing overhead, never more than
+//! `pp_protocol::frame::MAX_PAYLOAD` (1 MiB).
 //!
 //! **Secrets**: the buffers this crate owns that hold request or response bytes (encoded
 //! frames, sealed messages, the TLS exporter) are zeroized after use. The body passed to
@@ -45,18 +52,25 @@ use std::io::{Read, Write};
 
 use pp_attestation::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use pp_protocol::evidence::{self as bundle, EvidenceRepr};
-use pp_protocol::frame::{Frame, FrameRepr, FrameType, MAX_PAYLOAD, NONCE_LEN};
+use pp_protocol::frame::{Frame, FrameRepr, FrameType, NONCE_LEN};
+use pp_protocol::padding;
 use pp_verifier::{CheckName, EvidenceRef, FailReason, Verdict};
 use rustls::{ClientConnection, StreamOwned};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 pub use error::ClientError;
 pub use publication::{Publication, Published, fetch_publication, verify_publication};
 
-/// The largest request body that fits a sealed request frame.
-pub const MAX_REQUEST: usize = MAX_PAYLOAD - key_config::REQUEST_OVERHEAD;
-/// The largest response a sealed response frame can carry.
-pub const MAX_RESPONSE: usize = MAX_PAYLOAD - key_config::RESPONSE_OVERHEAD;
+/// The largest request body that fits a sealed request frame once padded.
+pub const MAX_REQUEST: usize = padding::MAX_BODY;
+/// The largest response body a sealed response frame can carry once padded.
+pub const MAX_RESPONSE: usize = padding::MAX_BODY;
+
+// The protocol's room for the sealing around a padded body covers both directions.
+const _: () = assert!(
+    key_config::REQUEST_OVERHEAD <= padding::SEAL_ROOM
+        && key_config::RESPONSE_OVERHEAD <= padding::SEAL_ROOM
+);
 
 /// Bounds the caller chooses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +99,7 @@ pub struct Session<S: Read + Write> {
     binding: SessionBinding,
     limits: Limits,
     closed: bool,
+    sent: bool,
 }
 
 /// What this session's evidence was checked against, kept for receipts (`pp check-receipt`
@@ -184,6 +199,7 @@ fn open<S: Read + Write>(
         verdict,
         limits,
         closed: false,
+        sent: false,
         stream,
     })
 }
@@ -271,8 +287,10 @@ impl<S: Read + Write> Session<S> {
         &self.key_config
     }
 
-    /// Seals `body` to the attested key, sends it, and returns the opened response. Any failure
-    /// but [`ClientError::RequestTooLarge`] ends the session.
+    /// Pads `body` to its size bucket, seals it to the attested key, sends it, and returns the
+    /// opened, unpadded response. Any failure but [`ClientError::RequestTooLarge`] ends the
+    /// session; after a failure, [`Self::request_sent`] says whether the request may have reached
+    /// the enclave.
     pub fn request(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         if self.closed {
             return Err(ClientError::SessionClosed);
@@ -287,11 +305,21 @@ impl<S: Read + Write> Session<S> {
         result
     }
 
+    /// True once bytes of a sealed request of this session were handed to the transport, even if
+    /// the write then failed: the enclave may have received that request, so after a failure the
+    /// caller must not send its plaintext to another enclave. False while nothing but the
+    /// attestation request has left (for example after [`ClientError::RequestTooLarge`]).
+    pub fn request_sent(&self) -> bool {
+        self.sent
+    }
+
     fn exchange(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
         let sealer = ohttp::ClientRequest::from_encoded_config(&self.key_config)
             .map_err(|_| ClientError::KeyConfigUnsupported)?;
-        let (sealed, opener) = sealer.encapsulate(body).map_err(|_| ClientError::Seal)?;
+        let padded = Zeroizing::new(padding::pad(body).map_err(|_| ClientError::RequestTooLarge)?);
+        let (sealed, opener) = sealer.encapsulate(&padded).map_err(|_| ClientError::Seal)?;
         let sealed = Zeroizing::new(sealed);
+        self.sent = true;
         wire::write_frame(
             &mut self.stream,
             &FrameRepr::SealedRequest {
@@ -300,22 +328,25 @@ impl<S: Read + Write> Session<S> {
         )?;
 
         let max_response = self.limits.max_response.min(MAX_RESPONSE);
+        let max_padded = padding::bucket(max_response).unwrap_or(padding::MAX_PADDED);
         let frame = wire::read_frame(&mut self.stream, |t| {
-            (t == FrameType::SealedResponse).then_some(max_response + key_config::RESPONSE_OVERHEAD)
+            (t == FrameType::SealedResponse).then_some(max_padded + key_config::RESPONSE_OVERHEAD)
         })?;
         let frame = view(&frame)?;
         let encapsulated = match parse(&frame)? {
             FrameRepr::SealedResponse { encapsulated } => encapsulated,
             other => return Err(ClientError::UnexpectedFrame(other.frame_type())),
         };
-        let mut response = opener
-            .decapsulate(encapsulated)
-            .map_err(|_| ClientError::Open)?;
+        let padded = Zeroizing::new(
+            opener
+                .decapsulate(encapsulated)
+                .map_err(|_| ClientError::Open)?,
+        );
+        let response = padding::unpad(&padded).map_err(|_| ClientError::Padding)?;
         if response.len() > max_response {
-            response.zeroize();
             return Err(ClientError::ResponseTooLarge);
         }
-        Ok(response)
+        Ok(response.to_vec())
     }
 
     /// Ends the session with a TLS `close_notify`.

@@ -2,6 +2,8 @@
 //! per way the enclave (or whoever sits between) can be wrong, each asserting the typed error and
 //! that the device sent nothing after it.
 
+// Shared with sizes.rs and pp-device's tests/retry.rs, which use other parts of it.
+#[allow(dead_code)]
 mod enclave;
 
 use enclave::{Behaviour, Binding, Enclave, Reply, Respond, Tls};
@@ -52,6 +54,7 @@ fn failed_request(respond: Respond, limits: Limits) -> ClientError {
     });
     let mut session = enclave.connect(&enclave::test_policy(), limits).unwrap();
     let err = session.request(b"hello").unwrap_err();
+    assert!(session.request_sent(), "the request left before {err}");
     assert!(matches!(
         session.request(b"again"),
         Err(ClientError::SessionClosed)
@@ -347,7 +350,8 @@ fn an_error_frame_instead_of_a_response_is_a_refusal() {
 
 #[test]
 fn an_oversized_response_is_refused_from_its_header() {
-    let header = [b'P', b'P', 1, 4, 0, 0, 4, 0].to_vec(); // 1 KiB
+    // 4 KiB: over the 1 KiB bucket a 100-byte response is padded to, plus the sealing.
+    let header = [b'P', b'P', 1, 4, 0, 0, 0x10, 0].to_vec();
     let err = failed_request(
         Respond::Raw {
             bytes: header,
@@ -376,6 +380,7 @@ fn a_request_too_large_is_refused_before_sending_and_the_session_goes_on() {
         session.request(&too_big),
         Err(ClientError::RequestTooLarge)
     ));
+    assert!(!session.request_sent());
     let largest = vec![1; MAX_REQUEST - 5]; // the echo adds 5 bytes
     assert_eq!(session.request(&largest).unwrap().len(), MAX_REQUEST);
     drop(session);

@@ -50,6 +50,7 @@ fn body(url: &str, response: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>
     if status != 200 {
         let text = String::from_utf8_lossy(&bytes);
         let text: String = text.trim().chars().take(200).collect();
+        let text = crate::show::printable(&text, crate::show::Breaks::Escape);
         bail!("{url} answered HTTP {}: {text}", status.as_u16());
     }
     Ok(bytes)

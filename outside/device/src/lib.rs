@@ -16,6 +16,7 @@
 //! 6. [`receipts`]: a receipt per answered request, re-verifiable offline ([`check_receipt`]).
 //!
 //! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
+//! [`show`]: what `pp` prints, with outside text made safe for a terminal.
 pub mod check_receipt;
 pub mod config;
 pub mod evidence;
@@ -27,6 +28,7 @@ pub mod logged_index;
 pub mod receipts;
 pub mod releases;
 pub mod request;
+pub mod show;
 #[cfg(all(test, feature = "test-root"))]
 mod test_fixture;
 pub mod thread;

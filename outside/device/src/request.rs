@@ -1,10 +1,14 @@
 //! One request end to end: log, CDN, token, relay, gateway, attested session, receipt. Transport
-//! failures are retried on another instance with a new token; a failed security check never is.
+//! failures before the sealed request left the device are retried on another instance with a new
+//! token; a failed security check never is, and neither is any failure once the sealed request
+//! was written (even partly): the instance may have received it, and sending the same plaintext
+//! to a second enclave would let a gateway steer a request to the instance it wants by failing
+//! the others after they received it.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Write};
 
 use anyhow::{Context, Result, bail};
-use pp_client::{ClientError, Limits};
+use pp_client::{ClientError, Limits, Session, SessionBinding};
 use pp_protocol::app::{AppRequest, AppResponse};
 use pp_translog::Receipt;
 use pp_verifier::{CheckName, Outcome, Verdict};
@@ -56,7 +60,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     for line in roots.revocation_lines(std::time::SystemTime::now()) {
         trace(line);
     }
-    let (mut candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
+    let (candidates, rejected) = instances::discover(&config.cdn.url, &log, &roots)?;
     for r in &rejected {
         trace(format!("cdn: instance {} refused: {}", r.id, r.reason));
     }
@@ -103,48 +107,42 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         gateway_name: &config.gateway.server_name,
         tls,
     };
-    let mut last_error = None;
-    for attempt in 1..=ATTEMPTS.min(candidates.len()) {
-        let chosen = candidates.remove(random_index(candidates.len())?);
-        trace(format!(
-            "choose: instance {} (attempt {attempt})",
-            chosen.id
-        ));
-        let token = take_token(&wallet, &source, &spec, &chosen.id)?;
-        let mut result = attempt_one(&spec, &chosen, &token, request);
-        if let Err(Failure::StaleKey(e)) = &result {
-            // Refused before any request byte left: drop the stale key's tokens, fetch anew.
-            trace(format!("gateway: {e:#}; dropping that key's tokens"));
-            wallet.drop_key(&token.token_key_id)?;
-            let token = take_token(&wallet, &source, &spec, &chosen.id)?;
-            result = attempt_one(&spec, &chosen, &token, request);
-        }
-        match result {
-            Ok((response, session_verdict, binding)) => {
-                let (receipt, receipt_path) =
-                    crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
-                return Ok(Answer {
-                    response,
-                    instance: chosen.id,
-                    measurement: chosen.published.measurement,
-                    verdict: session_verdict,
-                    receipt,
-                    receipt_path,
-                });
+    let mut stale = Vec::new();
+    let (chosen, (response, session_verdict, binding)) = first_answer(
+        candidates,
+        |c| c.id.as_str(),
+        trace,
+        |chosen| {
+            let token = take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
+            match attempt_one(&spec, chosen, &token, request) {
+                // Refused before any request byte left: drop the stale key's tokens and try
+                // once more with a fresh one.
+                Err(Failure::StaleKey(e)) => {
+                    stale.push(format!("gateway: {e:#}; dropping that key's tokens"));
+                    wallet
+                        .drop_key(&token.token_key_id)
+                        .map_err(Failure::Fatal)?;
+                    let token =
+                        take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
+                    attempt_one(&spec, chosen, &token, request)
+                }
+                other => other,
             }
-            Err(Failure::Retry(e)) => {
-                trace(format!(
-                    "instance {} failed ({e:#}); trying another",
-                    chosen.id
-                ));
-                last_error = Some(e);
-            }
-            Err(Failure::Fatal(e) | Failure::StaleKey(e)) => return Err(e),
-        }
+        },
+    )?;
+    for line in stale {
+        trace(line);
     }
-    Err(last_error
-        .unwrap_or_else(|| anyhow::anyhow!("no instance left"))
-        .context("every instance tried failed"))
+    let (receipt, receipt_path) =
+        crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
+    Ok(Answer {
+        response,
+        instance: chosen.id,
+        measurement: chosen.published.measurement,
+        verdict: session_verdict,
+        receipt,
+        receipt_path,
+    })
 }
 
 /// A token of a logged key valid now: from the wallet, or fetched under a key the gateway's
@@ -171,14 +169,47 @@ fn is_stale_key(e: &PathError) -> bool {
         if reason.contains("issuer key is retired"))
 }
 
-enum Failure {
-    /// The gateway refused the token as one of a retired issuer key: drop that key's tokens and
-    /// try once more with a fresh one.
-    StaleKey(anyhow::Error),
-    /// The transport failed: another instance may work.
+/// How one attempt failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The transport failed before the sealed request left the device: another instance may
+    /// work, and the request's plaintext went to none.
     Retry(anyhow::Error),
-    /// A check failed or the request was refused: stop.
+    /// A check failed, the request was refused, or the sealed request had been written (even
+    /// partly) before the failure: stop.
     Fatal(anyhow::Error),
+    /// The gateway refused the token as one of a retired issuer key, before anything went to
+    /// the enclave: drop that key's tokens and try once more with a fresh one.
+    StaleKey(anyhow::Error),
+}
+
+/// Tries `candidates` in random order, at most [`ATTEMPTS`] of them, until `attempt` answers;
+/// moves on only after a [`Failure::Retry`]. Returns the candidate that answered and its answer.
+pub fn first_answer<C, T>(
+    mut candidates: Vec<C>,
+    id: impl Fn(&C) -> &str,
+    trace: Trace<'_>,
+    mut attempt: impl FnMut(&C) -> Result<T, Failure>,
+) -> Result<(C, T)> {
+    let mut last_error = None;
+    for n in 1..=ATTEMPTS.min(candidates.len()) {
+        let chosen = candidates.remove(random_index(candidates.len())?);
+        trace(format!("choose: instance {} (attempt {n})", id(&chosen)));
+        match attempt(&chosen) {
+            Ok(answer) => return Ok((chosen, answer)),
+            Err(Failure::Retry(e)) => {
+                trace(format!(
+                    "instance {} failed ({e:#}); trying another",
+                    id(&chosen)
+                ));
+                last_error = Some(e);
+            }
+            Err(Failure::Fatal(e) | Failure::StaleKey(e)) => return Err(e),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no instance left"))
+        .context("every instance tried failed"))
 }
 
 fn attempt_one(
@@ -186,7 +217,7 @@ fn attempt_one(
     chosen: &Candidate,
     token: &pp_tokens::Token,
     request: &AppRequest,
-) -> Result<(AppResponse, Verdict, pp_client::SessionBinding), Failure> {
+) -> Result<(AppResponse, Verdict, SessionBinding), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
         PathError::Refused {
@@ -194,28 +225,51 @@ fn attempt_one(
         } => Failure::Retry(e.into()),
         other => Failure::Fatal(other.into()),
     })?;
-    let mut session =
-        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default())
-            .map_err(|e| classify(e, &chosen.id))?;
+    exchange(
+        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default()),
+        &chosen.id,
+        request,
+    )
+}
+
+/// One request on a session just opened (`connected`, the result of [`pp_client::connect`] or
+/// [`pp_client::connect_published`]) with instance `instance`: sends `request`, checks the answer
+/// against it. A failure is [`Failure::Retry`] only if it came before the sealed request was
+/// handed to the transport ([`Session::request_sent`]).
+pub fn exchange<S: Read + Write>(
+    connected: Result<Session<S>, ClientError>,
+    instance: &str,
+    request: &AppRequest,
+) -> Result<(AppResponse, Verdict, SessionBinding), Failure> {
+    let mut session = connected.map_err(|e| classify(e, instance))?;
     let verdict = session.verdict().clone();
     let binding = session.binding().clone();
     let body = request.to_vec();
-    let answer = session
-        .request(&body)
-        .map_err(|e| classify(e, &chosen.id))?;
+    let answer = session.request(&body).map_err(|e| {
+        if session.request_sent() {
+            Failure::Fatal(anyhow::anyhow!(
+                "the request may have reached instance {instance} and is not resent to another \
+                 enclave: {e}"
+            ))
+        } else {
+            classify(e, instance)
+        }
+    })?;
     let _ = session.close();
     let response = AppResponse::parse_for(&answer, request)
         .map_err(|_| Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed")))?;
     Ok((response, verdict, binding))
 }
 
+/// A failure before the sealed request left the device: the transport's may be retried
+/// elsewhere, a failed check never.
 fn classify(e: ClientError, instance: &str) -> Failure {
     match e {
         ClientError::Io(kind) if kind != ErrorKind::InvalidData => Failure::Retry(anyhow::anyhow!(
             "connection to the enclave failed: {kind:?}"
         )),
         ClientError::Closed | ClientError::Truncated => Failure::Retry(anyhow::anyhow!(
-            "the enclave closed the connection mid-request"
+            "the connection closed before the request was sent"
         )),
         ClientError::Refused(pp_protocol::frame::ErrorCode::Busy) => {
             Failure::Retry(anyhow::anyhow!("the enclave is busy"))

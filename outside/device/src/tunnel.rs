@@ -157,7 +157,11 @@ fn connect(
         let reason = if text.is_empty() {
             String::new()
         } else {
-            format!(": {}", text.chars().take(200).collect::<String>())
+            let text: String = text.chars().take(200).collect();
+            format!(
+                ": {}",
+                crate::show::printable(&text, crate::show::Breaks::Escape)
+            )
         };
         return Err(PathError::Refused {
             hop,

@@ -15,6 +15,7 @@ use pp_attestation::{Attester, TcbVersion};
 use pp_client::{ClientError, Limits, Session};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_protocol::frame::{self, Frame, FrameRepr, HEADER_LEN};
+use pp_protocol::padding;
 use pp_verifier::Policy;
 use pp_verifier::test_attester::{TestAttester, TestRoot};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -63,8 +64,12 @@ pub enum Reply {
 
 /// How the enclave answers a sealed request.
 pub enum Respond {
-    /// `"echo:" ++ request`, sealed for the request.
+    /// `"echo:" ++ request`, padded (`pp_protocol::padding`) and sealed for the request.
     Echo,
+    /// The echo padded, then one padding byte set to 1 before sealing.
+    DirtyPadding,
+    /// The echo sealed without padding (as an enclave before padding answered).
+    Unpadded,
     /// A response sealed for a request to another key.
     OtherKey,
     /// A `SealedResponse` frame holding bytes that are not a sealed response.
@@ -110,8 +115,10 @@ impl Default for Behaviour {
 pub struct Seen {
     pub handshake_failed: bool,
     pub nonce: Option<[u8; 32]>,
-    /// Request bodies it opened.
+    /// Request bodies it opened (unpadded).
     pub requests: Vec<Vec<u8>>,
+    /// The length of each sealed request (the `SealedRequest` payload) it received.
+    pub sealed_lens: Vec<usize>,
     /// Bytes received after its last reply (evidence or response) and not consumed as a request.
     pub bytes_after_reply: usize,
 }
@@ -249,12 +256,21 @@ fn serve(mut tls: Stream, behaviour: &Behaviour, ohttp: &ohttp::Server) -> Seen 
         let Ok(FrameRepr::SealedRequest { encapsulated }) = FrameRepr::parse(&view) else {
             continue; // counted in `bytes_after_reply`
         };
-        let (body, opener) = ohttp.decapsulate(encapsulated).expect("request opens");
+        seen.sealed_lens.push(encapsulated.len());
+        let (padded, opener) = ohttp.decapsulate(encapsulated).expect("request opens");
+        let body = padding::unpad(&padded).expect("request padded").to_vec();
         seen.bytes_after_reply = 0;
+        let echo = [b"echo:", &body[..]].concat();
         let sealed = match &behaviour.respond {
             Respond::Echo => opener
-                .encapsulate(&[b"echo:", &body[..]].concat())
+                .encapsulate(&padding::pad(&echo).expect("pad"))
                 .expect("seal"),
+            Respond::DirtyPadding => {
+                let mut padded = padding::pad(&echo).expect("pad");
+                *padded.last_mut().expect("padded") = 1;
+                opener.encapsulate(&padded).expect("seal")
+            }
+            Respond::Unpadded => opener.encapsulate(&echo).expect("seal"),
             Respond::OtherKey => sealed_for_another_key(),
             Respond::Garbage => vec![0xA5; 80],
             Respond::Raw { bytes, close } => {

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use pp_device::config::Config;
 use pp_device::request::{self, Answer};
-use pp_protocol::app::{AppRequest, AppResponse, Message};
+use pp_device::show::{self, Breaks, printable};
+use pp_protocol::app::{AppRequest, Message};
 
 #[derive(Parser)]
 #[command(
@@ -73,10 +74,17 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pp: {e:#}");
+            eprintln!("{}", show::error_text(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints one line (or several the device made) to stdout, outside text made printable.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", printable(&format!($($arg)*), Breaks::Keep))
+    };
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -84,7 +92,7 @@ fn run(args: &Args) -> Result<()> {
     let verbose = args.verbose;
     let mut trace = |line: String| {
         if verbose {
-            eprintln!("pp: {line}");
+            eprintln!("{}", printable(&format!("pp: {line}"), Breaks::Keep));
         }
     };
     match &args.command {
@@ -96,25 +104,10 @@ fn run(args: &Args) -> Result<()> {
             };
             let answer = request::ask(&config, &request, &mut trace)?;
             report(&answer, verbose);
-            match &answer.response {
-                AppResponse::Summary { picks, truncated } => {
-                    println!("Summary ({} of {} messages):", picks.len(), thread.len());
-                    for &i in picks {
-                        let m = &thread[usize::from(i)];
-                        match &m.time {
-                            Some(t) => println!("  [{t}] {}: {}", m.sender, m.text),
-                            None => println!("  {}: {}", m.sender, m.text),
-                        }
-                    }
-                    if *truncated > 0 {
-                        println!(
-                            "  ({truncated} long message(s) were cut to the model's input length)"
-                        );
-                    }
-                    Ok(())
-                }
-                other => unexpected(other),
+            for line in show::answer_lines(&answer.response, &thread)? {
+                say!("{line}");
             }
+            Ok(())
         }
         Command::Suggest { thread, n, seed } => {
             let request = AppRequest::Suggest {
@@ -124,16 +117,10 @@ fn run(args: &Args) -> Result<()> {
             };
             let answer = request::ask(&config, &request, &mut trace)?;
             report(&answer, verbose);
-            match &answer.response {
-                AppResponse::Suggestions { replies } => {
-                    println!("Suggestions:");
-                    for r in replies {
-                        println!("  - {r}");
-                    }
-                    Ok(())
-                }
-                other => unexpected(other),
+            for line in show::answer_lines(&answer.response, request.thread())? {
+                say!("{line}");
             }
+            Ok(())
         }
         Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
         Command::CheckReceipt { receipt } => check_receipt(&config, receipt, verbose),
@@ -147,7 +134,7 @@ fn run(args: &Args) -> Result<()> {
 fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
     match pp_device::verify_report::audit(args) {
         Ok(audit) => {
-            print!("{audit}");
+            print!("{}", printable(&audit.to_string(), Breaks::Keep));
             if audit.accepted() {
                 ExitCode::SUCCESS
             } else {
@@ -155,7 +142,7 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("pp: {e}");
+            eprintln!("{}", printable(&format!("pp: {e}"), Breaks::Keep));
             ExitCode::from(2)
         }
     }
@@ -186,19 +173,24 @@ fn read_thread(path: &Path) -> Result<Vec<Message>> {
 }
 
 fn report(answer: &Answer, verbose: bool) {
+    let instance = printable(&answer.instance, Breaks::Escape);
     if verbose {
         eprintln!(
-            "pp: attestation verdict of the session with instance {}:",
-            answer.instance
+            "{}",
+            printable(
+                &format!(
+                    "pp: attestation verdict of the session with instance {instance}:\n{}",
+                    answer.verdict
+                ),
+                Breaks::Keep
+            )
         );
-        eprintln!("{}", answer.verdict);
     }
-    println!(
-        "Verified enclave {}: measurement {}",
-        answer.instance,
+    say!(
+        "Verified enclave {instance}: measurement {}",
         hex::encode(answer.measurement)
     );
-    println!(
+    say!(
         "Release logged at index {} (the CDN index at {}); receipt: {}",
         answer.receipt.release.log_index,
         answer.receipt.index.log_index,
@@ -211,22 +203,18 @@ fn check_receipt(config: &Config, receipt: &Path, verbose: bool) -> Result<()> {
     let checked = pp_device::check_receipt::check(receipt, config)
         .with_context(|| format!("the receipt {} does not check", receipt.display()))?;
     if verbose {
-        eprintln!("{}", checked.verdict);
+        eprintln!("{}", printable(&checked.verdict.to_string(), Breaks::Keep));
     }
-    println!(
+    say!(
         "Receipt checks: instance {} ran release {} (log index {}), listed in the CDN index at \
-         log index {}; report, certificate chain, measurement, inclusion proofs and tree head \
-         signature verified",
-        checked.instance, checked.release_ref, checked.release_index, checked.index_index
+         log index {}; report, certificate chain, measurement, inclusion proofs and witnessed \
+         tree head verified",
+        checked.instance,
+        checked.release_ref,
+        checked.release_index,
+        checked.index_index
     );
     Ok(())
-}
-
-fn unexpected(response: &AppResponse) -> Result<()> {
-    match response {
-        AppResponse::Error(e) => anyhow::bail!("the enclave refused the request: {}", e.explain()),
-        _ => anyhow::bail!("the enclave answered with another kind of result"),
-    }
 }
 
 fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -> Result<()> {
@@ -236,24 +224,24 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
     let log = pp_device::releases::LogClient::sync(&config.log, &config.state_dir)?;
     trace(format!("log: tree head size {}", log.tree_head().size));
     let release = log.logged_release(bytes)?;
-    println!(
+    say!(
         "Release {} ({}) is in the transparency log at index {} (tree size {}).",
         release.manifest.release_ref,
         release.manifest.variant,
         release.log_index,
         log.tree_head().size
     );
-    println!("Image pp.efi sha256 {}", release.manifest.image.sha256);
+    say!("Image pp.efi sha256 {}", release.manifest.image.sha256);
     for (vcpus, digest) in &release.manifest.measurement.digests {
-        println!("  launch digest, {vcpus} vCPU(s): {digest}");
+        say!("  launch digest, {vcpus} vCPU(s): {digest}");
     }
     if let Some(m) = &release.manifest.test_attester_measurement {
-        println!("  test attester measurement (NOT a launch digest): {m}");
+        say!("  test attester measurement (NOT a launch digest): {m}");
     }
     for line in pp_device::launch_policy::describe(&release.manifest) {
-        println!("{line}");
+        say!("{line}");
     }
-    println!(
+    say!(
         "To check the image is what the source builds, rebuild it: `cargo xtask verify {}`",
         manifest.display()
     );

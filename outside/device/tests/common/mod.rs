@@ -112,7 +112,9 @@ impl Net {
             issuer_keys: keys,
             issuer_request_uri: format!("http://{issuer_name}{REQUEST_PATH}"),
             challenge: challenge(issuer_name, ORIGIN).unwrap(),
-            spent: SpentTokens::open(&self.dir.path().join(format!("spent-{tag}.bin"))).unwrap(),
+            spent: pp_services::spent_store::SpentStore::File(
+                SpentTokens::open(&self.dir.path().join(format!("spent-{tag}.bin"))).unwrap(),
+            ),
             limits: TunnelLimits::new(4),
             counters: Arc::new(TunnelCounters::default()),
         });
