@@ -146,7 +146,7 @@ fn the_newest_logged_index_is_used() {
     let ids: Vec<String> = s.index.instances.iter().map(|i| i.id.clone()).collect();
     assert_eq!(s.discover().unwrap(), ids);
     // Entries of other kinds after it do not make it stale.
-    append_to_log(&s.log_url, SECRET, br#"{"schema":"pp-revocation/1"}"#).unwrap();
+    append_to_log(&s.log_url, SECRET, br#"{"schema":"pp-other-kind/1"}"#).unwrap();
     assert_eq!(s.discover().unwrap(), ids);
 }
 

@@ -10,10 +10,31 @@ use std::time::Duration;
 use common::{
     Process, Valkey, closed_within, connect_request, echo_server, spawn_service, temp_dir, tls_from,
 };
-use pp_tokens::{Client, Issuer, authorization_value};
+use pp_tokens::{Client, Issuer, IssuerKeyEntry, authorization_value};
 
 const GATEWAY: &str = "gateway.pp.test";
 const ISSUER: &str = "issuer.pp.test";
+/// An instance id of the one form gateways accept (derived from a key configuration).
+const INSTANCE: &str = "i-0123456789abcdef";
+
+/// Writes the gateway's `issuer-keys.jsonl`: `issuer`'s key, logged as valid for a day.
+fn write_logged_key(dir: &Path, issuer: &Issuer) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let entry = IssuerKeyEntry::new(
+        ISSUER,
+        issuer.public_key().clone(),
+        0,
+        now - 60,
+        now + 86_400,
+    )
+    .unwrap();
+    let mut line = entry.to_vec();
+    line.push(b'\n');
+    std::fs::write(dir.join("issuer-keys.jsonl"), line).unwrap();
+}
 
 /// Starts a `pp-gateway serve` process on the shared store at `store_url`.
 fn gateway(dir: &Path, n: usize, store_url: &str) -> (Process, std::net::SocketAddr) {
@@ -32,8 +53,8 @@ fn gateway(dir: &Path, n: usize, store_url: &str) -> (Process, std::net::SocketA
             GATEWAY,
             "--issuer-name",
             ISSUER,
-            "--issuer-key",
-            &p("token-key.b64"),
+            "--issuer-keys",
+            &p("issuer-keys.jsonl"),
             "--instances",
             &p("instances.json"),
             "--spent-store",
@@ -48,15 +69,11 @@ async fn second_gateway_refuses_a_token_spent_at_the_first() {
     let dir = temp_dir("two-gateways");
     common::certs(&dir, &[GATEWAY]);
     let issuer = Issuer::generate().unwrap();
-    std::fs::write(
-        dir.join("token-key.b64"),
-        issuer.public_key().to_base64url(),
-    )
-    .unwrap();
+    write_logged_key(&dir, &issuer);
     let enclave = echo_server().await;
     std::fs::write(
         dir.join("instances.json"),
-        format!("{{\"instances\": [{{\"id\": \"i-0\", \"address\": \"{enclave}\"}}]}}"),
+        format!("{{\"instances\": [{{\"id\": \"{INSTANCE}\", \"address\": \"{enclave}\"}}]}}"),
     )
     .unwrap();
     let store = Valkey::start(&dir.join("store"));
@@ -71,7 +88,9 @@ async fn second_gateway_refuses_a_token_spent_at_the_first() {
     };
     let spend = async |addr, header: &str| {
         let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
-        connect_request(&mut tls, "i-0:443", header).await.unwrap()
+        connect_request(&mut tls, &format!("{INSTANCE}:443"), header)
+            .await
+            .unwrap()
     };
 
     let once = token(&issuer);
@@ -98,21 +117,19 @@ async fn a_client_without_a_valid_token_keeps_no_gateway_connection() {
     let dir = temp_dir("gateway-refusal");
     common::certs(&dir, &[GATEWAY]);
     let issuer = Issuer::generate().unwrap();
-    std::fs::write(
-        dir.join("token-key.b64"),
-        issuer.public_key().to_base64url(),
-    )
-    .unwrap();
+    write_logged_key(&dir, &issuer);
     std::fs::write(
         dir.join("instances.json"),
-        "{\"instances\": [{\"id\": \"i-0\", \"address\": \"127.0.0.1:9\"}]}",
+        format!("{{\"instances\": [{{\"id\": \"{INSTANCE}\", \"address\": \"127.0.0.1:9\"}}]}}"),
     )
     .unwrap();
     let store = Valkey::start(&dir.join("store"));
     let (_gateway, addr) = gateway(&dir, 1, &store.url());
     for header in ["", "Authorization: PrivateToken token=AAAA\r\n"] {
         let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
-        let head = connect_request(&mut tls, "i-0:443", header).await.unwrap();
+        let head = connect_request(&mut tls, &format!("{INSTANCE}:443"), header)
+            .await
+            .unwrap();
         assert!(head.starts_with("HTTP/1.1 401"), "{head}");
         assert!(head.contains("a Privacy Pass token is required"), "{head}");
         // Refused, the connection is closed at once rather than kept for more tries.
