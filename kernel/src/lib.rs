@@ -60,6 +60,22 @@ pub const KERNEL_EDITS: &[SourceEdit] = &[
         count: 1,
         reason: "the build time in /proc/version would make every build's bytes differ",
     },
+    // --- FPU: eager switching (see kernel/README.md, "FPU state") ---
+    SourceEdit {
+        files: Files::One("src/scheduler/mod.rs"),
+        find: "\t\t\t\tif is_idle || Rc::ptr_eq(&self.current_task, &self.fpu_owner) {\n",
+        replace: "\t\t\t\tif !is_idle {\n\t\t\t\t\tunsafe { core::arch::asm!(\"clts\", options(nomem, nostack)); }\n\t\t\t\t\tself.fpu_switch();\n\t\t\t\t}\n\t\t\t\tif is_idle || Rc::ptr_eq(&self.current_task, &self.fpu_owner) {\n",
+        count: 1,
+        reason: "eager FPU switching: Hermit switched the vector registers lazily (CR0.TS set on a \
+                 switch, saved on the next #NM), so the registers stay the previous task's until \
+                 the new task's first vector instruction traps. QEMU TCG (10.0) does not raise #NM \
+                 for the SHA extension instructions (sha1*/sha256*), so a task resumed between \
+                 two of them computed on another task's XMM registers and corrupted them: wrong \
+                 SHA-256, e.g. the HKDF of a sealed response (\"the response did not open\"). Now \
+                 every switch to a task saves the registers' owner and loads the task's state \
+                 with CR0.TS clear (#NM stays the path only for the first use after boot); \
+                 this also removes the lazy-FPU side channel (CVE-2018-3665)",
+    },
     // --- SEV: our module `pp_sev` (kernel/sev/ + the core-only modules of snp-guest) ---
     SourceEdit {
         files: Files::One("src/arch/x86_64/kernel/mod.rs"),

@@ -9,6 +9,8 @@ pub mod health;
 pub mod keys;
 pub mod server;
 pub mod session;
+#[cfg(all(target_os = "hermit", target_arch = "x86_64"))]
+pub mod switch_check;
 #[cfg(target_os = "hermit")]
 pub mod sys;
 pub mod tls;

@@ -114,6 +114,10 @@ fn load_handler() -> Result<Box<dyn handler::Handler>, String> {
 
 fn run() -> Result<(), String> {
     let config = Config::from_env()?;
+    // Before any key exists: a kernel that loses vector registers across task switches would
+    // compute wrong cryptography (sealed responses that do not open).
+    #[cfg(all(target_os = "hermit", target_arch = "x86_64"))]
+    pp_workload::switch_check::check()?;
     let handler = load_handler()?;
     let identity = tls::fresh_identity()?;
     let (attester, attester_kind) = attest::attester()?;

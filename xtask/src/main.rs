@@ -24,6 +24,7 @@ mod setup;
 mod smoke;
 mod snp;
 mod stack;
+mod stress;
 mod test;
 mod test_root;
 mod toolchain;
@@ -180,6 +181,22 @@ enum Cmd {
         #[arg(long)]
         image: Option<PathBuf>,
     },
+    /// Boot one test-image enclave (TCG) and run many direct attested sessions against it,
+    /// counting every failure by kind (a response that does not open included).
+    StressEnclave {
+        /// Image folder holding pp.efi and manifest.json; without it the test image is built.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// Sessions per client thread.
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        /// Client threads running sessions at the same time.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// QEMU -cpu model (e.g. `max,-avx,-avx2` to compare).
+        #[arg(long, default_value = qemu::CPU)]
+        cpu: String,
+    },
     /// Make the weights blob the loader embeds: tiny test models, or with --real the pinned models.
     Weights {
         #[arg(long)]
@@ -273,6 +290,21 @@ fn run() -> Result<()> {
             smoke::expect_acpi_refusal(&config, &root.join("target/pp/acpi-refusal"))
         }
         Cmd::BenchPath { sessions, image } => bench_path::run(&root, &pins, sessions, image),
+        Cmd::StressEnclave {
+            image,
+            sessions,
+            threads,
+            cpu,
+        } => stress::run(
+            &root,
+            &pins,
+            stress::StressArgs {
+                image,
+                sessions,
+                threads,
+                cpu,
+            },
+        ),
         Cmd::Weights { real } => {
             let models = if real {
                 weights::Models::Real
