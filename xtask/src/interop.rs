@@ -16,13 +16,28 @@ use crate::util;
 
 /// Installs privacypass-ts and runs the interop tests.
 pub fn privacypass_ts(root: &Path) -> Result<()> {
-    for tool in ["node", "npm"] {
-        let found = Command::new(tool)
+    let found = |tool: &str| {
+        Command::new(tool)
             .arg("--version")
             .output()
-            .is_ok_and(|o| o.status.success());
+            .is_ok_and(|o| o.status.success())
+    };
+    if !found("node") || !found("npm") {
+        // A machine without Node gets Debian's (a Node already installed, e.g. NodeSource's,
+        // which bundles npm, is kept: apt would refuse to replace it with an older one).
+        eprintln!("interop: installing Debian's nodejs and npm (apt-get install nodejs npm)");
+        util::run(
+            Command::new("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "--no-install-recommends", "nodejs", "npm"]),
+        )
+        .context(
+            "installing nodejs and npm failed (run as root, with the Debian archive reachable)",
+        )?;
+    }
+    for tool in ["node", "npm"] {
         anyhow::ensure!(
-            found,
+            found(tool),
             "`{tool}` is not installed: the privacypass-ts interop step needs Node 18 or later \
              and npm (Debian: apt-get install nodejs npm)"
         );
