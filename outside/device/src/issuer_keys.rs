@@ -103,6 +103,9 @@ pub fn choose(
     now: u64,
     log: &LogClient,
 ) -> Result<LoggedKey> {
+    // The log as a whole first: several keys of this issuer at once would let it tell accounts
+    // apart, whichever of them this directory shows.
+    log.issuer_keys().check(issuer_name)?;
     let mut logged = Vec::new();
     for key in &view.directory.token_keys {
         if key.token_type != TOKEN_TYPE_BLIND_RSA || key.not_before.is_some_and(|t| t > now) {

@@ -23,6 +23,7 @@ pub mod evidence;
 pub mod fetch;
 pub mod instances;
 pub mod issuer_keys;
+pub mod key_history;
 pub mod launch_policy;
 pub mod logged_index;
 pub mod receipts;

@@ -14,6 +14,7 @@ use reproducible::manifest::Manifest;
 use crate::config;
 use crate::evidence;
 use crate::fetch;
+use crate::key_history::KeyHistory;
 
 /// The device's state file for the log (the checkpoint, the tree's frontier, revocations).
 pub const STATE_FILE: &str = "log-checkpoint.json";
@@ -32,6 +33,7 @@ pub struct LogClient {
     state: DeviceLogState,
     state_dir: PathBuf,
     log_vkey: String,
+    keys: KeyHistory,
 }
 
 impl LogClient {
@@ -46,8 +48,14 @@ impl LogClient {
         let url = log.url.trim_end_matches('/').to_string();
         let note = fetch::get(&format!("{url}/checkpoint"))?;
         let now = pp_translog::checkpoint::unix_now();
-        let mut fetch_entry =
-            |i: u64| fetch::get(&format!("{url}/entries/{i}")).map_err(|e| format!("{e:#}"));
+        // The new entries, checked against the signed root by `update`, also feed the issuer
+        // key summary.
+        let mut fetched = std::collections::HashMap::new();
+        let mut fetch_entry = |i: u64| {
+            let bytes = fetch::get(&format!("{url}/entries/{i}")).map_err(|e| format!("{e:#}"))?;
+            fetched.insert(i, bytes.clone());
+            Ok(bytes)
+        };
         if let Err(e) = state.update(&note, now, &mut fetch_entry) {
             let pointer = match &e {
                 DeviceError::Fork {
@@ -86,12 +94,27 @@ impl LogClient {
                 "the transparency log is not consistent with what this device saw before, or its tree head is not witnessed and fresh",
             ));
         }
-        Ok(Self {
+        let mut client = Self {
             url,
             state,
             state_dir: state_dir.to_path_buf(),
             log_vkey,
-        })
+            keys: KeyHistory::open(state_dir)?,
+        };
+        let size = client.tree_head().size;
+        let mut keys = KeyHistory::open(state_dir)?;
+        keys.catch_up(size, |i| match fetched.remove(&i) {
+            Some(bytes) => Ok(bytes),
+            // Accepted by an earlier sync that stopped before this summary was saved.
+            None => client.entry_at(i),
+        })?;
+        client.keys = keys;
+        Ok(client)
+    }
+
+    /// The issuer keys the log holds (every entry up to the accepted checkpoint).
+    pub fn issuer_keys(&self) -> &KeyHistory {
+        &self.keys
     }
 
     /// The checkpoint all proofs are checked against.
