@@ -49,13 +49,14 @@ pub fn attacks(
     // keeps what this device saw and appends another manifest is a consistent extension of
     // the device's view, but no witness cosigned it.
     stack.restore_log()?;
+    let seen = stack.log_entries()?;
     let filler = stack.dir.join("filler.json");
     std::fs::write(
         &filler,
         "{\"schema\":\"pp-e2e-note/1\",\"text\":\"growth\"}",
     )?;
     stack.log_operator("append", &[&filler.display().to_string()])?;
-    stack.fork_log_at(1, unlogged)?;
+    stack.fork_log_at(seen, unlogged)?;
     refused(
         stack,
         "a log extension with another manifest that the witness has not seen",

@@ -488,11 +488,24 @@ impl Stack {
         )
     }
 
-    /// Replaces the log with a fork of it: the same signing key, but a history that starts with
-    /// `entry` instead of the release manifest (what a log operator showing different devices
-    /// different histories would serve). Same address, so devices see it in place of the log.
+    /// Replaces the log with a fork of it: the same signing key and size, but `entry` in place of
+    /// the last entry (what a log operator showing different devices different histories would
+    /// serve). Same address, so devices see it in place of the log.
     pub fn fork_log(&mut self, entry: &Path) -> Result<()> {
-        self.fork_log_at(0, entry)
+        let keep = self.log_entries()?.saturating_sub(1);
+        self.fork_log_at(keep, entry)
+    }
+
+    /// How many entries the log holds (read from its file).
+    pub fn log_entries(&self) -> Result<usize> {
+        let records = std::fs::read(self.dir.join("log/log.bin"))?;
+        let (mut at, mut n) = (0usize, 0usize);
+        while let Some(len) = records.get(at..at + 4) {
+            at += 4 + u32::from_be_bytes(len.try_into()?) as usize;
+            n += 1;
+        }
+        anyhow::ensure!(at == records.len(), "the log file ends mid-record");
+        Ok(n)
     }
 
     /// Like [`Self::fork_log`], but the fork keeps the log's first `keep` entries and then

@@ -121,6 +121,17 @@ impl Log {
             .map(|w| NoteKey::parse_vkey(w, ALG_COSIGNATURE_V1))
             .collect::<Result<Vec<_>, _>>()
             .context("log.witnesses")?;
+        // k of n means k distinct witnesses: one key listed under two names would count twice.
+        for (i, w) in witnesses.iter().enumerate() {
+            anyhow::ensure!(
+                !witnesses[..i]
+                    .iter()
+                    .any(|o| o.name == w.name || o.public_key == w.public_key),
+                "log.witnesses lists witness {} twice (same name or same key): each must be a \
+                 distinct witness",
+                w.name
+            );
+        }
         Ok(pp_translog::TrustPolicy {
             log: NoteKey::new(&self.origin, ALG_ED25519, key).context("log.origin")?,
             witnesses,

@@ -53,11 +53,37 @@ pub fn record(state_dir: &Path, evidence: Evidence) -> String {
 }
 
 /// `pp check-evidence FILE`: `Ok(Ok(text))` proven, `Ok(Err(why))` not proven, `Err` unreadable.
-pub fn check(path: &Path) -> Result<std::result::Result<String, String>> {
+/// The file names the log's key itself, so anyone could make one with a key of their own: with
+/// `configured` (the verifier key of the log the checker trusts) a file about another key proves
+/// nothing; without it the text says the key was not compared.
+pub fn check(path: &Path, configured: Option<&str>) -> Result<std::result::Result<String, String>> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = match EvidenceFile::from_json(&text) {
         Ok(f) => f,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    Ok(file.check().map_err(|e| e.to_string()))
+    let named = match &file.evidence {
+        Evidence::LogFork { log_vkey, .. }
+        | Evidence::RevokedRelease { log_vkey, .. }
+        | Evidence::StaleCheckpoint { log_vkey, .. } => log_vkey.clone(),
+    };
+    match configured {
+        Some(key) if key != named => {
+            return Ok(Err(format!(
+                "the file is about the log with key {named}, not the configured log ({key}): \
+                 anyone can sign with a key of their own"
+            )));
+        }
+        _ => {}
+    }
+    Ok(file
+        .check()
+        .map(|proven| match configured {
+            Some(_) => format!("{proven} (the configured log's key)"),
+            None => format!(
+                "{proven}\nnote: no configuration was read, so the log key in the file ({named}) \
+             was not compared with the log you trust"
+            ),
+        })
+        .map_err(|e| e.to_string()))
 }

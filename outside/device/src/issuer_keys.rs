@@ -5,7 +5,9 @@
 //! 1. The issuer directory is fetched from the gateway **through the relay**, on the path
 //!    requests take (never from the device's own address to the issuer).
 //! 2. Every key it offers must come with its `pp-issuer-key/1` entry, for this issuer, valid now,
-//!    and with an inclusion proof in the log the device tracks ([`LogClient::prove_included`]).
+//!    and be among the log's entries the device read while syncing ([`crate::key_history`]: no
+//!    proof is fetched by the key's hash); the issuer must hold one key per epoch and never more
+//!    than two valid at once.
 //! 3. The gateway's `WWW-Authenticate: PrivateToken` challenge must be the one this device
 //!    expects and name one of those logged keys.
 //!
@@ -133,9 +135,19 @@ pub fn choose(
         if !entry.valid_at(now) {
             return Err(refuse("outside its logged validity window"));
         }
-        let log_index = log
-            .prove_included(bytes)
-            .map_err(|e| refuse(&format!("with no inclusion proof ({e:#})")))?;
+        // Looked up in what the device read of the log while syncing (every entry, checked
+        // against the witnessed root): no inclusion proof is fetched by this key's hash, which
+        // would tell the log which key this device was shown.
+        let seen = log
+            .issuer_keys()
+            .find(issuer_name, &hex_of(entry.token_key_id()))
+            .filter(|s| {
+                s.epoch == entry.epoch
+                    && s.not_before == entry.not_before
+                    && s.not_after == entry.not_after
+            })
+            .ok_or_else(|| refuse("whose entry is not among the log's entries"))?;
+        let log_index = seen.index;
         logged.push(LoggedKey { entry, log_index });
     }
     if logged.is_empty() {

@@ -125,6 +125,14 @@ impl KeyHistory {
         Ok(())
     }
 
+    /// The logged entry of `issuer`'s key with id `key_id` (hex), if the log holds one.
+    pub fn find(&self, issuer: &str, key_id: &str) -> Option<&SeenKey> {
+        self.state
+            .keys
+            .iter()
+            .find(|k| k.issuer == issuer && k.key_id == key_id)
+    }
+
     /// Refuses `issuer` if the log holds two keys for one of its epochs, or more than
     /// [`MAX_VALID_AT_ONCE`] of its keys valid at one moment.
     pub fn check(&self, issuer: &str) -> Result<()> {

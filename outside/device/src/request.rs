@@ -118,6 +118,9 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
                 // Refused before any request byte left: drop the stale key's tokens and try
                 // once more with a fresh one.
                 Err(Failure::StaleKey(e)) => {
+                    // Believed only if the log says so: a false claim would make the device
+                    // fetch tokens with its account credential right before this request.
+                    check_retired(&log, &issuer, &token.token_key_id).map_err(Failure::Fatal)?;
                     stale.push(format!("gateway: {e:#}; dropping that key's tokens"));
                     wallet
                         .drop_key(&token.token_key_id)
@@ -160,6 +163,30 @@ fn take_token(
     wallet.take(source, now, || {
         crate::issuer_keys::fetch_via_relay(spec, instance)
     })
+}
+
+/// Seconds a device's clock may run behind the gateway's when it believes a key retired.
+const RETIRED_SKEW_SECS: u64 = 300;
+
+/// Accepts the gateway's claim that the key `id` is retired only if its logged window is over
+/// (by this device's clock, within [`RETIRED_SKEW_SECS`]).
+fn check_retired(log: &LogClient, issuer: &str, id: &pp_tokens::TokenKeyId) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let key_id = pp_tokens::key_entry::hex_of(id);
+    match log.issuer_keys().find(issuer, &key_id) {
+        Some(seen) if seen.not_after <= now + RETIRED_SKEW_SECS => Ok(()),
+        Some(seen) => bail!(
+            "the gateway says issuer key {} is retired, but its logged window runs until {} \
+             (unix time): refusing to fetch tokens for this request (a false claim would tie \
+             this request to a token fetch made with the account credential)",
+            &key_id[..16],
+            seen.not_after
+        ),
+        None => bail!("the gateway refused a token of an issuer key the log does not hold"),
+    }
 }
 
 /// Whether the gateway refused the token as one of a retired issuer key (its 401 text, see

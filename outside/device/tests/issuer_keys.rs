@@ -180,3 +180,24 @@ fn single_issuance() {
     other.truncated_token_key_id = public.truncated_token_key_id().wrapping_add(1);
     assert_eq!(post(other.to_vec()).status(), 400);
 }
+
+/// The operator logs a second key for the same epoch (one per account, say): each has an
+/// inclusion proof, but the device reads every log entry and refuses an issuer holding two keys
+/// at once, whichever one a gateway shows it.
+#[test]
+fn a_logged_key_per_account_is_refused() {
+    let net = Net::new();
+    let now = unix_now();
+    let name = "issuer.pp.test";
+    let mine = entry(name, &key(0), 1, current(now));
+    let theirs = entry(name, &key(1), 1, current(now));
+    let log = net.log(&[&mine, &theirs]);
+    let gateway = net.gateway(name, vec![mine], "per-account");
+    let err = issuer_keys::choose(&view(gateway).unwrap(), &expected(name), name, now, &log)
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("the log holds two keys of issuer issuer.pp.test for epoch 1"),
+        "{text}"
+    );
+}

@@ -29,8 +29,8 @@ pub enum SharedError {
     AlreadySpent,
     /// The server is configured not to persist every write.
     #[error(
-        "the spent-token store does not persist every write ({0}); run it with \
-         `appendonly yes` and `appendfsync always`"
+        "the spent-token store does not keep every write ({0}); run it with \
+         `appendonly yes`, `appendfsync always` and `maxmemory-policy noeviction`"
     )]
     NotDurable(String),
     /// The URL is not a `redis://`, `rediss://`, `redis+unix://` or `unix://` URL.
@@ -87,9 +87,15 @@ impl SharedSpent {
             .arg("appendfsync")
             .query_async(&mut conn)
             .await?;
-        if appendonly != "yes" || appendfsync != "always" {
+        // A server that evicts keys under memory pressure would forget spends.
+        let (_, eviction): (String, String) = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut conn)
+            .await?;
+        if appendonly != "yes" || appendfsync != "always" || eviction != "noeviction" {
             return Err(SharedError::NotDurable(format!(
-                "appendonly {appendonly}, appendfsync {appendfsync}"
+                "appendonly {appendonly}, appendfsync {appendfsync}, maxmemory-policy {eviction}"
             )));
         }
         Ok(())

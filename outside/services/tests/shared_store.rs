@@ -127,8 +127,9 @@ async fn server_that_does_not_persist_every_write_is_refused() {
     let err = SharedSpent::connect(&url).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the spent-token store does not persist every write (appendonly no, appendfsync \
-         everysec); run it with `appendonly yes` and `appendfsync always`"
+        "the spent-token store does not keep every write (appendonly no, appendfsync \
+         everysec, maxmemory-policy noeviction); run it with `appendonly yes`, \
+         `appendfsync always` and `maxmemory-policy noeviction`"
     );
     assert!(matches!(
         SharedSpent::connect("http://example.invalid").await,

@@ -24,7 +24,7 @@ use crate::merkle::{self, Hash, MerkleError};
 use crate::revocation::Revocation;
 
 /// Largest state file read, in bytes.
-const MAX_STATE_FILE_LEN: u64 = 1024 * 1024;
+const MAX_STATE_FILE_LEN: u64 = 8 * 1024 * 1024;
 /// Most entries fetched in one update (a first sync reads the whole log).
 pub const MAX_NEW_ENTRIES: u64 = 100_000;
 
@@ -328,6 +328,17 @@ impl DeviceLogState {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
+        // Refused before anything is written, so that `open` can always read what was saved
+        // (a log that floods revocations stops this device; it does not corrupt its state).
+        if text.len() as u64 > MAX_STATE_FILE_LEN {
+            return Err(DeviceError::BadState {
+                path: self.path.clone(),
+                reason: format!(
+                    "the log's revocations would make it larger than {MAX_STATE_FILE_LEN} bytes; \
+                     it was not changed"
+                ),
+            });
+        }
         let mut tmp = self.path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);

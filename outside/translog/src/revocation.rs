@@ -55,6 +55,14 @@ impl Revocation {
     pub fn parse(bytes: &[u8]) -> Result<Option<Self>, RevocationError> {
         match crate::entry::schema_of(bytes) {
             Ok(s) if s == SCHEMA => {}
+            // An entry that names this schema but is not read as one (a duplicate "schema" key,
+            // a byte-order mark...) could be a revocation to a lenient reader and none to this
+            // one: refused rather than skipped.
+            _ if bytes.windows(SCHEMA.len()).any(|w| w == SCHEMA.as_bytes()) => {
+                return Err(RevocationError(format!(
+                    "an entry that names {SCHEMA} but is not a well-formed one"
+                )));
+            }
             _ => return Ok(None),
         }
         let r: Self = serde_json::from_slice(bytes).map_err(|e| RevocationError(e.to_string()))?;
@@ -82,6 +90,18 @@ impl Revocation {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_revocation_only_a_lenient_reader_sees_is_refused() {
+        let rr = "ab".repeat(32);
+        for text in [
+            format!(r#"{{"schema":"x","schema":"pp-revocation/1","release_ref":"{rr}"}}"#),
+            format!("\u{feff}{{\"schema\":\"pp-revocation/1\",\"release_ref\":\"{rr}\"}}"),
+        ] {
+            assert!(Revocation::parse(text.as_bytes()).is_err(), "{text}");
+        }
+        assert_eq!(Revocation::parse(br#"{"schema":"other/1"}"#).unwrap(), None);
+    }
+
     use super::*;
 
     #[test]

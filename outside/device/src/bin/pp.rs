@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         return verify_report(report);
     }
     if let Command::CheckEvidence { file } = &args.command {
-        return check_evidence(file);
+        return check_evidence(file, &args.config);
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,19 +148,27 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
     }
 }
 
-/// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable.
-fn check_evidence(file: &Path) -> ExitCode {
-    match pp_device::evidence::check(file) {
+/// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable. The log key in the file is
+/// compared with the configured log's when the configuration can be read.
+fn check_evidence(file: &Path, config: &Path) -> ExitCode {
+    let configured = Config::load(config)
+        .ok()
+        .and_then(|c| c.log.trust_policy().ok())
+        .map(|p| p.log.to_vkey());
+    match pp_device::evidence::check(file, configured.as_deref()) {
         Ok(Ok(proven)) => {
-            println!("{proven}");
+            println!("{}", printable(&proven, Breaks::Keep));
             ExitCode::SUCCESS
         }
         Ok(Err(why)) => {
-            println!("NOT PROVEN: {why}");
+            println!(
+                "{}",
+                printable(&format!("NOT PROVEN: {why}"), Breaks::Escape)
+            );
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("pp: {e:#}");
+            eprintln!("{}", printable(&format!("pp: {e:#}"), Breaks::Escape));
             ExitCode::from(2)
         }
     }
