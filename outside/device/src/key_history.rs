@@ -201,8 +201,8 @@ mod tests {
     fn a_rotation_with_overlap_is_accepted_and_resumes_where_it_stopped() {
         let (k0, k1) = (Issuer::generate().unwrap(), Issuer::generate().unwrap());
         let other = br#"{"schema":"pp-release-manifest/1"}"#.to_vec();
-        let entries = vec![
-            other.clone(),
+        let entries = [
+            other,
             entry(&k0, "issuer.test", 0, 0, 31 * DAY),
             entry(&k1, "issuer.test", 1, 30 * DAY, 61 * DAY),
         ];

@@ -193,8 +193,8 @@ fn a_logged_key_per_account_is_refused() {
     let theirs = entry(name, &key(1), 1, current(now));
     let log = net.log(&[&mine, &theirs]);
     let gateway = net.gateway(name, vec![mine], "per-account");
-    let err = issuer_keys::choose(&view(gateway).unwrap(), &expected(name), name, now, &log)
-        .unwrap_err();
+    let err =
+        issuer_keys::choose(&view(gateway).unwrap(), &expected(name), name, now, &log).unwrap_err();
     let text = format!("{err:#}");
     assert!(
         text.contains("the log holds two keys of issuer issuer.pp.test for epoch 1"),
