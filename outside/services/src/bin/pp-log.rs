@@ -127,21 +127,10 @@ fn main() -> anyhow::Result<()> {
 fn append(url: &str, operator_credential: &std::path::Path, body: &[u8]) -> anyhow::Result<()> {
     let secret = std::fs::read_to_string(operator_credential)
         .with_context(|| format!("reading {}", operator_credential.display()))?;
-    let mut response = ureq::post(format!("{url}/append"))
-        .header("authorization", format!("Bearer {}", secret.trim()))
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .send(body)
-        .with_context(|| format!("cannot reach the log at {url}"))?;
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    anyhow::ensure!(
-        response.status() == 200,
-        "the log refused the append (HTTP {}): {}",
-        response.status().as_u16(),
-        text.trim()
+    println!(
+        "{}",
+        pp_services::publish::append_to_log(url, &secret, body)?
     );
-    println!("{}", text.trim());
     Ok(())
 }
 
