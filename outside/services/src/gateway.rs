@@ -31,7 +31,10 @@ use pp_tokens::{
     www_authenticate_value,
 };
 
-use crate::http::{Reply, error, reply};
+use crate::http::{Reply, RequestNumber, error, reply};
+
+/// Requests one gateway connection may carry: the issuer directory, then one CONNECT.
+pub const MAX_REQUESTS_PER_CONNECTION: u32 = 2;
 use crate::issuer::{DIRECTORY_PATH, unix_now};
 use crate::spent_store::{Spend, SpentStore};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
@@ -132,7 +135,20 @@ pub fn challenge(issuer_name: &str, origin: &str) -> Result<TokenChallenge> {
 impl Gateway {
     /// Serves one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
-        if req.method() == Method::GET && req.uri().path() == DIRECTORY_PATH {
+        // A connection carries at most the directory fetch and one CONNECT (what a device
+        // needs): a client without a token cannot keep one open with request after request.
+        let n = req
+            .extensions()
+            .get::<RequestNumber>()
+            .map_or(1, |RequestNumber(n)| *n);
+        let directory = req.method() == Method::GET && req.uri().path() == DIRECTORY_PATH;
+        if n > MAX_REQUESTS_PER_CONNECTION || (directory && n > 1) {
+            return self.refuse(error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "one gateway connection carries the directory fetch and one CONNECT; open a new one",
+            ));
+        }
+        if directory {
             return self.directory();
         }
         let target = match tunnel::connect_target(&req) {

@@ -168,11 +168,15 @@ async fn serve_connection<S, H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
+    let count = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let service = service_fn(move |mut req: Request<Incoming>| {
         let handler = handler.clone();
         if let Some(client) = &client {
             req.extensions_mut().insert(client.clone());
         }
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        req.extensions_mut()
+            .insert(RequestNumber(n.saturating_add(1)));
         async move {
             let reply = tokio::time::timeout(limits.request_timeout, handler(req))
                 .await
@@ -188,6 +192,11 @@ async fn serve_connection<S, H, F>(
         .with_upgrades()
         .await;
 }
+
+/// Which request of its connection a request is (1 for the first), in the request's extensions:
+/// a service can bound what one kept-alive connection may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestNumber(pub u32);
 
 /// Reads a request body of at most `max` bytes; `Err` is the reply to send instead.
 pub async fn read_body(req: Request<Incoming>, max: usize) -> Result<Collected, Reply> {

@@ -142,3 +142,50 @@ async fn a_client_without_a_valid_token_keeps_no_gateway_connection() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client without a token cannot keep a gateway connection open by fetching the directory
+/// again and again (each request restarts hyper's header timer): the second fetch on one
+/// connection is refused and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_connection_carries_one_directory_fetch() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("gateway-requests");
+    common::certs(&dir, &[GATEWAY]);
+    write_logged_key(&dir, &Issuer::generate().unwrap());
+    std::fs::write(
+        dir.join("instances.json"),
+        format!("{{\"instances\": [{{\"id\": \"{INSTANCE}\", \"address\": \"127.0.0.1:9\"}}]}}"),
+    )
+    .unwrap();
+    let store = Valkey::start(&dir.join("store"));
+    let (_gateway, addr) = gateway(&dir, 1, &store.url());
+    let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+    let get = format!(
+        "GET {} HTTP/1.1\r\nHost: {GATEWAY}\r\n\r\n",
+        pp_services::issuer::DIRECTORY_PATH
+    );
+    tls.write_all(get.as_bytes()).await.unwrap();
+    let head = common::read_head(&mut tls).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0u8; length];
+    tls.read_exact(&mut body).await.unwrap();
+    tls.write_all(get.as_bytes()).await.unwrap();
+    let again = common::read_head(&mut tls).await.unwrap();
+    assert!(again.starts_with("HTTP/1.1 429"), "{again}");
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the gateway kept the connection after refusing a second directory fetch"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
