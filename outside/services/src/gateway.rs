@@ -33,6 +33,10 @@ use pp_tokens::{
 
 use crate::http::{Reply, RequestNumber, error, reply};
 
+/// How long a spend record outlives its key's validity window (clock differences between
+/// gateways), in seconds.
+pub const SPEND_RECORD_MARGIN_SECS: u64 = 86_400;
+
 /// Requests one gateway connection may carry: the issuer directory, then one CONNECT.
 pub const MAX_REQUESTS_PER_CONNECTION: u32 = 2;
 use crate::issuer::{DIRECTORY_PATH, unix_now};
@@ -168,14 +172,19 @@ impl Gateway {
             Some(Ok(token)) => token,
             _ => return self.refuse(self.challenge_reply("a Privacy Pass token is required")),
         };
-        if let Err(reply) = self.check_token(&token, unix_now()) {
-            return self.refuse(reply);
-        }
+        let not_after = match self.check_token(&token, unix_now()) {
+            Ok(not_after) => not_after,
+            Err(reply) => return self.refuse(reply),
+        };
         let slot = match self.limits.slot() {
             Ok(s) => s,
             Err(reply) => return self.refuse(reply),
         };
-        match self.spent.spend(&token).await {
+        // The record outlives the key's window by a margin for clocks: after that, the key is
+        // retired and its tokens are refused before the store is asked, so the store stops
+        // growing with spends of retired keys.
+        let expires_at = not_after.saturating_add(SPEND_RECORD_MARGIN_SECS);
+        match self.spent.spend(&token, Some(expires_at)).await {
             Spend::Recorded => {}
             Spend::AlreadySpent => {
                 return self.refuse(error(
@@ -206,8 +215,8 @@ impl Gateway {
     }
 
     /// Checks `token` against the logged key it names: unknown or not yet valid → does not
-    /// verify; retired → stale; valid → its signature must verify.
-    fn check_token(&self, token: &Token, now: u64) -> Result<(), Reply> {
+    /// verify; retired → stale; valid → its signature must verify. Returns the key's `not_after`.
+    fn check_token(&self, token: &Token, now: u64) -> Result<u64, Reply> {
         let entry = self
             .issuer_keys
             .iter()
@@ -215,6 +224,7 @@ impl Gateway {
         match entry {
             Some(e) if e.retired_at(now) => Err(self.challenge_reply(RETIRED_KEY_MESSAGE)),
             Some(e) if e.valid_at(now) => Verifier::verify(token, &self.challenge, &e.key)
+                .map(|()| e.not_after)
                 .map_err(|_| self.challenge_reply("the token did not verify")),
             _ => Err(self.challenge_reply("the token did not verify")),
         }

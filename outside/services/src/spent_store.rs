@@ -189,15 +189,16 @@ pub enum Spend {
 }
 
 impl SpentStore {
-    /// Records `token` as spent.
-    pub async fn spend(&self, token: &Token) -> Spend {
+    /// Records `token` as spent; a shared store forgets the record at `expires_at` (Unix
+    /// seconds: set after the token's key retires, when the gateway refuses its tokens anyway).
+    pub async fn spend(&self, token: &Token, expires_at: Option<u64>) -> Spend {
         match self {
             SpentStore::File(file) => match file.spend(token) {
                 Ok(()) => Spend::Recorded,
                 Err(SpendError::AlreadySpent) => Spend::AlreadySpent,
                 Err(e) => Spend::Failed(e.to_string()),
             },
-            SpentStore::Shared(shared) => match shared.spend(token, None).await {
+            SpentStore::Shared(shared) => match shared.spend(token, expires_at).await {
                 Ok(()) => Spend::Recorded,
                 Err(SharedError::AlreadySpent) => Spend::AlreadySpent,
                 Err(e) => Spend::Failed(e.to_string()),

@@ -17,8 +17,9 @@ const ISSUER: &str = "issuer.pp.test";
 /// An instance id of the one form gateways accept (derived from a key configuration).
 const INSTANCE: &str = "i-0123456789abcdef";
 
-/// Writes the gateway's `issuer-keys.jsonl`: `issuer`'s key, logged as valid for a day.
-fn write_logged_key(dir: &Path, issuer: &Issuer) {
+/// Writes the gateway's `issuer-keys.jsonl`: `issuer`'s key, logged as valid for a day; returns
+/// the window's end.
+fn write_logged_key(dir: &Path, issuer: &Issuer) -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -34,6 +35,7 @@ fn write_logged_key(dir: &Path, issuer: &Issuer) {
     let mut line = entry.to_vec();
     line.push(b'\n');
     std::fs::write(dir.join("issuer-keys.jsonl"), line).unwrap();
+    now + 86_400
 }
 
 /// Starts a `pp-gateway serve` process on the shared store at `store_url`.
@@ -69,7 +71,7 @@ async fn second_gateway_refuses_a_token_spent_at_the_first() {
     let dir = temp_dir("two-gateways");
     common::certs(&dir, &[GATEWAY]);
     let issuer = Issuer::generate().unwrap();
-    write_logged_key(&dir, &issuer);
+    let not_after = write_logged_key(&dir, &issuer);
     let enclave = echo_server().await;
     std::fs::write(
         dir.join("instances.json"),
@@ -96,6 +98,27 @@ async fn second_gateway_refuses_a_token_spent_at_the_first() {
     let once = token(&issuer);
     let first = spend(addr1, &once).await;
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The record expires a day after the key's window ends (its tokens are refused by then).
+    let mut conn = redis::Client::open(store.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("pp:spent:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let expires: u64 = redis::cmd("EXPIRETIME")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        expires,
+        not_after + pp_services::gateway::SPEND_RECORD_MARGIN_SECS
+    );
     let second = spend(addr2, &once).await;
     assert!(second.starts_with("HTTP/1.1 403"), "{second}");
     assert!(
