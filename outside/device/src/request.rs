@@ -156,10 +156,7 @@ fn take_token(
     spec: &PathSpec<'_>,
     instance: &str,
 ) -> Result<pp_tokens::Token> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = pp_translog::checkpoint::unix_now();
     wallet.take(source, now, || {
         crate::issuer_keys::fetch_via_relay(spec, instance)
     })
@@ -171,10 +168,7 @@ const RETIRED_SKEW_SECS: u64 = 300;
 /// Accepts the gateway's claim that the key `id` is retired only if its logged window is over
 /// (by this device's clock, within [`RETIRED_SKEW_SECS`]).
 fn check_retired(log: &LogClient, issuer: &str, id: &pp_tokens::TokenKeyId) -> Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = pp_translog::checkpoint::unix_now();
     let key_id = pp_tokens::key_entry::hex_of(id);
     match log.issuer_keys().find(issuer, &key_id) {
         Some(seen) if seen.not_after <= now + RETIRED_SKEW_SECS => Ok(()),

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use hyper::body::Incoming;
@@ -80,13 +79,8 @@ pub fn load_epoch_keys(state: &Path, schedule: &KeySchedule, now: u64) -> Result
         .collect()
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+/// Unix seconds now (the log's clock function: one for every service).
+pub use pp_translog::checkpoint::unix_now;
 
 /// The issuer service's state.
 pub struct IssuerService {
