@@ -42,7 +42,7 @@ pub struct SeenKey {
     pub index: u64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileJson {
     /// The log size this summary covers (entries `0..synced`).
@@ -51,7 +51,7 @@ struct FileJson {
 }
 
 /// The issuer keys of the log, up to the size the device last synced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct KeyHistory {
     path: PathBuf,
     state: FileJson,
@@ -82,16 +82,17 @@ impl KeyHistory {
         self.state.synced
     }
 
-    /// Reads entries `synced..size` through `entry` (bytes already checked against the log's
-    /// root, or fetched with an inclusion proof), records their issuer keys and saves the
-    /// summary. Nothing is saved if an entry cannot be read or an issuer key entry is malformed.
+    /// The summary caught up to `size`: reads entries `synced..size` through `entry` (bytes
+    /// already checked against the log's root, or fetched with an inclusion proof), records their
+    /// issuer keys and saves the result. Nothing is saved if an entry cannot be read or an issuer
+    /// key entry is malformed.
     pub fn catch_up(
-        &mut self,
+        &self,
         size: u64,
         mut entry: impl FnMut(u64) -> Result<Vec<u8>>,
-    ) -> Result<()> {
+    ) -> Result<Self> {
         if size <= self.state.synced {
-            return Ok(());
+            return Ok(self.clone());
         }
         let mut keys = self.state.keys.clone();
         for index in self.state.synced..size {
@@ -116,13 +117,11 @@ impl KeyHistory {
             });
         }
         let next = FileJson { synced: size, keys };
-        let text = serde_json::to_vec_pretty(&next)?;
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, &text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        self.state = next;
-        Ok(())
+        crate::wallet::write_atomic(&self.path, &serde_json::to_vec_pretty(&next)?)?;
+        Ok(Self {
+            path: self.path.clone(),
+            state: next,
+        })
     }
 
     /// The logged entry of `issuer`'s key with id `key_id` (hex), if the log holds one.
@@ -189,8 +188,9 @@ mod tests {
 
     fn history(entries: &[Vec<u8>]) -> (tempfile::TempDir, KeyHistory) {
         let dir = tempfile::tempdir().unwrap();
-        let mut h = KeyHistory::open(dir.path()).unwrap();
-        h.catch_up(entries.len() as u64, |i| Ok(entries[i as usize].clone()))
+        let h = KeyHistory::open(dir.path())
+            .unwrap()
+            .catch_up(entries.len() as u64, |i| Ok(entries[i as usize].clone()))
             .unwrap();
         (dir, h)
     }
@@ -210,12 +210,13 @@ mod tests {
         assert_eq!(h.synced(), 2);
         drop(h);
         // Reopened, it reads only what is new.
-        let mut h = KeyHistory::open(dir.path()).unwrap();
-        h.catch_up(3, |i| {
-            assert_eq!(i, 2, "entry {i} read again");
-            Ok(entries[2].clone())
-        })
-        .unwrap();
+        let h = KeyHistory::open(dir.path())
+            .unwrap()
+            .catch_up(3, |i| {
+                assert_eq!(i, 2, "entry {i} read again");
+                Ok(entries[2].clone())
+            })
+            .unwrap();
         h.check("issuer.test").unwrap();
     }
 
@@ -253,7 +254,7 @@ mod tests {
     #[test]
     fn a_malformed_key_entry_stops_the_catch_up_and_saves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut h = KeyHistory::open(dir.path()).unwrap();
+        let h = KeyHistory::open(dir.path()).unwrap();
         let bad = br#"{"schema":"pp-issuer-key/1"}"#.to_vec();
         let err = h.catch_up(1, |_| Ok(bad.clone())).unwrap_err().to_string();
         assert!(

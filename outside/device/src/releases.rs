@@ -102,13 +102,11 @@ impl LogClient {
             keys: KeyHistory::open(state_dir)?,
         };
         let size = client.tree_head().size;
-        let mut keys = KeyHistory::open(state_dir)?;
-        keys.catch_up(size, |i| match fetched.remove(&i) {
+        client.keys = client.keys.catch_up(size, |i| match fetched.remove(&i) {
             Some(bytes) => Ok(bytes),
             // Accepted by an earlier sync that stopped before this summary was saved.
             None => client.entry_at(i),
         })?;
-        client.keys = keys;
         Ok(client)
     }
 
