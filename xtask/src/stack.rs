@@ -498,14 +498,20 @@ impl Stack {
 
     /// How many entries the log holds (read from its file).
     pub fn log_entries(&self) -> Result<usize> {
+        Ok(self.log_records()?.1.len())
+    }
+
+    /// The log file's bytes and where each record ends (a record: `u32` big-endian length, then
+    /// the entry).
+    fn log_records(&self) -> Result<(Vec<u8>, Vec<usize>)> {
         let records = std::fs::read(self.dir.join("log/log.bin"))?;
-        let (mut at, mut n) = (0usize, 0usize);
+        let (mut at, mut ends) = (0usize, Vec::new());
         while let Some(len) = records.get(at..at + 4) {
             at += 4 + u32::from_be_bytes(len.try_into()?) as usize;
-            n += 1;
+            ends.push(at);
         }
         anyhow::ensure!(at == records.len(), "the log file ends mid-record");
-        Ok(n)
+        Ok((records, ends))
     }
 
     /// Like [`Self::fork_log`], but the fork keeps the log's first `keep` entries and then
@@ -516,15 +522,13 @@ impl Stack {
         std::fs::create_dir_all(&fork)?;
         std::fs::copy(self.dir.join("log/log.key"), fork.join("log.key"))?;
         self.stop("pp-log");
-        let records = std::fs::read(self.dir.join("log/log.bin"))?;
-        let mut at = 0usize;
-        for _ in 0..keep {
-            let len: [u8; 4] = records
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .context("the log has fewer entries than the fork keeps")?;
-            at += 4 + u32::from_be_bytes(len) as usize;
-        }
+        let (records, ends) = self.log_records()?;
+        let at = match keep {
+            0 => 0,
+            n => *ends
+                .get(n - 1)
+                .context("the log has fewer entries than the fork keeps")?,
+        };
         std::fs::write(fork.join("log.bin"), &records[..at])?;
         let listen = self.log_url.trim_start_matches("http://").to_string();
         let credential = self.dir.join("operator.secret").display().to_string();
