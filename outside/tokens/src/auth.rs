@@ -117,7 +117,23 @@ impl<'a> Cursor<'a> {
 /// Parse an `Authorization` header value into a token. Refuses anything malformed; a value of
 /// another scheme is [`AuthError::OtherScheme`].
 pub fn parse_authorization(value: &str) -> Result<Token, AuthError> {
-    if value.len() > MAX_AUTHORIZATION_LEN {
+    let [token] = private_token_params(value, MAX_AUTHORIZATION_LEN, ["token"])?;
+    let token = token.ok_or(AuthError::Malformed)?;
+    // Only ASCII was accepted, so this cannot fail.
+    let text = std::str::from_utf8(token).map_err(|_| AuthError::Malformed)?;
+    Token::from_base64url(text).map_err(AuthError::Token)
+}
+
+/// Reads a `PrivateToken` header value (`Authorization` or `WWW-Authenticate`, at most `max_len`
+/// bytes of visible ASCII and spaces): the scheme, then comma-separated `name=value` parameters
+/// (token or quoted string), at most [`MAX_PARAMS`]. Returns the value of each of `names`
+/// (case-insensitive); a name given twice is malformed, other names are ignored.
+fn private_token_params<'a, const N: usize>(
+    value: &'a str,
+    max_len: usize,
+    names: [&str; N],
+) -> Result<[Option<&'a [u8]>; N], AuthError> {
+    if value.len() > max_len {
         return Err(AuthError::TooLong);
     }
     let bytes = value.as_bytes();
@@ -126,14 +142,13 @@ pub fn parse_authorization(value: &str) -> Result<Token, AuthError> {
     }
     let mut c = Cursor { s: bytes, at: 0 };
     c.skip_ows();
-    let scheme = c.tchars()?;
-    if !scheme.eq_ignore_ascii_case(SCHEME.as_bytes()) {
+    if !c.tchars()?.eq_ignore_ascii_case(SCHEME.as_bytes()) {
         return Err(AuthError::OtherScheme);
     }
     if c.peek() != Some(b' ') {
         return Err(AuthError::Malformed);
     }
-    let mut token: Option<&[u8]> = None;
+    let mut found = [None; N];
     for n in 0.. {
         if n == MAX_PARAMS {
             return Err(AuthError::Malformed);
@@ -151,7 +166,11 @@ pub fn parse_authorization(value: &str) -> Result<Token, AuthError> {
         } else {
             c.tchars()?
         };
-        if name.eq_ignore_ascii_case(b"token") && token.replace(param).is_some() {
+        if let Some(i) = names
+            .iter()
+            .position(|wanted| name.eq_ignore_ascii_case(wanted.as_bytes()))
+            && found[i].replace(param).is_some()
+        {
             return Err(AuthError::Malformed);
         }
         c.skip_ows();
@@ -161,10 +180,7 @@ pub fn parse_authorization(value: &str) -> Result<Token, AuthError> {
             Some(_) => return Err(AuthError::Malformed),
         }
     }
-    let token = token.ok_or(AuthError::Malformed)?;
-    // Only ASCII was accepted above, so this cannot fail.
-    let text = std::str::from_utf8(token).map_err(|_| AuthError::Malformed)?;
-    Token::from_base64url(text).map_err(AuthError::Token)
+    Ok(found)
 }
 
 /// Longest `WWW-Authenticate` value parsed (a challenge and an RSA-2048 key are about 600
@@ -184,58 +200,8 @@ pub struct TokenChallengeHeader {
 /// Parse a `WWW-Authenticate` value holding one `PrivateToken` challenge with exactly one
 /// `challenge` and one `token-key` parameter (other parameters, such as `max-age`, are ignored).
 pub fn parse_www_authenticate(value: &str) -> Result<TokenChallengeHeader, AuthError> {
-    if value.len() > MAX_WWW_AUTHENTICATE_LEN {
-        return Err(AuthError::TooLong);
-    }
-    let bytes = value.as_bytes();
-    if !bytes.iter().all(|&b| b.is_ascii_graphic() || is_ows(b)) {
-        return Err(AuthError::Malformed);
-    }
-    let mut c = Cursor { s: bytes, at: 0 };
-    c.skip_ows();
-    if !c.tchars()?.eq_ignore_ascii_case(SCHEME.as_bytes()) {
-        return Err(AuthError::OtherScheme);
-    }
-    if c.peek() != Some(b' ') {
-        return Err(AuthError::Malformed);
-    }
-    let (mut challenge, mut token_key): (Option<&[u8]>, Option<&[u8]>) = (None, None);
-    for n in 0.. {
-        if n == MAX_PARAMS {
-            return Err(AuthError::Malformed);
-        }
-        c.skip_ows();
-        let name = c.tchars()?;
-        c.skip_ows();
-        if c.peek() != Some(b'=') {
-            return Err(AuthError::Malformed);
-        }
-        c.at += 1;
-        c.skip_ows();
-        let param = if c.peek() == Some(b'"') {
-            c.quoted()?
-        } else {
-            c.tchars()?
-        };
-        let slot = if name.eq_ignore_ascii_case(b"challenge") {
-            Some(&mut challenge)
-        } else if name.eq_ignore_ascii_case(b"token-key") {
-            Some(&mut token_key)
-        } else {
-            None
-        };
-        if let Some(slot) = slot
-            && slot.replace(param).is_some()
-        {
-            return Err(AuthError::Malformed);
-        }
-        c.skip_ows();
-        match c.peek() {
-            None => break,
-            Some(b',') => c.at += 1,
-            Some(_) => return Err(AuthError::Malformed),
-        }
-    }
+    let [challenge, token_key] =
+        private_token_params(value, MAX_WWW_AUTHENTICATE_LEN, ["challenge", "token-key"])?;
     let (Some(challenge), Some(token_key)) = (challenge, token_key) else {
         return Err(AuthError::Malformed);
     };
