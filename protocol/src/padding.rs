@@ -8,7 +8,7 @@
 //!
 //! The padded plaintext is what HPKE seals (RFC 9458 encapsulation), so the length field and the
 //! padding are authenticated with the body. [`unpad`] refuses a padded plaintext whose length is
-//! not a bucket size, whose length field points past it, or whose padding is not all zero.
+//! not the body's own bucket, whose length field points past it, or whose padding is not all zero.
 //! docs/protocol.md §4 states the same rule.
 
 use alloc::vec::Vec;
@@ -58,8 +58,9 @@ pub fn pad(body: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The body inside a padded plaintext. Refused ([`Error::Malformed`]) unless the length is a
-/// bucket size, the length field fits, and every padding byte is zero.
+/// The body inside a padded plaintext. Refused ([`Error::Malformed`]) unless the length is the
+/// body's own bucket (the smallest that holds it: one padded form per body, as [`pad`] writes),
+/// the length field fits, and every padding byte is zero.
 pub fn unpad(padded: &[u8]) -> Result<&[u8]> {
     if !is_bucket(padded.len()) {
         return Err(Error::Malformed);
@@ -67,7 +68,7 @@ pub fn unpad(padded: &[u8]) -> Result<&[u8]> {
     let (field, rest) = padded.split_at(LEN_FIELD);
     let len: [u8; LEN_FIELD] = field.try_into().map_err(|_| Error::Truncated)?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > rest.len() {
+    if len > rest.len() || bucket(len) != Some(padded.len()) {
         return Err(Error::Malformed);
     }
     let (body, padding) = rest.split_at(len);
@@ -124,5 +125,18 @@ mod tests {
         extra.push(0);
         assert_eq!(unpad(&extra), Err(Error::Malformed));
         assert_eq!(unpad(b"{\"a\":1}"), Err(Error::Malformed));
+    }
+
+    #[test]
+    fn refuses_padding_past_the_bodys_own_bucket() {
+        // A 7-byte body belongs in 1 KiB; the same body padded to 2 KiB is not its form.
+        let body = b"{\"a\":1}";
+        let mut over = vec![0u8; 2048];
+        over[..4].copy_from_slice(&(body.len() as u32).to_be_bytes());
+        over[4..4 + body.len()].copy_from_slice(body);
+        assert_eq!(unpad(&over), Err(Error::Malformed));
+        // The body that needs 2 KiB is accepted there.
+        let big = vec![1u8; 1021];
+        assert_eq!(unpad(&pad(&big).unwrap()).unwrap(), &big[..]);
     }
 }
