@@ -330,6 +330,7 @@ pub fn issuer_name(url: &str) -> String {
         .to_string()
 }
 
+/// The CAs `trust.tls_ca` names, for the relay's and the gateway's TLS.
 pub(crate) fn tls_roots(config: &Config) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     let Some(ca) = &config.trust.tls_ca else {
