@@ -173,6 +173,12 @@ fn the_log_and_the_cdn_never_see_the_devices_address() {
             .get(&format!("{}/checkpoint", log_door.url))
             .unwrap();
     }
+    // A connection the gateway closed as idle (as after a long session, before the receipt's
+    // proof is read) is replaced by a new tunnel too.
+    std::thread::sleep(Limits::default().header_timeout + std::time::Duration::from_secs(1));
+    log.reader()
+        .get(&format!("{}/checkpoint", log_door.url))
+        .unwrap();
     let (log_seen, cdn_seen) = (
         log_door.seen.load(Ordering::SeqCst),
         cdn_door.seen.load(Ordering::SeqCst),
