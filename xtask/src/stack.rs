@@ -34,6 +34,8 @@ pub struct Stack {
     children: Vec<(&'static str, Child)>,
     pub config: PathBuf,
     pub log_url: String,
+    /// The key CDN's base URL (devices read it, and the log, through the relay and gateway).
+    pub cdn_url: String,
     /// The witness's base URL; the log submits its checkpoints there.
     pub witness_url: String,
     pub gateway_addr: String,
@@ -108,6 +110,7 @@ impl Stack {
             children: Vec::new(),
             config: dir.join("pp.toml"),
             log_url: String::new(),
+            cdn_url: String::new(),
             witness_url: String::new(),
             gateway_addr: String::new(),
             issuer_addr: String::new(),
@@ -207,6 +210,7 @@ impl Stack {
         stack.instances = stack.read_instances()?;
         let (cdn_addr, _) =
             stack.spawn("pp-cdn", &["--listen", "127.0.0.1:0", "--root", &p("cdn")])?;
+        stack.cdn_url = format!("http://{cdn_addr}");
         let (issuer_addr, _) = stack.spawn(
             "pp-issuer",
             &[
@@ -340,6 +344,11 @@ impl Stack {
             &p("instances.json"),
             "--spent-store",
             &self.store_url,
+            // Devices read the log and the CDN through the relay: the gateway fronts both.
+            "--read-upstream",
+            &self.log_url,
+            "--read-upstream",
+            &self.cdn_url,
         ];
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -71,7 +71,8 @@ fn main() {
     )
     .unwrap();
     std::fs::create_dir_all(&config.state_dir).unwrap();
-    let log = LogClient::sync(&config.log, &config.state_dir).unwrap();
+    let reader = pp_device::reads::Reader::through_relay(&config).unwrap();
+    let log = LogClient::sync(&config.log, &config.state_dir, reader).unwrap();
     let source = TokenSource {
         issuer_url: &config.issuer.url,
         credential_file: &config.issuer.credential_file,

@@ -58,14 +58,16 @@ fn default_batch() -> u8 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cdn {
-    /// Base URL of the key CDN.
+    /// Base URL of the key CDN. Read through the relay and the gateway, which must front this URL
+    /// (`pp-gateway serve --read-upstream`): never from the device's own address.
     pub url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Log {
-    /// Base URL of the transparency log.
+    /// Base URL of the transparency log. Read through the relay and the gateway, which must front
+    /// this URL (`pp-gateway serve --read-upstream`): never from the device's own address.
     pub url: String,
     /// The log's Ed25519 public key, hex.
     pub public_key: String,

@@ -1,4 +1,5 @@
-//! Bounded HTTP GET and POST for the CDN, the log and the issuer.
+//! Bounded HTTP GET and POST straight from the device: the issuer (which must see the account),
+//! and the log and CDN only where no relay exists ([`crate::reads::Reader::direct`]).
 
 use std::io::Read;
 use std::time::Duration;

@@ -11,7 +11,6 @@ use pp_verifier::Policy;
 use pp_verifier::verify::TcbFloor;
 use sha2::{Digest, Sha256};
 
-use crate::fetch;
 use crate::releases::{LogClient, LoggedRelease};
 
 /// An instance the device may use.
@@ -262,7 +261,9 @@ fn check(
     roots: &Roots,
     policies: &mut Policies,
 ) -> Result<(Published, LoggedRelease, Arc<Policy>)> {
-    let bundle = fetch::get(&format!("{cdn}/{}", instance.evidence_path()))?;
+    let bundle = log
+        .reader()
+        .get(&format!("{cdn}/{}", instance.evidence_path()))?;
     anyhow::ensure!(
         hex::encode(Sha256::digest(&bundle)) == instance.evidence_sha256,
         "the CDN's publication evidence is not the one the logged index names (its hash differs)"
@@ -276,7 +277,9 @@ fn check(
         hex::encode(claimed_ref),
         instance.release_ref
     );
-    let manifest = fetch::get(&format!("{cdn}/{}", instance.release_path()))?;
+    let manifest = log
+        .reader()
+        .get(&format!("{cdn}/{}", instance.release_path()))?;
     let release = log.logged_release(manifest)?;
     anyhow::ensure!(
         release.manifest.release_ref_bytes()? == claimed_ref,

@@ -26,6 +26,7 @@ pub mod issuer_keys;
 pub mod key_history;
 pub mod launch_policy;
 pub mod logged_index;
+pub mod reads;
 pub mod receipts;
 pub mod releases;
 pub mod request;

@@ -7,7 +7,6 @@
 use anyhow::{Context, Result, bail};
 use pp_protocol::cdn_index::{CdnIndex, INDEX_FILE, SCHEMA};
 
-use crate::fetch;
 use crate::releases::LogClient;
 
 /// Most log entries after the index the device reads to check that no newer index exists. A log
@@ -28,7 +27,7 @@ pub struct LoggedIndex {
 /// Fetches the CDN's index and accepts it only if it is the newest `pp-cdn-index/1` entry in
 /// the log under `log`'s tree head.
 pub fn fetch(cdn: &str, log: &LogClient) -> Result<LoggedIndex> {
-    let bytes = fetch::get(&format!("{cdn}/{INDEX_FILE}"))?;
+    let bytes = log.reader().get(&format!("{cdn}/{INDEX_FILE}"))?;
     let index = CdnIndex::parse(&bytes)
         .map_err(|e| anyhow::anyhow!("the key CDN's index is refused: {e}"))?;
     let log_index = log.prove_included(&bytes).context(
@@ -72,4 +71,4 @@ fn check_newest(log: &LogClient, log_index: u64) -> Result<()> {
 
 #[cfg(all(test, feature = "test-root"))]
 #[path = "logged_index_tests.rs"]
-mod tests;
+pub(crate) mod tests;

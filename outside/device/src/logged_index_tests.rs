@@ -18,11 +18,11 @@ use crate::test_fixture::{bundle, key_config, log, manifest, roots, scratch};
 const SECRET: &str = "operator secret";
 
 /// The log and the CDN on loopback, an honest two-instance CDN folder, and the honest index.
-struct Services {
-    dir: PathBuf,
-    log_url: String,
-    cdn_url: String,
-    log: WitnessedLog,
+pub(crate) struct Services {
+    pub(crate) dir: PathBuf,
+    pub(crate) log_url: String,
+    pub(crate) cdn_url: String,
+    pub(crate) log: WitnessedLog,
     index: CdnIndex,
 }
 
@@ -43,7 +43,7 @@ where
     format!("http://{}", rx.recv().unwrap())
 }
 
-fn start() -> Services {
+pub(crate) fn start() -> Services {
     let dir = scratch("cdn-index");
     let cdn = dir.join("cdn");
     std::fs::create_dir_all(cdn.join("evidence")).unwrap();
@@ -110,7 +110,8 @@ impl Services {
             witness_threshold: 1,
             max_age_secs: 86_400,
         };
-        let log = LogClient::sync(&config, &self.dir).map_err(|e| format!("{e:#}"))?;
+        let log = LogClient::sync(&config, &self.dir, crate::reads::Reader::direct())
+            .map_err(|e| format!("{e:#}"))?;
         let (good, bad) =
             discover(&self.cdn_url, &log, &roots(0, &self.dir)).map_err(|e| format!("{e:#}"))?;
         if good.is_empty() {

@@ -13,8 +13,8 @@ use reproducible::manifest::Manifest;
 
 use crate::config;
 use crate::evidence;
-use crate::fetch;
 use crate::key_history::KeyHistory;
+use crate::reads::Reader;
 
 /// The device's state file for the log (the checkpoint, the tree's frontier, revocations).
 pub const STATE_FILE: &str = "log-checkpoint.json";
@@ -34,25 +34,29 @@ pub struct LogClient {
     state_dir: PathBuf,
     log_vkey: String,
     keys: KeyHistory,
+    reader: Reader,
 }
 
 impl LogClient {
     /// Fetches the log's checkpoint and accepts it (see the module documentation); the state
-    /// is kept in `state_dir`.
-    pub fn sync(log: &config::Log, state_dir: &Path) -> Result<Self> {
+    /// is kept in `state_dir`. Every read of the log (and of the CDN, through [`Self::reader`])
+    /// goes through `reader`.
+    pub fn sync(log: &config::Log, state_dir: &Path, reader: Reader) -> Result<Self> {
         let policy = log.trust_policy()?;
         let log_vkey = policy.log.to_vkey();
         let witness_vkeys: Vec<String> = policy.witnesses.iter().map(|w| w.to_vkey()).collect();
         let max_age_secs = policy.max_age_secs;
         let mut state = DeviceLogState::open(state_dir.join(STATE_FILE), policy)?;
         let url = log.url.trim_end_matches('/').to_string();
-        let note = fetch::get(&format!("{url}/checkpoint"))?;
+        let note = reader.get(&format!("{url}/checkpoint"))?;
         let now = pp_translog::checkpoint::unix_now();
         // The new entries, checked against the signed root by `update`, also feed the issuer
         // key summary.
         let mut fetched = std::collections::HashMap::new();
         let mut fetch_entry = |i: u64| {
-            let bytes = fetch::get(&format!("{url}/entries/{i}")).map_err(|e| format!("{e:#}"))?;
+            let bytes = reader
+                .get(&format!("{url}/entries/{i}"))
+                .map_err(|e| format!("{e:#}"))?;
             fetched.insert(i, bytes.clone());
             Ok(bytes)
         };
@@ -100,6 +104,7 @@ impl LogClient {
             state_dir: state_dir.to_path_buf(),
             log_vkey,
             keys: KeyHistory::open(state_dir)?,
+            reader,
         };
         let size = client.tree_head().size;
         client.keys = client.keys.catch_up(size, |i| match fetched.remove(&i) {
@@ -108,6 +113,11 @@ impl LogClient {
             None => client.entry_at(i),
         })?;
         Ok(client)
+    }
+
+    /// How this device reads the log and the key CDN (through the relay, for `pp`).
+    pub fn reader(&self) -> &Reader {
+        &self.reader
     }
 
     /// The issuer keys the log holds (every entry up to the accepted checkpoint).
@@ -192,13 +202,15 @@ impl LogClient {
     pub fn inclusion(&self, bytes: &[u8]) -> Result<InclusionProof> {
         let tree = self.tree_head();
         let leaf = merkle::leaf_hash(bytes);
-        let body = fetch::get(&format!(
-            "{}/proof/inclusion?hash={}&size={}",
-            self.url,
-            hex::encode(leaf),
-            tree.size
-        ))
-        .context("the entry is not in the transparency log")?;
+        let body = self
+            .reader
+            .get(&format!(
+                "{}/proof/inclusion?hash={}&size={}",
+                self.url,
+                hex::encode(leaf),
+                tree.size
+            ))
+            .context("the entry is not in the transparency log")?;
         let proof =
             InclusionProof::from_json(&body).context("the log's inclusion proof is malformed")?;
         anyhow::ensure!(
@@ -213,7 +225,7 @@ impl LogClient {
     /// Fetches the log entry at `index` and proves it is that leaf under the current checkpoint
     /// (an entry whose bytes also sit at an earlier index is refused: the proof names the first).
     pub fn entry_at(&self, index: u64) -> Result<Vec<u8>> {
-        let bytes = fetch::get(&format!("{}/entries/{index}", self.url))?;
+        let bytes = self.reader.get(&format!("{}/entries/{index}", self.url))?;
         let at = self.prove_included(&bytes)?;
         anyhow::ensure!(
             at == index,

@@ -48,7 +48,9 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     let roots = Roots::from_config(&config.trust)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
-    let log = LogClient::sync(&config.log, &config.state_dir)?;
+    // The log and the CDN are read through the relay only (never from this device's address).
+    let reader = crate::reads::Reader::through_relay(config)?;
+    let log = LogClient::sync(&config.log, &config.state_dir, reader)?;
     trace(format!(
         "log: checkpoint size {} root {} (witnessed, fresh, consistent with the last one seen)",
         log.tree_head().size,
@@ -328,7 +330,8 @@ pub fn issuer_name(url: &str) -> String {
         .to_string()
 }
 
-fn tls_roots(config: &Config) -> Result<RootCertStore> {
+/// The CAs `trust.tls_ca` names, for the relay's and the gateway's TLS.
+pub(crate) fn tls_roots(config: &Config) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     let Some(ca) = &config.trust.tls_ca else {
         bail!("trust.tls_ca is not set: no relay or gateway certificate can be checked");

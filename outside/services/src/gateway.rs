@@ -16,6 +16,14 @@
 //! `GET /.well-known/private-token-issuer-directory` (inside the relay tunnel, so devices fetch it
 //! on their request path, never from their own address) answers the issuer directory of the
 //! logged keys valid now, each with its `pp-issuer-key/1` entry for the device to prove.
+//!
+//! `GET http://<log or CDN>/...` (absolute form, inside the relay tunnel) is forwarded to the
+//! transparency log or key CDN this gateway fronts ([`crate::reads`]): devices read both on their
+//! request path too, so neither sees a device's address.
+//!
+//! One connection carries at most [`MAX_REQUESTS_PER_CONNECTION`] requests: the directory only as
+//! the first, reads, and a CONNECT last (it becomes the tunnel or is refused and closed). A client
+//! without a token cannot keep a connection with request after request.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,13 +40,15 @@ use pp_tokens::{
 };
 
 use crate::http::{Reply, RequestNumber, error, reply};
+use crate::reads::{self, ReadUpstream};
 
 /// How long a spend record outlives its key's validity window (clock differences between
 /// gateways), in seconds.
 pub const SPEND_RECORD_MARGIN_SECS: u64 = 86_400;
 
-/// Requests one gateway connection may carry: the issuer directory, then one CONNECT.
-pub const MAX_REQUESTS_PER_CONNECTION: u32 = 2;
+/// Requests one gateway connection may carry (the directory first, reads of the log and the
+/// CDN, one CONNECT last): what one sync of a device needs, then it opens a new tunnel.
+pub const MAX_REQUESTS_PER_CONNECTION: u32 = 64;
 use crate::issuer::{DIRECTORY_PATH, unix_now};
 use crate::spent_store::{Spend, SpentStore};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
@@ -62,6 +72,8 @@ pub struct Gateway {
     pub spent: SpentStore,
     pub limits: TunnelLimits,
     pub counters: Arc<TunnelCounters>,
+    /// The transparency log and key CDN whose reads this gateway forwards for devices.
+    pub reads: Vec<ReadUpstream>,
 }
 
 /// The instance map file: `{"instances": [{"id": "i-<16 hex>", "address": "127.0.0.1:8443"}]}`;
@@ -139,8 +151,8 @@ pub fn challenge(issuer_name: &str, origin: &str) -> Result<TokenChallenge> {
 impl Gateway {
     /// Serves one request.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Reply {
-        // A connection carries at most the directory fetch and one CONNECT (what a device
-        // needs): a client without a token cannot keep one open with request after request.
+        // A connection carries a bounded number of requests (see the module documentation): a
+        // client without a token cannot keep one open with request after request.
         let n = req
             .extensions()
             .get::<RequestNumber>()
@@ -149,8 +161,18 @@ impl Gateway {
         if n > MAX_REQUESTS_PER_CONNECTION || (directory && n > 1) {
             return self.refuse(error(
                 StatusCode::TOO_MANY_REQUESTS,
-                "one gateway connection carries the directory fetch and one CONNECT; open a new one",
+                "one gateway connection carries the directory fetch (first), a bounded number of \
+                 reads and one CONNECT; open a new one",
             ));
+        }
+        if reads::is_read(&req) {
+            let reply = reads::forward(&self.reads, &req).await;
+            // The last request this connection may carry: say so, so the device reconnects.
+            return if n == MAX_REQUESTS_PER_CONNECTION {
+                crate::http::close_after(reply)
+            } else {
+                reply
+            };
         }
         if directory {
             return self.directory();

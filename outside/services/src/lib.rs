@@ -15,6 +15,7 @@ pub mod http;
 pub mod issuer;
 pub mod loopback;
 pub mod publish;
+pub mod reads;
 pub mod relay;
 pub mod run;
 pub mod spent_store;

@@ -1,5 +1,6 @@
 //! Several gateway replicas share one spent-token store: a token spent at one is refused at
-//! every other (without a shared store each replica accepts it once).
+//! every other (without a shared store each replica accepts it once). One gateway connection
+//! carries a bounded number of requests (the directory, reads of the log and CDN it fronts).
 
 mod common;
 
@@ -40,28 +41,44 @@ fn write_logged_key(dir: &Path, issuer: &Issuer) -> u64 {
 
 /// Starts a `pp-gateway serve` process on the shared store at `store_url`.
 fn gateway(dir: &Path, n: usize, store_url: &str) -> (Process, std::net::SocketAddr) {
+    gateway_with(dir, n, store_url, &[])
+}
+
+/// [`gateway`] with more arguments.
+fn gateway_with(
+    dir: &Path,
+    n: usize,
+    store_url: &str,
+    extra: &[&str],
+) -> (Process, std::net::SocketAddr) {
     let p = |rel: &str| dir.join(rel).display().to_string();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--cert",
+        &p(&format!("{GATEWAY}.pem")),
+        "--key",
+        &p(&format!("{GATEWAY}.key")),
+        "--origin",
+        GATEWAY,
+        "--issuer-name",
+        ISSUER,
+        "--issuer-keys",
+        &p("issuer-keys.jsonl"),
+        "--instances",
+        &p("instances.json"),
+        "--spent-store",
+        store_url,
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     spawn_service(
         env!("CARGO_BIN_EXE_pp-gateway"),
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-            &p(&format!("{GATEWAY}.pem")),
-            "--key",
-            &p(&format!("{GATEWAY}.key")),
-            "--origin",
-            GATEWAY,
-            "--issuer-name",
-            ISSUER,
-            "--issuer-keys",
-            &p("issuer-keys.jsonl"),
-            "--instances",
-            &p("instances.json"),
-            "--spent-store",
-            store_url,
-        ],
+        &args,
         &dir.join(format!("gateway-{n}.log")),
     )
 }
@@ -208,6 +225,82 @@ async fn a_gateway_connection_carries_one_directory_fetch() {
             .await
             .is_some(),
         "the gateway kept the connection after refusing a second directory fetch"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reads one response (head and Content-Length body) from `stream`: (head, body).
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "closed mid-head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (head, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_forwards_reads_of_its_log_and_cdn_a_bounded_number_per_connection() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp_dir("gateway-reads");
+    common::certs(&dir, &[GATEWAY]);
+    write_logged_key(&dir, &Issuer::generate().unwrap());
+    std::fs::write(
+        dir.join("instances.json"),
+        format!("{{\"instances\": [{{\"id\": \"{INSTANCE}\", \"address\": \"127.0.0.1:9\"}}]}}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("cdn")).unwrap();
+    std::fs::write(dir.join("cdn/enclaves.json"), b"the index").unwrap();
+    let cdn_root = dir.join("cdn").display().to_string();
+    let (_cdn, cdn) = spawn_service(
+        env!("CARGO_BIN_EXE_pp-cdn"),
+        &["--listen", "127.0.0.1:0", "--root", &cdn_root],
+        &dir.join("cdn.log"),
+    );
+    let store = Valkey::start(&dir.join("store"));
+    let upstream = format!("http://{cdn}");
+    let (_gateway, addr) = gateway_with(&dir, 1, &store.url(), &["--read-upstream", &upstream]);
+    let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+    let get = format!("GET http://{cdn}/enclaves.json HTTP/1.1\r\nHost: {cdn}\r\n\r\n");
+    let limit = pp_services::gateway::MAX_REQUESTS_PER_CONNECTION;
+    for n in 1..=limit {
+        tls.write_all(get.as_bytes()).await.unwrap();
+        let (head, body) = read_response(&mut tls).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "read {n}: {head}");
+        assert_eq!(body, b"the index");
+        let closing = head.to_ascii_lowercase().contains("connection: close");
+        assert_eq!(closing, n == limit, "read {n}: {head}");
+    }
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the gateway kept the connection after its last read"
+    );
+    // Only the services it fronts: not the issuer, not an enclave, not another host.
+    let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+    let other = "GET http://127.0.0.1:9/enclaves.json HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
+    tls.write_all(other.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut tls).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert_eq!(
+        String::from_utf8_lossy(&body).trim(),
+        "this gateway forwards reads only of its configured transparency log and key CDN"
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);

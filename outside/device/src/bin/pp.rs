@@ -229,7 +229,8 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
     let bytes =
         std::fs::read(manifest).with_context(|| format!("cannot read {}", manifest.display()))?;
     std::fs::create_dir_all(&config.state_dir)?;
-    let log = pp_device::releases::LogClient::sync(&config.log, &config.state_dir)?;
+    let reader = pp_device::reads::Reader::through_relay(config)?;
+    let log = pp_device::releases::LogClient::sync(&config.log, &config.state_dir, reader)?;
     trace(format!("log: tree head size {}", log.tree_head().size));
     let release = log.logged_release(bytes)?;
     say!(

@@ -80,7 +80,7 @@ impl Net {
             witness_threshold: 1,
             max_age_secs: 86_400,
         };
-        LogClient::sync(&config, dir).unwrap()
+        LogClient::sync(&config, dir, pp_device::reads::Reader::direct()).unwrap()
     }
 
     /// An issuer signing with `keys` (their windows as given).
@@ -117,6 +117,7 @@ impl Net {
             ),
             limits: TunnelLimits::new(4),
             counters: Arc::new(TunnelCounters::default()),
+            reads: Vec::new(),
         });
         self.serve(move |req| gateway.clone().handle(req))
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pp_services::gateway::{Gateway, InstanceMap, challenge, load_issuer_keys};
+use pp_services::reads::ReadUpstream;
 use pp_services::spent_store::{SharedSpent, SpentStore};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_services::{http::Limits, publish, run, tls};
@@ -66,6 +67,12 @@ enum Command {
         /// Seconds a tunnel may carry no byte before it is closed.
         #[arg(long, default_value_t = 120)]
         tunnel_idle_secs: u64,
+        /// A transparency log or key CDN whose reads devices send through this gateway (inside
+        /// their relay tunnel, so the service never sees a device's address): `URL` as devices
+        /// are configured with it (`http://`), or `URL=HOST:PORT` where the gateway reaches it.
+        /// Give the log and the CDN; reads of anything else are refused.
+        #[arg(long = "read-upstream")]
+        read_upstreams: Vec<String>,
     },
     /// Fetch publication evidence from every instance and write the key CDN's folder.
     Publish {
@@ -142,6 +149,7 @@ fn main() -> anyhow::Result<()> {
             spent_store,
             max_tunnels,
             tunnel_idle_secs,
+            read_upstreams,
         } => {
             run::init_logging("pp-gateway");
             let issuer_keys = load_issuer_keys(&issuer_keys, &issuer_name)?;
@@ -149,6 +157,11 @@ fn main() -> anyhow::Result<()> {
                 format!("https://{issuer_name}{}", pp_services::issuer::REQUEST_PATH)
             });
             let map = InstanceMap::load(&instances)?;
+            let reads = read_upstreams
+                .iter()
+                .map(|u| ReadUpstream::parse(u))
+                .collect::<anyhow::Result<Vec<_>>>()
+                .context("--read-upstream")?;
             let runtime = tokio::runtime::Runtime::new()?;
             let spent = match (spent, spent_store) {
                 (_, Some(url)) => SpentStore::Shared(
@@ -176,6 +189,7 @@ fn main() -> anyhow::Result<()> {
                 spent,
                 limits,
                 counters: Arc::new(TunnelCounters::default()),
+                reads,
             });
             let acceptor = tls::acceptor(&cert, &key)?;
             runtime.block_on(run::serve(

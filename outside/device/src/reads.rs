@@ -1,0 +1,258 @@
+//! Where the device's reads of the transparency log and the key CDN go. `pp` reads both through
+//! the relay, on the path its requests take: TLS to the relay, CONNECT to the gateway, TLS to the
+//! gateway, then `GET <absolute URL>` of the log or CDN resource, which the gateway forwards to
+//! the service it fronts (`pp_services::reads`). The operator runs log and CDN: reading them from
+//! the device's own address would let it single out one device (serve it an older head still
+//! within `max_age`, or the older logged index that head covers) and see which address uses the
+//! service when.
+//!
+//! There is no fallback: a device configured with a relay that cannot read the log or the CDN
+//! through it stops with that error. One gateway connection serves the reads of a sync until the
+//! gateway closes it (it bounds the requests per connection); then a new tunnel is opened.
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use rustls::ClientConfig;
+
+use crate::config::Config;
+use crate::fetch::{self, MAX_BODY};
+use crate::tunnel::{self, GatewayStream, PathSpec};
+
+/// Largest response head read from the gateway.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// How the log and the CDN are read.
+pub struct Reader {
+    mode: Mode,
+}
+
+enum Mode {
+    /// Straight from the device's address: for tests and tools without a relay; `pp` never
+    /// reads this way (its configuration always names a relay).
+    Direct,
+    Relay {
+        path: RelayPath,
+        /// The open gateway connection, reused across reads until the gateway closes it.
+        stream: Mutex<Option<Box<GatewayStream>>>,
+    },
+}
+
+/// The relay path, owned (a [`PathSpec`] borrows).
+struct RelayPath {
+    relay_addr: String,
+    relay_name: String,
+    gateway_authority: String,
+    gateway_name: String,
+    tls: Arc<ClientConfig>,
+}
+
+impl RelayPath {
+    fn spec(&self) -> PathSpec<'_> {
+        PathSpec {
+            relay_addr: &self.relay_addr,
+            relay_name: &self.relay_name,
+            gateway_authority: &self.gateway_authority,
+            gateway_name: &self.gateway_name,
+            tls: self.tls.clone(),
+        }
+    }
+}
+
+/// One answer read from the gateway.
+struct Answer {
+    status: u16,
+    close: bool,
+    body: Vec<u8>,
+}
+
+impl Reader {
+    /// Reads through the relay and gateway `config` names (its `trust.tls_ca` checks both).
+    pub fn through_relay(config: &Config) -> Result<Self> {
+        let tls = tunnel::client_config(crate::request::tls_roots(config)?);
+        Ok(Self::via(&config.relay, &config.gateway, tls))
+    }
+
+    /// Reads through `relay` to `gateway`, with TLS settings `tls`.
+    pub fn via(
+        relay: &crate::config::Relay,
+        gateway: &crate::config::Gateway,
+        tls: Arc<ClientConfig>,
+    ) -> Self {
+        Self {
+            mode: Mode::Relay {
+                path: RelayPath {
+                    relay_addr: relay.address.clone(),
+                    relay_name: relay.server_name.clone(),
+                    gateway_authority: gateway.authority.clone(),
+                    gateway_name: gateway.server_name.clone(),
+                    tls,
+                },
+                stream: Mutex::new(None),
+            },
+        }
+    }
+
+    /// Reads straight from the device's own address: only where no relay exists (tests, local
+    /// tools); the log and CDN see this address.
+    pub fn direct() -> Self {
+        Self { mode: Mode::Direct }
+    }
+
+    /// GETs `url` (of the log or the CDN); any status but 200 is an error naming the URL.
+    pub fn get(&self, url: &str) -> Result<Vec<u8>> {
+        match &self.mode {
+            Mode::Direct => fetch::get(url),
+            Mode::Relay { path, stream } => {
+                let mut stream = stream.lock().unwrap_or_else(|p| p.into_inner());
+                get_via(path, &mut stream, url).with_context(|| {
+                    format!(
+                        "reading {url} through the relay (the device reads the transparency log \
+                         and the key CDN only there, never from its own address)"
+                    )
+                })
+            }
+        }
+    }
+}
+
+fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -> Result<Vec<u8>> {
+    let authority = authority_of(url)?;
+    let request = format!("GET {url} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+    // A kept-alive connection the gateway has since closed fails before any answer: the read is
+    // asked again once, on a new tunnel (a GET changes nothing).
+    for _ in 0..2 {
+        let reused = slot.is_some();
+        if !reused {
+            *slot = Some(Box::new(tunnel::open_gateway(&path.spec())?));
+        }
+        let Some(stream) = slot.as_mut() else {
+            unreachable!("the tunnel was opened above")
+        };
+        match exchange(stream, request.as_bytes()) {
+            Ok(answer) => {
+                if answer.close {
+                    *slot = None;
+                }
+                return checked(url, answer);
+            }
+            Err(e) => {
+                *slot = None;
+                if !reused {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    bail!("the gateway closed the connection")
+}
+
+/// The `host[:port]` of an `http://` or `https://` URL; refuses anything that could break the
+/// request line.
+fn authority_of(url: &str) -> Result<&str> {
+    anyhow::ensure!(
+        url.bytes().all(|b| b.is_ascii_graphic()),
+        "the URL holds spaces or control characters"
+    );
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .context("the URL is not http:// or https://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    anyhow::ensure!(!authority.is_empty(), "the URL names no host");
+    Ok(authority)
+}
+
+fn checked(url: &str, answer: Answer) -> Result<Vec<u8>> {
+    if answer.status != 200 {
+        let text = String::from_utf8_lossy(&answer.body);
+        let text: String = text.trim().chars().take(200).collect();
+        let text = crate::show::printable(&text, crate::show::Breaks::Escape);
+        bail!("{url} answered HTTP {}: {text}", answer.status);
+    }
+    Ok(answer.body)
+}
+
+/// Writes `request` and reads one answer (head byte by byte, so nothing after it is consumed;
+/// body by Content-Length, bounded).
+fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> {
+    let io = |e: std::io::Error| anyhow::anyhow!("the gateway connection failed: {:?}", e.kind());
+    stream.write_all(request).map_err(io)?;
+    stream.flush().map_err(io)?;
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        anyhow::ensure!(
+            head.len() < MAX_HEAD,
+            "the gateway's answer head is too long"
+        );
+        match stream.read(&mut byte) {
+            Ok(0) => bail!("the gateway closed the connection"),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    anyhow::ensure!(
+        matches!(response.parse(&head), Ok(httparse::Status::Complete(_))),
+        "the gateway's answer is malformed"
+    );
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    anyhow::ensure!(
+        header("transfer-encoding").is_none(),
+        "the gateway's answer is not length-delimited"
+    );
+    let length: u64 = match header("content-length") {
+        Some(v) => v
+            .trim()
+            .parse()
+            .ok()
+            .context("the gateway's answer has a malformed length")?,
+        None => 0,
+    };
+    anyhow::ensure!(
+        length <= MAX_BODY,
+        "the gateway's answer is larger than {MAX_BODY} bytes"
+    );
+    let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let status = response
+        .code
+        .context("the gateway's answer has no status")?;
+    let mut body = vec![0u8; length as usize];
+    stream.read_exact(&mut body).map_err(io)?;
+    Ok(Answer {
+        status,
+        close,
+        body,
+    })
+}
+
+#[cfg(all(test, feature = "test-root"))]
+#[path = "reads_tests.rs"]
+mod relay_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::authority_of;
+
+    #[test]
+    fn authorities_of_urls() {
+        assert_eq!(
+            authority_of("http://127.0.0.1:80/a?b").unwrap(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(authority_of("https://cdn.test").unwrap(), "cdn.test");
+        assert!(authority_of("http://x/ a").is_err());
+        assert!(authority_of("http://x/\r\nHost: y").is_err());
+        assert!(authority_of("ftp://x/").is_err());
+        assert!(authority_of("http:///path").is_err());
+    }
+}
