@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use pp_translog::evidence::{Evidence, EvidenceFile};
 
+use crate::config::Config;
+use crate::instances::Roots;
+
 /// Writes `evidence` to a new file in `state_dir/evidence/`; returns its path.
 pub fn write(state_dir: &Path, evidence: Evidence) -> Result<PathBuf> {
     let dir = state_dir.join("evidence");
@@ -16,6 +19,7 @@ pub fn write(state_dir: &Path, evidence: Evidence) -> Result<PathBuf> {
         Evidence::LogFork { .. } => "log-fork",
         Evidence::RevokedRelease { .. } => "revoked-release",
         Evidence::StaleCheckpoint { .. } => "stale-checkpoint",
+        Evidence::SwappedEnclave(_) => "swapped-enclave",
     };
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
@@ -54,9 +58,14 @@ pub fn record(state_dir: &Path, evidence: Evidence) -> String {
 
 /// `pp check-evidence FILE`: `Ok(Ok(text))` proven, `Ok(Err(why))` not proven, `Err` unreadable.
 /// The file names the log's key itself, so anyone could make one with a key of their own: with
-/// `configured` (the verifier key of the log the checker trusts) a file about another key proves
-/// nothing; without it the text says the key was not compared.
-pub fn check(path: &Path, configured: Option<&str>) -> Result<std::result::Result<String, String>> {
+/// `config` (`Err`: why it could not be read) a file about another log key than the configured
+/// one proves nothing; without it the text says the key was not compared. A swapped-enclave file
+/// needs the configuration: its checkpoint is checked with the configured witnesses and its
+/// report with the configured roots.
+pub fn check(
+    path: &Path,
+    config: std::result::Result<&Config, String>,
+) -> Result<std::result::Result<String, String>> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = match EvidenceFile::from_json(&text) {
         Ok(f) => f,
@@ -66,15 +75,36 @@ pub fn check(path: &Path, configured: Option<&str>) -> Result<std::result::Resul
         Evidence::LogFork { log_vkey, .. }
         | Evidence::RevokedRelease { log_vkey, .. }
         | Evidence::StaleCheckpoint { log_vkey, .. } => log_vkey.clone(),
+        Evidence::SwappedEnclave(swapped) => swapped.log_vkey.clone(),
     };
-    match configured {
-        Some(key) if key != named => {
-            return Ok(Err(format!(
-                "the file is about the log with key {named}, not the configured log ({key}): \
-                 anyone can sign with a key of their own"
-            )));
+    let (configured, unread) = match config {
+        Ok(c) => {
+            let trust = c.log.trust_policy().map_err(|e| {
+                anyhow::anyhow!("the configuration's log key cannot be used: {e:#}")
+            })?;
+            (Some((c, trust)), String::new())
         }
-        _ => {}
+        Err(why) => (None, why),
+    };
+    if let Some((_, trust)) = &configured
+        && trust.log.to_vkey() != named
+    {
+        return Ok(Err(format!(
+            "the file is about the log with key {named}, not the configured log ({}): \
+             anyone can sign with a key of their own",
+            trust.log.to_vkey()
+        )));
+    }
+    if let Evidence::SwappedEnclave(swapped) = &file.evidence {
+        let Some((config, trust)) = &configured else {
+            return Ok(Err(format!(
+                "a swapped-enclave file is checked with the configured log, witnesses and \
+                 trusted roots, and the configuration cannot be read: {unread}"
+            )));
+        };
+        let roots = Roots::from_config(&config.trust)?;
+        return Ok(crate::swap_evidence::check(swapped, &roots, trust)
+            .map(|proven| format!("{proven} (the configured log's key and trusted roots)")));
     }
     Ok(file
         .check()

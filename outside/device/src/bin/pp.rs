@@ -58,8 +58,9 @@ enum Command {
     /// error.
     VerifyReport(Box<pp_device::verify_report::Args>),
     /// Check a tamper-evidence file the device wrote (a log fork, a revoked release, a stale
-    /// tree head) offline: every signature and proof in it. Exit status: 0 it proves what it
-    /// says, 1 it does not, 2 unreadable.
+    /// tree head, a swapped enclave) offline: every signature and proof in it, with the
+    /// configured log key (and for a swapped enclave the configured witnesses and trusted
+    /// roots). Exit status: 0 it proves what it says, 1 it does not, 2 unreadable.
     CheckEvidence { file: PathBuf },
 }
 
@@ -151,11 +152,8 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
 /// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable. The log key in the file is
 /// compared with the configured log's when the configuration can be read.
 fn check_evidence(file: &Path, config: &Path) -> ExitCode {
-    let configured = Config::load(config)
-        .ok()
-        .and_then(|c| c.log.trust_policy().ok())
-        .map(|p| p.log.to_vkey());
-    match pp_device::evidence::check(file, configured.as_deref()) {
+    let loaded = Config::load(config).map_err(|e| format!("{e:#}"));
+    match pp_device::evidence::check(file, loaded.as_ref().map_err(Clone::clone)) {
         Ok(Ok(proven)) => {
             println!("{}", printable(&proven, Breaks::Keep));
             ExitCode::SUCCESS
