@@ -128,8 +128,8 @@ pub fn check(
 
 fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Result<String> {
     let cp = file.check_log(trust)?;
-    let (bundle, nonce, exporter) = file.session()?;
-    let evidence = EvidenceRepr::from_bytes(&bundle)
+    let session = file.session()?;
+    let evidence = EvidenceRepr::from_bytes(&session.bundle)
         .map_err(|e| anyhow::anyhow!("the session's evidence bundle is malformed: {e}"))?;
     let listing = listed(
         file.index.entry.as_bytes(),
@@ -157,8 +157,8 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
         roots,
         &release,
         &evidence,
-        &exporter,
-        &nonce,
+        &session.exporter,
+        &session.nonce,
         file.observed_at,
     )?;
     let not_genuine: Vec<String> = GENUINE

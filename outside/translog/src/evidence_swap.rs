@@ -105,15 +105,26 @@ impl SwappedEnclave {
     }
 
     /// The evidence bundle, nonce and exporter, decoded.
-    pub fn session(&self) -> Result<(Vec<u8>, [u8; 32], [u8; 32]), LogPartError> {
-        let bundle = hex::decode(&self.evidence_hex)
-            .map_err(|_| LogPartError("evidence_hex is not hex".into()))?;
-        let nonce = hexfield::decode("nonce_hex", &self.nonce_hex)
-            .map_err(|e| LogPartError(e.to_string()))?;
-        let exporter = hexfield::decode("exporter_hex", &self.exporter_hex)
-            .map_err(|e| LogPartError(e.to_string()))?;
-        Ok((bundle, nonce, exporter))
+    pub fn session(&self) -> Result<SessionParts, LogPartError> {
+        let bad = |e: crate::HexFieldError| LogPartError(e.to_string());
+        Ok(SessionParts {
+            bundle: hex::decode(&self.evidence_hex)
+                .map_err(|_| LogPartError("evidence_hex is not hex".into()))?,
+            nonce: hexfield::decode("nonce_hex", &self.nonce_hex).map_err(bad)?,
+            exporter: hexfield::decode("exporter_hex", &self.exporter_hex).map_err(bad)?,
+        })
     }
+}
+
+/// A swapped-enclave file's session fields, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParts {
+    /// The encoded evidence bundle.
+    pub bundle: Vec<u8>,
+    /// The device's nonce.
+    pub nonce: [u8; 32],
+    /// The TLS exporter value.
+    pub exporter: [u8; 32],
 }
 
 #[cfg(test)]
