@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod device;
 pub mod entry;
 pub mod evidence;
+pub mod evidence_heads;
 pub mod evidence_swap;
 pub mod frontier;
 mod hexfield;
