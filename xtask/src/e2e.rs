@@ -223,6 +223,13 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     stack.stop("pp-gateway");
     restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
 
+    // The gateway connects to enclaves that attest the logged key configurations with genuine
+    // reports of another measurement: refused, with evidence `pp check-evidence` proves.
+    crate::e2e_swap::attack(&mut stack, &summarize, |stack| {
+        stack.stop("pp-gateway");
+        restart_gateway(stack, &gateway_addr, &issuer_addr)
+    })?;
+
     // A relay whose upstream tampers with bytes.
     let tamper = tampering_proxy(&gateway_addr)?;
     let original = std::fs::read_to_string(&stack.config)?;

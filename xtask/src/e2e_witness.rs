@@ -111,7 +111,8 @@ pub fn attacks(
     Ok(())
 }
 
-fn newest_evidence(stack: &Stack, kind: &str) -> Result<PathBuf> {
+/// The newest evidence file of `kind` the device wrote.
+pub(crate) fn newest_evidence(stack: &Stack, kind: &str) -> Result<PathBuf> {
     let dir = stack.dir.join("device-state/evidence");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("no evidence folder {}", dir.display()))?
@@ -128,7 +129,8 @@ fn newest_evidence(stack: &Stack, kind: &str) -> Result<PathBuf> {
         .with_context(|| format!("no {kind} evidence in {}", dir.display()))
 }
 
-fn check_evidence(stack: &Stack, file: &Path, proven: bool, needle: &str) -> Result<()> {
+/// `pp check-evidence FILE`: expects success (`proven`) or failure, with `needle` in its output.
+pub(crate) fn check_evidence(stack: &Stack, file: &Path, proven: bool, needle: &str) -> Result<()> {
     let (ok, out, err) = stack.pp(&["check-evidence", &file.display().to_string()])?;
     anyhow::ensure!(
         ok == proven && out.contains(needle),

@@ -1,8 +1,31 @@
-//! What can go wrong in a session. No variant carries bytes from the peer or from a request: at
-//! most a frame type, an error code or a verdict (which lists checks, never evidence bytes).
+//! What can go wrong in a session. No variant carries bytes of a request or a response: at most
+//! a frame type, an error code, or for [`ClientError::NotAttested`] the verdict and the public
+//! attestation evidence that failed it (kept so that the device can write it as tamper evidence).
 
 use pp_protocol::frame::{ErrorCode, FrameType};
 use pp_verifier::Verdict;
+
+use crate::SessionBinding;
+
+/// Evidence that did not verify: the verdict, and what it was checked against.
+#[derive(Clone)]
+pub struct NotAttested {
+    /// Every check and its outcome.
+    pub verdict: Verdict,
+    /// The session's evidence bundle, nonce and TLS exporter, as verified; `None` when the
+    /// evidence was a publication bundle (no session, [`crate::Publication::verify`]).
+    pub binding: Option<SessionBinding>,
+}
+
+impl core::fmt::Debug for NotAttested {
+    /// The verdict only: the evidence bytes are of no use in a log line.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NotAttested")
+            .field("verdict", &self.verdict)
+            .field("binding", &self.binding.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
 
 /// Why a session could not be made, or why a request failed. After any error other than
 /// [`ClientError::RequestTooLarge`] the session is over: later requests return
@@ -45,10 +68,11 @@ pub enum ClientError {
     /// The evidence bundle did not parse.
     #[error("malformed evidence bundle: {0}")]
     Evidence(pp_protocol::Error),
-    /// The evidence did not verify: every check and its outcome. Nothing was sent after the
-    /// attestation request.
-    #[error("enclave not attested:\n{0}")]
-    NotAttested(Verdict),
+    /// The evidence did not verify: every check and its outcome, and (for a session) the
+    /// evidence, nonce and exporter it was checked with. Nothing was sent after the attestation
+    /// request.
+    #[error("enclave not attested:\n{}", .0.verdict)]
+    NotAttested(Box<NotAttested>),
     /// The attested key configuration is not one this device seals to (RFC 9458 key
     /// configuration with X25519-HKDF-SHA256 and HKDF-SHA256 with AES-128-GCM or
     /// ChaCha20-Poly1305).

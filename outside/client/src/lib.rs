@@ -16,7 +16,8 @@
 //!    validity periods); with
 //!    [`connect_published`], also the checks that the key configuration, the measurement and the
 //!    release are the ones the instance published ([`pp_verifier::CheckName::SESSION`]). Any failed check is
-//!    [`ClientError::NotAttested`] with the whole verdict, and nothing else is sent. The key
+//!    [`ClientError::NotAttested`] with the whole verdict and the [`SessionBinding`] it was
+//!    checked with (the device keeps it as tamper evidence), and nothing else is sent. The key
 //!    configuration must be one this device seals to.
 //! 5. [`Session::request`]: the body padded to its size bucket (`pp_protocol::padding`), RFC 9458
 //!    encapsulation to the attested key configuration, `SealedRequest`, then `SealedResponse`,
@@ -58,7 +59,7 @@ use pp_verifier::{CheckName, EvidenceRef, FailReason, Verdict};
 use rustls::{ClientConnection, StreamOwned};
 use zeroize::Zeroizing;
 
-pub use error::ClientError;
+pub use error::{ClientError, NotAttested};
 pub use publication::{Publication, Published, fetch_publication, verify_publication};
 
 /// The largest request body that fits a sealed request frame once padded.
@@ -185,12 +186,19 @@ fn open<S: Read + Write>(
         &evidence.release_ref,
         evidence.key_config,
     );
-    let (verdict, measurement) = check_evidence(&evidence, policy, &expected, published)?;
     let binding = SessionBinding {
         evidence: bundle.to_vec(),
         nonce,
         exporter: *exporter,
     };
+    let (verdict, measurement) =
+        check_evidence(&evidence, policy, &expected, published).map_err(|e| match e {
+            ClientError::NotAttested(mut failed) => {
+                failed.binding = Some(binding.clone());
+                ClientError::NotAttested(failed)
+            }
+            other => other,
+        })?;
     Ok(Session {
         measurement,
         release_ref: evidence.release_ref,
@@ -238,7 +246,10 @@ pub(crate) fn check_evidence(
         );
     }
     let Some(measurement) = verdict.measurement() else {
-        return Err(ClientError::NotAttested(verdict));
+        return Err(ClientError::NotAttested(Box::new(NotAttested {
+            verdict,
+            binding: None,
+        })));
     };
     if !key_config::supported(evidence.key_config) {
         return Err(ClientError::KeyConfigUnsupported);

@@ -31,14 +31,21 @@ fn refused_under(behaviour: Behaviour, policy: &Policy) -> ClientError {
         seen.bytes_after_reply, 0,
         "nothing sent after the refusal ({err})"
     );
+    // A refused attestation carries what was verified: this session's nonce and the bundle.
+    if let ClientError::NotAttested(failed) = &err {
+        let binding = failed.binding.as_ref().expect("the session's binding");
+        assert_eq!(Some(binding.nonce), seen.nonce);
+        pp_protocol::evidence::EvidenceRepr::from_bytes(&binding.evidence).unwrap();
+    }
     err
 }
 
 /// The verdict rejected exactly this check, with this reason.
 fn assert_only_failure(err: ClientError, name: CheckName, reason: FailReason) -> Verdict {
-    let ClientError::NotAttested(verdict) = err else {
+    let ClientError::NotAttested(failed) = err else {
         panic!("expected NotAttested, got {err:?}");
     };
+    let verdict = failed.verdict;
     let failures: Vec<_> = verdict.failures().collect();
     assert_eq!(failures, vec![(name, reason)], "{verdict}");
     assert_eq!(verdict.checks().len(), CheckName::ALL.len());

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use pp_protocol::cdn_index::{CdnIndex, instance_id};
+use pp_protocol::cdn_index::{CdnIndex, CdnInstance, instance_id};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_translog::device::verify_inclusion;
 use pp_translog::{Receipt, TrustPolicy};
@@ -108,20 +108,7 @@ pub fn check_parts(
     }
 
     // The instance is in the logged index, with this key configuration and release.
-    let index = CdnIndex::parse(&index_bytes)
-        .map_err(|e| anyhow::anyhow!("the logged CDN index is malformed: {e}"))?;
-    let key_hash: [u8; 32] = Sha256::digest(evidence.key_config).into();
-    let Some(listed) = index.instances.iter().find(|i| i.id == receipt.instance) else {
-        bail!(
-            "the logged CDN index does not list instance {}",
-            receipt.instance
-        );
-    };
-    anyhow::ensure!(
-        listed.id == instance_id(&key_hash) && listed.key_config_sha256 == hex::encode(key_hash),
-        "the session's key configuration is not the one the logged index lists for instance {}",
-        receipt.instance
-    );
+    let listed = listed(&index_bytes, &receipt.instance, evidence.key_config)?;
     anyhow::ensure!(
         listed.release_ref == hex::encode(evidence.release_ref),
         "the session's release is not the one the logged index lists for instance {}",
@@ -141,31 +128,20 @@ pub fn check_parts(
         bytes: manifest_bytes,
         log_index: receipt.release.log_index,
     };
-    let policy = roots.policy(&release)?;
     let hex32 = |h: &str| -> Result<[u8; 32]> {
         hex::decode(h)
             .ok()
             .and_then(|b| b.try_into().ok())
             .context("a receipt field is not 32 bytes of hex")
     };
-    let expected = pp_attestation::report_data_for(
+    let verdict = verify_session(
+        roots,
+        &release,
+        &evidence,
         &hex32(&receipt.exporter_hex)?,
         &hex32(&receipt.nonce_hex)?,
-        &evidence.release_ref,
-        evidence.key_config,
-    );
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(receipt.checked_at);
-    let verdict = pp_verifier::verify(
-        EvidenceRef {
-            report: evidence.report,
-            vcek_der: evidence.vcek,
-            ask_der: evidence.ask,
-            ark_der: evidence.ark,
-        },
-        &policy,
-        &expected,
-        at,
-    );
+        receipt.checked_at,
+    )?;
     if !verdict.accepted() {
         bail!("the receipt's attestation report does not verify:\n{verdict}");
     }
@@ -182,6 +158,54 @@ pub fn check_parts(
         index_index: receipt.index.log_index,
         verdict,
     })
+}
+
+/// The logged CDN index (its bytes) lists `instance` with the key configuration `key_config`
+/// (by SHA-256, the id derived from it). Returns the listing.
+pub fn listed(index_bytes: &[u8], instance: &str, key_config: &[u8]) -> Result<CdnInstance> {
+    let index = CdnIndex::parse(index_bytes)
+        .map_err(|e| anyhow::anyhow!("the logged CDN index is malformed: {e}"))?;
+    let key_hash: [u8; 32] = Sha256::digest(key_config).into();
+    let Some(listed) = index.instances.into_iter().find(|i| i.id == instance) else {
+        bail!("the logged CDN index does not list instance {instance}");
+    };
+    anyhow::ensure!(
+        listed.id == instance_id(&key_hash) && listed.key_config_sha256 == hex::encode(key_hash),
+        "the session's key configuration is not the one the logged index lists for instance {instance}"
+    );
+    Ok(listed)
+}
+
+/// Verifies a session's evidence offline under the policy of the logged `release` (its
+/// measurements, TCB floor and guest policy, `roots`), at `at` (Unix seconds), with the
+/// `REPORT_DATA` of this session's exporter and nonce and the bundle's release and key
+/// configuration. Returns the whole verdict, accepted or not.
+pub fn verify_session(
+    roots: &Roots,
+    release: &LoggedRelease,
+    evidence: &EvidenceRepr<'_>,
+    exporter: &[u8; 32],
+    nonce: &[u8; 32],
+    at: u64,
+) -> Result<pp_verifier::Verdict> {
+    let policy = roots.policy(release)?;
+    let expected = pp_attestation::report_data_for(
+        exporter,
+        nonce,
+        &evidence.release_ref,
+        evidence.key_config,
+    );
+    Ok(pp_verifier::verify(
+        EvidenceRef {
+            report: evidence.report,
+            vcek_der: evidence.vcek,
+            ask_der: evidence.ask,
+            ark_der: evidence.ark,
+        },
+        &policy,
+        &expected,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(at),
+    ))
 }
 
 #[cfg(all(test, feature = "test-root"))]

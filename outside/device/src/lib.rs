@@ -12,7 +12,9 @@
 //!    fetched through the relay).
 //! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
 //! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
-//!    the same key configuration as published, then one HPKE-sealed request.
+//!    the same key configuration as published, then one HPKE-sealed request. A genuine report
+//!    bound to the instance's logged key configuration that is not of the logged release is
+//!    kept as evidence ([`swap_evidence`]).
 //! 6. [`receipts`]: a receipt per answered request, re-verifiable offline ([`check_receipt`]).
 //!
 //! [`verify_report`]: `pp verify-report`, an auditor's offline check of a captured report.
@@ -31,6 +33,7 @@ pub mod receipts;
 pub mod releases;
 pub mod request;
 pub mod show;
+pub mod swap_evidence;
 #[cfg(all(test, feature = "test-root"))]
 mod test_fixture;
 pub mod thread;

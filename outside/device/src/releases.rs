@@ -87,6 +87,22 @@ impl LogClient {
                         max_age_secs,
                     },
                 )),
+                DeviceError::Inconsistent {
+                    remembered,
+                    offered,
+                    recomputed,
+                    ..
+                } => Some(evidence::record(
+                    state_dir,
+                    Evidence::InconsistentHeads(Box::new(
+                        pp_translog::evidence::InconsistentHeads {
+                            log_vkey: log_vkey.clone(),
+                            remembered: remembered.clone(),
+                            offered: offered.clone(),
+                            recomputed_root: hex::encode(recomputed),
+                        },
+                    )),
+                )),
                 _ => None,
             };
             // The pointer to the evidence ends the message, after what was caught.

@@ -102,6 +102,13 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         batch: config.issuer.batch,
         log: &log,
     };
+    let trust = config.log.trust_policy()?;
+    let keeper = crate::swap_evidence::Keeper {
+        state_dir: &config.state_dir,
+        log: &log,
+        roots: &roots,
+        trust: &trust,
+    };
     let spec = PathSpec {
         relay_addr: &config.relay.address,
         relay_name: &config.relay.server_name,
@@ -116,7 +123,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         trace,
         |chosen| {
             let token = take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
-            match attempt_one(&spec, chosen, &token, request) {
+            match attempt_one(&spec, chosen, &token, request, &keeper) {
                 // Refused before any request byte left: drop the stale key's tokens and try
                 // once more with a fresh one.
                 Err(Failure::StaleKey(e)) => {
@@ -129,7 +136,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
                         .map_err(Failure::Fatal)?;
                     let token =
                         take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
-                    attempt_one(&spec, chosen, &token, request)
+                    attempt_one(&spec, chosen, &token, request, &keeper)
                 }
                 other => other,
             }
@@ -240,6 +247,7 @@ fn attempt_one(
     chosen: &Candidate,
     token: &pp_tokens::Token,
     request: &AppRequest,
+    keeper: &crate::swap_evidence::Keeper<'_>,
 ) -> Result<(AppResponse, Verdict, SessionBinding), Failure> {
     let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
         ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
@@ -248,11 +256,18 @@ fn attempt_one(
         } => Failure::Retry(e.into()),
         other => Failure::Fatal(other.into()),
     })?;
-    exchange(
-        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default()),
-        &chosen.id,
-        request,
-    )
+    let connected =
+        pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default());
+    // A refused attestation may prove a swapped enclave: kept as evidence if it does, and the
+    // error says which.
+    let pointer = match &connected {
+        Err(ClientError::NotAttested(failed)) => Some(keeper.record(chosen, failed)),
+        _ => None,
+    };
+    exchange(connected, &chosen.id, request).map_err(|failure| match (failure, pointer) {
+        (Failure::Fatal(e), Some(pointer)) => Failure::Fatal(anyhow::anyhow!("{e:#}\n{pointer}")),
+        (other, _) => other,
+    })
 }
 
 /// One request on a session just opened (`connected`, the result of [`pp_client::connect`] or
@@ -297,17 +312,19 @@ fn classify(e: ClientError, instance: &str) -> Failure {
         ClientError::Refused(pp_protocol::frame::ErrorCode::Busy) => {
             Failure::Retry(anyhow::anyhow!("the enclave is busy"))
         }
-        ClientError::NotAttested(verdict)
-            if verdict.outcome(CheckName::KeyConfigPublished) != Some(Outcome::Pass) =>
+        ClientError::NotAttested(failed)
+            if failed.verdict.outcome(CheckName::KeyConfigPublished) != Some(Outcome::Pass) =>
         {
             Failure::Fatal(anyhow::anyhow!(
                 "the gateway connected this device to an enclave other than instance {instance} \
                  (its key configuration differs from the published one): refusing to send the \
-                 request:\n{verdict}"
+                 request:\n{}",
+                failed.verdict
             ))
         }
-        ClientError::NotAttested(verdict) => Failure::Fatal(anyhow::anyhow!(
-            "the enclave is not attested; refusing to send the request:\n{verdict}"
+        ClientError::NotAttested(failed) => Failure::Fatal(anyhow::anyhow!(
+            "the enclave is not attested; refusing to send the request:\n{}",
+            failed.verdict
         )),
         other => Failure::Fatal(anyhow::anyhow!("the attested session failed: {other}")),
     }

@@ -73,6 +73,24 @@ pub enum DeviceError {
         /// What failed.
         reason: String,
     },
+    /// A larger witnessed checkpoint whose signed root the entries the log served do not rebuild
+    /// from the tree this device kept: the two heads may be inconsistent (a split view), or the
+    /// served entries were wrong. Both cosigned notes are kept for the evidence file.
+    #[error(
+        "tree size {new_size} is not shown to extend verified size {old_size}: the log's entries {old_size}..{new_size} do not produce its signed root (the recomputed root differs)"
+    )]
+    Inconsistent {
+        /// The size this device verified before.
+        old_size: u64,
+        /// The size offered now.
+        new_size: u64,
+        /// The cosigned note this device accepted before.
+        remembered: String,
+        /// The cosigned note offered now.
+        offered: String,
+        /// The root rebuilt from the kept tree and the served entries.
+        recomputed: Hash,
+    },
     /// An inclusion proof does not verify.
     #[error(
         "entry {index} is not shown to be in the tree of size {size} ({reason}); the entry was not logged, or the proof is for another tree"
@@ -305,7 +323,16 @@ impl DeviceLogState {
             }
         }
         if frontier.root() != cp.root {
-            return Err(not_ext("the recomputed root differs".into()));
+            return Err(match &self.current {
+                Some(old) if old_size > 0 => DeviceError::Inconsistent {
+                    old_size,
+                    new_size: cp.size,
+                    remembered: old.verified.note.clone(),
+                    offered: verified.note.clone(),
+                    recomputed: frontier.root(),
+                },
+                _ => not_ext("the recomputed root differs".into()),
+            });
         }
         let stored = Stored {
             verified,

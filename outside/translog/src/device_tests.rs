@@ -140,11 +140,23 @@ fn refuses_unwitnessed_stale_and_forked_heads_and_changes_nothing() {
         }
         other => panic!("expected a fork, got {other:?}"),
     }
-    // Entries that do not produce the signed root.
+    // Entries that do not produce the signed root of a larger head: both cosigned notes kept.
     let err = state
         .update(note2.as_bytes(), now(), &mut |_| Ok(b"forged".to_vec()))
         .unwrap_err();
-    assert!(matches!(err, DeviceError::NotAnExtension { .. }), "{err}");
+    match err {
+        DeviceError::Inconsistent {
+            old_size: 1,
+            new_size: 2,
+            remembered,
+            offered,
+            ..
+        } => {
+            assert_eq!(remembered, note);
+            assert_eq!(offered, note2);
+        }
+        other => panic!("expected inconsistent heads, got {other:?}"),
+    }
     assert_eq!(s.state_bytes(), before);
     // The honest update still works.
     state

@@ -8,6 +8,8 @@
 //! | `log-fork` | the log's vkey, two checkpoint notes | the log signed two roots for one size |
 //! | `revoked-release` | the log's vkey, a checkpoint note, the revocation entry, its index and inclusion proof | the log holds that revocation |
 //! | `stale-checkpoint` | the log's and witnesses' vkeys, the note, the device's clock and bound | the note's cosignature times (the device's clock is its own claim) |
+//! | `inconsistent-heads` | the log's vkey, two cosigned notes of different sizes, the root the device rebuilt | nothing offline (both heads are signed; consistency proofs are not): with the log's answer, that it cannot prove one extends the other ([`crate::evidence_heads`]) |
+//! | `swapped-enclave` | a session's evidence bundle, nonce and exporter, the instance id, a cosigned checkpoint, the logged CDN index and release manifest with inclusion proofs | a genuine report bound to a logged instance's key configuration whose measurement, release or policy is not the logged release's ([`crate::evidence_swap`]; checked by `pp check-evidence` with trusted roots) |
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,9 @@ use crate::checkpoint::{self, ALG_COSIGNATURE_V1, ALG_ED25519, NoteKey};
 use crate::hexfield;
 use crate::merkle::Hash;
 use crate::revocation::Revocation;
+
+pub use crate::evidence_heads::{InconsistentHeads, LogAnswer};
+pub use crate::evidence_swap::{LoggedEntry, SwappedEnclave};
 
 /// The schema string of an evidence file.
 pub const SCHEMA: &str = "pp-evidence/1";
@@ -70,6 +75,10 @@ pub enum Evidence {
         /// The device's bound.
         max_age_secs: u64,
     },
+    /// A session whose attestation report contradicts what the log says the instance runs.
+    SwappedEnclave(Box<SwappedEnclave>),
+    /// A larger head the log's entries did not rebuild from the one the device kept.
+    InconsistentHeads(Box<InconsistentHeads>),
 }
 
 /// Why an evidence file proves nothing.
@@ -107,9 +116,25 @@ impl EvidenceFile {
         Ok(f)
     }
 
-    /// Checks every signature and proof in the file; returns what it proves, in words.
+    /// Checks every signature and proof in the file; returns what it proves, in words. A
+    /// `swapped-enclave` file is not checked here: its report needs trusted attestation roots
+    /// (`pp check-evidence` checks it, with [`SwappedEnclave::check_log`] for its log half).
     pub fn check(&self) -> Result<String, EvidenceError> {
         match &self.evidence {
+            Evidence::InconsistentHeads(heads) => {
+                let log = NoteKey::parse_vkey(&heads.log_vkey, ALG_ED25519).map_err(fail)?;
+                let (old, new) = heads.heads(&log).map_err(fail)?;
+                Err(fail(format!(
+                    "sizes {} and {}: {}",
+                    old.size,
+                    new.size,
+                    crate::evidence_heads::OFFLINE
+                )))
+            }
+            Evidence::SwappedEnclave(_) => Err(fail(
+                "a swapped-enclave file holds an attestation report: it is checked with trusted \
+                 roots by `pp check-evidence`",
+            )),
             Evidence::LogFork {
                 log_vkey,
                 remembered,

@@ -10,7 +10,8 @@
 //!   `cosignature/v1` lines, and the device's k-of-n, maximum-age [`TrustPolicy`].
 //! - [`witness`]: the C2SP `tlog-witness` `add-checkpoint` logic of our witness.
 //! - [`frontier`]: the tree's compact range, so a device checks every new entry.
-//! - [`revocation`]: `pp-revocation/1` entries; [`evidence`]: tamper-evidence files.
+//! - [`revocation`]: `pp-revocation/1` entries; [`evidence`]: tamper-evidence files (and
+//!   [`evidence_swap`], the swapped-enclave kind).
 //! - [`log`]: [`Log`], the server side: the append-only entry file and the signing key.
 //! - [`device`]: [`DeviceLogState`], the device (or monitor) side that refuses forks,
 //!   rollbacks, unwitnessed and stale heads, and records revocations.
@@ -26,6 +27,8 @@ pub mod checkpoint;
 pub mod device;
 pub mod entry;
 pub mod evidence;
+pub mod evidence_heads;
+pub mod evidence_swap;
 pub mod frontier;
 mod hexfield;
 pub mod log;

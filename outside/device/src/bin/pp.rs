@@ -58,9 +58,16 @@ enum Command {
     /// error.
     VerifyReport(Box<pp_device::verify_report::Args>),
     /// Check a tamper-evidence file the device wrote (a log fork, a revoked release, a stale
-    /// tree head) offline: every signature and proof in it. Exit status: 0 it proves what it
-    /// says, 1 it does not, 2 unreadable.
-    CheckEvidence { file: PathBuf },
+    /// tree head, a swapped enclave) offline: every signature and proof in it, with the
+    /// configured log key (and for a swapped enclave the configured witnesses and trusted
+    /// roots). Exit status: 0 it proves what it says, 1 it does not, 2 unreadable.
+    CheckEvidence {
+        file: PathBuf,
+        /// For an inconsistent-heads file: ask the log at this URL for a consistency proof
+        /// between the two sizes (proven only if it cannot give a valid one).
+        #[arg(long)]
+        log_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,8 +75,8 @@ fn main() -> ExitCode {
     if let Command::VerifyReport(report) = &args.command {
         return verify_report(report);
     }
-    if let Command::CheckEvidence { file } = &args.command {
-        return check_evidence(file, &args.config);
+    if let Command::CheckEvidence { file, log_url } = &args.command {
+        return check_evidence(file, &args.config, log_url.as_deref());
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -150,12 +157,9 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
 
 /// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable. The log key in the file is
 /// compared with the configured log's when the configuration can be read.
-fn check_evidence(file: &Path, config: &Path) -> ExitCode {
-    let configured = Config::load(config)
-        .ok()
-        .and_then(|c| c.log.trust_policy().ok())
-        .map(|p| p.log.to_vkey());
-    match pp_device::evidence::check(file, configured.as_deref()) {
+fn check_evidence(file: &Path, config: &Path, log_url: Option<&str>) -> ExitCode {
+    let loaded = Config::load(config).map_err(|e| format!("{e:#}"));
+    match pp_device::evidence::check(file, loaded.as_ref().map_err(Clone::clone), log_url) {
         Ok(Ok(proven)) => {
             println!("{}", printable(&proven, Breaks::Keep));
             ExitCode::SUCCESS
