@@ -182,6 +182,28 @@ fn smollm_logits_match_numpy() {
     );
     assert_eq!(top_k(&got, 5), top_k(&want, 5), "top-5 differ");
     assert!(max_diff < 1e-2, "max |Δlogit| {max_diff}");
+    // The same prompt one token at a time: every product through the quantized kernels
+    // (16-bit activations) instead of the dense prompt path.
+    let mut cache = model.new_cache();
+    let mut step = Vec::new();
+    for &t in &prompt {
+        step = model.forward(&[t], &mut cache).unwrap();
+    }
+    let step_diff = step
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("token by token (quantized kernels): max |Δlogit| {step_diff}");
+    assert_eq!(
+        top_k(&step, 5),
+        top_k(&want, 5),
+        "top-5 differ (token by token)"
+    );
+    assert!(
+        step_diff < 1e-2,
+        "max |Δlogit| {step_diff} (token by token)"
+    );
 }
 
 #[test]
