@@ -36,7 +36,7 @@ fn logits(bytes: &[u8], ids: &[u32]) -> Vec<f32> {
 const IDS: [u32; 10] = [1, 300, 45, 77, 2, 13, 1, 80, 81, 82];
 
 /// Quantized kernels (8-bit activations) against the same weights in F32 (f32 activations):
-/// for the tiny model as written (Q4_1, Q8_0, F16) and with every matrix in Q4_0 or Q8_0. The
+/// for the tiny model as written (Q4_1, Q8_0, F16) and with every matrix in Q4_0, Q5_0 or Q8_0. The
 /// tolerance, 5e-4 of the largest |logit| (seen: 5e-5), is what rounding the activations to 16
 /// bits may cost.
 #[test]
@@ -45,6 +45,7 @@ fn quantized_logits_match_the_f32_model() {
     for (label, bytes) in [
         ("as written", base.clone()),
         ("all Q4_0", retype(&base, |_| GgmlType::Q4_0)),
+        ("all Q5_0", retype(&base, |_| GgmlType::Q5_0)),
         ("all Q8_0", retype(&base, |_| GgmlType::Q8_0)),
     ] {
         let q = logits(&bytes, &IDS);

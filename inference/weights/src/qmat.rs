@@ -1,4 +1,4 @@
-//! Matrices that stay in their GGUF storage type (F32, F16, Q4_0, Q4_1, Q8_0) and are multiplied
+//! Matrices that stay in their GGUF storage type (F32, F16, Q4_0, Q4_1, Q5_0, Q8_0) and are multiplied
 //! without expanding them to f32: each product dequantizes inside the dot product, block by block.
 //!
 //! The activations are first quantized to 16 bits in blocks of 32 (one f32 scale `d = max|x| /
@@ -8,6 +8,7 @@
 //! - Q8_0: `d_w·d_a·Σ w_q·a_q`
 //! - Q4_0: `d_w·(d_a·Σ w_q·a_q − 8·s_a)` (stored nibbles are `w_q + 8`)
 //! - Q4_1: `d_w·d_a·Σ w_q·a_q + m_w·s_a`
+//! - Q5_0: `d_w·(d_a·Σ w_q·a_q − 16·s_a)` (5-bit quants: 4 low bits + one bit of `qh`)
 //!
 //! The only error against dequantize-then-f32 is the activations' rounding: at most `d_a / 2`
 //! per element, so at most `Σ |w_i|·d_a(i)/2` per output (plus f32 rounding) — the bound the tests
@@ -271,7 +272,7 @@ impl QMatrix {
             GgmlType::Q8_0 => bytes
                 .chunks_exact(bb)
                 .position(|c| !f16_at(c, 0).is_finite()),
-            GgmlType::Q4_0 => bytes
+            GgmlType::Q4_0 | GgmlType::Q5_0 => bytes
                 .chunks_exact(bb)
                 .position(|c| !f16_at(c, 0).is_finite()),
             GgmlType::Q4_1 => bytes
@@ -463,6 +464,21 @@ pub(crate) fn dot_portable(ty: GgmlType, w: &[u8], a: Q16Row<'_>) -> f32 {
             .chunks_exact(18)
             .zip(blocks)
             .map(|(b, (q, (&d, &s)))| f16_at(b, 0) * (d * nibble_dot(&b[2..], q) as f32 - 8.0 * s))
+            .sum(),
+        GgmlType::Q5_0 => w
+            .chunks_exact(22)
+            .zip(blocks)
+            .map(|(b, (q, (&d, &s)))| {
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let isum: i32 = (0..16)
+                    .map(|j| {
+                        let q5 = |n: u8, bit: usize| i32::from(n) | (((qh >> bit) & 1) << 4) as i32;
+                        q5(b[6 + j] & 0x0f, j) * i32::from(q[j])
+                            + q5(b[6 + j] >> 4, j + 16) * i32::from(q[j + 16])
+                    })
+                    .sum();
+                f16_at(b, 0) * (d * isum as f32 - 16.0 * s)
+            })
             .sum(),
         GgmlType::Q4_1 => w
             .chunks_exact(20)

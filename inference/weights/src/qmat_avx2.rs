@@ -39,6 +39,8 @@ impl Avx2 {
             GgmlType::Q4_0 => unsafe { dot_q4(w, a, 18, false) },
             // SAFETY: as above.
             GgmlType::Q4_1 => unsafe { dot_q4(w, a, 20, true) },
+            // SAFETY: as above.
+            GgmlType::Q5_0 => unsafe { dot_q5_0(w, a) },
             GgmlType::F32 | GgmlType::F16 => a.map(|a| super::dot_portable(ty, w, a)),
         }
     }
@@ -53,7 +55,7 @@ impl Avx2 {
             GgmlType::Q4_0 => unsafe { dequant_q4(w, out, 18, false) },
             // SAFETY: as above.
             GgmlType::Q4_1 => unsafe { dequant_q4(w, out, 20, true) },
-            GgmlType::F32 | GgmlType::F16 => return false,
+            GgmlType::Q5_0 | GgmlType::F32 | GgmlType::F16 => return false,
         }
         true
     }
@@ -209,6 +211,67 @@ fn dot_q4<const N: usize>(w: &[u8], a: [Q16Row<'_>; N], bb: usize, with_min: boo
             };
             *acc = _mm256_fmadd_ps(block_dot(w0, w1, a0, a1), _mm256_set1_ps(dw * d), *acc);
             *off += per_s * s;
+        }
+    }
+    let mut out = [0.0f32; N];
+    for ((o, acc), off) in out.iter_mut().zip(acc).zip(offset) {
+        *o = hsum(acc) + off;
+    }
+    out
+}
+
+/// 16 bits of `qh` as 16 i16 lanes of 16 (bit set) or 0: the 5th bit of 16 elements.
+#[target_feature(enable = "avx2")]
+fn high_bits(bits: u16) -> __m256i {
+    let sel = _mm256_setr_epi16(
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        512,
+        1024,
+        2048,
+        4096,
+        8192,
+        16384,
+        i16::MIN,
+    );
+    let set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(bits as i16), sel), sel);
+    _mm256_and_si256(set, _mm256_set1_epi16(16))
+}
+
+/// Q5_0 (`[d][qh: u32][16 nibble bytes]`, value `d·(q − 16)`).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    let mask = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut offset = [0.0f32; N];
+    for (i, b) in w.chunks_exact(22).enumerate() {
+        let Ok(nib) = <&[u8; 16]>::try_from(&b[6..22]) else {
+            break; // unreachable: the block ends with its 16 nibble bytes
+        };
+        let packed = load16(nib);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let w0 = _mm256_or_si256(
+            _mm256_cvtepu8_epi16(_mm_and_si128(packed, mask)),
+            high_bits(qh as u16),
+        );
+        let w1 = _mm256_or_si256(
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), mask)),
+            high_bits((qh >> 16) as u16),
+        );
+        let dw = f16(b[0], b[1]);
+        for ((acc, off), a) in acc.iter_mut().zip(&mut offset).zip(&a) {
+            let Some((a0, a1, d, s)) = act_block(a, i) else {
+                break;
+            };
+            *acc = _mm256_fmadd_ps(block_dot(w0, w1, a0, a1), _mm256_set1_ps(dw * d), *acc);
+            *off -= 16.0 * dw * s;
         }
     }
     let mut out = [0.0f32; N];
