@@ -40,6 +40,14 @@ pub enum LoadError {
     /// The configuration is inconsistent (e.g. hidden size not divisible by heads).
     #[error("model config: {0}")]
     Config(&'static str),
+    /// A weight matrix's data is malformed (length, partial block, non-finite scale).
+    #[error("tensor {name}: {error}")]
+    Quant {
+        /// Tensor name.
+        name: String,
+        /// What is wrong with it.
+        error: crate::qmat::QError,
+    },
     /// The tokenizer could not be built.
     #[error(transparent)]
     Tokenizer(#[from] TokenizeError),

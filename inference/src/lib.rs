@@ -20,7 +20,7 @@ pub mod tokenize;
 
 // The file formats and tiny models live in Burn-free crates (shared with the `pp-weights` packer);
 // re-exported here so the enclave reads its files with exactly the code that wrote them.
-pub use pp_weights::{bundle, config, gguf, gguf_write, tiny};
+pub use pp_weights::{bundle, config, gguf, gguf_write, qmat, tiny};
 pub use pp_weights_blob as blob;
 
 pub use error::{FeatureError, LoadError};

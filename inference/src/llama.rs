@@ -1,6 +1,9 @@
 //! The SmolLM2 decoder: a Llama transformer (RMSNorm, grouped-query attention with RoPE,
 //! SwiGLU feed-forward, tied input/output embeddings) with a KV cache. Weights come from a GGUF
-//! file through [`crate::gguf`], dequantized to f32 at load.
+//! file through [`crate::gguf`]; the matrices (linear layers, embeddings, output) stay in their
+//! storage type ([`QMatrix`]: Q4_0, Q4_1, Q8_0, F16, F32) and are multiplied with kernels that
+//! dequantize inside the dot product, so no f32 copy of them exists. Norms, RoPE and attention
+//! run on Burn tensors.
 //!
 //! RoPE: llama.cpp's converter permutes the Q/K rows of HF checkpoints so that each rotated pair
 //! is two *adjacent* dimensions — the layout Burn's `RotaryEncoding` rotates. So the GGUF
@@ -9,33 +12,34 @@
 
 use crate::error::{FeatureError, LoadError};
 use crate::gguf::Gguf;
-use crate::tensor::{float, ids, transpose, values};
+use crate::tensor::{float, values};
 use burn::nn::{RotaryEncoding, RotaryEncodingConfig};
 use burn::tensor::activation::silu;
-use burn::tensor::module::{attention, linear};
+use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
 pub use pp_weights::config::LlamaConfig;
+use pp_weights::qmat::{Activations, QMatrix, SharedBytes};
 
 #[derive(Debug, Clone)]
 struct Block {
     attn_norm: Tensor<1>,
-    wq: Tensor<2>, // [in, out]
-    wk: Tensor<2>,
-    wv: Tensor<2>,
-    wo: Tensor<2>,
+    wq: QMatrix, // [out, in]
+    wk: QMatrix,
+    wv: QMatrix,
+    wo: QMatrix,
     ffn_norm: Tensor<1>,
-    gate: Tensor<2>,
-    up: Tensor<2>,
-    down: Tensor<2>,
+    gate: QMatrix,
+    up: QMatrix,
+    down: QMatrix,
 }
 
 /// A loaded Llama decoder.
 #[derive(Debug, Clone)]
 pub struct Llama {
     cfg: LlamaConfig,
-    embd: Tensor<2>,   // [vocab, hidden]
-    output: Tensor<2>, // [hidden, vocab]
+    embd: QMatrix,           // [vocab, hidden]
+    output: Option<QMatrix>, // [vocab, hidden]; `None`: tied to `embd`
     norm: Tensor<1>,
     blocks: Vec<Block>,
     rope: RotaryEncoding,
@@ -61,7 +65,15 @@ impl KvCache {
     }
 }
 
-fn load_matrix(g: &Gguf<'_>, name: &str, inp: usize, out: usize) -> Result<Vec<f32>, LoadError> {
+/// A `[out, in]` matrix (ggml dims `[in, out]`) kept in its storage type: over `file` (the
+/// bytes `g` was parsed from) if given, else over a copy of the tensor's bytes.
+fn load_matrix(
+    g: &Gguf<'_>,
+    file: Option<&SharedBytes>,
+    name: &str,
+    inp: usize,
+    out: usize,
+) -> Result<QMatrix, LoadError> {
     let t = g.tensor(name)?;
     if t.dims != [inp, out] {
         return Err(LoadError::Shape {
@@ -70,19 +82,39 @@ fn load_matrix(g: &Gguf<'_>, name: &str, inp: usize, out: usize) -> Result<Vec<f
             expected: vec![inp, out],
         });
     }
-    Ok(t.to_f32())
+    QMatrix::from_tensor(t, file).map_err(|error| LoadError::Quant {
+        name: name.to_owned(),
+        error,
+    })
 }
 
 impl Llama {
-    /// Loads and dequantizes the decoder (`token_embd`, `blk.N.*`, `output_norm`, and
-    /// `output.weight` if the embeddings are not tied), checking every shape.
+    /// Loads the decoder (`token_embd`, `blk.N.*`, `output_norm`, and `output.weight` if the
+    /// embeddings are not tied), checking every shape and block, with its matrices copied out
+    /// of `g` in their storage type (no dequantizing).
     pub fn from_gguf(g: &Gguf<'_>, cfg: LlamaConfig, dev: &Device) -> Result<Self, LoadError> {
+        Self::load(g, None, cfg, dev)
+    }
+
+    /// As [`Llama::from_gguf`], but the matrices point into `file` — the bytes `g` was parsed
+    /// from — instead of copying them: the model then holds the file and little else.
+    pub fn from_gguf_shared(
+        g: &Gguf<'_>,
+        file: &SharedBytes,
+        cfg: LlamaConfig,
+        dev: &Device,
+    ) -> Result<Self, LoadError> {
+        Self::load(g, Some(file), cfg, dev)
+    }
+
+    fn load(
+        g: &Gguf<'_>,
+        file: Option<&SharedBytes>,
+        cfg: LlamaConfig,
+        dev: &Device,
+    ) -> Result<Self, LoadError> {
         let (h, kvd, i) = (cfg.hidden, cfg.kv_heads * cfg.head_dim(), cfg.intermediate);
-        // A `[out, in]` weight (ggml dims `[in, out]`) stored transposed for `x · W`.
-        let lin = |name: &str, inp: usize, out: usize| -> Result<Tensor<2>, LoadError> {
-            let w = load_matrix(g, name, inp, out)?;
-            Ok(float(transpose(&w, out, inp), [inp, out], dev))
-        };
+        let lin = |name: &str, inp: usize, out: usize| load_matrix(g, file, name, inp, out);
         let vec = |name: &str| -> Result<Tensor<1>, LoadError> {
             Ok(float(load_matrix_1d(g, name, h)?, [h], dev))
         };
@@ -101,28 +133,35 @@ impl Llama {
                 down: lin(&format!("{p}.ffn_down.weight"), i, h)?,
             });
         }
-        let embd = load_matrix(g, "token_embd.weight", h, cfg.vocab_size)?;
+        let embd = lin("token_embd.weight", h, cfg.vocab_size)?;
         let output = if g.tensors.contains_key("output.weight") {
-            lin("output.weight", h, cfg.vocab_size)?
+            Some(lin("output.weight", h, cfg.vocab_size)?)
         } else {
-            float(
-                transpose(&embd, cfg.vocab_size, h),
-                [h, cfg.vocab_size],
-                dev,
-            )
+            None
         };
         let rope = RotaryEncodingConfig::new(cfg.max_seq, cfg.head_dim())
             .with_theta(cfg.rope_theta)
             .init(dev);
         Ok(Self {
             cfg,
-            embd: float(embd, [cfg.vocab_size, h], dev),
+            embd,
             output,
             norm: vec("output_norm.weight")?,
             blocks,
             rope,
             device: dev.clone(),
         })
+    }
+
+    /// Bytes the model's matrices hold (their storage types, shared or not).
+    pub fn matrix_bytes(&self) -> usize {
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.wq, &b.wk, &b.wv, &b.wo, &b.gate, &b.up, &b.down])
+            .map(QMatrix::storage_bytes)
+            .sum();
+        blocks + self.embd.storage_bytes() + self.output.as_ref().map_or(0, QMatrix::storage_bytes)
     }
 
     /// The configuration.
@@ -168,11 +207,12 @@ impl Llama {
                 max: self.cfg.vocab_size - 1,
             });
         }
-        let mut x = self
-            .embd
-            .clone()
-            .select(0, ids(tokens, &self.device))
-            .reshape([1, l, h]);
+        let mut rows = Vec::with_capacity(l * h);
+        for &t in tokens {
+            rows.extend(self.embd.row_f32(t as usize).map_err(quant)?);
+        }
+        let mut x = float(rows, [1, l, h], &self.device);
+        let i = self.cfg.intermediate;
         let heads = |t: Tensor<3>, n: usize| t.reshape([1, l, n, hd]).swap_dims(1, 2);
         let group = nh / nkv;
         let repeat = |t: Tensor<4>| -> Tensor<4> {
@@ -189,14 +229,10 @@ impl Llama {
             ..Default::default()
         };
         for (n, b) in self.blocks.iter().enumerate() {
-            let y = self.rms_norm(x.clone(), &b.attn_norm);
-            let q = self
-                .rope
-                .apply(heads(linear(y.clone(), b.wq.clone(), None), nh), start);
-            let k = self
-                .rope
-                .apply(heads(linear(y.clone(), b.wk.clone(), None), nkv), start);
-            let v = heads(linear(y, b.wv.clone(), None), nkv);
+            let y = input(self.rms_norm(x.clone(), &b.attn_norm), l, h)?;
+            let q = self.rope.apply(heads(self.linear(&b.wq, &y)?, nh), start);
+            let k = self.rope.apply(heads(self.linear(&b.wk, &y)?, nkv), start);
+            let v = heads(self.linear(&b.wv, &y)?, nkv);
             let k = match cache.k[n].take() {
                 Some(prev) => Tensor::cat(vec![prev, k], 2),
                 None => k,
@@ -209,16 +245,78 @@ impl Llama {
             cache.v[n] = Some(v.clone());
             let a = attention(q, repeat(k), repeat(v), None, None, opts);
             let a = a.swap_dims(1, 2).reshape([1, l, h]);
-            x = x + linear(a, b.wo.clone(), None);
-            let y = self.rms_norm(x.clone(), &b.ffn_norm);
-            let f = silu(linear(y.clone(), b.gate.clone(), None)) * linear(y, b.up.clone(), None);
-            x = x + linear(f, b.down.clone(), None);
+            x = x + self.linear(&b.wo, &input(a, l, h)?)?;
+            let y = input(self.rms_norm(x.clone(), &b.ffn_norm), l, h)?;
+            let f = silu(self.linear(&b.gate, &y)?) * self.linear(&b.up, &y)?;
+            x = x + self.linear(&b.down, &input(f, l, i)?)?;
         }
         cache.len += l;
         let last = x.slice([0..1, l - 1..l]);
-        let last = self.rms_norm(last, &self.norm).reshape([1, h]);
-        values(last.matmul(self.output.clone()))
+        let last =
+            Activations::new(values(self.rms_norm(last, &self.norm))?, 1, h).map_err(quant)?;
+        self.output
+            .as_ref()
+            .unwrap_or(&self.embd)
+            .matmul(&last)
+            .map_err(quant)
     }
+
+    /// `x · Wᵀ` for `l` positions: `[1, l, out]`. A few positions (decode) go through the
+    /// quantized kernels; a prompt is multiplied panel by panel: [`PANEL`] rows of `W`
+    /// dequantized at a time (a transient few MB, never the whole matrix) and a dense f32 matmul,
+    /// which is faster once the panel is shared by [`DENSE_FROM`] or more positions.
+    fn linear(&self, w: &QMatrix, x: &Input) -> Result<Tensor<3>, FeatureError> {
+        match x {
+            Input::Quantized(a) => {
+                let y = w.matmul(a).map_err(quant)?;
+                Ok(float(y, [1, a.rows(), w.rows()], &self.device))
+            }
+            Input::Dense(t) => {
+                let [l, cols] = t.dims();
+                let mut parts = Vec::with_capacity(w.rows().div_ceil(PANEL));
+                for r in (0..w.rows()).step_by(PANEL) {
+                    let r1 = (r + PANEL).min(w.rows());
+                    let panel = float(
+                        w.rows_f32(r..r1).map_err(quant)?,
+                        [r1 - r, cols],
+                        &self.device,
+                    );
+                    parts.push(t.clone().matmul(panel.transpose()));
+                }
+                Ok(Tensor::cat(parts, 1).reshape([1, l, w.rows()]))
+            }
+        }
+    }
+}
+
+/// A kernel refusal mid-forward (a shape the loader checked: not expected to happen). Its
+/// text has no message content either way; the feature reports a backend failure.
+fn quant(_: pp_weights::qmat::QError) -> FeatureError {
+    FeatureError::Backend
+}
+
+/// Rows of `W` dequantized at once for a dense product.
+const PANEL: usize = 256;
+/// Positions from which a product goes dense (panels + f32 matmul) rather than through the
+/// quantized kernels.
+const DENSE_FROM: usize = 16;
+
+/// The input of the linear layers of one step.
+enum Input {
+    /// A few positions, quantized for the kernels.
+    Quantized(Activations),
+    /// Many positions, `[l, n]`.
+    Dense(Tensor<2>),
+}
+
+/// A `[1, l, n]` tensor as the input of linear layers.
+fn input(t: Tensor<3>, l: usize, n: usize) -> Result<Input, FeatureError> {
+    if l >= DENSE_FROM {
+        return Ok(Input::Dense(t.reshape([l, n])));
+    }
+    Ok(Input::Quantized(
+        Activations::new(values(t)?, l, n).map_err(quant)?,
+    ))
 }
 
 fn load_matrix_1d(g: &Gguf<'_>, name: &str, n: usize) -> Result<Vec<f32>, LoadError> {

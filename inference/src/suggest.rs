@@ -6,6 +6,7 @@ use crate::MAX_PROMPT_TOKENS;
 use crate::error::{FeatureError, LoadError};
 use crate::gguf::Gguf;
 use crate::llama::{KvCache, Llama, LlamaConfig};
+use crate::qmat::SharedBytes;
 use crate::tokenize::{ChatTurn, SmolTokenizer};
 use burn::tensor::Device;
 use pp_protocol::app::{Message, check_thread};
@@ -81,6 +82,16 @@ impl Generator {
     /// Loads both from GGUF bytes; the KV cache and RoPE table are sized for
     /// [`MAX_PROMPT_TOKENS`] plus the longest generation.
     pub fn from_gguf_bytes(bytes: &[u8], dev: &Device) -> Result<Self, LoadError> {
+        Self::load(bytes, None, dev)
+    }
+
+    /// As [`Generator::from_gguf_bytes`], but the model's matrices point into `file` instead
+    /// of copying it: the generator holds the GGUF file and little more.
+    pub fn from_shared_gguf(file: SharedBytes, dev: &Device) -> Result<Self, LoadError> {
+        Self::load(file.as_slice(), Some(&file), dev)
+    }
+
+    fn load(bytes: &[u8], file: Option<&SharedBytes>, dev: &Device) -> Result<Self, LoadError> {
         let g = Gguf::parse(bytes)?;
         let tokenizer = SmolTokenizer::from_gguf(&g)?;
         let cfg = LlamaConfig::from_gguf(&g, MAX_PROMPT_TOKENS + 64)?;
@@ -89,7 +100,11 @@ impl Generator {
                 "tokenizer and embedding vocab sizes differ",
             ));
         }
-        Ok(Self::new(tokenizer, Llama::from_gguf(&g, cfg, dev)?))
+        let model = match file {
+            Some(f) => Llama::from_gguf_shared(&g, f, cfg, dev)?,
+            None => Llama::from_gguf(&g, cfg, dev)?,
+        };
+        Ok(Self::new(tokenizer, model))
     }
 
     /// The tokenizer.
@@ -228,13 +243,20 @@ pub fn suggest_with(
     }
     let mut cache = generator.model.new_cache();
     let logits = generator.model.forward(&prompt, &mut cache)?;
-    (0..n)
-        .map(|i| {
-            let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            rng.set_stream(i as u64);
-            generator.sample(cache.clone(), logits.clone(), &mut rng, params)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        rng.set_stream(i as u64);
+        // The last suggestion takes the prompt's cache itself: a shared one would be copied on
+        // its first extension, two caches in memory instead of one.
+        let c = if i + 1 == n {
+            std::mem::replace(&mut cache, generator.model.new_cache())
+        } else {
+            cache.clone()
+        };
+        out.push(generator.sample(c, logits.clone(), &mut rng, params)?);
+    }
+    Ok(out)
 }
 
 /// CTRL-style repetition penalty over the distinct tokens generated so far.

@@ -182,6 +182,28 @@ fn smollm_logits_match_numpy() {
     );
     assert_eq!(top_k(&got, 5), top_k(&want, 5), "top-5 differ");
     assert!(max_diff < 1e-2, "max |Δlogit| {max_diff}");
+    // The same prompt one token at a time: every product through the quantized kernels
+    // (16-bit activations) instead of the dense prompt path.
+    let mut cache = model.new_cache();
+    let mut step = Vec::new();
+    for &t in &prompt {
+        step = model.forward(&[t], &mut cache).unwrap();
+    }
+    let step_diff = step
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("token by token (quantized kernels): max |Δlogit| {step_diff}");
+    assert_eq!(
+        top_k(&step, 5),
+        top_k(&want, 5),
+        "top-5 differ (token by token)"
+    );
+    assert!(
+        step_diff < 1e-2,
+        "max |Δlogit| {step_diff} (token by token)"
+    );
 }
 
 #[test]
@@ -227,6 +249,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 /// Llama, GQA with 2 query heads per KV head and the F16 path.
 #[test]
 fn tiny_models_match_numpy() {
+    use pp_inference::gguf::GgmlType;
     use pp_inference::tiny::*;
     let cfg = tiny_bert_config();
     let st = temp_file("tiny.safetensors", &tiny_bert_safetensors(&cfg, 11));
@@ -250,15 +273,41 @@ fn tiny_models_match_numpy() {
     }
 
     let lcfg = tiny_llama_config();
-    let bytes = tiny_llama_gguf(&lcfg, 12);
-    let path = temp_file("tiny.gguf", &bytes);
+    let written = tiny_llama_gguf(&lcfg, 12);
+    // As written (Q4_1, Q8_0, F16), and with every matrix in Q4_0 and in Q5_0: the numpy side
+    // dequantizes with the `gguf` package, so this also checks our block layouts.
+    for ty in [None, Some(GgmlType::Q4_0), Some(GgmlType::Q5_0)] {
+        let bytes = match ty {
+            None => written.clone(),
+            Some(ty) => retype(&written, ty),
+        };
+        tiny_llama_matches_numpy(&bytes, lcfg);
+    }
+}
+
+/// `bytes` with every 2-d tensor re-quantized to `ty`.
+fn retype(bytes: &[u8], ty: pp_inference::gguf::GgmlType) -> Vec<u8> {
+    let g = pp_inference::gguf::Gguf::parse(bytes).unwrap();
+    let mut w = pp_inference::gguf_write::GgufWriter::new();
+    for (k, v) in &g.metadata {
+        w.metadata(k, v.clone());
+    }
+    for (name, t) in &g.tensors {
+        let to = if t.dims.len() == 2 { ty } else { t.ty };
+        w.tensor(name, &t.dims, to, &t.to_f32());
+    }
+    w.finish()
+}
+
+fn tiny_llama_matches_numpy(bytes: &[u8], lcfg: pp_inference::llama::LlamaConfig) {
+    let path = temp_file("tiny.gguf", bytes);
     let ids: Vec<u32> = vec![1, 300, 45, 77, 2, 13, 1, 80, 81, 82];
     let resp = reference(
         "smollm.py",
         &json!({ "gguf": path, "ids": ids, "generate": 5 }),
     );
     let want: Vec<f32> = serde_json::from_value(resp["logits"].clone()).unwrap();
-    let g = pp_inference::gguf::Gguf::parse(&bytes).unwrap();
+    let g = pp_inference::gguf::Gguf::parse(bytes).unwrap();
     let m = pp_inference::llama::Llama::from_gguf(&g, lcfg, &Device::flex()).unwrap();
     let got = m.forward(&ids, &mut m.new_cache()).unwrap();
     let diff = got

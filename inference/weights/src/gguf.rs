@@ -1,6 +1,7 @@
 //! A small GGUF v3 reader (and the writer the tiny models use): header, metadata, tensor infos,
-//! alignment, and dequantization of F32, F16, Q8_0 and Q4_1 to f32 at load. Any other tensor
-//! type is refused. Everything is read from a byte slice; nothing is trusted: every count and
+//! alignment, and dequantization of F32, F16, Q4_0, Q4_1, Q5_0 and Q8_0 to f32 (the models keep the
+//! matrices in these types and multiply them with [`crate::qmat`]; dequantizing is for norms,
+//! embedding rows and references). Any other tensor type is refused. Everything is read from a byte slice; nothing is trusted: every count and
 //! offset is bounds-checked before it is used to allocate or index.
 
 use half::f16;
@@ -125,6 +126,11 @@ pub enum GgmlType {
     F32,
     /// 16-bit IEEE float.
     F16,
+    /// Blocks of 32: f16 scale `d`, 16 bytes of 4-bit `q`; x = d·(q − 8).
+    Q4_0,
+    /// Blocks of 32: f16 scale `d`, `qh` (u32: bit j is the 5th bit of element j), 16 bytes of
+    /// low 4 bits; x = d·(q − 16).
+    Q5_0,
     /// Blocks of 32: f16 scale `d`, f16 minimum `m`, 16 bytes of 4-bit `q`; x = d·q + m.
     Q4_1,
     /// Blocks of 32: f16 scale `d`, 32 signed bytes `q`; x = d·q.
@@ -137,7 +143,9 @@ impl GgmlType {
         match id {
             0 => Some(Self::F32),
             1 => Some(Self::F16),
+            2 => Some(Self::Q4_0),
             3 => Some(Self::Q4_1),
+            6 => Some(Self::Q5_0),
             8 => Some(Self::Q8_0),
             _ => None,
         }
@@ -147,7 +155,9 @@ impl GgmlType {
         match self {
             Self::F32 => 0,
             Self::F16 => 1,
+            Self::Q4_0 => 2,
             Self::Q4_1 => 3,
+            Self::Q5_0 => 6,
             Self::Q8_0 => 8,
         }
     }
@@ -156,7 +166,9 @@ impl GgmlType {
         match self {
             Self::F32 => (1, 4),
             Self::F16 => (1, 2),
+            Self::Q4_0 => (32, 18),
             Self::Q4_1 => (32, 20),
+            Self::Q5_0 => (32, 22),
             Self::Q8_0 => (32, 34),
         }
     }
@@ -171,6 +183,8 @@ pub struct TensorInfo<'a> {
     pub ty: GgmlType,
     /// Raw bytes of the tensor.
     pub data: &'a [u8],
+    /// Where `data` starts in the parsed file (lets a model share the file instead of copying).
+    pub offset: usize,
 }
 
 impl TensorInfo<'_> {
@@ -346,6 +360,7 @@ impl<'a> Gguf<'a> {
                 dims: udims,
                 ty,
                 data: &buf[start..end],
+                offset: start,
             };
             if tensors.insert(name, info).is_some() {
                 return Err(GgufError::Duplicate);
@@ -415,6 +430,24 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Vec<f32> {
                 out.extend(b[2..].iter().map(|&q| d * f32::from(q as i8)));
             }
         }
+        GgmlType::Q4_0 => {
+            for b in data.chunks_exact(18) {
+                let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let qs = &b[2..];
+                out.extend(qs.iter().map(|&q| d * (f32::from(q & 0x0f) - 8.0)));
+                out.extend(qs.iter().map(|&q| d * (f32::from(q >> 4) - 8.0)));
+            }
+        }
+        GgmlType::Q5_0 => {
+            for b in data.chunks_exact(22) {
+                let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                let qs = &b[6..];
+                let q5 = |j: usize, nib: u8| f32::from(nib | (((qh >> j) & 1) << 4) as u8) - 16.0;
+                out.extend(qs.iter().enumerate().map(|(j, &q)| d * q5(j, q & 0x0f)));
+                out.extend(qs.iter().enumerate().map(|(j, &q)| d * q5(j + 16, q >> 4)));
+            }
+        }
         GgmlType::Q4_1 => {
             for b in data.chunks_exact(20) {
                 let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
@@ -448,6 +481,8 @@ mod tests {
         w.tensor("f16", &[32, 2], GgmlType::F16, &v);
         w.tensor("q8", &[64], GgmlType::Q8_0, &v);
         w.tensor("q41", &[32, 2], GgmlType::Q4_1, &v);
+        w.tensor("q40", &[64], GgmlType::Q4_0, &v);
+        w.tensor("q50", &[64], GgmlType::Q5_0, &v);
         w.finish()
     }
 
@@ -460,7 +495,13 @@ mod tests {
         assert_eq!(g.get_strings("tok").unwrap(), ["a", "é"]);
         let v: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 7.0).collect();
         assert_eq!(g.tensor("f32").unwrap().to_f32(), v);
-        for (name, tol) in [("f16", 2e-3), ("q8", 0.04), ("q41", 0.35)] {
+        for (name, tol) in [
+            ("f16", 2e-3),
+            ("q8", 0.04),
+            ("q41", 0.35),
+            ("q40", 0.5),
+            ("q50", 0.25),
+        ] {
             let t = g.tensor(name).unwrap();
             assert_eq!(t.len(), 64);
             let got = t.to_f32();
@@ -517,10 +558,10 @@ mod tests {
         // The last tensor info's type field: find the "q41" name and patch the u32 after dims.
         let pos = b.windows(3).position(|w| w == b"q41").unwrap();
         let ty_at = pos + 3 + 4 + 2 * 8;
-        b[ty_at..ty_at + 4].copy_from_slice(&2u32.to_le_bytes()); // Q4_0
+        b[ty_at..ty_at + 4].copy_from_slice(&7u32.to_le_bytes()); // Q5_1
         assert_eq!(
             Gguf::parse(&b).err(),
-            Some(GgufError::UnsupportedType("q41".into(), 2))
+            Some(GgufError::UnsupportedType("q41".into(), 7))
         );
     }
 }

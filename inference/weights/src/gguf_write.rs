@@ -78,6 +78,42 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Vec<u8> {
                 out.extend(b.iter().map(|v| (v * id).round() as i8 as u8));
             }
         }
+        GgmlType::Q4_0 => {
+            // As llama.cpp's reference quantizer: the value of largest magnitude maps to -8.
+            for b in x.chunks(32) {
+                let max = b
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -8.0;
+                let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                let q = |v: f32| (v * id + 8.5).clamp(0.0, 15.0) as u8;
+                for j in 0..16 {
+                    out.push(q(b[j]) | (q(b[j + 16]) << 4));
+                }
+            }
+        }
+        GgmlType::Q5_0 => {
+            // As llama.cpp's reference quantizer: the value of largest magnitude maps to -16.
+            for b in x.chunks(32) {
+                let max = b
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -16.0;
+                let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+                let q = |v: f32| (v * id + 16.5).clamp(0.0, 31.0) as u8;
+                let mut qh = 0u32;
+                let mut qs = [0u8; 16];
+                for j in 0..16 {
+                    let (q0, q1) = (q(b[j]), q(b[j + 16]));
+                    qs[j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
+                    qh |= u32::from(q0 >> 4) << j | u32::from(q1 >> 4) << (j + 16);
+                }
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&qh.to_le_bytes());
+                out.extend_from_slice(&qs);
+            }
+        }
         GgmlType::Q4_1 => {
             for b in x.chunks(32) {
                 let min = b.iter().fold(f32::INFINITY, |m, v| m.min(*v));

@@ -1,0 +1,282 @@
+//! The AVX2 + FMA + F16C dot products of [`super`] — the crate's only `unsafe`.
+//!
+//! Per 32-element block: the weight's quants widened to i16 (nibbles zero-extended, Q8_0 bytes
+//! sign-extended), `madd_epi16` against the activation's i16 quants (pairs summed in i32: at most
+//! 2·128·32767, no overflow), the two halves added, then one FMA with the product of the two
+//! block scales. The `unsafe` here is of two kinds only: unaligned loads from arrays of exactly
+//! the loaded size, and calling `#[target_feature]` functions, which [`Avx2`] allows only after
+//! run-time detection.
+
+use super::{GgmlType, Q16Row, QK};
+use std::arch::x86_64::*;
+
+/// Proof that this CPU has AVX2, FMA and F16C: only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Avx2(());
+
+impl Avx2 {
+    /// `Some` if the CPU runs AVX2, FMA and F16C (checked with CPUID/XGETBV by std).
+    pub(crate) fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        .then_some(Self(()))
+    }
+
+    /// One weight row (whole blocks of `ty`) · `N` Q16 activation rows (the weight blocks are
+    /// unpacked once for all `N`). Blocks are indexed with bounds checks: lengths cannot make a
+    /// load go out of bounds.
+    pub(crate) fn dot<const N: usize>(
+        self,
+        ty: GgmlType,
+        w: &[u8],
+        a: [Q16Row<'_>; N],
+    ) -> [f32; N] {
+        match ty {
+            // SAFETY: `self` exists only if `detect` saw AVX2, FMA and F16C on this CPU.
+            GgmlType::Q8_0 => unsafe { dot_q8_0(w, a) },
+            // SAFETY: as above.
+            GgmlType::Q4_0 => unsafe { dot_q4(w, a, 18, false) },
+            // SAFETY: as above.
+            GgmlType::Q4_1 => unsafe { dot_q4(w, a, 20, true) },
+            // SAFETY: as above.
+            GgmlType::Q5_0 => unsafe { dot_q5_0(w, a) },
+            GgmlType::F32 | GgmlType::F16 => a.map(|a| super::dot_portable(ty, w, a)),
+        }
+    }
+
+    /// Dequantizes whole blocks of `ty` from `w` into `out` (as many as both hold); `false`
+    /// for the non-block types, which the caller dequantizes itself.
+    pub(crate) fn dequantize(self, ty: GgmlType, w: &[u8], out: &mut [f32]) -> bool {
+        match ty {
+            // SAFETY: `self` exists only if `detect` saw AVX2, FMA and F16C on this CPU.
+            GgmlType::Q8_0 => unsafe { dequant_q8_0(w, out) },
+            // SAFETY: as above.
+            GgmlType::Q4_0 => unsafe { dequant_q4(w, out, 18, false) },
+            // SAFETY: as above.
+            GgmlType::Q4_1 => unsafe { dequant_q4(w, out, 20, true) },
+            GgmlType::Q5_0 | GgmlType::F32 | GgmlType::F16 => return false,
+        }
+        true
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn store8(o: &mut [f32; 8], v: __m256) {
+    // SAFETY: writes the 32 bytes of `o`; `storeu` has no alignment requirement.
+    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), v) }
+}
+
+/// Q8_0 blocks to f32: `d·q`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequant_q8_0(w: &[u8], out: &mut [f32]) {
+    let (blocks, _) = out.as_chunks_mut::<QK>();
+    for (b, o) in w.chunks_exact(34).zip(blocks) {
+        let (Ok(lo), Ok(hi)) = (
+            <&[u8; 16]>::try_from(&b[2..18]),
+            <&[u8; 16]>::try_from(&b[18..34]),
+        ) else {
+            break; // unreachable: `chunks_exact(34)` leaves 32 bytes after the scale
+        };
+        let (lo, hi) = (load16(lo), load16(hi));
+        let d = _mm256_set1_ps(f16(b[0], b[1]));
+        let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+        let (o8, _) = o.as_chunks_mut::<8>();
+        for (o8, p) in o8.iter_mut().zip(parts) {
+            let q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(p));
+            store8(o8, _mm256_mul_ps(q, d));
+        }
+    }
+}
+
+/// Q4_0 / Q4_1 blocks to f32: `d·q − 8·d` / `d·q + m`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequant_q4(w: &[u8], out: &mut [f32], bb: usize, with_min: bool) {
+    let mask = _mm_set1_epi8(0x0f);
+    let (blocks, _) = out.as_chunks_mut::<QK>();
+    for (b, o) in w.chunks_exact(bb).zip(blocks) {
+        let Ok(nib) = <&[u8; 16]>::try_from(&b[bb - 16..]) else {
+            break; // unreachable: the block ends with its 16 nibble bytes
+        };
+        let packed = load16(nib);
+        let lo = _mm_and_si128(packed, mask);
+        let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
+        let dw = f16(b[0], b[1]);
+        let d = _mm256_set1_ps(dw);
+        let m = _mm256_set1_ps(if with_min { f16(b[2], b[3]) } else { -8.0 * dw });
+        let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+        let (o8, _) = o.as_chunks_mut::<8>();
+        for (o8, p) in o8.iter_mut().zip(parts) {
+            let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p));
+            store8(o8, _mm256_fmadd_ps(q, d, m));
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn load16(b: &[u8; 16]) -> __m128i {
+    // SAFETY: reads the 16 bytes of `b`; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx2")]
+fn load_i16(b: &[i16; 16]) -> __m256i {
+    // SAFETY: reads the 32 bytes of `b`; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+fn f16(lo: u8, hi: u8) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+        u16::from_le_bytes([lo, hi]),
+    ))))
+}
+
+#[target_feature(enable = "avx2")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+}
+
+/// The activation row's block `i`: its two halves of 16 quants, scale, scaled sum.
+fn act_block<'a>(a: &Q16Row<'a>, i: usize) -> Option<(&'a [i16; 16], &'a [i16; 16], f32, f32)> {
+    let q = a.qs.get(i * QK..(i + 1) * QK)?;
+    let (lo, hi) = q.split_at(QK / 2);
+    Some((
+        lo.try_into().ok()?,
+        hi.try_into().ok()?,
+        *a.d.get(i)?,
+        *a.s.get(i)?,
+    ))
+}
+
+/// Σ w·a over one block as 8 i32 lanes → f32: `w0`/`w1` are elements 0..16 and 16..32 as i16.
+#[target_feature(enable = "avx2")]
+fn block_dot(w0: __m256i, w1: __m256i, a0: &[i16; 16], a1: &[i16; 16]) -> __m256 {
+    let p0 = _mm256_madd_epi16(w0, load_i16(a0));
+    let p1 = _mm256_madd_epi16(w1, load_i16(a1));
+    _mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1))
+}
+
+/// Q8_0: `[d: f16][32 × i8]` per block.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, b) in w.chunks_exact(34).enumerate() {
+        let (Ok(lo), Ok(hi)) = (
+            <&[u8; 16]>::try_from(&b[2..18]),
+            <&[u8; 16]>::try_from(&b[18..34]),
+        ) else {
+            break; // unreachable: `chunks_exact(34)` leaves 32 bytes after the scale
+        };
+        let w0 = _mm256_cvtepi8_epi16(load16(lo));
+        let w1 = _mm256_cvtepi8_epi16(load16(hi));
+        let dw = f16(b[0], b[1]);
+        for (acc, a) in acc.iter_mut().zip(&a) {
+            let Some((a0, a1, d, _)) = act_block(a, i) else {
+                break;
+            };
+            *acc = _mm256_fmadd_ps(block_dot(w0, w1, a0, a1), _mm256_set1_ps(dw * d), *acc);
+        }
+    }
+    let mut out = [0.0f32; N];
+    for (o, acc) in out.iter_mut().zip(acc) {
+        *o = hsum(acc);
+    }
+    out
+}
+
+/// Q4_0 (`[d][16 nibble bytes]`, value `d·(q − 8)`) and Q4_1 (`[d][m][16 nibble bytes]`, value
+/// `d·q + m`); `bb` is the block's bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4<const N: usize>(w: &[u8], a: [Q16Row<'_>; N], bb: usize, with_min: bool) -> [f32; N] {
+    let mask = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut offset = [0.0f32; N];
+    for (i, b) in w.chunks_exact(bb).enumerate() {
+        let Ok(nib) = <&[u8; 16]>::try_from(&b[bb - 16..]) else {
+            break; // unreachable: the block ends with its 16 nibble bytes
+        };
+        let packed = load16(nib);
+        // Low nibbles are elements 0..16, high nibbles 16..32.
+        let w0 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, mask));
+        let w1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+        let dw = f16(b[0], b[1]);
+        // Q4_1 adds `m·Σa`, Q4_0 subtracts `8·d·Σa`: both times the block's `s = d_a·Σq`.
+        let per_s = if with_min { f16(b[2], b[3]) } else { -8.0 * dw };
+        for ((acc, off), a) in acc.iter_mut().zip(&mut offset).zip(&a) {
+            let Some((a0, a1, d, s)) = act_block(a, i) else {
+                break;
+            };
+            *acc = _mm256_fmadd_ps(block_dot(w0, w1, a0, a1), _mm256_set1_ps(dw * d), *acc);
+            *off += per_s * s;
+        }
+    }
+    let mut out = [0.0f32; N];
+    for ((o, acc), off) in out.iter_mut().zip(acc).zip(offset) {
+        *o = hsum(acc) + off;
+    }
+    out
+}
+
+/// 16 bits of `qh` as 16 i16 lanes of 16 (bit set) or 0: the 5th bit of 16 elements.
+#[target_feature(enable = "avx2")]
+fn high_bits(bits: u16) -> __m256i {
+    let sel = _mm256_setr_epi16(
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        512,
+        1024,
+        2048,
+        4096,
+        8192,
+        16384,
+        i16::MIN,
+    );
+    let set = _mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16(bits as i16), sel), sel);
+    _mm256_and_si256(set, _mm256_set1_epi16(16))
+}
+
+/// Q5_0 (`[d][qh: u32][16 nibble bytes]`, value `d·(q − 16)`).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    let mask = _mm_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut offset = [0.0f32; N];
+    for (i, b) in w.chunks_exact(22).enumerate() {
+        let Ok(nib) = <&[u8; 16]>::try_from(&b[6..22]) else {
+            break; // unreachable: the block ends with its 16 nibble bytes
+        };
+        let packed = load16(nib);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let w0 = _mm256_or_si256(
+            _mm256_cvtepu8_epi16(_mm_and_si128(packed, mask)),
+            high_bits(qh as u16),
+        );
+        let w1 = _mm256_or_si256(
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), mask)),
+            high_bits((qh >> 16) as u16),
+        );
+        let dw = f16(b[0], b[1]);
+        for ((acc, off), a) in acc.iter_mut().zip(&mut offset).zip(&a) {
+            let Some((a0, a1, d, s)) = act_block(a, i) else {
+                break;
+            };
+            *acc = _mm256_fmadd_ps(block_dot(w0, w1, a0, a1), _mm256_set1_ps(dw * d), *acc);
+            *off -= 16.0 * dw * s;
+        }
+    }
+    let mut out = [0.0f32; N];
+    for ((o, acc), off) in out.iter_mut().zip(acc).zip(offset) {
+        *o = hsum(acc) + off;
+    }
+    out
+}
