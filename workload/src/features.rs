@@ -3,10 +3,14 @@
 //! answers are `pp_protocol::app` JSON; a request the features refuse gets an in-band error code,
 //! never text from the request.
 
+use std::sync::Arc;
+
 use burn::tensor::Device;
 use pp_inference::bert::BertConfig;
 use pp_inference::blob::WeightsBlob;
 use pp_inference::bundle::entry;
+use pp_inference::error::LoadError;
+use pp_inference::qmat::SharedBytes;
 use pp_inference::suggest::{self, Generator};
 use pp_inference::summarize::{self, Embedder};
 use pp_protocol::app::{AppError, AppRequest, AppResponse};
@@ -33,8 +37,25 @@ pub struct Features {
 }
 
 impl Features {
-    /// Parses the blob (header, bounds and every entry's sha256) and loads both models.
+    /// Parses the blob (header, bounds and every entry's sha256) and loads both models; the
+    /// decoder's matrices are copied out of `blob` (in their stored block types).
     pub fn load(blob: &[u8]) -> Result<Self, LoadFailure> {
+        Self::load_with(blob, Generator::from_gguf_bytes)
+    }
+
+    /// As [`Features::load`] for a blob that lives as long as the program (the enclave's
+    /// measured blob): the decoder's matrices point into it, so no second copy of the weights
+    /// exists.
+    pub fn load_static(blob: &'static [u8]) -> Result<Self, LoadFailure> {
+        Self::load_with(blob, |gguf: &'static [u8], dev| {
+            Generator::from_shared_gguf(SharedBytes::new(Arc::new(gguf)), dev)
+        })
+    }
+
+    fn load_with<'a>(
+        blob: &'a [u8],
+        generator: impl FnOnce(&'a [u8], &Device) -> Result<Generator, LoadError>,
+    ) -> Result<Self, LoadFailure> {
         let blob = WeightsBlob::parse(blob).map_err(|_| LoadFailure::Blob)?;
         let get = |name: &'static str| blob.get(name).ok_or(LoadFailure::MissingEntry(name));
         let (profile, config) = match get(entry::PROFILE)? {
@@ -50,8 +71,8 @@ impl Features {
             &dev,
         )
         .map_err(|_| LoadFailure::Embedder)?;
-        let generator = Generator::from_gguf_bytes(get(entry::SMOLLM2)?, &dev)
-            .map_err(|_| LoadFailure::Generator)?;
+        let generator =
+            generator(get(entry::SMOLLM2)?, &dev).map_err(|_| LoadFailure::Generator)?;
         Ok(Self {
             embedder,
             generator,
@@ -149,7 +170,7 @@ impl LazyFeatures {
     pub fn get(&self) -> Result<&Features, LoadFailure> {
         self.loaded
             .get_or_init(|| {
-                let loaded = Features::load(self.blob);
+                let loaded = Features::load_static(self.blob);
                 match &loaded {
                     Ok(f) => println!("pp-workload: models loaded ({})", f.profile),
                     Err(e) => println!("pp-workload: models refused: {e:?}"),
