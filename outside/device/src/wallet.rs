@@ -3,6 +3,11 @@
 //! stored) and `<key id>.txt` its unspent tokens, one base64url token per line. Each token is
 //! used once. Tokens of a key whose logged window is over are stale: the gateway refuses them, so
 //! they are dropped and new ones fetched (under a logged key, see [`crate::issuer_keys`]).
+//!
+//! A fetch carries the account credential from the device's address, so it should not come right
+//! before a spend: [`Wallet::refill_if_low`] runs after an answer (and from `pp tokens refill`),
+//! and [`Wallet::take_or_fetch`] fetches only when the wallet is empty, saying so
+//! (`docs/protocol.md` §7, "When the device fetches tokens").
 
 use std::path::{Path, PathBuf};
 
