@@ -8,10 +8,30 @@ use std::process::Command;
 
 use anyhow::Result;
 
+use crate::host_enclave::HostEnclave;
 use crate::stack::{Instance, Stack};
 use crate::{pins, test_root, util, weights};
 
-pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBuf>) -> Result<()> {
+/// The stack the benches run on: one host-mode enclave, the outside services, two gateway
+/// replicas on one spent-token store behind the relay. Dropping it stops everything.
+pub struct HostStack {
+    pub stack: Stack,
+    /// The enclave's attested-TLS address (for direct sessions).
+    pub address: String,
+    /// The test ARK the device configuration trusts.
+    pub ark: PathBuf,
+    /// The logged release manifest.
+    pub manifest: PathBuf,
+    _enclave: HostEnclave,
+}
+
+/// Builds and starts a [`HostStack`] in `target/pp/<dir>`.
+pub fn start_host_stack(
+    root: &Path,
+    pins: &pins::Pins,
+    image: Option<PathBuf>,
+    dir: &str,
+) -> Result<HostStack> {
     let boot = crate::BootArgs {
         image,
         firmware: None,
@@ -27,11 +47,10 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBu
     crate::host_enclave::build_for(root, &release_ref)?;
     let enclave = crate::host_enclave::start(root, &tiny)?;
     let address = enclave.address.clone();
-    let cargo = crate::util::host_cargo();
     let bin = crate::stack::build_binaries(root)?;
     let mut stack = Stack::start(
         &bin,
-        &root.join("target/pp/bench-path"),
+        &root.join("target/pp").join(dir),
         &manifest,
         &[Instance {
             id: "i-0".into(),
@@ -45,13 +64,24 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBu
     stack.stop("pp-relay");
     let relay = stack.start_relay_over(&[&first, &second])?;
     stack.use_relay(&relay)?;
+    Ok(HostStack {
+        stack,
+        address,
+        ark: test_root.join("ark.der"),
+        manifest,
+        _enclave: enclave,
+    })
+}
+
+pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBuf>) -> Result<()> {
+    let host = start_host_stack(root, pins, image, "bench-path")?;
     eprintln!("bench-path: two gateways on one spent-token store, the relay taking them in turn");
     util::run(
-        Command::new(&cargo)
+        Command::new(util::host_cargo())
             .current_dir(root)
-            .env("PP_BENCH_CONFIG", &stack.config)
-            .env("PP_BENCH_DIRECT", &address)
-            .env("PP_BENCH_ARK", test_root.join("ark.der"))
+            .env("PP_BENCH_CONFIG", &host.stack.config)
+            .env("PP_BENCH_DIRECT", &host.address)
+            .env("PP_BENCH_ARK", &host.ark)
             .env("PP_BENCH_SESSIONS", sessions.to_string())
             .args(["bench", "--quiet", "-p", "pp-device", "--bench", "path"]),
     )

@@ -184,6 +184,24 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     );
     println!("e2e: verify-release of the logged manifest: ok");
 
+    // Tokens fetched ahead of time, apart from any request (what a scheduler runs).
+    let (ok, out, err) = stack.pp(&["tokens", "refill", "--min", "9"])?;
+    anyhow::ensure!(
+        ok && out.contains("Fetched tokens"),
+        "pp tokens refill failed:\n{err}{out}"
+    );
+    let (ok, out, err) = stack.pp(&["tokens", "count"])?;
+    let held: usize = out
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    anyhow::ensure!(
+        ok && held >= 9,
+        "pp tokens count after a refill:\n{err}{out}"
+    );
+    println!("e2e: pp tokens refill: ok ({held} tokens held)");
+
     // A reused token: put the spent tokens back in the wallet.
     let wallet = crate::e2e_keys::wallet_file(&stack)?;
     let before = std::fs::read(&wallet)?;

@@ -2,6 +2,7 @@
 
 mod bench_measure;
 mod bench_path;
+mod bench_setup;
 mod checkout;
 mod crates;
 mod e2e;
@@ -182,6 +183,10 @@ enum Cmd {
         #[arg(long)]
         image: Option<PathBuf>,
     },
+    /// Benchmark: the device's session set-up phase by phase (log sync, CDN index, token,
+    /// tunnel + attested session, receipt), with issue 13's checks against without, on a log
+    /// with a history (host mode).
+    BenchSetup(bench_setup::SetupArgs),
     /// Boot one test-image enclave (TCG) and run many direct attested sessions against it,
     /// counting every failure by kind (a response that does not open included).
     StressEnclave {
@@ -291,6 +296,7 @@ fn run() -> Result<()> {
             smoke::expect_acpi_refusal(&config, &root.join("target/pp/acpi-refusal"))
         }
         Cmd::BenchPath { sessions, image } => bench_path::run(&root, &pins, sessions, image),
+        Cmd::BenchSetup(args) => bench_setup::run(&root, &pins, &args),
         Cmd::StressEnclave {
             image,
             sessions,

@@ -79,6 +79,7 @@ fn main() {
         issuer_name: &issuer_name,
         challenge: &challenge,
         batch: 32,
+        low_water: 0,
         log: &log,
     };
     let wallet = Wallet::new(&config.state_dir);

@@ -49,10 +49,18 @@ pub struct Issuer {
     /// Tokens asked for at once.
     #[serde(default = "default_batch")]
     pub batch: u8,
+    /// After a request is answered, a batch is fetched if fewer tokens than this are left, so
+    /// token fetches do not come right before a spend (0: fetch only when the wallet is empty).
+    #[serde(default = "default_low_water")]
+    pub low_water: u8,
 }
 
 fn default_batch() -> u8 {
     4
+}
+
+fn default_low_water() -> u8 {
+    2
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,6 +196,10 @@ impl Config {
         anyhow::ensure!(
             (1..=32).contains(&config.issuer.batch),
             "issuer.batch must be 1..=32"
+        );
+        anyhow::ensure!(
+            config.issuer.low_water <= 32,
+            "issuer.low_water must be 0..=32"
         );
         config
             .log

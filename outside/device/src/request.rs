@@ -18,9 +18,10 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::config::Config;
 use crate::instances::{self, Candidate, Roots};
+use crate::issuer_keys::GatewayKeyView;
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-use crate::wallet::{TokenSource, Wallet};
+use crate::wallet::{Refill, TokenSource, Wallet};
 
 /// Instances tried before giving up.
 pub const ATTEMPTS: usize = 3;
@@ -100,6 +101,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         issuer_name: &issuer,
         challenge: &challenge,
         batch: config.issuer.batch,
+        low_water: usize::from(config.issuer.low_water),
         log: &log,
     };
     let trust = config.log.trust_policy()?;
@@ -116,35 +118,19 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         gateway_name: &config.gateway.server_name,
         tls,
     };
-    let mut stale = Vec::new();
-    let (chosen, (response, session_verdict, binding)) = first_answer(
+    let gateway = |instance: &str| crate::issuer_keys::fetch_via_relay(&spec, instance);
+    let tokens = Tokens {
+        wallet: &wallet,
+        source: &source,
+        gateway: &gateway,
+    };
+    let (chosen, (response, session_verdict, binding)) = spend_then_refill(
+        &tokens,
         candidates,
         |c| c.id.as_str(),
         trace,
-        |chosen| {
-            let token = take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
-            match attempt_one(&spec, chosen, &token, request, &keeper) {
-                // Refused before any request byte left: drop the stale key's tokens and try
-                // once more with a fresh one.
-                Err(Failure::StaleKey(e)) => {
-                    // Believed only if the log says so: a false claim would make the device
-                    // fetch tokens with its account credential right before this request.
-                    check_retired(&log, &issuer, &token.token_key_id).map_err(Failure::Fatal)?;
-                    stale.push(format!("gateway: {e:#}; dropping that key's tokens"));
-                    wallet
-                        .drop_key(&token.token_key_id)
-                        .map_err(Failure::Fatal)?;
-                    let token =
-                        take_token(&wallet, &source, &spec, &chosen.id).map_err(Failure::Fatal)?;
-                    attempt_one(&spec, chosen, &token, request, &keeper)
-                }
-                other => other,
-            }
-        },
+        |chosen, token| attempt_one(&spec, chosen, token, request, &keeper),
     )?;
-    for line in stale {
-        trace(line);
-    }
     let (receipt, receipt_path) =
         crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
     Ok(Answer {
@@ -157,18 +143,171 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
     })
 }
 
-/// A token of a logged key valid now: from the wallet, or fetched under a key the gateway's
-/// directory and challenge (fetched through the relay) show to be logged.
+/// Where a request's tokens come from.
+pub struct Tokens<'a> {
+    pub wallet: &'a Wallet,
+    pub source: &'a TokenSource<'a>,
+    /// The gateway's directory and challenge, fetched through the relay on a connection whose
+    /// `CONNECT` names the given instance.
+    pub gateway: &'a dyn Fn(&str) -> Result<GatewayKeyView>,
+}
+
+/// Tries `candidates` as [`first_answer`] does, spending one token per attempt (`attempt` gets
+/// the candidate and the token); a token the gateway refuses as one of a retired key (and the
+/// log agrees) is dropped with its key's tokens and the attempt made once more with a fresh one.
+///
+/// Tokens are fetched (with the account credential, from this device's address) only when the
+/// wallet is empty before a spend (first use; traced, as that spend follows an issuance closely)
+/// or **after** the answer, when fewer than the low-water mark are left: the issuer then sees a
+/// fetch after a session ended, not one a moment before the spend the gateway sees. A failed
+/// refill is traced and does not touch the answer.
+pub fn spend_then_refill<C, T>(
+    tokens: &Tokens<'_>,
+    candidates: Vec<C>,
+    id: impl Fn(&C) -> &str,
+    trace: Trace<'_>,
+    mut attempt: impl FnMut(&C, &pp_tokens::Token) -> Result<T, Failure>,
+) -> Result<(C, T)> {
+    let source = tokens.source;
+    let mut notes = Vec::new();
+    let answer = first_answer(candidates, &id, trace, |chosen| {
+        let instance = id(chosen);
+        let token = take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?;
+        match attempt(chosen, &token) {
+            // Refused before any request byte left: drop the stale key's tokens and try once
+            // more with a fresh one.
+            Err(Failure::StaleKey(e)) => {
+                // Believed only if the log says so: a false claim would make the device fetch
+                // tokens with its account credential right before this request.
+                check_retired(source.log, source.issuer_name, &token.token_key_id)
+                    .map_err(Failure::Fatal)?;
+                notes.push(format!("gateway: {e:#}; dropping that key's tokens"));
+                tokens
+                    .wallet
+                    .drop_key(&token.token_key_id)
+                    .map_err(Failure::Fatal)?;
+                let token = take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?;
+                attempt(chosen, &token)
+            }
+            other => other,
+        }
+    });
+    for line in notes {
+        trace(line);
+    }
+    let (chosen, answer) = answer?;
+    let now = pp_translog::checkpoint::unix_now();
+    match tokens
+        .wallet
+        .refill_if_low(source, now, || (tokens.gateway)(id(&chosen)))
+    {
+        Ok(Refill::Enough(_)) => {}
+        Ok(Refill::Fetched { before, after }) => trace(format!(
+            "tokens: {before} left, under the low-water mark of {}: fetched a batch after the \
+             answer ({after} now)",
+            source.low_water
+        )),
+        Err(e) => trace(format!(
+            "tokens: refill after the answer failed ({e:#}); `pp tokens refill` can fetch ahead \
+             of the next request"
+        )),
+    }
+    Ok((chosen, answer))
+}
+
+/// A token of a logged key valid now: from the wallet, or (when it is empty) fetched under a key
+/// the gateway's directory and challenge (fetched through the relay) show to be logged; a fetch
+/// is noted in `notes`.
 fn take_token(
-    wallet: &Wallet,
-    source: &TokenSource<'_>,
-    spec: &PathSpec<'_>,
+    tokens: &Tokens<'_>,
     instance: &str,
+    notes: &mut Vec<String>,
 ) -> Result<pp_tokens::Token> {
     let now = pp_translog::checkpoint::unix_now();
-    wallet.take(source, now, || {
-        crate::issuer_keys::fetch_via_relay(spec, instance)
-    })
+    let (token, fetched) = tokens
+        .wallet
+        .take_or_fetch(tokens.source, now, || (tokens.gateway)(instance))?;
+    if fetched {
+        notes.push(format!(
+            "{CLOSE_TO_ISSUANCE}: `pp tokens refill` ahead of time avoids this"
+        ));
+    }
+    Ok(token)
+}
+
+/// Traced when a spend follows a token fetch: the issuer (which knows the account) and the
+/// gateway (which sees the spend) are run by one operator, which can link the two by time.
+pub const CLOSE_TO_ISSUANCE: &str = "tokens: the wallet was empty, so tokens were fetched right \
+     before this spend; the operator can link this request to the account by time";
+
+/// Batches `pp tokens refill` fetches at most in one run.
+pub const MAX_REFILL_BATCHES: usize = 8;
+
+/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of the
+/// logged key (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
+/// apart from any request. The log is synced and the gateway's directory and challenge are
+/// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
+/// index). Returns the tokens held before and after.
+pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(usize, usize)> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating {}", config.state_dir.display()))?;
+    // Through the relay, as for a request.
+    let reader = crate::reads::Reader::through_relay(config)?;
+    let log = LogClient::sync(&config.log, &config.state_dir, reader)?;
+    trace(format!("log: checkpoint size {}", log.tree_head().size));
+    let index = crate::logged_index::fetch(&config.cdn.url, &log)?;
+    let ids: Vec<&str> = index
+        .index
+        .instances
+        .iter()
+        .map(|i| i.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        bail!("the key CDN lists no enclave instance");
+    }
+    let instance = ids[random_index(ids.len())?];
+    let spec = PathSpec {
+        relay_addr: &config.relay.address,
+        relay_name: &config.relay.server_name,
+        gateway_authority: &config.gateway.authority,
+        gateway_name: &config.gateway.server_name,
+        tls: tunnel::client_config(tls_roots(config)?),
+    };
+    let issuer = issuer_name(&config.issuer.url);
+    let challenge = pp_tokens::TokenChallenge::new(
+        issuer.as_bytes(),
+        None,
+        config.gateway.server_name.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
+    let source = TokenSource {
+        issuer_url: &config.issuer.url,
+        credential_file: &config.issuer.credential_file,
+        issuer_name: &issuer,
+        challenge: &challenge,
+        batch: config.issuer.batch,
+        low_water: min,
+        log: &log,
+    };
+    let wallet = Wallet::new(&config.state_dir);
+    let now = pp_translog::checkpoint::unix_now();
+    let before = wallet.available(now)?;
+    let mut held = before;
+    for _ in 0..MAX_REFILL_BATCHES {
+        match wallet.refill_if_low(&source, now, || {
+            crate::issuer_keys::fetch_via_relay(&spec, instance)
+        })? {
+            Refill::Enough(n) => {
+                held = n;
+                break;
+            }
+            Refill::Fetched { after, .. } => {
+                trace(format!("tokens: fetched a batch ({after} held)"));
+                held = after;
+            }
+        }
+    }
+    Ok((before, held))
 }
 
 /// Seconds a device's clock may run behind the gateway's when it believes a key retired.

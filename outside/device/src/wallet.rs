@@ -3,6 +3,11 @@
 //! stored) and `<key id>.txt` its unspent tokens, one base64url token per line. Each token is
 //! used once. Tokens of a key whose logged window is over are stale: the gateway refuses them, so
 //! they are dropped and new ones fetched (under a logged key, see [`crate::issuer_keys`]).
+//!
+//! A fetch carries the account credential from the device's address, so it should not come right
+//! before a spend: [`Wallet::refill_if_low`] runs after an answer (and from `pp tokens refill`),
+//! and [`Wallet::take_or_fetch`] fetches only when the wallet is empty, saying so
+//! (`docs/protocol.md` §7, "When the device fetches tokens").
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +28,15 @@ pub struct Wallet {
     legacy: PathBuf,
 }
 
+/// What [`Wallet::refill_if_low`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refill {
+    /// At least the low-water mark was left (this many): nothing fetched.
+    Enough(usize),
+    /// A batch was fetched: tokens left before and after.
+    Fetched { before: usize, after: usize },
+}
+
 /// Where and how tokens are fetched when the wallet has none for a valid logged key.
 pub struct TokenSource<'a> {
     /// Base URL of the issuer (token requests carry the account credential there).
@@ -34,6 +48,8 @@ pub struct TokenSource<'a> {
     pub challenge: &'a TokenChallenge,
     /// Tokens asked for at once.
     pub batch: u8,
+    /// Fewer tokens left than this after a request: refill then (see [`Wallet::refill_if_low`]).
+    pub low_water: usize,
     /// The log the key's entry must be in.
     pub log: &'a LogClient,
 }
@@ -47,29 +63,99 @@ impl Wallet {
     }
 
     /// Removes and returns one token of a logged key valid at `now`, fetching a batch first if
-    /// none is left: `gateway` supplies the gateway's directory and challenge (fetched through
-    /// the relay), checked against the log before any token request is sent.
+    /// none is left (see [`Self::take_or_fetch`]).
     pub fn take(
         &self,
         source: &TokenSource<'_>,
         now: u64,
         gateway: impl FnOnce() -> Result<GatewayKeyView>,
     ) -> Result<Token> {
+        Ok(self.take_or_fetch(source, now, gateway)?.0)
+    }
+
+    /// Removes and returns one token of a logged key valid at `now`, fetching a batch first if
+    /// none is left (first use): `gateway` supplies the gateway's directory and challenge
+    /// (fetched through the relay), checked against the log before any token request is sent.
+    /// The flag says whether a batch was fetched for this token, so the spend follows an
+    /// issuance closely in time.
+    pub fn take_or_fetch(
+        &self,
+        source: &TokenSource<'_>,
+        now: u64,
+        gateway: impl FnOnce() -> Result<GatewayKeyView>,
+    ) -> Result<(Token, bool)> {
         if let Some(token) = self.take_valid(now)? {
-            return Ok(token);
+            return Ok((token, false));
         }
+        self.fetch(source, now, gateway)?;
+        let token = self
+            .take_valid(now)?
+            .context("the fetched tokens are not for a valid logged key")?;
+        Ok((token, true))
+    }
+
+    /// Fetches a batch if fewer than `source.low_water` tokens of a valid logged key are left.
+    /// The device calls this after a request was answered (and `pp tokens refill` at any time),
+    /// so the fetch, made with the account credential from the device's own address, does not
+    /// come right before a spend.
+    pub fn refill_if_low(
+        &self,
+        source: &TokenSource<'_>,
+        now: u64,
+        gateway: impl FnOnce() -> Result<GatewayKeyView>,
+    ) -> Result<Refill> {
+        let before = self.available(now)?;
+        if before >= source.low_water {
+            return Ok(Refill::Enough(before));
+        }
+        self.fetch(source, now, gateway)?;
+        Ok(Refill::Fetched {
+            before,
+            after: self.available(now)?,
+        })
+    }
+
+    /// How many tokens [`Self::take_valid`] can still hand out at `now` (those of the
+    /// newest-epoch valid key kept).
+    pub fn available(&self, now: u64) -> Result<usize> {
+        match self.best_key(now)? {
+            Some(key) => Ok(self.load(key.token_key_id())?.len()),
+            None => Ok(0),
+        }
+    }
+
+    /// Fetches and keeps one batch under the logged key the gateway's view names.
+    fn fetch(
+        &self,
+        source: &TokenSource<'_>,
+        now: u64,
+        gateway: impl FnOnce() -> Result<GatewayKeyView>,
+    ) -> Result<()> {
         let view = gateway()?;
         let key =
             issuer_keys::choose(&view, source.challenge, source.issuer_name, now, source.log)?;
         let tokens = fetch_batch(source, &key.entry.key)?;
-        self.store(&key, &tokens)?;
-        self.take_valid(now)?
-            .context("the fetched tokens are not for a valid logged key")
+        self.store(&key, &tokens)
     }
 
     /// Removes and returns a token of the newest-epoch key valid at `now`; drops the tokens of
     /// every key whose entry is unreadable or whose window is over.
     pub fn take_valid(&self, now: u64) -> Result<Option<Token>> {
+        let Some(key) = self.best_key(now)? else {
+            return Ok(None);
+        };
+        let mut tokens = self.load(key.token_key_id())?;
+        if tokens.is_empty() {
+            return Ok(None);
+        }
+        let token = tokens.remove(0);
+        self.save(key.token_key_id(), &tokens)?;
+        Ok(Some(token))
+    }
+
+    /// The newest-epoch kept key valid at `now`; drops the tokens of every key whose entry is
+    /// unreadable or whose window is over.
+    fn best_key(&self, now: u64) -> Result<Option<IssuerKeyEntry>> {
         // Tokens kept before keys were logged name no logged key: drop them.
         match std::fs::remove_file(&self.legacy) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -88,14 +174,7 @@ impl Wallet {
                 self.drop_key(key.token_key_id())?;
             }
         }
-        let Some(key) = best else { return Ok(None) };
-        let mut tokens = self.load(key.token_key_id())?;
-        if tokens.is_empty() {
-            return Ok(None);
-        }
-        let token = tokens.remove(0);
-        self.save(key.token_key_id(), &tokens)?;
-        Ok(Some(token))
+        Ok(best)
     }
 
     /// Keeps `tokens` of the logged `key`.

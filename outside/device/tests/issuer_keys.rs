@@ -36,6 +36,7 @@ fn source<'a>(
         issuer_name,
         challenge,
         batch: 2,
+        low_water: 0,
         log,
     }
 }

@@ -68,6 +68,28 @@ enum Command {
         #[arg(long)]
         log_url: Option<String>,
     },
+    /// The anonymous tokens kept for the gateway (see `pp tokens refill --help`).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Fetch tokens now, apart from any request (run it from a scheduler at times of its own).
+    ///
+    /// A token fetch carries the account credential from this device's address; one made
+    /// right before a request would let the operator, who runs issuer and gateway, link that
+    /// request to the account by time. `pp` fetches only after an answer, when fewer than
+    /// `issuer.low_water` tokens are left, or when the wallet is empty before a spend;
+    /// refilling ahead of time keeps both rare.
+    Refill {
+        /// Fetch batches until at least this many tokens are held (default: the low-water mark
+        /// plus one batch).
+        #[arg(long)]
+        min: Option<usize>,
+    },
+    /// Print how many tokens are held for the current logged issuer key (no network).
+    Count,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +153,22 @@ fn run(args: &Args) -> Result<()> {
         }
         Command::VerifyRelease { manifest } => verify_release(&config, manifest, &mut trace),
         Command::CheckReceipt { receipt } => check_receipt(&config, receipt, verbose),
+        Command::Tokens(TokensCommand::Refill { min }) => {
+            let min = min
+                .unwrap_or(usize::from(config.issuer.low_water) + usize::from(config.issuer.batch));
+            let (before, after) = request::refill_tokens(&config, min, &mut trace)?;
+            match after > before {
+                true => say!("Fetched tokens: {before} held before, {after} now."),
+                false => say!("{after} tokens held (at least {min}): nothing fetched."),
+            }
+            Ok(())
+        }
+        Command::Tokens(TokensCommand::Count) => {
+            let now = pp_translog::checkpoint::unix_now();
+            let held = pp_device::wallet::Wallet::new(&config.state_dir).available(now)?;
+            say!("{held} tokens held for the current logged issuer key.");
+            Ok(())
+        }
         Command::VerifyReport(_) | Command::CheckEvidence { .. } => {
             unreachable!("handled in main: it reads no configuration")
         }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pp_device::releases::LogClient;
 use pp_services::gateway::{Gateway, challenge};
@@ -35,13 +35,22 @@ pub fn key(n: usize) -> Issuer {
 pub struct Net {
     pub rt: tokio::runtime::Runtime,
     pub dir: tempfile::TempDir,
+    /// What the operator observes, in order of arrival: token requests at the issuer
+    /// ([`ISSUANCE`]) and CONNECTs carrying a token at the gateways ([`SPEND`]).
+    pub events: Arc<Mutex<Vec<&'static str>>>,
 }
+
+/// An event: the issuer received a token request (made with the account credential).
+pub const ISSUANCE: &str = "issuance";
+/// An event: a gateway received a CONNECT carrying a token.
+pub const SPEND: &str = "spend";
 
 impl Net {
     pub fn new() -> Self {
         Self {
             rt: tokio::runtime::Runtime::new().unwrap(),
             dir: tempfile::tempdir().unwrap(),
+            events: Arc::default(),
         }
     }
 
@@ -99,7 +108,11 @@ impl Net {
             accounts: HashMap::from([("a".to_string(), Sha256::digest(SECRET).into())]),
             rate: RateLimiter::new(1000, 3600, 100),
         });
+        let events = self.events.clone();
         self.serve(move |req| {
+            if req.method() == hyper::Method::POST {
+                events.lock().unwrap().push(ISSUANCE);
+            }
             let s = service.clone();
             async move { s.handle(req).await }
         })
@@ -119,7 +132,13 @@ impl Net {
             counters: Arc::new(TunnelCounters::default()),
             reads: Vec::new(),
         });
-        self.serve(move |req| gateway.clone().handle(req))
+        let events = self.events.clone();
+        self.serve(move |req| {
+            if req.headers().contains_key(hyper::header::AUTHORIZATION) {
+                events.lock().unwrap().push(SPEND);
+            }
+            gateway.clone().handle(req)
+        })
     }
 }
 

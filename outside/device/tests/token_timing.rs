@@ -1,0 +1,188 @@
+//! When the device fetches tokens, seen from the operator's side: the issuer (which knows the
+//! account) and the gateway (which sees each spend) are one operator's, so a token fetch right
+//! before a spend links that request to the account by time. The real log, issuer and gateway
+//! run on loopback and record, in order, each token request and each CONNECT carrying a token;
+//! the device's spend path ([`request::spend_then_refill`], which `ask` runs) must fetch after
+//! the answer when the wallet runs low, never right before a spend it could have made from the
+//! wallet.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+
+use pp_device::issuer_keys::{self, LoggedKey};
+use pp_device::releases::LogClient;
+use pp_device::request::{self, CLOSE_TO_ISSUANCE, Failure, Tokens};
+use pp_device::wallet::{TokenSource, Wallet};
+use pp_services::issuer::unix_now;
+use pp_tokens::{Client, IssuerKeyEntry, Token, TokenChallenge};
+
+mod common;
+
+use common::*;
+
+/// Tokens asked for at once, and the low-water mark, in these tests.
+const BATCH: u8 = 3;
+const LOW_WATER: usize = 2;
+
+/// The operator's services with one logged issuer key, and a device's wallet and account.
+struct Operator {
+    net: Net,
+    gateway: SocketAddr,
+    issuer_url: String,
+    name: String,
+    entry: IssuerKeyEntry,
+    log: LogClient,
+    challenge: TokenChallenge,
+    credential: PathBuf,
+}
+
+impl Operator {
+    fn new() -> Self {
+        let net = Net::new();
+        let now = unix_now();
+        let issuer_addr = net.issuer(vec![(key(0), current(now).0, current(now).1)]);
+        let name = issuer_addr.to_string();
+        let entry = entry(&name, &key(0), 1, current(now));
+        let log = net.log(&[&entry]);
+        let gateway = net.gateway(&name, vec![entry.clone()], "timing");
+        let credential = net.dir.path().join("secret");
+        std::fs::write(&credential, SECRET).unwrap();
+        Self {
+            challenge: expected(&name),
+            issuer_url: format!("http://{issuer_addr}"),
+            gateway,
+            name,
+            entry,
+            log,
+            credential,
+            net,
+        }
+    }
+
+    fn source(&self) -> TokenSource<'_> {
+        TokenSource {
+            issuer_url: &self.issuer_url,
+            credential_file: &self.credential,
+            issuer_name: &self.name,
+            challenge: &self.challenge,
+            batch: BATCH,
+            low_water: LOW_WATER,
+            log: &self.log,
+        }
+    }
+
+    fn wallet(&self) -> Wallet {
+        Wallet::new(self.net.dir.path())
+    }
+
+    /// Puts `n` tokens of the logged key in the wallet, signed outside the issuer's service (no
+    /// event), as if fetched long ago.
+    fn fill(&self, n: usize) {
+        let tokens: Vec<Token> = (0..n)
+            .map(|_| {
+                let (req, pending) = Client::prepare(&self.challenge, &self.entry.key).unwrap();
+                Client::finalize(pending, &key(0).issue(&req).unwrap()).unwrap()
+            })
+            .collect();
+        let logged = LoggedKey {
+            entry: self.entry.clone(),
+            log_index: 0,
+        };
+        self.wallet().store(&logged, &tokens).unwrap();
+    }
+
+    /// One request through the device's spend path: each attempt spends its token at the
+    /// gateway, which accepts it (and then finds the instance down: 502, past the token checks).
+    /// Returns the trace.
+    fn request(&self) -> anyhow::Result<Vec<String>> {
+        let gateway = self.gateway;
+        let view = |instance: &str| {
+            issuer_keys::fetch_over(&mut TcpStream::connect(gateway).unwrap(), ORIGIN, instance)
+        };
+        let wallet = self.wallet();
+        let source = self.source();
+        let tokens = Tokens {
+            wallet: &wallet,
+            source: &source,
+            gateway: &view,
+        };
+        let mut lines = Vec::new();
+        request::spend_then_refill(
+            &tokens,
+            vec!["i-0".to_string()],
+            |c| c.as_str(),
+            &mut |l| lines.push(l),
+            |_, token| match spend(gateway, token) {
+                (502, _) => Ok(()),
+                (status, text) => Err(Failure::Fatal(anyhow::anyhow!("{status}: {text}"))),
+            },
+        )?;
+        Ok(lines)
+    }
+
+    fn events(&self) -> Vec<&'static str> {
+        self.net.events.lock().unwrap().clone()
+    }
+
+    fn left(&self) -> usize {
+        self.wallet().available(unix_now()).unwrap()
+    }
+}
+
+/// The wallet holds the low-water mark: the request spends from it, and only after the answer
+/// does the device fetch a batch. A request that leaves the wallet at the mark fetches nothing.
+#[test]
+fn a_wallet_at_the_low_water_mark_refills_after_the_answer() {
+    let op = Operator::new();
+    op.fill(LOW_WATER + 1);
+    op.request().unwrap();
+    assert_eq!(op.events(), [SPEND], "no fetch while the mark is kept");
+    assert_eq!(op.left(), LOW_WATER);
+
+    let trace = op.request().unwrap();
+    assert_eq!(
+        op.events(),
+        [SPEND, SPEND, ISSUANCE],
+        "the fetch must come after the spend, not before it"
+    );
+    assert_eq!(op.left(), LOW_WATER - 1 + usize::from(BATCH));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("fetched a batch after the answer")),
+        "{trace:?}"
+    );
+    assert!(!trace.iter().any(|l| l.contains(CLOSE_TO_ISSUANCE)));
+}
+
+/// First use: the wallet is empty before a spend, so the device fetches then, and says that
+/// this spend is close in time to an issuance. The batch leaves the mark kept: no second fetch.
+#[test]
+fn an_empty_wallet_fetches_before_the_spend_and_says_so() {
+    let op = Operator::new();
+    let trace = op.request().unwrap();
+    assert_eq!(op.events(), [ISSUANCE, SPEND]);
+    assert!(
+        trace.iter().any(|l| l.contains(CLOSE_TO_ISSUANCE)),
+        "{trace:?}"
+    );
+    assert_eq!(op.left(), usize::from(BATCH) - 1);
+}
+
+/// A refill after the answer that fails (the issuer refuses the account) is traced and leaves
+/// the answer and the wallet as they were.
+#[test]
+fn a_failed_refill_keeps_the_answer() {
+    let op = Operator::new();
+    op.fill(LOW_WATER);
+    std::fs::write(&op.credential, "not-the-account-secret").unwrap();
+    let trace = op.request().unwrap();
+    assert_eq!(op.events(), [SPEND, ISSUANCE]);
+    assert_eq!(op.left(), LOW_WATER - 1);
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("refill after the answer failed")),
+        "{trace:?}"
+    );
+}
