@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use rustls::ClientConfig;
 
 use crate::config::Config;
-use crate::fetch::{self, MAX_BODY};
+use crate::fetch::{self, MAX_READ_BODY};
 use crate::tunnel::{self, GatewayStream, PathSpec};
 
 /// Largest response head read from the gateway.
@@ -288,8 +288,8 @@ fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> 
         .ok()
         .context("the gateway's answer has a malformed length")?;
     anyhow::ensure!(
-        length <= MAX_BODY,
-        "the gateway's answer is larger than {MAX_BODY} bytes"
+        length <= MAX_READ_BODY,
+        "the gateway's answer is larger than {MAX_READ_BODY} bytes"
     );
     let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let status = response

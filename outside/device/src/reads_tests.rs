@@ -279,6 +279,10 @@ fn devices_at_different_log_sizes_send_the_log_the_same_reads() {
             .unwrap();
         s.log.service.cosign();
     };
+    // A full tile of manifest-sized entries (~6 KiB each: a 1.5 MiB bundle) reads through too.
+    for i in 0..256 {
+        append(&format!("{i:06}{}", "m".repeat(6000)));
+    }
     let (a, b) = (s.dir.join("device-a"), s.dir.join("device-b"));
     std::fs::create_dir_all(&a).unwrap();
     std::fs::create_dir_all(&b).unwrap();
@@ -299,6 +303,7 @@ fn devices_at_different_log_sizes_send_the_log_the_same_reads() {
         })
         .collect();
     assert_eq!(sizes[0] + 1, sizes[1], "the devices hold different sizes");
+    assert!(sizes[0] > 256, "{sizes:?}");
     let mut seen = Vec::new();
     for dir in [&a, &b] {
         lines.lock().unwrap().clear();

@@ -19,8 +19,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::http::{Reply, error, reply};
 
-/// Largest answer forwarded from an upstream (the device's own bound on what it reads).
-pub const MAX_READ_BODY: usize = 1 << 20;
+/// Largest answer forwarded from an upstream: a full tile of the log's entries (the device's
+/// own bound on what it reads). What is buffered is what the log and CDN actually hold.
+pub const MAX_READ_BODY: usize = pp_translog::tiles::MAX_BUNDLE_LEN;
 /// Longest one forwarded read may take, connection to the upstream included.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 

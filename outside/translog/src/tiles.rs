@@ -9,6 +9,11 @@
 /// Entries per full tile.
 pub const TILE_WIDTH: u64 = 256;
 
+/// Largest entry bundle: a full tile of entries of the largest length. A tile of release
+/// manifests (about 6 KiB each) is about 1.5 MiB, so readers of tiles take this bound rather
+/// than a smaller one of their own.
+pub const MAX_BUNDLE_LEN: usize = TILE_WIDTH as usize * (2 + u16::MAX as usize);
+
 /// The path-encoded tile index: zero-padded 3-digit elements, all but the last prefixed with
 /// `x` (1234067 is `x001/x234/067`).
 pub fn encode_index(n: u64) -> String {
