@@ -11,17 +11,23 @@
 //! gateway closes it (it bounds the requests per connection); then a new tunnel is opened.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rustls::ClientConfig;
 
 use crate::config::Config;
-use crate::fetch::{self, MAX_BODY};
+use crate::fetch::{self, MAX_READ_BODY};
 use crate::tunnel::{self, GatewayStream, PathSpec};
 
 /// Largest response head read from the gateway.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// Longest one read may take in all (opening a tunnel included), however the gateway trickles
+/// its answer: each socket operation waits at most what remains.
+pub const READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the log and the CDN are read.
 pub struct Reader {
@@ -118,6 +124,7 @@ impl Reader {
 }
 
 fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -> Result<Vec<u8>> {
+    let deadline = Instant::now() + READ_DEADLINE;
     let authority = authority_of(url)?;
     let request = format!("GET {url} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
     // A kept-alive connection the gateway has since closed fails before any answer: the read is
@@ -130,7 +137,11 @@ fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -
         let Some(stream) = slot.as_mut() else {
             unreachable!("the tunnel was opened above")
         };
-        match exchange(stream, request.as_bytes()) {
+        let mut timed = Timed {
+            stream: stream.as_mut(),
+            deadline,
+        };
+        match exchange(&mut timed, request.as_bytes()) {
             Ok(answer) => {
                 if answer.close {
                     *slot = None;
@@ -139,7 +150,7 @@ fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -
             }
             Err(e) => {
                 *slot = None;
-                if !reused {
+                if !reused || Instant::now() >= deadline {
                     return Err(e);
                 }
             }
@@ -174,10 +185,69 @@ fn checked(url: &str, answer: Answer) -> Result<Vec<u8>> {
     Ok(answer.body)
 }
 
+/// The TCP socket under a stream, whose timeouts bound each operation.
+trait Socket {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Socket for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Socket for GatewayStream {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock.sock
+    }
+}
+
+/// A stream whose every read and write waits at most until `deadline`, then fails with
+/// [`std::io::ErrorKind::TimedOut`].
+struct Timed<'a, S> {
+    stream: &'a mut S,
+    deadline: Instant,
+}
+
+impl<S: Socket> Timed<'_, S> {
+    fn arm(&self) -> std::io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.tcp().set_read_timeout(Some(left))?;
+        self.stream.tcp().set_write_timeout(Some(left))
+    }
+}
+
+impl<S: Socket + Read> Read for Timed<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.stream.read(buf)
+    }
+}
+
+impl<S: Socket + Write> Write for Timed<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.arm()?;
+        self.stream.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.arm()?;
+        self.stream.flush()
+    }
+}
+
 /// Writes `request` and reads one answer (head byte by byte, so nothing after it is consumed;
 /// body by Content-Length, bounded).
 fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> {
-    let io = |e: std::io::Error| anyhow::anyhow!("the gateway connection failed: {:?}", e.kind());
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow::anyhow!(
+            "the gateway did not answer within {} s",
+            READ_DEADLINE.as_secs()
+        ),
+        kind => anyhow::anyhow!("the gateway connection failed: {kind:?}"),
+    };
     stream.write_all(request).map_err(io)?;
     stream.flush().map_err(io)?;
     let mut head = Vec::with_capacity(256);
@@ -210,17 +280,16 @@ fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> 
         header("transfer-encoding").is_none(),
         "the gateway's answer is not length-delimited"
     );
-    let length: u64 = match header("content-length") {
-        Some(v) => v
-            .trim()
-            .parse()
-            .ok()
-            .context("the gateway's answer has a malformed length")?,
-        None => 0,
-    };
+    // Without a length the body's end is unknown (and the connection cannot be reused).
+    let length: u64 = header("content-length")
+        .context("the gateway's answer has no Content-Length")?
+        .trim()
+        .parse()
+        .ok()
+        .context("the gateway's answer has a malformed length")?;
     anyhow::ensure!(
-        length <= MAX_BODY,
-        "the gateway's answer is larger than {MAX_BODY} bytes"
+        length <= MAX_READ_BODY,
+        "the gateway's answer is larger than {MAX_READ_BODY} bytes"
     );
     let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let status = response
@@ -241,7 +310,67 @@ mod relay_tests;
 
 #[cfg(test)]
 mod tests {
-    use super::authority_of;
+    use super::*;
+
+    /// A server on a real socket that writes `answer` in pieces, `gap` apart, after reading
+    /// the request line; returns the client's end.
+    fn trickling(answer: &'static [u8], piece: usize, gap: Duration) -> TcpStream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            for chunk in answer.chunks(piece) {
+                if s.write_all(chunk).is_err() {
+                    return;
+                }
+                std::thread::sleep(gap);
+            }
+            std::thread::sleep(Duration::from_secs(5));
+        });
+        TcpStream::connect(at).unwrap()
+    }
+
+    #[test]
+    fn a_trickled_answer_is_cut_at_the_deadline() {
+        // One byte every 100 ms: no single read waits long, the whole answer takes ~5 s.
+        let mut tcp = trickling(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Padding: aaaaaaaaaaaaaaaa\r\n\r\n0123456789",
+            1,
+            Duration::from_millis(100),
+        );
+        let started = Instant::now();
+        let mut timed = Timed {
+            stream: &mut tcp,
+            deadline: started + Duration::from_secs(1),
+        };
+        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("did not answer within"), "{err:#}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_answer_without_a_length_is_refused() {
+        let mut tcp = trickling(b"HTTP/1.1 200 OK\r\n\r\nthe body", 64, Duration::ZERO);
+        let mut timed = Timed {
+            stream: &mut tcp,
+            deadline: Instant::now() + READ_DEADLINE,
+        };
+        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "the gateway's answer has no Content-Length"
+        );
+    }
 
     #[test]
     fn authorities_of_urls() {

@@ -223,3 +223,97 @@ fn a_relay_path_that_cannot_reach_the_log_fails_without_a_direct_fallback() {
         "the device fell back to reading the log from its own address"
     );
 }
+
+/// A TCP door in front of `upstream` that records the request line each connection opens with
+/// (the gateway opens one connection per read): what the service behind learns of a device.
+fn recording_door(upstream: SocketAddr) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = lines.clone();
+    std::thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while !line.ends_with(b"\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
+                line.push(byte[0]);
+            }
+            record
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&line).trim().to_string());
+            let Ok(mut service) = std::net::TcpStream::connect(upstream) else {
+                continue;
+            };
+            let _ = service.write_all(&line);
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), service.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut service, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (at, lines)
+}
+
+/// The attack: the operator appends one filler entry per sync so that each device holds a
+/// size of its own, and recognises a device at its next sync by the first entry it asks for.
+/// Two devices at different sizes within one tile must ask the log for the same things.
+#[test]
+fn devices_at_different_log_sizes_send_the_log_the_same_reads() {
+    let s = start();
+    let (at, lines) = recording_door(addr(&s.log_url));
+    let relay = gateway_and_relay(&s, &[format!("{}={at}", s.log_url)]);
+    let append = |what: &str| {
+        s.log
+            .service
+            .log
+            .lock()
+            .unwrap()
+            .append(what.as_bytes())
+            .unwrap();
+        s.log.service.cosign();
+    };
+    // A full tile of manifest-sized entries (~6 KiB each: a 1.5 MiB bundle) reads through too.
+    for i in 0..256 {
+        append(&format!("{i:06}{}", "m".repeat(6000)));
+    }
+    let (a, b) = (s.dir.join("device-a"), s.dir.join("device-b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let config = log_config(&s, &s.log_url);
+    LogClient::sync(&config, &a, reader(&s, relay)).unwrap();
+    append("filler for device a's sync");
+    LogClient::sync(&config, &b, reader(&s, relay)).unwrap();
+    append("filler for device b's sync");
+    let sizes: Vec<u64> = [&a, &b]
+        .iter()
+        .map(|dir| {
+            let state = pp_translog::DeviceLogState::open(
+                dir.join(crate::releases::STATE_FILE),
+                config.trust_policy().unwrap(),
+            )
+            .unwrap();
+            state.current().unwrap().checkpoint.size
+        })
+        .collect();
+    assert_eq!(sizes[0] + 1, sizes[1], "the devices hold different sizes");
+    assert!(sizes[0] > 256, "{sizes:?}");
+    let mut seen = Vec::new();
+    for dir in [&a, &b] {
+        lines.lock().unwrap().clear();
+        let log = LogClient::sync(&config, dir, reader(&s, relay)).unwrap();
+        assert_eq!(log.tree_head().size, sizes[1] + 1);
+        seen.push(lines.lock().unwrap().clone());
+    }
+    assert!(seen[0].len() > 1, "{seen:?}");
+    assert_eq!(
+        seen[0], seen[1],
+        "the log tells the devices apart by what they read"
+    );
+}

@@ -53,14 +53,17 @@ impl LogClient {
         // The new entries, checked against the signed root by `update`, also feed the issuer
         // key summary.
         let mut fetched = std::collections::HashMap::new();
-        let mut fetch_entry = |i: u64| {
-            let bytes = reader
-                .get(&format!("{url}/entries/{i}"))
-                .map_err(|e| format!("{e:#}"))?;
-            fetched.insert(i, bytes.clone());
-            Ok(bytes)
+        // Whole entry tiles, from the one holding the last accepted entry: the requests name
+        // tile indexes, not this device's size.
+        let mut fetch_tile = |path: &str| {
+            reader
+                .get(&format!("{url}/{path}"))
+                .map_err(|e| format!("{e:#}"))
         };
-        if let Err(e) = state.update(&note, now, &mut fetch_entry) {
+        let mut keep = |i: u64, bytes: &[u8]| {
+            fetched.insert(i, bytes.to_vec());
+        };
+        if let Err(e) = state.update(&note, now, &mut fetch_tile, &mut keep) {
             let pointer = match &e {
                 DeviceError::Fork {
                     remembered,

@@ -49,6 +49,11 @@ pub const SPEND_RECORD_MARGIN_SECS: u64 = 86_400;
 /// Requests one gateway connection may carry (the directory first, reads of the log and the
 /// CDN, one CONNECT last): what one sync of a device needs, then it opens a new tunnel.
 pub const MAX_REQUESTS_PER_CONNECTION: u32 = 64;
+
+/// How long one gateway connection takes requests, from its accept (a tunnel opened on it
+/// lives on): a client without a token cannot hold one of the connection slots for minutes
+/// with slow, cheap reads. One sync of a device takes a few seconds.
+pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::issuer::{DIRECTORY_PATH, unix_now};
 use crate::spent_store::{Spend, SpentStore};
 use crate::tunnel::{self, TunnelCounters, TunnelLimits};
@@ -166,7 +171,11 @@ impl Gateway {
             ));
         }
         if reads::is_read(&req) {
-            let reply = reads::forward(&self.reads, &req).await;
+            let reply = match reads::forward(&self.reads, &req).await {
+                Ok(reply) => reply,
+                // A read this gateway does not front, or a malformed one: counted and closed.
+                Err(refusal) => return self.refuse(refusal),
+            };
             // The last request this connection may carry: say so, so the device reconnects.
             return if n == MAX_REQUESTS_PER_CONNECTION {
                 crate::http::close_after(reply)

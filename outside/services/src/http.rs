@@ -41,6 +41,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Longest a handler may take (504 beyond).
     pub request_timeout: Duration,
+    /// Longest a connection takes requests, from its accept: then it finishes the request in
+    /// flight and closes, however slowly and cheaply its client asks (a tunnel made from it
+    /// lives on). `None`: no bound beyond the per-request ones.
+    pub connection_lifetime: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -52,6 +56,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
+            connection_lifetime: None,
         }
     }
 }
@@ -142,6 +147,7 @@ where
         };
         let _ = tcp.set_nodelay(true);
         let (tls, handler) = (tls.clone(), handler.clone());
+        let accepted = tokio::time::Instant::now();
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
@@ -149,10 +155,10 @@ where
                     let handshake =
                         tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
                     if let Ok(Ok(stream)) = handshake {
-                        serve_connection(stream, limits, client, handler).await;
+                        serve_connection(stream, limits, accepted, client, handler).await;
                     }
                 }
-                None => serve_connection(tcp, limits, client, handler).await,
+                None => serve_connection(tcp, limits, accepted, client, handler).await,
             }
         });
     }
@@ -161,6 +167,7 @@ where
 async fn serve_connection<S, H, F>(
     io: S,
     limits: Limits,
+    accepted: tokio::time::Instant,
     client: Option<Arc<ClientSlot>>,
     handler: H,
 ) where
@@ -184,13 +191,25 @@ async fn serve_connection<S, H, F>(
             Ok::<_, Infallible>(reply)
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(16 * 1024)
         .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let Some(lifetime) = limits.connection_lifetime else {
+        let _ = conn.await;
+        return;
+    };
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = tokio::time::sleep_until(accepted + lifetime) => {}
+    }
+    // Take no further request; the one in flight is bounded by `request_timeout`, a head
+    // being read by `header_timeout`.
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 /// Which request of its connection a request is (1 for the first), in the request's extensions:

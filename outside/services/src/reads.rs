@@ -19,8 +19,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::http::{Reply, error, reply};
 
-/// Largest answer forwarded from an upstream (the device's own bound on what it reads).
-pub const MAX_READ_BODY: usize = 1 << 20;
+/// Largest answer forwarded from an upstream: a full tile of the log's entries (the device's
+/// own bound on what it reads). What is buffered is what the log and CDN actually hold.
+pub const MAX_READ_BODY: usize = pp_translog::tiles::MAX_BUNDLE_LEN;
 /// Longest one forwarded read may take, connection to the upstream included.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,6 +85,15 @@ impl ReadUpstream {
         if !rest.starts_with('/') {
             return None;
         }
+        // No `.`/`..` segment (the upstream would resolve it out of the base path) and no
+        // `%` escape at all (none of our paths needs one; `%2e`, `%2f` would hide a segment).
+        let query = uri.query().unwrap_or_default();
+        if rest.split('/').any(|seg| seg == "." || seg == "..")
+            || path.contains('%')
+            || query.contains('%')
+        {
+            return None;
+        }
         Some(uri.path_and_query().map_or(path, |p| p.as_str()))
     }
 }
@@ -94,34 +104,38 @@ pub fn is_read(req: &Request<Incoming>) -> bool {
     req.method() == Method::GET && req.uri().scheme().is_some()
 }
 
-/// Forwards the read `req` to the upstream it names among `upstreams`.
-pub async fn forward(upstreams: &[ReadUpstream], req: &Request<Incoming>) -> Reply {
+/// Forwards the read `req` to the upstream it names among `upstreams`: the upstream's answer
+/// (or the gateway's when the upstream fails), or `Err` with the refusal of a read this gateway
+/// does not forward (the caller closes the connection after it).
+pub async fn forward(upstreams: &[ReadUpstream], req: &Request<Incoming>) -> Result<Reply, Reply> {
     let found = upstreams
         .iter()
         .find_map(|u| u.target(req.uri()).map(|t| (u, t)));
     let Some((upstream, target)) = found else {
-        return error(
+        return Err(error(
             StatusCode::FORBIDDEN,
             "this gateway forwards reads only of its configured transparency log and key CDN",
-        );
+        ));
     };
     if !req.body().is_end_stream() {
-        return error(StatusCode::BAD_REQUEST, "a read carries no body");
+        return Err(error(StatusCode::BAD_REQUEST, "a read carries no body"));
     }
-    match tokio::time::timeout(READ_TIMEOUT, fetch(upstream, target)).await {
-        Ok(Ok(reply)) => reply,
-        Ok(Err(e)) => {
-            tracing::warn!("read upstream: {e:#}");
-            error(
-                StatusCode::BAD_GATEWAY,
-                "the gateway could not read from the upstream service",
-            )
-        }
-        Err(_) => error(
-            StatusCode::GATEWAY_TIMEOUT,
-            "the upstream service did not answer in time",
-        ),
-    }
+    Ok(
+        match tokio::time::timeout(READ_TIMEOUT, fetch(upstream, target)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => {
+                tracing::warn!("read upstream: {e:#}");
+                error(
+                    StatusCode::BAD_GATEWAY,
+                    "the gateway could not read from the upstream service",
+                )
+            }
+            Err(_) => error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the upstream service did not answer in time",
+            ),
+        },
+    )
 }
 
 /// One `GET target` on a new connection to the upstream; its status, content type and body.
@@ -174,6 +188,21 @@ mod tests {
         assert_eq!(target("http://log.test:80/other"), None);
         assert_eq!(target("http://log.test:81/log/entries/3"), None);
         assert_eq!(target("https://log.test:80/log/entries/3"), None);
+        assert_eq!(
+            target("http://log.test:80/log/tile/entries/x001/067.p/5").as_deref(),
+            Some("/log/tile/entries/x001/067.p/5")
+        );
+        // Out of the base path by a dot segment, or by an escape of `.` or `/`: refused.
+        for escape in [
+            "http://log.test:80/log/../admin/x",
+            "http://log.test:80/log/./entries/3",
+            "http://log.test:80/log/entries/..",
+            "http://log.test:80/log/%2e%2e/admin",
+            "http://log.test:80/log/..%2fadmin",
+            "http://log.test:80/log/entries/3?x=%2e",
+        ] {
+            assert_eq!(target(escape), None, "{escape}");
+        }
         let cdn = ReadUpstream::parse("http://cdn.test:8080=10.0.0.5:80").unwrap();
         assert_eq!(
             (cdn.base_path.as_str(), cdn.dial.as_str()),

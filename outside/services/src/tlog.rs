@@ -5,6 +5,7 @@
 //! | `GET /checkpoint` | the C2SP checkpoint note, with the witnesses' cosignatures when they gave them |
 //! | `GET /public-key` | `{"public_key": hex, "log_id": hex, "vkey": "origin+id+base64"}` |
 //! | `GET /entries/N` | entry N's bytes |
+//! | `GET /tile/entries/<N>[.p/<W>]` | a C2SP `tlog-tiles` entry bundle (how devices read entries) |
 //! | `GET /proof/inclusion?hash=HEX&size=N` | the inclusion proof of the entry with that leaf hash |
 //! | `GET /proof/consistency?from=A&to=B` | the consistency proof between two sizes |
 //! | `POST /append` (Bearer) | appends the body, gets the new checkpoint cosigned; `{"index": N, "checkpoint": note}` |
@@ -61,6 +62,20 @@ impl LogService {
             }
             (&Method::GET, "/proof/inclusion") => self.inclusion(query),
             (&Method::GET, "/proof/consistency") => self.consistency(query),
+            (&Method::GET, p) if p.starts_with("/tile/entries/") => {
+                let Some((n, width)) =
+                    pp_translog::tiles::parse_entries_path(&p["/tile/entries/".len()..])
+                else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "not a tlog-tiles entry bundle path",
+                    );
+                };
+                match self.lock().entry_bundle(n, width) {
+                    Ok(bytes) => reply(StatusCode::OK, "application/octet-stream", bytes),
+                    Err(_) => error(StatusCode::NOT_FOUND, "no such tile"),
+                }
+            }
             (&Method::GET, p) if p.starts_with("/entries/") => {
                 let Some(index) = p["/entries/".len()..].parse::<u64>().ok() else {
                     return error(StatusCode::BAD_REQUEST, "entry index must be a number");

@@ -302,6 +302,73 @@ async fn a_gateway_forwards_reads_of_its_log_and_cdn_a_bounded_number_per_connec
         String::from_utf8_lossy(&body).trim(),
         "this gateway forwards reads only of its configured transparency log and key CDN"
     );
+    // A refused read ends the connection: a tokenless client cannot keep one with reads the
+    // gateway refuses cheaply.
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(2))
+            .await
+            .is_some(),
+        "the gateway kept the connection after refusing a read it does not front"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tokenless client that reads slowly (one cheap read every few seconds, under the header
+/// timeout) is cut at the connection's lifetime, not after its read budget (minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_cut_at_the_connection_lifetime() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp_dir("gateway-slow-reads");
+    common::certs(&dir, &[GATEWAY]);
+    write_logged_key(&dir, &Issuer::generate().unwrap());
+    std::fs::write(
+        dir.join("instances.json"),
+        format!("{{\"instances\": [{{\"id\": \"{INSTANCE}\", \"address\": \"127.0.0.1:9\"}}]}}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("cdn")).unwrap();
+    std::fs::write(dir.join("cdn/enclaves.json"), b"the index").unwrap();
+    let cdn_root = dir.join("cdn").display().to_string();
+    let (_cdn, cdn) = spawn_service(
+        env!("CARGO_BIN_EXE_pp-cdn"),
+        &["--listen", "127.0.0.1:0", "--root", &cdn_root],
+        &dir.join("cdn.log"),
+    );
+    let store = Valkey::start(&dir.join("store"));
+    let upstream = format!("http://{cdn}");
+    let (_gateway, addr) = gateway_with(&dir, 1, &store.url(), &["--read-upstream", &upstream]);
+    let mut tls = tls_from([127, 0, 0, 1], addr, &dir, GATEWAY).await.unwrap();
+    let started = std::time::Instant::now();
+    let get = format!("GET http://{cdn}/enclaves.json HTTP/1.1\r\nHost: {cdn}\r\n\r\n");
+    let lifetime = pp_services::gateway::CONNECTION_LIFETIME;
+    let mut reads = 0;
+    loop {
+        assert!(
+            started.elapsed() < lifetime + Duration::from_secs(10),
+            "the gateway still serves a slow reader after {:?} ({reads} reads)",
+            started.elapsed()
+        );
+        if tls.write_all(get.as_bytes()).await.is_err() {
+            break;
+        }
+        let (head, body) = read_response(&mut tls).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(body, b"the index");
+        reads += 1;
+        // Just under the gateway's 5 s header timeout.
+        if closed_within(&mut tls, Duration::from_secs(4))
+            .await
+            .is_some()
+        {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() >= lifetime - Duration::from_secs(1),
+        "cut after {:?}, before the lifetime",
+        started.elapsed()
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -146,7 +146,12 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
 
 fn sync(device: &mut DeviceLogState, url: &str, now: u64) -> Result<Update, DeviceError> {
     let note = get(&format!("{url}/checkpoint")).unwrap();
-    device.update(&note, now, &mut |i| get(&format!("{url}/entries/{i}")))
+    device.update(
+        &note,
+        now,
+        &mut |p| get(&format!("{url}/{p}")),
+        &mut |_, _| {},
+    )
 }
 
 fn manifest(n: u32) -> String {
@@ -232,9 +237,12 @@ fn a_log_extension_the_witness_has_not_seen_is_refused() {
         .unwrap();
     let spliced = format!("{forked}{line}\n");
     let err = device
-        .update(spliced.as_bytes(), unix_now(), &mut |i| {
-            get(&format!("{fork_url}/entries/{i}"))
-        })
+        .update(
+            spliced.as_bytes(),
+            unix_now(),
+            &mut |p| get(&format!("{fork_url}/{p}")),
+            &mut |_, _| {},
+        )
         .unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
     assert_eq!(device.current().unwrap().checkpoint.size, 1);

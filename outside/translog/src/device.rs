@@ -7,8 +7,12 @@
 //! remembered head, a smaller size ([`DeviceError::Rollback`]) or the same size with another
 //! root ([`DeviceError::Fork`], carrying both signed notes as evidence); the witnesses' k-of-n
 //! cosignatures and their age ([`CheckpointError::TooFewCosignatures`],
-//! [`CheckpointError::Stale`]); then it fetches entries `old size .. new size`, extends the
-//! remembered frontier with them and requires the signed root ([`DeviceError::NotAnExtension`]).
+//! [`CheckpointError::Stale`]); then it reads the entry tiles (C2SP `tlog-tiles` bundles, see
+//! [`crate::tiles`]) from the one holding the last accepted entry to the new size, rebuilds the
+//! tree from the remembered frontier at that tile's start, requires the re-read entries to give
+//! the remembered frontier (a log that rewrites them forked) and the new ones the signed root
+//! ([`DeviceError::NotAnExtension`]). Reading whole tiles from a tile boundary keeps the
+//! device's accepted size out of its requests.
 //! The state file is replaced atomically (temporary file, fsync, rename, fsync of the
 //! directory), and only after every check passed: on any error nothing changes.
 
@@ -22,6 +26,10 @@ use crate::checkpoint::{Checkpoint, CheckpointError, TrustPolicy, VerifiedCheckp
 use crate::frontier::{Frontier, FrontierJson};
 use crate::merkle::{self, Hash, MerkleError};
 use crate::revocation::Revocation;
+use crate::tiles::{self, TILE_WIDTH};
+
+/// `log2(TILE_WIDTH)`.
+const TILE_BITS: u32 = TILE_WIDTH.trailing_zeros();
 
 /// Largest state file read, in bytes.
 const MAX_STATE_FILE_LEN: u64 = 8 * 1024 * 1024;
@@ -77,7 +85,7 @@ pub enum DeviceError {
     /// from the tree this device kept: the two heads may be inconsistent (a split view), or the
     /// served entries were wrong. Both cosigned notes are kept for the evidence file.
     #[error(
-        "tree size {new_size} is not shown to extend verified size {old_size}: the log's entries {old_size}..{new_size} do not produce its signed root (the recomputed root differs)"
+        "tree size {new_size} is not shown to extend verified size {old_size}: the entries the log serves do not lead from the tree this device kept to the signed root (the recomputed root differs; the log rewrote its history or served wrong entries)"
     )]
     Inconsistent {
         /// The size this device verified before.
@@ -187,6 +195,9 @@ struct StateJson {
     origin: String,
     note: String,
     frontier: FrontierJson,
+    /// The frontier at the start of the last tile (absent in files from before tiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tile_base: Option<FrontierJson>,
     revoked: Vec<RevokedRelease>,
 }
 
@@ -194,6 +205,9 @@ struct StateJson {
 struct Stored {
     verified: VerifiedCheckpoint,
     frontier: Frontier,
+    /// The frontier at the start of the tile holding the last entry, where the next update
+    /// starts reading.
+    tile_base: Option<Frontier>,
     revoked: Vec<RevokedRelease>,
 }
 
@@ -249,12 +263,15 @@ impl DeviceLogState {
     }
 
     /// Accepts the checkpoint `note` (see the module documentation) at time `now` (Unix
-    /// seconds), fetching new entries by index with `fetch_entry`. On error nothing changes.
+    /// seconds), reading entry bundles with `fetch_tile` (given the tile's path, see
+    /// [`tiles::entries_path`]) and handing each new entry, by index, to `fetched`. On error
+    /// nothing changes.
     pub fn update(
         &mut self,
         note: &[u8],
         now: u64,
-        fetch_entry: &mut dyn FnMut(u64) -> Result<Vec<u8>, String>,
+        fetch_tile: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+        fetched: &mut dyn FnMut(u64, &[u8]),
     ) -> Result<Update, DeviceError> {
         let cerr = |reason, note: Option<&[u8]>| DeviceError::Checkpoint {
             reason,
@@ -282,7 +299,7 @@ impl DeviceLogState {
             .policy
             .verify(note, now)
             .map_err(|e| cerr(e, Some(note)))?;
-        let (mut frontier, mut revoked, outcome) = match &self.current {
+        let (frontier, mut revoked, outcome) = match &self.current {
             None => (Frontier::new(), Vec::new(), Update::First),
             Some(old) if old.verified.checkpoint.size == cp.size => {
                 (old.frontier.clone(), old.revoked.clone(), Update::Unchanged)
@@ -301,42 +318,80 @@ impl DeviceLogState {
             new_size: cp.size,
             reason,
         };
+        // Both heads are signed and the entries between them do not lead from one to the
+        // other: with a kept head, evidence (`inconsistent-heads`); for a first sync, refused.
+        let inconsistent = |recomputed: [u8; 32]| match &self.current {
+            Some(old) if old_size > 0 => DeviceError::Inconsistent {
+                old_size,
+                new_size: cp.size,
+                remembered: old.verified.note.clone(),
+                offered: verified.note.clone(),
+                recomputed,
+            },
+            _ => not_ext("the recomputed root differs".into()),
+        };
         if cp.size - old_size > MAX_NEW_ENTRIES {
             return Err(not_ext(format!(
                 "more than {MAX_NEW_ENTRIES} new entries at once"
             )));
         }
-        for index in old_size..cp.size {
-            let entry = fetch_entry(index).map_err(|e| not_ext(format!("entry {index}: {e}")))?;
-            frontier.push(merkle::leaf_hash(&entry));
-            match Revocation::parse(&entry) {
-                Ok(Some(r)) => revoked.push(RevokedRelease {
-                    release_ref: r.release_ref,
-                    reason: r.reason,
-                    index,
-                    entry: String::from_utf8_lossy(&entry).into_owned(),
-                }),
-                Ok(None) => {}
-                // A malformed revocation is still in the signed tree: refuse rather than skip
-                // something that may have been meant to stop this device.
-                Err(e) => return Err(not_ext(format!("entry {index}: {e}"))),
+        // Read from the start of the tile holding the last accepted entry (re-reading the ones
+        // already accepted), so the requests name tiles, not this device's size.
+        let base = self
+            .current
+            .as_ref()
+            .and_then(|s| s.tile_base.clone())
+            .unwrap_or_else(|| frontier.floor_to_bits(TILE_BITS));
+        let new_base_size = cp.size.saturating_sub(1) / TILE_WIDTH * TILE_WIDTH;
+        let mut rebuilt = base;
+        let mut new_base = (rebuilt.size() == new_base_size).then(|| rebuilt.clone());
+        while rebuilt.size() < cp.size {
+            let tile = rebuilt.size() / TILE_WIDTH;
+            let first = tile * TILE_WIDTH;
+            let width = (cp.size - first).min(TILE_WIDTH);
+            let path = tiles::entries_path(tile, width);
+            let entries = fetch_tile(&path)
+                .and_then(|b| tiles::parse_bundle(&b, width))
+                .map_err(|e| not_ext(format!("{path}: {e}")))?;
+            // A tile read from a boundary starts where `rebuilt` stands; a legacy state file
+            // without a stored boundary may stand inside the tile.
+            let skip = rebuilt.size() - first;
+            for (index, entry) in (first..).zip(entries).skip(skip as usize) {
+                rebuilt.push(merkle::leaf_hash(&entry));
+                if rebuilt.size() == new_base_size {
+                    new_base = Some(rebuilt.clone());
+                }
+                if index < old_size {
+                    if index + 1 == old_size && rebuilt != frontier {
+                        // The entries the device accepted under its kept head are not the
+                        // ones the log serves under the new one: both heads are signed.
+                        return Err(inconsistent(rebuilt.root()));
+                    }
+                    continue;
+                }
+                match Revocation::parse(&entry) {
+                    Ok(Some(r)) => revoked.push(RevokedRelease {
+                        release_ref: r.release_ref,
+                        reason: r.reason,
+                        index,
+                        entry: String::from_utf8_lossy(&entry).into_owned(),
+                    }),
+                    Ok(None) => {}
+                    // A malformed revocation is still in the signed tree: refuse rather than
+                    // skip something that may have been meant to stop this device.
+                    Err(e) => return Err(not_ext(format!("entry {index}: {e}"))),
+                }
+                fetched(index, &entry);
             }
         }
-        if frontier.root() != cp.root {
-            return Err(match &self.current {
-                Some(old) if old_size > 0 => DeviceError::Inconsistent {
-                    old_size,
-                    new_size: cp.size,
-                    remembered: old.verified.note.clone(),
-                    offered: verified.note.clone(),
-                    recomputed: frontier.root(),
-                },
-                _ => not_ext("the recomputed root differs".into()),
-            });
+        let frontier = rebuilt;
+        if frontier.size() != cp.size || frontier.root() != cp.root {
+            return Err(inconsistent(frontier.root()));
         }
         let stored = Stored {
             verified,
             frontier,
+            tile_base: new_base,
             revoked,
         };
         self.persist(&stored)?;
@@ -349,6 +404,7 @@ impl DeviceLogState {
             origin: self.policy.log.name.clone(),
             note: s.verified.note.clone(),
             frontier: s.frontier.to_json(),
+            tile_base: s.tile_base.as_ref().map(Frontier::to_json),
             revoked: s.revoked.clone(),
         };
         let text = serde_json::to_vec_pretty(&state).map_err(|e| DeviceError::BadState {
@@ -413,6 +469,18 @@ fn parse_state(path: &Path, text: &[u8], policy: &TrustPolicy) -> Result<Stored,
     if frontier.size() != checkpoint.size || frontier.root() != checkpoint.root {
         return Err(bad("the frontier does not match the checkpoint".into()));
     }
+    let tile_base = match &state.tile_base {
+        Some(j) => {
+            let base = Frontier::from_json(j).map_err(bad)?;
+            if base.size() != checkpoint.size.saturating_sub(1) / TILE_WIDTH * TILE_WIDTH {
+                return Err(bad(
+                    "the tile frontier is not at the last tile's start".into()
+                ));
+            }
+            Some(base)
+        }
+        None => None,
+    };
     Ok(Stored {
         verified: VerifiedCheckpoint {
             checkpoint,
@@ -420,6 +488,7 @@ fn parse_state(path: &Path, text: &[u8], policy: &TrustPolicy) -> Result<Stored,
             cosigned,
         },
         frontier,
+        tile_base,
         revoked: state.revoked,
     })
 }

@@ -49,6 +49,16 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The frontier of the first `size` leaves, where `size` is this size with its low `bits`
+    /// bits cleared (the subtrees for those bits are dropped): e.g. the start of the tile.
+    pub fn floor_to_bits(&self, bits: u32) -> Frontier {
+        let size = self.size >> bits << bits;
+        Frontier {
+            size,
+            hashes: self.hashes[..size.count_ones() as usize].to_vec(),
+        }
+    }
+
     /// The RFC 9162 root of the tree.
     pub fn root(&self) -> Hash {
         let mut it = self.hashes.iter().rev();
@@ -102,6 +112,12 @@ mod tests {
             assert_eq!(f.root(), merkle::root(&leaves[..=i]), "size {}", i + 1);
             let back = Frontier::from_json(&f.to_json()).unwrap();
             assert_eq!(back, f);
+        }
+        for n in 0..leaves.len() {
+            let mut g = Frontier::new();
+            leaves[..n].iter().for_each(|l| g.push(*l));
+            let floor = g.floor_to_bits(3);
+            assert_eq!(floor.root(), merkle::root(&leaves[..n / 8 * 8]), "size {n}");
         }
         let mut j = f.to_json();
         j.size += 1;

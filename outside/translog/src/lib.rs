@@ -17,6 +17,7 @@
 //!   rollbacks, unwitnessed and stale heads, and records revocations.
 //! - [`entry`]: what kinds of entries the log holds (releases, issuer keys, instances,
 //!   revocations) and how a reader tells them apart.
+//! - [`tiles`]: C2SP `tlog-tiles` entry bundles and their paths, how devices read entries.
 //! - [`proof`]: JSON forms of proofs; [`receipt`]: the per-request [`Receipt`].
 //!
 //! No network code: the HTTP service and the device client sit on top of this API.
@@ -36,6 +37,7 @@ pub mod merkle;
 pub mod proof;
 pub mod receipt;
 pub mod revocation;
+pub mod tiles;
 pub mod witness;
 
 #[cfg(test)]

@@ -21,8 +21,9 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 
 use crate::merkle::{self, Hash, MerkleError};
 
-/// Largest entry the log accepts, in bytes. A release manifest is a few KiB.
-pub const MAX_ENTRY_LEN: usize = 64 * 1024;
+/// Largest entry the log accepts, in bytes. A release manifest is a few KiB; the bound is
+/// what a C2SP tlog-tiles entry bundle's `uint16` length prefix can carry.
+pub const MAX_ENTRY_LEN: usize = u16::MAX as usize;
 
 /// Largest key file read, in bytes (an Ed25519 PKCS#8 v2 document is 83 bytes).
 const MAX_KEY_FILE_LEN: u64 = 1024;
@@ -294,6 +295,24 @@ impl Log {
             old_size,
             new_size,
         )?)
+    }
+
+    /// The C2SP `tlog-tiles` entry bundle of tile `n` holding `width` entries (see
+    /// [`crate::tiles`]); an error if the log is smaller than the tile's end.
+    pub fn entry_bundle(&self, n: u64, width: u64) -> Result<Vec<u8>, LogError> {
+        let first = n.checked_mul(crate::tiles::TILE_WIDTH);
+        let end = first.and_then(|f| f.checked_add(width));
+        let (Some(first), Some(end)) = (first, end) else {
+            return Err(LogError::Proof(MerkleError::IndexOutOfRange {
+                index: u64::MAX,
+                size: self.size(),
+            }));
+        };
+        let entries = (first..end)
+            .map(|i| self.entry(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Every entry was bounded by `MAX_ENTRY_LEN` (a `u16`) when appended.
+        Ok(crate::tiles::encode_bundle(entries).expect("entries fit a tile"))
     }
 
     /// The bytes of entry `index`.

@@ -195,7 +195,10 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run::serve(
                 &listen,
                 Some(acceptor),
-                Limits::default(),
+                Limits {
+                    connection_lifetime: Some(pp_services::gateway::CONNECTION_LIFETIME),
+                    ..Limits::default()
+                },
                 move |req| gateway.clone().handle(req),
             ))
         }
