@@ -273,6 +273,9 @@ impl Llama {
             }
             Input::Dense(t) => {
                 let [l, cols] = t.dims();
+                if cols != w.cols() {
+                    return Err(FeatureError::Backend);
+                }
                 let mut parts = Vec::with_capacity(w.rows().div_ceil(PANEL));
                 for r in (0..w.rows()).step_by(PANEL) {
                     let r1 = (r + PANEL).min(w.rows());

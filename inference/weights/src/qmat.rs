@@ -251,17 +251,18 @@ impl QMatrix {
         if cols == 0 || !cols.is_multiple_of(be) {
             return Err(QError::PartialBlock { cols, block: be });
         }
-        let row_bytes = cols / be * bb;
+        let row_bytes = (cols / be).checked_mul(bb);
         let bytes = data.as_slice();
-        if rows == 0 || rows.checked_mul(row_bytes) != Some(bytes.len()) {
+        let total = row_bytes.and_then(|r| rows.checked_mul(r));
+        let Some(row_bytes) = row_bytes.filter(|_| rows != 0 && total == Some(bytes.len())) else {
             return Err(QError::Length {
                 got: bytes.len(),
-                expected: rows.saturating_mul(row_bytes),
+                expected: total.unwrap_or(usize::MAX),
                 rows,
                 cols,
                 ty,
             });
-        }
+        };
         let bad = match ty {
             GgmlType::F32 => bytes
                 .chunks_exact(4)
@@ -307,7 +308,12 @@ impl QMatrix {
         };
         let bytes = match data {
             Some(d) => d
-                .slice(t.offset..t.offset + t.data.len())
+                .slice(
+                    t.offset
+                        ..t.offset
+                            .checked_add(t.data.len())
+                            .ok_or(QError::NotFromFile)?,
+                )
                 // The very bytes `t` was parsed from, not just equal ones.
                 .filter(|s| std::ptr::eq(s.as_slice(), t.data))
                 .ok_or(QError::NotFromFile)?,

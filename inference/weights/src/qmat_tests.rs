@@ -164,6 +164,16 @@ fn malformed_matrices_are_refused() {
             Err(QError::Length { .. })
         ));
     }
+    // Sizes whose byte count overflows: refused, not wrapped into a small match.
+    let huge = usize::MAX / 4 + 2; // × 4 bytes wraps to 4
+    assert!(matches!(
+        QMatrix::new(GgmlType::F32, 1, huge, bytes(&[0; 4])),
+        Err(QError::Length { .. })
+    ));
+    assert!(matches!(
+        QMatrix::new(GgmlType::Q4_1, usize::MAX, 32, bytes(&good[..20])),
+        Err(QError::Length { .. })
+    ));
     assert_eq!(
         QMatrix::new(GgmlType::Q4_1, 1, 48, bytes(&good)).err(),
         Some(QError::PartialBlock {
