@@ -1,7 +1,8 @@
 //! The end-to-end swapped-enclave attack (issue 13 §3, tamper alerts): the gateway connects the
 //! device, for each logged instance, to an enclave that attests that instance's logged key
-//! configuration and release with a genuine report (the test root's attester, as the test image
-//! uses) but of a measurement the logged release does not have. The device must refuse, write a
+//! configuration and release with a genuine report on the instance's own chip (the test root's
+//! attester with the chip id of the instance's publication report) but of a measurement the
+//! logged release does not have. The device must refuse, write a
 //! `swapped-enclave` evidence file and name it in its error; `pp check-evidence` must prove it
 //! offline, and a copy with one report byte changed must not be proven.
 
@@ -38,8 +39,15 @@ pub fn attack(
             .with_context(|| format!("no publication evidence for {}", instance.id))?;
         let published = EvidenceRepr::from_bytes(&bundle)
             .map_err(|e| anyhow::anyhow!("the publication evidence does not parse: {e}"))?;
+        // On the instance's own chip (and TCB), as a guest the operator launched there would be:
+        // a report from another chip proves nothing about the operator.
+        let report = pp_attestation::Report::new_checked(published.report)
+            .map_err(|_| anyhow::anyhow!("the publication's report is malformed"))?;
+        let mut attester = TestAttester::new(root.clone(), SWAPPED_MEASUREMENT);
+        attester.chip_id = report.chip_id();
+        attester.tcb = report.reported_tcb();
         let address = serve(
-            root.clone(),
+            attester,
             published.key_config.to_vec(),
             published.release_ref,
         )?;
@@ -88,9 +96,10 @@ pub fn attack(
 }
 
 /// Starts a fake enclave on loopback: TLS 1.3 with a self-signed certificate, then for each
-/// connection a genuine test-root report binding this session's exporter and nonce,
-/// `key_config` and `release_ref`, of [`SWAPPED_MEASUREMENT`]. Returns its address.
-fn serve(root: Arc<TestRoot>, key_config: Vec<u8>, release_ref: [u8; 32]) -> Result<String> {
+/// connection a genuine report of `attester` (the test root, the instance's chip,
+/// [`SWAPPED_MEASUREMENT`]) binding this session's exporter and nonce, `key_config` and
+/// `release_ref`. Returns its address.
+fn serve(attester: TestAttester, key_config: Vec<u8>, release_ref: [u8; 32]) -> Result<String> {
     let made = rcgen::generate_simple_self_signed(vec![pp_protocol::ENCLAVE_SERVER_NAME.into()])?;
     let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(made.key_pair.serialize_der()));
     let config = Arc::new(
@@ -101,7 +110,7 @@ fn serve(root: Arc<TestRoot>, key_config: Vec<u8>, release_ref: [u8; 32]) -> Res
     );
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let address = listener.local_addr()?.to_string();
-    let attester = Arc::new(TestAttester::new(root, SWAPPED_MEASUREMENT));
+    let attester = Arc::new(attester);
     std::thread::spawn(move || {
         for tcp in listener.incoming().map_while(Result::ok) {
             let (config, attester, key_config) =

@@ -195,17 +195,27 @@ pub fn verify_session(
         &evidence.release_ref,
         evidence.key_config,
     );
-    Ok(pp_verifier::verify(
+    Ok(verify_at(&policy, evidence, &expected, at))
+}
+
+/// Verifies `evidence` under `policy` with the expected `REPORT_DATA`, at `at` (Unix seconds).
+pub fn verify_at(
+    policy: &pp_verifier::Policy,
+    evidence: &EvidenceRepr<'_>,
+    expected: &[u8; 64],
+    at: u64,
+) -> pp_verifier::Verdict {
+    pp_verifier::verify(
         EvidenceRef {
             report: evidence.report,
             vcek_der: evidence.vcek,
             ask_der: evidence.ask,
             ark_der: evidence.ark,
         },
-        &policy,
-        &expected,
+        policy,
+        expected,
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(at),
-    ))
+    )
 }
 
 #[cfg(all(test, feature = "test-root"))]

@@ -8,38 +8,52 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use pp_translog::ConsistencyProof;
 use pp_translog::checkpoint::{ALG_ED25519, NoteKey};
-use pp_translog::evidence::{Evidence, EvidenceFile, LogAnswer};
+use pp_translog::evidence::{Evidence, EvidenceFile, MAX_EVIDENCE_LEN};
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::instances::Roots;
 
-/// Writes `evidence` to a new file in `state_dir/evidence/`; returns its path.
+/// Writes `evidence` to `state_dir/evidence/`, named by its kind and the SHA-256 of its text
+/// (the same evidence is one file, not rewritten); returns its path. The text is first checked
+/// to be a file `pp check-evidence` reads (size, strict parse): otherwise nothing is written.
 pub fn write(state_dir: &Path, evidence: Evidence) -> Result<PathBuf> {
+    let kind = kind(&evidence);
+    let text = EvidenceFile::new(evidence).to_json();
+    anyhow::ensure!(
+        text.len() <= MAX_EVIDENCE_LEN,
+        "the evidence would be {} bytes, more than `pp check-evidence` reads ({MAX_EVIDENCE_LEN})",
+        text.len()
+    );
+    EvidenceFile::from_json(text.as_bytes())
+        .context("the evidence would not parse back as an evidence file")?;
     let dir = state_dir.join("evidence");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let kind = match &evidence {
-        Evidence::LogFork { .. } => "log-fork",
-        Evidence::RevokedRelease { .. } => "revoked-release",
-        Evidence::StaleCheckpoint { .. } => "stale-checkpoint",
-        Evidence::SwappedEnclave(_) => "swapped-enclave",
-        Evidence::InconsistentHeads(_) => "inconsistent-heads",
-    };
-    let mut nonce = [0u8; 4];
-    getrandom::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let path = dir.join(format!(
-        "{kind}-{}-{}.json",
-        pp_translog::checkpoint::unix_now(),
-        hex::encode(nonce)
-    ));
+    let digest = hex::encode(Sha256::digest(text.as_bytes()));
+    let path = dir.join(format!("{kind}-{}.json", &digest[..32]));
+    if std::fs::read(&path).is_ok_and(|kept| kept == text.as_bytes()) {
+        return Ok(path);
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(EvidenceFile::new(evidence).to_json().as_bytes())
+    file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The file-name prefix of each kind (its `kind` in the file).
+fn kind(evidence: &Evidence) -> &'static str {
+    match evidence {
+        Evidence::LogFork { .. } => "log-fork",
+        Evidence::RevokedRelease { .. } => "revoked-release",
+        Evidence::StaleCheckpoint { .. } => "stale-checkpoint",
+        Evidence::SwappedEnclave(_) => "swapped-enclave",
+        Evidence::InconsistentHeads(_) => "inconsistent-heads",
+    }
 }
 
 /// The sentence every tamper error ends with.
@@ -55,7 +69,7 @@ pub fn pointer(path: &Path) -> String {
 pub fn record(state_dir: &Path, evidence: Evidence) -> String {
     match write(state_dir, evidence) {
         Ok(path) => pointer(&path),
-        Err(e) => format!("the evidence could not be written: {e:#}"),
+        Err(e) => format!("no evidence file was written: {e:#}"),
     }
 }
 
@@ -101,6 +115,13 @@ pub fn check(
             trust.log.to_vkey()
         )));
     }
+    if log_url.is_some() && !matches!(file.evidence, Evidence::InconsistentHeads(_)) {
+        anyhow::bail!(
+            "--log-url is only for inconsistent-heads files; this one is a {} file, checked \
+             offline: run it without --log-url",
+            kind(&file.evidence)
+        );
+    }
     if let Evidence::SwappedEnclave(swapped) = &file.evidence {
         let Some((config, trust)) = &configured else {
             return Ok(Err(format!(
@@ -121,7 +142,10 @@ pub fn check(
             Ok(sizes) => sizes,
             Err(why) => return Ok(Err(why)),
         };
-        let answer = ask_log(url, old.size, new.size)?;
+        let answer = match ask_log(url, &log, old.size, new.size) {
+            Ok(answer) => answer,
+            Err(why) => anyhow::bail!("UNRESOLVED: {why}"),
+        };
         return Ok(heads.judge(&log, &answer).map(|proven| match configured {
             Some(_) => format!("{proven} (the configured log's key; asked {url})"),
             None => format!(
@@ -143,47 +167,103 @@ pub fn check(
 }
 
 /// Asks the log at `url` for a consistency proof from size `old` to size `new`
-/// (`GET /proof/consistency?from=&to=`). An answer with an HTTP error status (4xx) or a body
-/// that is not a proof is [`LogAnswer::NoProof`]; a log that cannot be reached, or that answers
-/// 5xx (down, not refusing), is an error: it was not asked.
-pub fn ask_log(url: &str, old: u64, new: u64) -> Result<LogAnswer> {
+/// (`GET /proof/consistency?from=&to=`). Only an answer that can prove something is returned:
+/// `url` is https (or a loopback address, for tests), the same URL serves a `/checkpoint`
+/// signed by `log` of size at least `new` (so it is the log, and its one history covers both
+/// sizes), and the consistency request answers HTTP 200 with a proof for exactly (`old`, `new`).
+/// Anything else (unreachable, another status, a redirect, a body that does not parse, a proof
+/// for other sizes) is `Err(why)`: unresolved, neither proven nor cleared. No server text is
+/// quoted back.
+pub fn ask_log(
+    url: &str,
+    log: &NoteKey,
+    old: u64,
+    new: u64,
+) -> std::result::Result<ConsistencyProof, String> {
     use std::io::Read;
-    let url = format!(
-        "{}/proof/consistency?from={old}&to={new}",
-        url.trim_end_matches('/')
-    );
+    let base = url.trim_end_matches('/');
+    if !secure_or_loopback(base) {
+        return Err(
+            "could not ask the log: the log URL must be https (or http on a loopback address): \
+             an answer over plain http could have been altered on the way"
+                .into(),
+        );
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .http_status_as_error(false)
+        .max_redirects(0)
         .build()
         .into();
-    let response = agent
-        .get(&url)
-        .call()
-        .with_context(|| format!("could not ask the log: cannot reach {url}"))?;
-    let status = response.status().as_u16();
-    let mut body = Vec::new();
-    response
-        .into_body()
-        .into_reader()
-        .take(crate::fetch::MAX_BODY)
-        .read_to_end(&mut body)
-        .with_context(|| format!("could not ask the log: reading the answer of {url}"))?;
-    let said = || {
-        let text = String::from_utf8_lossy(&body);
-        text.trim().chars().take(200).collect::<String>()
+    let get = |path: &str| -> std::result::Result<Vec<u8>, String> {
+        let at = format!("{base}{path}");
+        let response = agent
+            .get(&at)
+            .call()
+            .map_err(|e| format!("could not ask the log: cannot reach {at}: {e}"))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(format!(
+                "could not ask the log: {at} answered HTTP {status}, not 200 with an answer"
+            ));
+        }
+        let mut body = Vec::new();
+        response
+            .into_body()
+            .into_reader()
+            .take(crate::fetch::MAX_BODY)
+            .read_to_end(&mut body)
+            .map_err(|e| format!("could not ask the log: reading the answer of {at}: {e}"))?;
+        Ok(body)
     };
-    Ok(match status {
-        200 => match ConsistencyProof::from_json(&body) {
-            Ok(proof) => LogAnswer::Proof(proof),
-            Err(e) => LogAnswer::NoProof(format!("its answer is not a consistency proof: {e}")),
-        },
-        500.. => anyhow::bail!(
-            "could not ask the log: {url} answered HTTP {status}: {}",
-            said()
-        ),
-        _ => LogAnswer::NoProof(format!("{url} answered HTTP {status}: {}", said())),
-    })
+    let head = get("/checkpoint")?;
+    let (current, _) = pp_translog::checkpoint::open_log_signed(&head, log).map_err(|e| {
+        format!(
+            "could not ask the log: {base}/checkpoint is not a checkpoint signed by the log: {e}"
+        )
+    })?;
+    if current.size < new {
+        return Err(format!(
+            "could not ask the log: its current checkpoint (size {}) does not cover size {new}",
+            current.size
+        ));
+    }
+    let body = get(&format!("/proof/consistency?from={old}&to={new}"))?;
+    let proof = ConsistencyProof::from_json(&body).map_err(|e| {
+        format!("could not ask the log: its answer is not a consistency proof: {e}")
+    })?;
+    if proof.old_size != old || proof.new_size != new {
+        return Err(format!(
+            "could not ask the log: it answered with a proof for sizes {} to {} instead of {old} \
+             to {new}",
+            proof.old_size, proof.new_size
+        ));
+    }
+    Ok(proof)
+}
+
+/// Whether `url` is https, or http to a loopback address (`127.0.0.0/8`, `[::1]`, `localhost`).
+fn secure_or_loopback(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if let Some(rest) = lower.strip_prefix("https://") {
+        return !rest.is_empty();
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false;
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -243,12 +323,135 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(proven.starts_with("PROVEN: log"), "{proven}");
-        assert!(proven.contains("its proof does not verify"), "{proven}");
+        assert!(
+            proven.contains("answered with a proof for exactly these sizes that does not verify"),
+            "{proven}"
+        );
+        // Answers that prove nothing leave it unresolved (an error, exit 2), never proven.
+        let unresolved = |url: &str| {
+            let err = format!("{:#}", check(&forked, no_config(), Some(url)).unwrap_err());
+            assert!(
+                err.starts_with("UNRESOLVED: could not ask the log"),
+                "{err}"
+            );
+            err
+        };
+        let head = grown.clone();
+        // Not the log: 404 for everything.
+        let err = unresolved(&fake_log(|_| (404, "not found".into())));
+        assert!(err.contains("answered HTTP 404"), "{err}");
+        // The log's head, but a consistency answer that does not parse.
+        let err = unresolved(&fake_log(move |path| {
+            if path == "/checkpoint" {
+                (200, head.clone())
+            } else {
+                (200, "{\"garbage\": 1}".into())
+            }
+        }));
+        assert!(err.contains("not a consistency proof"), "{err}");
+        // A redirect, not followed.
+        let err = unresolved(&fake_log(|_| (302, String::new())));
+        assert!(err.contains("answered HTTP 302"), "{err}");
+        // A head not signed by the log.
+        let err = unresolved(&fake_log(|_| (200, "hello\n".into())));
+        assert!(err.contains("not a checkpoint signed by the log"), "{err}");
+        // Plain http to another host is not asked at all.
+        let err = unresolved("http://log.example.invalid");
+        assert!(err.contains("must be https"), "{err}");
+        // --log-url on another kind is an error, not silently ignored.
+        let fork = dir.path().join("stale.json");
+        std::fs::write(
+            &fork,
+            EvidenceFile::new(Evidence::LogFork {
+                log_vkey: vkey.clone(),
+                remembered: grown.clone(),
+                offered: split.clone(),
+            })
+            .to_json(),
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            check(&fork, no_config(), Some(&served.url)).unwrap_err()
+        );
+        assert!(
+            err.contains("--log-url is only for inconsistent-heads"),
+            "{err}"
+        );
         // A log that cannot be reached was not asked: an error, not a verdict.
         let err = check(&forked, no_config(), Some("http://127.0.0.1:1")).unwrap_err();
         assert!(
             format!("{err:#}").contains("could not ask the log"),
             "{err:#}"
         );
+    }
+
+    /// Evidence a checker would refuse (too large) is not written, and says why; the same
+    /// evidence twice is one file.
+    #[test]
+    fn only_readable_evidence_is_written_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fork = |offered: &str| Evidence::LogFork {
+            log_vkey: "k".into(),
+            remembered: "r".into(),
+            offered: offered.into(),
+        };
+        // Each control character is escaped to six bytes in the JSON text.
+        let said = record(dir.path(), fork(&"\u{1}".repeat(50_000)));
+        assert!(
+            said.starts_with("no evidence file was written: the evidence would be")
+                && said.contains("more than `pp check-evidence` reads (262144)"),
+            "{said}"
+        );
+        assert!(
+            !dir.path().join("evidence").exists()
+                || std::fs::read_dir(dir.path().join("evidence"))
+                    .unwrap()
+                    .count()
+                    == 0
+        );
+        let first = write(dir.path(), fork("o")).unwrap();
+        let again = write(dir.path(), fork("o")).unwrap();
+        assert_eq!(first, again);
+        let other = write(dir.path(), fork("p")).unwrap();
+        assert_ne!(first, other);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("evidence"))
+                .unwrap()
+                .count(),
+            2
+        );
+    }
+
+    /// A loopback HTTP server answering every request with `answer(path)`: (status, body).
+    fn fake_log(answer: impl Fn(&str) -> (u16, String) + Send + 'static) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                let path = path.split('?').next().unwrap_or("").to_string();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).map_or(true, |n| n == 0) || header == "\r\n" {
+                        break;
+                    }
+                }
+                let (status, body) = answer(&path);
+                let mut stream = reader.into_inner();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nLocation: http://127.0.0.1:1/\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
     }
 }

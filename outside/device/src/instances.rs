@@ -23,6 +23,9 @@ pub struct Candidate {
     pub policy: Arc<Policy>,
     /// The logged CDN index that listed it (for the receipt).
     pub index: Arc<crate::logged_index::LoggedIndex>,
+    /// Its publication evidence bundle as the CDN served it (its SHA-256 is the logged
+    /// `evidence_sha256`): kept in swapped-enclave evidence.
+    pub publication: Arc<Vec<u8>>,
 }
 
 /// Why an instance was left out, for `--verbose` and for the error when none is left.
@@ -174,6 +177,17 @@ impl Roots {
             .with_guest_policy(guest_policy))
     }
 
+    /// The policy of `release` exactly as its manifest states it
+    /// ([`crate::launch_policy::stated_requirements`]: the floor not raised to this device's),
+    /// with these roots and CRLs: what tamper evidence judges a report's differences against.
+    pub fn stated_policy(&self, release: &LoggedRelease) -> Result<Policy> {
+        let allowed = release.manifest.accepted_measurements()?;
+        let (floor, guest_policy) = crate::launch_policy::stated_requirements(&release.manifest)?;
+        Ok(self
+            .policy_for(allowed, floor)?
+            .with_guest_policy(guest_policy))
+    }
+
     fn policy_for(&self, allowed: Vec<[u8; 48]>, floor: TcbFloor) -> Result<Policy> {
         let mut policy = self
             .base_policy(allowed, floor)
@@ -216,12 +230,13 @@ pub fn discover(
     let mut policies = Policies::default();
     for instance in &logged.index.instances {
         match check(cdn, instance, log, roots, &mut policies) {
-            Ok((published, release, policy)) => good.push(Candidate {
+            Ok((published, release, policy, publication)) => good.push(Candidate {
                 id: instance.id.clone(),
                 published,
                 release,
                 policy,
                 index: logged.clone(),
+                publication: Arc::new(publication),
             }),
             Err(e) => bad.push(Rejected {
                 id: instance.id.clone(),
@@ -260,7 +275,7 @@ fn check(
     log: &LogClient,
     roots: &Roots,
     policies: &mut Policies,
-) -> Result<(Published, LoggedRelease, Arc<Policy>)> {
+) -> Result<(Published, LoggedRelease, Arc<Policy>, Vec<u8>)> {
     let bundle = log
         .reader()
         .get(&format!("{cdn}/{}", instance.evidence_path()))?;
@@ -300,7 +315,7 @@ fn check(
         instance.id,
         instance_id(&key_hash)
     );
-    Ok((published, release, policy))
+    Ok((published, release, policy, bundle))
 }
 
 #[cfg(test)]

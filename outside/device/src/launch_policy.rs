@@ -46,6 +46,15 @@ fn stated(launch: &LaunchPolicy, product: ProductLine) -> Option<TcbVersion> {
 /// The TCB floor and the guest-policy rule a report of `manifest`'s release must meet (the rules
 /// in the module doc).
 pub fn requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> {
+    let (stated, rule) = stated_requirements(manifest)?;
+    Ok((TcbFloor::AMD_BULLETINS.raised_to(&stated), rule))
+}
+
+/// The floor and the guest-policy rule exactly as `manifest` states them (not raised to this
+/// device's built-in floor), with the same refusals as [`requirements`]. Tamper evidence judges
+/// a report against these, so that a floor raised in a later `pp` never turns an honest
+/// session into "proven".
+pub fn stated_requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> {
     let launch = launch_policy(manifest)?;
     let floor = |product: ProductLine| -> Result<TcbVersion> {
         stated(launch, product)
@@ -65,7 +74,7 @@ pub fn requirements(manifest: &Manifest) -> Result<(TcbFloor, GuestPolicyRule)> 
     );
     let rule = GuestPolicyRule::exact(guest_policy)
         .map_err(|e| anyhow::anyhow!("the release's launch policy is refused: {e}"))?;
-    Ok((TcbFloor::AMD_BULLETINS.raised_to(&stated), rule))
+    Ok((stated, rule))
 }
 
 /// `pp verify-release`'s lines on the manifest's launch policy: the guest policy and the floor per

@@ -1,13 +1,19 @@
-//! Tamper evidence for a swapped enclave: a session whose attestation report is genuine and bound
-//! to a logged instance's key configuration, yet whose measurement, release or launch policy is
-//! not the logged release's ([`pp_translog::evidence::SwappedEnclave`]). The device builds the
-//! file when a session is refused, checks it exactly as `pp check-evidence` will, and writes it
-//! only if it proves something: a report that does not verify under the trusted roots, or one
-//! for another key configuration, proves nothing about the log's instance and is not kept.
+//! Tamper evidence for a swapped enclave ([`pp_translog::evidence::SwappedEnclave`]): the
+//! publication of a logged instance (a genuine report on chip C, measurement M of the logged
+//! release R, the key configuration the logged index lists) and a session's report, genuine, on
+//! the same chip C and bound to the same key configuration, with another measurement (or a TCB
+//! or guest policy the manifest's stated launch policy refuses). That shows a guest on the
+//! operator's own chip claiming the instance's key with another launch. Anyone's SNP guest can
+//! bind the public key configuration in its `REPORT_DATA`, so a report from another chip, or a
+//! publication that does not verify under the logged release and the checker's policy, proves
+//! nothing about the operator: "attestation mismatch, does not implicate the operator", and no
+//! file. The device builds the file when a session is refused, checks it exactly as
+//! `pp check-evidence` will, and writes it only if it is proven.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use pp_attestation::report::Report;
 use pp_client::{NotAttested, SessionBinding};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_translog::TrustPolicy;
@@ -16,7 +22,7 @@ use pp_verifier::{CheckName, Outcome, Verdict};
 use reproducible::manifest::Manifest;
 use sha2::{Digest, Sha256};
 
-use crate::check_receipt::{listed, verify_session};
+use crate::check_receipt::{listed, verify_at};
 use crate::instances::{Candidate, Roots};
 use crate::releases::{LogClient, LoggedRelease};
 
@@ -108,15 +114,19 @@ pub fn build(
         evidence_hex: hex::encode(&binding.evidence),
         nonce_hex: hex::encode(binding.nonce),
         exporter_hex: hex::encode(binding.exporter),
+        publication_hex: hex::encode(chosen.publication.as_slice()),
         index: logged(&chosen.index.bytes, "CDN index")?,
         release: logged(&chosen.release.bytes, "release manifest")?,
     })
 }
 
 /// Checks a swapped-enclave file offline with the checker's `roots` and log `trust`: the
-/// witnessed checkpoint and both inclusion proofs, the index listing the instance with the
-/// report's key configuration and naming the logged release, the report genuine under `roots`
-/// and bound to the session, and something of it not the logged release's. `Ok` says what it
+/// witnessed checkpoint and both inclusion proofs; the index listing the instance with the
+/// report's key configuration, the file's publication (by `evidence_sha256`) and the logged
+/// release; the publication verifying under that release's policy with these roots (as the
+/// device's discovery requires); the session's report genuine, bound to the session and from the
+/// publication's chip; and its measurement not the publication's (nor the release's), or its
+/// TCB or guest policy refused by the launch policy the manifest states. `Ok` says what it
 /// proves (and what not); `Err` why it proves nothing.
 pub fn check(
     file: &SwappedEnclave,
@@ -153,14 +163,51 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
         bytes: file.release.entry.clone().into_bytes(),
         log_index: file.release.log_index,
     };
-    let verdict = verify_session(
-        roots,
-        &release,
-        &evidence,
-        &session.exporter,
-        &session.nonce,
+
+    // The instance's publication: the bundle the logged index names, genuine and of the logged
+    // release under the checker's full policy (as the device's discovery requires), for the
+    // same key configuration. Without it nothing ties a report to the operator's machines.
+    let publication_bytes = file.publication()?;
+    anyhow::ensure!(
+        hex::encode(Sha256::digest(&publication_bytes)) == listing.evidence_sha256,
+        "the file's publication evidence is not the one the logged index names for instance {} \
+         (its SHA-256 differs from evidence_sha256)",
+        file.instance
+    );
+    let publication = EvidenceRepr::from_bytes(&publication_bytes)
+        .map_err(|e| anyhow::anyhow!("the instance's publication evidence is malformed: {e}"))?;
+    anyhow::ensure!(
+        publication.key_config == evidence.key_config
+            && publication.release_ref == release.manifest.release_ref_bytes()?,
+        "the instance's publication evidence is not of the logged key configuration and release"
+    );
+    let published = verify_at(
+        &roots.policy(&release)?,
+        &publication,
+        &pp_attestation::publication_report_data(&publication.release_ref, publication.key_config),
         file.observed_at,
-    )?;
+    );
+    anyhow::ensure!(
+        published.accepted(),
+        "{MISMATCH}: the instance's publication evidence does not verify under the logged \
+         release {logged_ref}'s policy and this checker's roots and TCB floor ({})",
+        failures(&published).join("; ")
+    );
+
+    // The session's report: genuine and bound to this session; its differences are judged
+    // against what the manifest states (not this checker's built-in floor).
+    let policy = roots.stated_policy(&release)?;
+    let verdict = verify_at(
+        &policy,
+        &evidence,
+        &pp_attestation::report_data_for(
+            &session.exporter,
+            &session.nonce,
+            &evidence.release_ref,
+            evidence.key_config,
+        ),
+        file.observed_at,
+    );
     let not_genuine: Vec<String> = GENUINE
         .iter()
         .filter(|name| verdict.outcome(**name) != Some(Outcome::Pass))
@@ -172,13 +219,26 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
          roots ({})",
         not_genuine.join("; ")
     );
-    let mut differs: Vec<String> = Vec::new();
-    let report = pp_attestation::report::Report::new_checked(evidence.report)
+    let report = Report::new_checked(evidence.report)
         .map_err(|_| anyhow::anyhow!("the attestation report is malformed"))?;
-    if verdict.outcome(CheckName::Measurement) != Some(Outcome::Pass) {
+    let published_report = Report::new_checked(publication.report)
+        .map_err(|_| anyhow::anyhow!("the publication's attestation report is malformed"))?;
+    let chip = hex::encode(published_report.chip_id());
+    anyhow::ensure!(
+        report.chip_id() == published_report.chip_id(),
+        "{MISMATCH}: the session's report is from chip {}, the instance's publication from chip \
+         {chip}: nothing ties the session's machine to the operator's",
+        hex::encode(report.chip_id())
+    );
+
+    let published_measurement = published_report.measurement();
+    let mut differs: Vec<String> = Vec::new();
+    if report.measurement() != published_measurement && !allowed.contains(&report.measurement()) {
         differs.push(format!(
-            "measurement {}; the logged release {logged_ref} has {}",
+            "measurement {}, while the instance's publication on the same chip shows {} (the \
+             logged release {logged_ref} has {})",
             hex::encode(report.measurement()),
+            hex::encode(published_measurement),
             allowed
                 .iter()
                 .map(hex::encode)
@@ -186,45 +246,69 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
                 .join(" or ")
         ));
     }
-    if evidence.release_ref != release.manifest.release_ref_bytes()? {
-        differs.push(format!(
-            "release {}; the logged index lists release {logged_ref} for the instance",
-            hex::encode(evidence.release_ref)
-        ));
-    }
     for name in &DIFFERS[1..] {
         if verdict.outcome(*name) != Some(Outcome::Pass) {
             differs.push(format!(
-                "{} against the logged release {logged_ref}",
+                "{} against the launch policy the logged release {logged_ref} states, which the \
+                 instance's publication meets",
                 outcome_line(&verdict, *name)
             ));
         }
     }
     anyhow::ensure!(
         !differs.is_empty(),
-        "the report agrees with the logged release {logged_ref}: nothing differs"
+        "{MISMATCH}: the report agrees with the instance's publication and the logged release \
+         {logged_ref}: nothing differs"
     );
+    if evidence.release_ref != publication.release_ref {
+        differs.push(format!(
+            "(it also states release {})",
+            hex::encode(evidence.release_ref)
+        ));
+    }
     let key_hash = hex::encode(Sha256::digest(evidence.key_config));
     let roots_named = match roots.test_label() {
         Some(_) => "the configured TEST root (not AMD's)",
         None => "AMD's root",
     };
+    let revocation = if roots.crl_count() == 0 {
+        " (revocation not checked: no trust.amd_crls)"
+    } else {
+        ""
+    };
     Ok(format!(
-        "PROVEN: a genuine SEV-SNP report (chained to {roots_named}), bound to the session's nonce \
-         and TLS exporter and to logged instance {}'s key configuration (SHA-256 {key_hash}, listed \
-         in the CDN index at log index {} of the log's witnessed tree of size {}), shows {}. \
-         The logged release is at log index {}. Not proven by this file: which network path \
-         served the session (that the operator's gateway connected the device to it when asked \
-         for instance {} at Unix time {} is the device's statement), nor that the enclave holds \
-         the private key of the key configuration it attests.",
-        file.instance,
-        file.index.log_index,
-        cp.size,
-        differs.join("; and "),
-        file.release.log_index,
-        file.instance,
-        file.observed_at
+        "PROVEN: logged instance {instance}'s publication (listed in the CDN index at log index \
+         {index} of the log's witnessed tree of size {size}, by its SHA-256) is a genuine SEV-SNP \
+         report on chip {chip} of measurement {published} of the logged release {logged_ref} (log \
+         index {release_index}); this session's report, genuine on the same chip (both chained \
+         to {roots_named}{revocation}) and bound to the session's nonce and TLS exporter and to \
+         the same key configuration (SHA-256 {key_hash}), shows {differs}. So a guest on the \
+         operator's own chip claimed the instance's key with another launch. Not proven by this \
+         file: which network path served the session (that the operator's gateway connected \
+         the device to it when asked for instance {instance} at Unix time {observed} is the \
+         device's statement), nor that the enclave holds the private key of the key \
+         configuration it attests.",
+        instance = file.instance,
+        index = file.index.log_index,
+        size = cp.size,
+        published = hex::encode(published_measurement),
+        release_index = file.release.log_index,
+        differs = differs.join("; and "),
+        observed = file.observed_at,
     ))
+}
+
+/// The start of every refusal that is a mismatch but no proof against the operator.
+const MISMATCH: &str = "attestation mismatch, does not implicate the operator";
+
+/// The failed checks of `verdict`, one line each.
+fn failures(verdict: &Verdict) -> Vec<String> {
+    verdict
+        .checks()
+        .iter()
+        .filter(|c| c.outcome != Outcome::Pass)
+        .map(|c| c.to_string().trim().to_string())
+        .collect()
 }
 
 /// One check's verdict line (`FAIL  name: reason`).

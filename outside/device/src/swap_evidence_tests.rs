@@ -10,7 +10,11 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 
 use super::check;
-use crate::test_fixture::{bundle, log, manifest, roots, scratch};
+use pp_attestation::TcbVersion;
+use pp_verifier::test_attester::TestAttester;
+use reproducible::manifest::Manifest;
+
+use crate::test_fixture::{bundle_from, log, manifest, roots, scratch, test_root};
 
 const KEY_CONFIG: &[u8] = b"\x01\x00\x20 the logged instance's key configuration";
 /// 2026-06-01, inside the test chain's validity.
@@ -27,18 +31,64 @@ struct Fixture {
     logged_measurement: [u8; 48],
 }
 
-/// A log with a release manifest and an index listing one instance with [`KEY_CONFIG`], and the
-/// evidence of a session whose report (from the test attester of root 0) attests `measurement`
-/// and `key_config`.
-fn fixture(measurement: Option<[u8; 48]>, key_config: &[u8]) -> Fixture {
+/// How a fixture differs from the honest instance: the session's attester (and the
+/// publication's), the manifest logged (and one the file names instead), the key configuration.
+struct Setup {
+    /// The session's measurement (`None`: the logged one).
+    measurement: Option<[u8; 48]>,
+    key_config: &'static [u8],
+    /// Changes the session's attester (chip, TCB, policy).
+    session: fn(&mut TestAttester),
+    /// Changes the publication's attester.
+    publication: fn(&mut TestAttester),
+    /// Changes the logged manifest the file names (logged too, at another index).
+    manifest: fn(&mut Manifest),
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            measurement: Some(OTHER),
+            key_config: KEY_CONFIG,
+            session: |_| {},
+            publication: |_| {},
+            manifest: |_| {},
+        }
+    }
+}
+
+/// A log with a release manifest and an index listing one instance with [`KEY_CONFIG`] and its
+/// publication (from the test attester of root 0, the logged measurement), and the evidence of a
+/// session whose report (from the same root) attests `measurement` and `key_config`.
+fn fixture(measurement: Option<[u8; 48]>, key_config: &'static [u8]) -> Fixture {
+    fixture_with(Setup {
+        measurement,
+        key_config,
+        ..Setup::default()
+    })
+}
+
+fn fixture_with(setup: Setup) -> Fixture {
     let dir = scratch("swap-evidence");
     let (manifest, logged_measurement, release_ref) = manifest();
+    let mut named = Manifest::from_json(std::str::from_utf8(&manifest).unwrap()).unwrap();
+    (setup.manifest)(&mut named);
+    let named = named.to_json().unwrap().into_bytes();
     let (exporter, nonce) = ([0x11; 32], [0x22; 32]);
-    let report_data = pp_attestation::report_data_for(&exporter, &nonce, &release_ref, key_config);
-    let evidence = bundle(
-        measurement.unwrap_or(logged_measurement),
-        &report_data,
-        key_config,
+    let report_data =
+        pp_attestation::report_data_for(&exporter, &nonce, &release_ref, setup.key_config);
+    let mut session = TestAttester::new(
+        test_root(0),
+        setup.measurement.unwrap_or(logged_measurement),
+    );
+    (setup.session)(&mut session);
+    let evidence = bundle_from(&session, &report_data, setup.key_config, release_ref);
+    let mut publisher = TestAttester::new(test_root(0), logged_measurement);
+    (setup.publication)(&mut publisher);
+    let publication = bundle_from(
+        &publisher,
+        &pp_attestation::publication_report_data(&release_ref, KEY_CONFIG),
+        KEY_CONFIG,
         release_ref,
     );
     let key_hash: [u8; 32] = Sha256::digest(KEY_CONFIG).into();
@@ -48,14 +98,19 @@ fn fixture(measurement: Option<[u8; 48]>, key_config: &[u8]) -> Fixture {
         instances: vec![CdnInstance {
             id: instance_id(&key_hash),
             key_config_sha256: hex::encode(key_hash),
-            evidence_sha256: hex::encode(Sha256::digest(b"publication evidence")),
+            evidence_sha256: hex::encode(Sha256::digest(&publication)),
             release_ref: hex::encode(release_ref),
         }],
     }
     .to_vec();
     let mut log = log(&dir);
     log.append(b"{\"schema\":\"other\"}").unwrap();
-    let release_index = log.append(&manifest).unwrap();
+    let release_index = if named == manifest {
+        log.append(&manifest).unwrap()
+    } else {
+        log.append(&manifest).unwrap();
+        log.append(&named).unwrap()
+    };
     let index_index = log.append(&index).unwrap();
     let cp = pp_translog::Checkpoint {
         origin: ORIGIN.into(),
@@ -96,8 +151,9 @@ fn fixture(measurement: Option<[u8; 48]>, key_config: &[u8]) -> Fixture {
         evidence_hex: hex::encode(&evidence),
         nonce_hex: hex::encode(nonce),
         exporter_hex: hex::encode(exporter),
+        publication_hex: hex::encode(&publication),
         index: entry(&index, index_index),
-        release: entry(&manifest, release_index),
+        release: entry(&named, release_index),
     };
     Fixture {
         file,
@@ -125,21 +181,23 @@ fn a_swapped_enclave_is_proven_and_names_what_differs() {
     let f = fixture(Some(OTHER), KEY_CONFIG);
     let proven = f.check(&f.file, 0).unwrap();
     assert!(
-        proven.starts_with("PROVEN: a genuine SEV-SNP report"),
-        "{proven}"
-    );
-    assert!(
-        proven.contains(&format!(
-            "logged instance {}'s key configuration",
+        proven.starts_with(&format!(
+            "PROVEN: logged instance {}'s publication",
             f.file.instance
         )),
         "{proven}"
     );
+    assert!(proven.contains("genuine on the same chip"), "{proven}");
     assert!(
         proven.contains(&format!(
-            "shows measurement {}; the logged release",
-            hex::encode(OTHER)
+            "shows measurement {}, while the instance's publication on the same chip shows {}",
+            hex::encode(OTHER),
+            hex::encode(f.logged_measurement)
         )),
+        "{proven}"
+    );
+    assert!(
+        proven.contains("revocation not checked: no trust.amd_crls"),
         "{proven}"
     );
     assert!(
@@ -224,7 +282,7 @@ fn a_report_under_another_root_proves_nothing() {
     let f = fixture(Some(OTHER), KEY_CONFIG);
     let why = f.check(&f.file, 1).unwrap_err();
     assert!(
-        why.contains("not a genuine SEV-SNP report") && why.contains("ark-trusted"),
+        why.contains("publication evidence does not verify") && why.contains("ark-trusted"),
         "{why}"
     );
 }
@@ -243,4 +301,97 @@ fn another_key_configuration_or_the_logged_release_proves_nothing() {
     let f = fixture(None, KEY_CONFIG);
     let why = f.check(&f.file, 0).unwrap_err();
     assert!(why.contains("nothing differs"), "{why}");
+}
+
+/// The audit's attack: anyone's SNP guest can bind the instance's public key configuration in
+/// its `REPORT_DATA`. A genuine report from another chip does not implicate the operator.
+#[test]
+fn a_report_from_another_chip_is_not_proven() {
+    let f = fixture_with(Setup {
+        session: |a| a.chip_id = [0x42; 64],
+        ..Setup::default()
+    });
+    let why = f.check(&f.file, 0).unwrap_err();
+    assert!(
+        why.starts_with(
+            "attestation mismatch, does not implicate the operator: the session's \
+             report is from chip 4242"
+        ),
+        "{why}"
+    );
+}
+
+/// An honest instance on a TCB the manifest accepts but this checker's built-in floor does not:
+/// its publication fails that floor too, so nothing is proven.
+#[test]
+fn an_honest_session_under_a_raised_floor_is_not_proven() {
+    fn older(a: &mut TestAttester) {
+        a.tcb = TcbVersion::new(3, 0, 0x17, 0xDB);
+    }
+    let f = fixture_with(Setup {
+        measurement: None,
+        session: older,
+        publication: older,
+        manifest: |m| {
+            let floor = m.launch_policy.as_mut().unwrap();
+            floor.minimum_tcb.get_mut("Milan").unwrap().snp = 0x17;
+        },
+        ..Setup::default()
+    });
+    let why = f.check(&f.file, 0).unwrap_err();
+    assert!(
+        why.starts_with(
+            "attestation mismatch, does not implicate the operator: the instance's \
+             publication evidence does not verify"
+        ) && why.contains("tcb-minimum"),
+        "{why}"
+    );
+}
+
+/// An honest report paired with another logged manifest of the same `release_ref` (whose
+/// measurements differ): the publication does not verify under it, so nothing is proven.
+#[test]
+fn an_honest_report_with_another_manifest_of_its_release_is_not_proven() {
+    let f = fixture_with(Setup {
+        measurement: None,
+        manifest: |m| {
+            m.measurement.digests = [("1".to_string(), hex::encode([0x77u8; 48]))].into();
+        },
+        ..Setup::default()
+    });
+    let why = f.check(&f.file, 0).unwrap_err();
+    assert!(
+        why.starts_with(
+            "attestation mismatch, does not implicate the operator: the instance's \
+             publication evidence does not verify"
+        ) && why.contains("measurement"),
+        "{why}"
+    );
+}
+
+/// The same chip, the logged measurement, but a TCB below the floor the manifest states: the
+/// operator's chip ran the instance's key on rolled-back firmware. Proven, against the stated
+/// floor.
+#[test]
+fn a_session_below_the_stated_floor_on_the_same_chip_is_proven() {
+    let f = fixture_with(Setup {
+        measurement: None,
+        session: |a| a.tcb = TcbVersion::new(3, 0, 0x17, 0xDB),
+        ..Setup::default()
+    });
+    let proven = f.check(&f.file, 0).unwrap();
+    assert!(
+        proven.contains("tcb-minimum") && proven.contains("against the launch policy the logged"),
+        "{proven}"
+    );
+}
+
+/// A file whose publication is not the one the logged index names proves nothing.
+#[test]
+fn another_publication_is_not_proven() {
+    let f = fixture(Some(OTHER), KEY_CONFIG);
+    let mut bad = f.file.clone();
+    bad.publication_hex = flip_byte(&bad.publication_hex, 3 + 0x90);
+    let why = f.check(&bad, 0).unwrap_err();
+    assert!(why.contains("not the one the logged index names"), "{why}");
 }

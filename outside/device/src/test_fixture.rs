@@ -59,9 +59,22 @@ pub fn bundle(
     key_config: &[u8],
     release_ref: [u8; 32],
 ) -> Vec<u8> {
-    let ev = TestAttester::new(test_root(0), measurement)
-        .attest(report_data)
-        .unwrap();
+    bundle_from(
+        &TestAttester::new(test_root(0), measurement),
+        report_data,
+        key_config,
+        release_ref,
+    )
+}
+
+/// An encoded evidence bundle from `attester`, whose report binds `report_data`.
+pub fn bundle_from(
+    attester: &TestAttester,
+    report_data: &[u8; 64],
+    key_config: &[u8],
+    release_ref: [u8; 32],
+) -> Vec<u8> {
+    let ev = attester.attest(report_data).unwrap();
     EvidenceRepr {
         report: &ev.report,
         vcek: &ev.vcek_der,

@@ -18,7 +18,7 @@ use crate::hexfield;
 use crate::merkle::Hash;
 use crate::revocation::Revocation;
 
-pub use crate::evidence_heads::{InconsistentHeads, LogAnswer};
+pub use crate::evidence_heads::InconsistentHeads;
 pub use crate::evidence_swap::{LoggedEntry, SwappedEnclave};
 
 /// The schema string of an evidence file.

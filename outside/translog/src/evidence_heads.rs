@@ -26,16 +26,6 @@ pub struct InconsistentHeads {
     pub recomputed_root: String,
 }
 
-/// The log's answer when asked for a consistency proof between the two sizes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogAnswer {
-    /// A proof (parsed from a 200 answer).
-    Proof(ConsistencyProof),
-    /// The log answered, but with no proof (an HTTP error status, or a body that is not a
-    /// proof): what it said.
-    NoProof(String),
-}
-
 /// The file's text when checked offline: always not proven.
 pub const OFFLINE: &str = "both heads are signed by the log; an offline check cannot prove they \
     are inconsistent (consistency proofs are not signed): ask the log for a consistency proof \
@@ -59,9 +49,11 @@ impl InconsistentHeads {
         Ok((old, new))
     }
 
-    /// Judges the log's `answer` for the two heads signed by `log`: proven (`Ok`) only if the
-    /// log could not give a valid consistency proof between them.
-    pub fn judge(&self, log: &NoteKey, answer: &LogAnswer) -> Result<String, String> {
+    /// Judges the log's `answer`, a consistency proof it served for the two heads signed by
+    /// `log` (the caller asked for exactly their sizes and saw the log's current head, signed by
+    /// `log`, at least as large): proven (`Ok`) only if the proof does not verify. A proof for
+    /// other sizes proves nothing.
+    pub fn judge(&self, log: &NoteKey, answer: &ConsistencyProof) -> Result<String, String> {
         let (old, new) = self.heads(log)?;
         let head = format!(
             "log {:?} signed tree size {} (root {}) and tree size {} (root {})",
@@ -71,30 +63,33 @@ impl InconsistentHeads {
             new.size,
             hex::encode(new.root)
         );
-        let why = match answer {
-            LogAnswer::Proof(p) if p.old_size != old.size || p.new_size != new.size => format!(
-                "it answered with a proof for sizes {} to {} instead",
-                p.old_size, p.new_size
-            ),
-            LogAnswer::Proof(p) => {
-                match merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &p.path)
-                {
-                    Ok(()) => {
-                        return Err(format!(
-                            "{head}, and the log gives a valid consistency proof between them: \
-                             the heads are consistent (the entries the device was served were \
-                             wrong, not the heads)"
-                        ));
-                    }
-                    Err(e) => format!("its proof does not verify ({e})"),
-                }
+        if answer.old_size != old.size || answer.new_size != new.size {
+            return Err(format!(
+                "{head}; the log's answer is a proof for sizes {} to {} instead: it proves nothing",
+                answer.old_size, answer.new_size
+            ));
+        }
+        let why = match merkle::verify_consistency(
+            old.size,
+            new.size,
+            &old.root,
+            &new.root,
+            &answer.path,
+        ) {
+            Ok(()) => {
+                return Err(format!(
+                    "{head}, and the log gives a valid consistency proof between them: the heads \
+                     are consistent (the entries the device was served were wrong, not the heads)"
+                ));
             }
-            LogAnswer::NoProof(said) => format!("it gave no proof ({said})"),
+            Err(e) => e,
         };
         Ok(format!(
-            "PROVEN: {head}; asked for a consistency proof between them, {why}. A log that keeps \
-             one append-only history can always give one: it showed different parties different \
-             histories. (The log's answer is from now; it is shown here as received.)"
+            "PROVEN: {head}; asked for a consistency proof between them, the log (whose current \
+             head, signed by its key, covers both sizes) answered with a proof for exactly these \
+             sizes that does not verify ({why}). A log that keeps one append-only history can \
+             always give a valid one: it showed different parties different histories. (The \
+             log's answer is from now, not signed: this is what the checker received.)"
         ))
     }
 }
@@ -124,30 +119,28 @@ mod tests {
             offered,
             recomputed_root: "00".repeat(32),
         };
-        let proof = |log: &Log| {
-            LogAnswer::Proof(ConsistencyProof {
-                old_size: 1,
-                new_size: 2,
-                path: log.consistency_proof(1, 2).unwrap(),
-            })
+        let proof = |log: &Log| ConsistencyProof {
+            old_size: 1,
+            new_size: 2,
+            path: log.consistency_proof(1, 2).unwrap(),
         };
         // The honest extension: the log's proof verifies, nothing is proven.
         let honest = file(a.checkpoint_note(ORIGIN).unwrap());
         let why = honest.judge(&log, &proof(&a)).unwrap_err();
         assert!(why.contains("gives a valid consistency proof"), "{why}");
-        // The other branch: neither branch's proof verifies, nor a refusal.
+        // The other branch: neither branch's proof verifies.
         let split = file(b.checkpoint_note(ORIGIN).unwrap());
-        for answer in [proof(&a), proof(&b), LogAnswer::NoProof("HTTP 400".into())] {
+        for answer in [proof(&a), proof(&b)] {
             let text = split.judge(&log, &answer).unwrap();
             assert!(text.starts_with("PROVEN: log"), "{text}");
         }
         // A proof for other sizes is no proof.
-        let other = LogAnswer::Proof(ConsistencyProof {
+        let other = ConsistencyProof {
             old_size: 0,
             new_size: 2,
             path: Vec::new(),
-        });
-        assert!(split.judge(&log, &other).unwrap().contains("instead"));
+        };
+        assert!(split.judge(&log, &other).unwrap_err().contains("instead"));
         // Heads under another key, or that do not grow, prove nothing.
         let c = Log::open(&dir.path().join("c.log"), &dir.path().join("other.pk8")).unwrap();
         assert!(

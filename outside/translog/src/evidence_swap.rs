@@ -44,6 +44,10 @@ pub struct SwappedEnclave {
     pub nonce_hex: String,
     /// The session's TLS exporter value bound into the report, 32 bytes hex.
     pub exporter_hex: String,
+    /// The instance's publication evidence bundle (report, VCEK, ASK, ARK, key configuration,
+    /// release_ref), hex: the one the logged index names by `evidence_sha256`. A session report
+    /// proves something about the operator only next to it (same chip, same key configuration).
+    pub publication_hex: String,
     /// The logged CDN index that lists the instance.
     pub index: LoggedEntry,
     /// The logged release manifest the index names for the instance.
@@ -102,6 +106,12 @@ impl SwappedEnclave {
         self.index.verify("CDN index", &cp)?;
         self.release.verify("release manifest", &cp)?;
         Ok(cp)
+    }
+
+    /// The instance's publication bundle, decoded.
+    pub fn publication(&self) -> Result<Vec<u8>, LogPartError> {
+        hex::decode(&self.publication_hex)
+            .map_err(|_| LogPartError("publication_hex is not hex".into()))
     }
 
     /// The evidence bundle, nonce and exporter, decoded.
@@ -185,6 +195,7 @@ mod tests {
             evidence_hex: "00".into(),
             nonce_hex: "11".repeat(32),
             exporter_hex: "22".repeat(32),
+            publication_hex: "33".into(),
             index: entry("{\"index\":2}", index),
             release: entry("{\"release\":1}", release),
         };

@@ -60,11 +60,14 @@ enum Command {
     /// Check a tamper-evidence file the device wrote (a log fork, a revoked release, a stale
     /// tree head, a swapped enclave) offline: every signature and proof in it, with the
     /// configured log key (and for a swapped enclave the configured witnesses and trusted
-    /// roots). Exit status: 0 it proves what it says, 1 it does not, 2 unreadable.
+    /// roots). Exit status: 0 it proves what it says, 1 it does not, 2 unreadable, or
+    /// (`--log-url`) unresolved.
     CheckEvidence {
         file: PathBuf,
-        /// For an inconsistent-heads file: ask the log at this URL for a consistency proof
-        /// between the two sizes (proven only if it cannot give a valid one).
+        /// For an inconsistent-heads file only: ask the log at this URL (https, or http on
+        /// loopback) for a consistency proof between the two sizes. Proven only if the URL
+        /// serves a checkpoint signed by the log covering both sizes and answers HTTP 200 with a
+        /// proof for exactly them that does not verify; any other answer is UNRESOLVED (exit 2).
         #[arg(long)]
         log_url: Option<String>,
     },
@@ -193,13 +196,18 @@ fn verify_report(args: &pp_device::verify_report::Args) -> ExitCode {
     }
 }
 
-/// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable. The log key in the file is
+/// `pp check-evidence`: exit 0 proven, 1 not proven, 2 unreadable or unresolved (`--log-url`:
+/// the log's answer could neither prove nor clear it). The log key in the file is
 /// compared with the configured log's when the configuration can be read.
 fn check_evidence(file: &Path, config: &Path, log_url: Option<&str>) -> ExitCode {
     let loaded = Config::load(config).map_err(|e| format!("{e:#}"));
     match pp_device::evidence::check(file, loaded.as_ref().map_err(Clone::clone), log_url) {
         Ok(Ok(proven)) => {
-            println!("{}", printable(&proven, Breaks::Keep));
+            // Fields from the file are inside these lines: escape every control character but
+            // the line breaks between the checker's own lines.
+            for line in proven.lines() {
+                println!("{}", printable(line, Breaks::Escape));
+            }
             ExitCode::SUCCESS
         }
         Ok(Err(why)) => {
