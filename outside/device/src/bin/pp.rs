@@ -119,8 +119,9 @@ macro_rules! say {
 fn run(args: &Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     let verbose = args.verbose;
+    // The warning that a spend follows a token fetch closely is printed always.
     let mut trace = |line: String| {
-        if verbose {
+        if verbose || line.starts_with(request::CLOSE_TO_ISSUANCE) {
             eprintln!("{}", printable(&format!("pp: {line}"), Breaks::Keep));
         }
     };
