@@ -22,7 +22,7 @@ use crate::instances::{self, Candidate, Roots};
 use crate::issuer_keys::GatewayKeyView;
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-use crate::wallet::{Refill, TokenSource, Wallet};
+use crate::wallet::{REFILL_HORIZON_SECS, Refill, TokenSource, Wallet};
 
 /// Instances tried before giving up.
 pub const ATTEMPTS: usize = 3;
@@ -268,8 +268,8 @@ pub const CLOSE_TO_ISSUANCE: &str = "tokens: the wallet was empty, so tokens wer
 /// Batches `pp tokens refill` fetches at most in one run.
 pub const MAX_REFILL_BATCHES: usize = 8;
 
-/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of the
-/// logged key (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
+/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of logged
+/// keys valid past [`REFILL_HORIZON_SECS`] (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
 /// apart from any request. The log is synced and the gateway's directory and challenge are
 /// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
 /// index). Returns the tokens held before and after.
@@ -316,7 +316,8 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
     };
     let wallet = Wallet::new(&config.state_dir);
     let now = pp_translog::checkpoint::unix_now();
-    let before = wallet.available(now)?;
+    // Counted as the refill counts: tokens of keys valid past the keys' overlap.
+    let before = wallet.available_until(now, REFILL_HORIZON_SECS)?;
     let mut held = before;
     for _ in 0..MAX_REFILL_BATCHES {
         match wallet.refill_if_low(&source, now, || {
@@ -326,9 +327,13 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
                 held = n;
                 break;
             }
-            Refill::Fetched { after, .. } => {
+            Refill::Fetched { before, after } => {
                 trace(format!("tokens: fetched a batch ({after} held)"));
                 held = after;
+                // Under a key that ends within the overlap: more batches would not count.
+                if after <= before {
+                    break;
+                }
             }
         }
     }

@@ -46,9 +46,11 @@ impl Operator {
     fn with_slots(slots: usize) -> Self {
         let net = Net::new();
         let now = unix_now();
-        let issuer_addr = net.issuer(vec![(key(0), current(now).0, current(now).1)]);
+        // A key valid well past the refill's horizon (the keys' overlap).
+        let window = (now - 100, now + 30 * 86_400);
+        let issuer_addr = net.issuer(vec![(key(0), window.0, window.1)]);
         let name = issuer_addr.to_string();
-        let entry = entry(&name, &key(0), 1, current(now));
+        let entry = entry(&name, &key(0), 1, window);
         let log = net.log(&[&entry]);
         let gateway = net.gateway_with_slots(&name, vec![entry.clone()], "timing", slots);
         let credential = net.dir.path().join("secret");

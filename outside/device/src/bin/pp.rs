@@ -88,7 +88,8 @@ enum TokensCommand {
         #[arg(long)]
         min: Option<usize>,
     },
-    /// Print how many tokens are held for the current logged issuer key (no network).
+    /// Print how many tokens are held of logged issuer keys valid now (no network; reads only,
+    /// the wallet is not changed).
     Count,
 }
 
@@ -167,7 +168,7 @@ fn run(args: &Args) -> Result<()> {
         Command::Tokens(TokensCommand::Count) => {
             let now = pp_translog::checkpoint::unix_now();
             let held = pp_device::wallet::Wallet::new(&config.state_dir).available(now)?;
-            say!("{held} tokens held for the current logged issuer key.");
+            say!("{held} tokens held of logged issuer keys valid now.");
             Ok(())
         }
         Command::VerifyReport(_) | Command::CheckEvidence { .. } => {
