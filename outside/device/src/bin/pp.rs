@@ -79,9 +79,9 @@ enum TokensCommand {
     ///
     /// A token fetch carries the account credential from this device's address; one made
     /// right before a request would let the operator, who runs issuer and gateway, link that
-    /// request to the account by time. `pp` fetches only after an answer, when fewer than
-    /// `issuer.low_water` tokens are left, or when the wallet is empty before a spend;
-    /// refilling ahead of time keeps both rare.
+    /// request to the account by time. `pp` fetches only after a request, when fewer than
+    /// `issuer.low_water` tokens of keys valid a day ahead are left, or when the wallet is
+    /// empty before a spend; refilling ahead of time keeps both rare.
     Refill {
         /// Fetch batches until at least this many tokens are held (default: the low-water mark
         /// plus one batch).
