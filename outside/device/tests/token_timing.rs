@@ -287,3 +287,44 @@ fn a_failed_request_refills_under_the_mark() {
         "{trace:?}"
     );
 }
+
+/// L1: the after-answer refill's CONNECT (for the gateway's challenge) names a random instance
+/// of the index, not always the one whose session just ended. Ten answered requests over eight
+/// instances, each followed by a refill: that every refill names the instance just used has a
+/// chance of 8^-10.
+#[test]
+fn the_refill_names_a_random_instance() {
+    let op = Operator::new();
+    let gateway = op.gateway;
+    let named = std::cell::RefCell::new(Vec::new());
+    let view = |instance: &str| {
+        named.borrow_mut().push(instance.to_string());
+        issuer_keys::fetch_over(&mut TcpStream::connect(gateway).unwrap(), ORIGIN, "i-0")
+    };
+    let wallet = op.wallet();
+    let mut source = op.source();
+    // Every request refills.
+    source.low_water = 1000;
+    let tokens = Tokens {
+        wallet: &wallet,
+        source: &source,
+        gateway: &view,
+    };
+    let mut same = 0;
+    for _ in 0..10 {
+        let (chosen, ()) = request::spend_then_refill(
+            &tokens,
+            (0..8).map(|n| format!("i-{n}")).collect(),
+            |c| c.as_str(),
+            &mut |_| {},
+            |_, token| match spend(gateway, token) {
+                (502, _) => Ok(()),
+                (status, text) => Err(Failure::Fatal(anyhow::anyhow!("{status}: {text}"))),
+            },
+        )
+        .unwrap();
+        let refill = named.borrow().last().cloned().unwrap();
+        same += usize::from(refill == chosen);
+    }
+    assert!(same < 10, "every refill named the instance just used");
+}
