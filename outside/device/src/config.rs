@@ -49,8 +49,9 @@ pub struct Issuer {
     /// Tokens asked for at once.
     #[serde(default = "default_batch")]
     pub batch: u8,
-    /// After a request is answered, a batch is fetched if fewer tokens than this are left, so
-    /// token fetches do not come right before a spend (0: fetch only when the wallet is empty).
+    /// After a request (answered or failed), a batch is fetched if fewer tokens than this are
+    /// left of keys valid a day ahead, so token fetches do not come right before a spend (0:
+    /// fetch only when the wallet is empty).
     #[serde(default = "default_low_water")]
     pub low_water: u8,
 }

@@ -1,6 +1,7 @@
 //! One request end to end: log, CDN, token, relay, gateway, attested session, receipt. Transport
-//! failures before the sealed request left the device are retried on another instance with a new
-//! token; a failed security check never is, and neither is any failure once the sealed request
+//! failures before the sealed request left the device are retried on another instance (with the
+//! same token while the gateway has not recorded its spend, see [`spend_then_refill`]); a failed
+//! security check never is, and neither is any failure once the sealed request
 //! was written (even partly): the instance may have received it, and sending the same plaintext
 //! to a second enclave would let a gateway steer a request to the instance it wants by failing
 //! the others after they received it.
@@ -21,7 +22,7 @@ use crate::instances::{self, Candidate, Roots};
 use crate::issuer_keys::GatewayKeyView;
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-use crate::wallet::{Refill, TokenSource, Wallet};
+use crate::wallet::{REFILL_HORIZON_SECS, Refill, TokenSource, Wallet};
 
 /// Instances tried before giving up.
 pub const ATTEMPTS: usize = 3;
@@ -152,15 +153,23 @@ pub struct Tokens<'a> {
     pub gateway: &'a dyn Fn(&str) -> Result<GatewayKeyView>,
 }
 
-/// Tries `candidates` as [`first_answer`] does, spending one token per attempt (`attempt` gets
-/// the candidate and the token); a token the gateway refuses as one of a retired key (and the
-/// log agrees) is dropped with its key's tokens and the attempt made once more with a fresh one.
+/// Tries `candidates` as [`first_answer`] does (`attempt` gets the candidate and the token).
+///
+/// One request spends at most one token while the gateway has not recorded its spend: the
+/// retries of a request reuse the token taken for its first attempt after a
+/// [`Failure::RetryUnspent`] (attempts of one request are one request: linking them tells the
+/// operator nothing new), so a gateway answering 503 cannot empty the wallet. A failure after
+/// the gateway recorded the spend (502: instance down, or a session that failed before the
+/// sealed request left) takes a new token for the next attempt, as the gateway refuses a token
+/// twice. A token shown to a gateway is never put back into the wallet (it would link a later
+/// request to this one). A token the gateway refuses as one of a retired key (and the log
+/// agrees) is dropped with its key's tokens and the attempt made once more with a fresh one.
 ///
 /// Tokens are fetched (with the account credential, from this device's address) only when the
-/// wallet is empty before a spend (first use; traced, as that spend follows an issuance closely)
-/// or **after** the answer, when fewer than the low-water mark are left: the issuer then sees a
-/// fetch after a session ended, not one a moment before the spend the gateway sees. A failed
-/// refill is traced and does not touch the answer.
+/// wallet is empty before a spend (first use; traced as [`CLOSE_TO_ISSUANCE`], which `pp` prints
+/// always) or **after** the request, answered or failed, when fewer than the low-water mark are
+/// left: the issuer then sees a fetch after a session ended, not one a moment before the spend
+/// the gateway sees. A failed refill is traced and does not touch the answer (or the error).
 pub fn spend_then_refill<C, T>(
     tokens: &Tokens<'_>,
     candidates: Vec<C>,
@@ -169,11 +178,19 @@ pub fn spend_then_refill<C, T>(
     mut attempt: impl FnMut(&C, &pp_tokens::Token) -> Result<T, Failure>,
 ) -> Result<(C, T)> {
     let source = tokens.source;
+    // The refill's CONNECT names a random instance of the index, not the one whose session just
+    // ended (nor, after a failure, one this request tried).
+    let ids: Vec<String> = candidates.iter().map(|c| id(c).to_string()).collect();
     let mut notes = Vec::new();
+    // The token of this request the gateway has not recorded as spent, for the next attempt.
+    let mut unspent: Option<pp_tokens::Token> = None;
     let answer = first_answer(candidates, &id, trace, |chosen| {
         let instance = id(chosen);
-        let token = take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?;
-        match attempt(chosen, &token) {
+        let token = match unspent.take() {
+            Some(token) => token,
+            None => take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?,
+        };
+        let (token, result) = match attempt(chosen, &token) {
             // Refused before any request byte left: drop the stale key's tokens and try once
             // more with a fresh one.
             Err(Failure::StaleKey(e)) => {
@@ -187,32 +204,40 @@ pub fn spend_then_refill<C, T>(
                     .drop_key(&token.token_key_id)
                     .map_err(Failure::Fatal)?;
                 let token = take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?;
-                attempt(chosen, &token)
+                let result = attempt(chosen, &token);
+                (token, result)
             }
-            other => other,
+            other => (token, other),
+        };
+        if matches!(result, Err(Failure::RetryUnspent(_))) {
+            unspent = Some(token);
         }
+        result
     });
     for line in notes {
         trace(line);
     }
-    let (chosen, answer) = answer?;
+    // After the request, answered or not: a failed one spent tokens too.
     let now = pp_translog::checkpoint::unix_now();
-    match tokens
-        .wallet
-        .refill_if_low(source, now, || (tokens.gateway)(id(&chosen)))
-    {
+    let refill = tokens.wallet.refill_if_low(source, now, || {
+        let instance = ids
+            .get(random_index(ids.len().max(1))?)
+            .context("no instance to name")?;
+        (tokens.gateway)(instance)
+    });
+    match refill {
         Ok(Refill::Enough(_)) => {}
         Ok(Refill::Fetched { before, after }) => trace(format!(
             "tokens: {before} left, under the low-water mark of {}: fetched a batch after the \
-             answer ({after} now)",
+             request ({after} now)",
             source.low_water
         )),
         Err(e) => trace(format!(
-            "tokens: refill after the answer failed ({e:#}); `pp tokens refill` can fetch ahead \
-             of the next request"
+            "tokens: refill after the request failed ({e:#}); `pp tokens refill` can fetch \
+             ahead of the next request"
         )),
     }
-    Ok((chosen, answer))
+    answer
 }
 
 /// A token of a logged key valid now: from the wallet, or (when it is empty) fetched under a key
@@ -243,8 +268,8 @@ pub const CLOSE_TO_ISSUANCE: &str = "tokens: the wallet was empty, so tokens wer
 /// Batches `pp tokens refill` fetches at most in one run.
 pub const MAX_REFILL_BATCHES: usize = 8;
 
-/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of the
-/// logged key (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
+/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of logged
+/// keys valid past [`REFILL_HORIZON_SECS`] (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
 /// apart from any request. The log is synced and the gateway's directory and challenge are
 /// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
 /// index). Returns the tokens held before and after.
@@ -291,7 +316,8 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
     };
     let wallet = Wallet::new(&config.state_dir);
     let now = pp_translog::checkpoint::unix_now();
-    let before = wallet.available(now)?;
+    // Counted as the refill counts: tokens of keys valid past the keys' overlap.
+    let before = wallet.available_until(now, REFILL_HORIZON_SECS)?;
     let mut held = before;
     for _ in 0..MAX_REFILL_BATCHES {
         match wallet.refill_if_low(&source, now, || {
@@ -301,9 +327,13 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
                 held = n;
                 break;
             }
-            Refill::Fetched { after, .. } => {
+            Refill::Fetched { before, after } => {
                 trace(format!("tokens: fetched a batch ({after} held)"));
                 held = after;
+                // Under a key that ends within the overlap: more batches would not count.
+                if after <= before {
+                    break;
+                }
             }
         }
     }
@@ -331,6 +361,31 @@ fn check_retired(log: &LogClient, issuer: &str, id: &pp_tokens::TokenKeyId) -> R
     }
 }
 
+/// How a refused tunnel fails the attempt. Our gateway answers 503 before it records the
+/// token's spend (no tunnel slot, or its spent-token store failed) and 502 after (the instance is
+/// down): only the first lets the same token be shown again.
+pub fn refusal_failure(e: PathError) -> Failure {
+    match e {
+        ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
+        PathError::Refused {
+            hop: "relay",
+            status: 502 | 503,
+            ..
+        }
+        | PathError::Refused {
+            hop: "gateway",
+            status: 503,
+            ..
+        } => Failure::RetryUnspent(e.into()),
+        PathError::Refused {
+            hop: "gateway",
+            status: 502,
+            ..
+        } => Failure::Retry(e.into()),
+        other => Failure::Fatal(other.into()),
+    }
+}
+
 /// Whether the gateway refused the token as one of a retired issuer key (its 401 text, see
 /// `pp_services::gateway::RETIRED_KEY_MESSAGE`).
 fn is_stale_key(e: &PathError) -> bool {
@@ -341,9 +396,15 @@ fn is_stale_key(e: &PathError) -> bool {
 /// How one attempt failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// The transport failed before the sealed request left the device: another instance may
-    /// work, and the request's plaintext went to none.
+    /// The transport failed before the sealed request left the device, after the gateway
+    /// recorded the token's spend: another instance may work (with a new token), and the
+    /// request's plaintext went to none.
     Retry(anyhow::Error),
+    /// The tunnel was refused before the gateway recorded the token's spend (the relay's 502
+    /// or 503: the token never reached the gateway; the gateway's 503: no tunnel slot, or its
+    /// spent-token store cannot record the spend): another instance may work, with the same
+    /// token.
+    RetryUnspent(anyhow::Error),
     /// A check failed, the request was refused, or the sealed request had been written (even
     /// partly) before the failure: stop.
     Fatal(anyhow::Error),
@@ -353,7 +414,7 @@ pub enum Failure {
 }
 
 /// Tries `candidates` in random order, at most [`ATTEMPTS`] of them, until `attempt` answers;
-/// moves on only after a [`Failure::Retry`]. Returns the candidate that answered and its answer.
+/// moves on only after a [`Failure::Retry`] or [`Failure::RetryUnspent`]. Returns the candidate that answered and its answer.
 pub fn first_answer<C, T>(
     mut candidates: Vec<C>,
     id: impl Fn(&C) -> &str,
@@ -366,7 +427,7 @@ pub fn first_answer<C, T>(
         trace(format!("choose: instance {} (attempt {n})", id(&chosen)));
         match attempt(&chosen) {
             Ok(answer) => return Ok((chosen, answer)),
-            Err(Failure::Retry(e)) => {
+            Err(Failure::Retry(e) | Failure::RetryUnspent(e)) => {
                 trace(format!(
                     "instance {} failed ({e:#}); trying another",
                     id(&chosen)
@@ -388,13 +449,7 @@ fn attempt_one(
     request: &AppRequest,
     keeper: &crate::swap_evidence::Keeper<'_>,
 ) -> Result<(AppResponse, Verdict, SessionBinding), Failure> {
-    let stream = tunnel::open(spec, &chosen.id, token).map_err(|e| match e {
-        ref stale if is_stale_key(stale) => Failure::StaleKey(e.into()),
-        PathError::Refused {
-            status: 502 | 503, ..
-        } => Failure::Retry(e.into()),
-        other => Failure::Fatal(other.into()),
-    })?;
+    let stream = tunnel::open(spec, &chosen.id, token).map_err(refusal_failure)?;
     let connected =
         pp_client::connect_published(stream, &chosen.published, &chosen.policy, Limits::default());
     // A refused attestation may prove a swapped enclave: kept as evidence if it does, and the

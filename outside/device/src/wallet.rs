@@ -5,10 +5,17 @@
 //! they are dropped and new ones fetched (under a logged key, see [`crate::issuer_keys`]).
 //!
 //! A fetch carries the account credential from the device's address, so it should not come right
-//! before a spend: [`Wallet::refill_if_low`] runs after an answer (and from `pp tokens refill`),
+//! before a spend: [`Wallet::refill_if_low`] runs after a request (and from `pp tokens refill`),
 //! and [`Wallet::take_or_fetch`] fetches only when the wallet is empty, saying so
-//! (`docs/protocol.md` §7, "When the device fetches tokens").
+//! (`docs/protocol.md` §7, "When the device fetches tokens"). The refill counts only tokens of
+//! keys still valid [`REFILL_HORIZON_SECS`] ahead, so it fetches under the next key during the
+//! keys' overlap instead of finding the wallet empty when the old key retires.
+//!
+//! Every load-modify-save of the wallet holds an exclusive lock on `tokens.lock` in the state
+//! folder, so `pp tokens refill` run by a scheduler and `pp` requests at the same time neither
+//! lose nor duplicate a token.
 
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -22,18 +29,27 @@ use crate::fetch;
 use crate::issuer_keys::{self, GatewayKeyView, LoggedKey};
 use crate::releases::LogClient;
 
+/// How far ahead the refill looks: tokens of a key whose window ends within this many seconds
+/// are not counted when deciding whether to refill. It is the overlap of the operator's key
+/// schedule (`pp-issuer --overlap-seconds`, one day by default), the time both the old and the
+/// new key are valid: the refill then fetches under the new key while the old one's tokens are
+/// still spent. The `pp-issuer-key/1` entries do not state the overlap, hence a constant.
+pub const REFILL_HORIZON_SECS: u64 = 24 * 3600;
+
 /// Tokens on disk, per issuer key.
 pub struct Wallet {
     dir: PathBuf,
     legacy: PathBuf,
+    lock: PathBuf,
 }
 
 /// What [`Wallet::refill_if_low`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refill {
-    /// At least the low-water mark was left (this many): nothing fetched.
+    /// At least the low-water mark was left (this many, of keys valid past the horizon):
+    /// nothing fetched.
     Enough(usize),
-    /// A batch was fetched: tokens left before and after.
+    /// A batch was fetched: tokens left (of keys valid past the horizon) before and after.
     Fetched { before: usize, after: usize },
 }
 
@@ -59,6 +75,7 @@ impl Wallet {
         Self {
             dir: state_dir.join("tokens"),
             legacy: state_dir.join("tokens.txt"),
+            lock: state_dir.join("tokens.lock"),
         }
     }
 
@@ -94,37 +111,49 @@ impl Wallet {
         Ok((token, true))
     }
 
-    /// Fetches a batch if fewer than `source.low_water` tokens of a valid logged key are left.
-    /// The device calls this after a request was answered (and `pp tokens refill` at any time),
-    /// so the fetch, made with the account credential from the device's own address, does not
-    /// come right before a spend.
+    /// Fetches a batch if fewer than `source.low_water` tokens are left of keys still valid
+    /// [`REFILL_HORIZON_SECS`] after `now`. The device calls this after a request (and
+    /// `pp tokens refill` at any time), so the fetch, made with the account credential from the
+    /// device's own address, does not come right before a spend.
     pub fn refill_if_low(
         &self,
         source: &TokenSource<'_>,
         now: u64,
         gateway: impl FnOnce() -> Result<GatewayKeyView>,
     ) -> Result<Refill> {
-        let before = self.available(now)?;
+        let before = self.available_until(now, REFILL_HORIZON_SECS)?;
         if before >= source.low_water {
             return Ok(Refill::Enough(before));
         }
         self.fetch(source, now, gateway)?;
         Ok(Refill::Fetched {
             before,
-            after: self.available(now)?,
+            after: self.available_until(now, REFILL_HORIZON_SECS)?,
         })
     }
 
-    /// How many tokens [`Self::take_valid`] can still hand out at `now` (those of the
-    /// newest-epoch valid key kept).
+    /// How many tokens [`Self::take_valid`] can still hand out at `now` (those of every kept
+    /// key valid then). Reads only: the wallet is not changed.
     pub fn available(&self, now: u64) -> Result<usize> {
-        match self.best_key(now)? {
-            Some(key) => Ok(self.load(key.token_key_id())?.len()),
-            None => Ok(0),
-        }
+        self.available_until(now, 0)
     }
 
-    /// Fetches and keeps one batch under the logged key the gateway's view names.
+    /// How many tokens are kept of keys valid at `now` and still `horizon` seconds later.
+    /// Reads only.
+    pub fn available_until(&self, now: u64, horizon: u64) -> Result<usize> {
+        let later = now.saturating_add(horizon);
+        let mut n = 0;
+        for key in self.entries()?.into_iter().flatten() {
+            if key.valid_at(now) && key.valid_at(later) {
+                n += self.load(key.token_key_id())?.len();
+            }
+        }
+        Ok(n)
+    }
+
+    /// Fetches and keeps one batch under the logged key the gateway's view names. A key of an
+    /// older epoch than a valid key this wallet holds tokens of is refused: the operator would
+    /// set the accounts it shows the older key apart.
     fn fetch(
         &self,
         source: &TokenSource<'_>,
@@ -134,53 +163,71 @@ impl Wallet {
         let view = gateway()?;
         let key =
             issuer_keys::choose(&view, source.challenge, source.issuer_name, now, source.log)?;
+        if let Some(newest) = self.held_keys(now)?.first()
+            && newest.epoch > key.entry.epoch
+        {
+            anyhow::bail!(
+                "the gateway's PrivateToken challenge names the issuer key of epoch {}, older \
+                 than the key of epoch {} this device already holds tokens of: refusing to fetch \
+                 tokens under the older key (it would set this account apart)",
+                key.entry.epoch,
+                newest.epoch
+            );
+        }
         let tokens = fetch_batch(source, &key.entry.key)?;
         self.store(&key, &tokens)
     }
 
-    /// Removes and returns a token of the newest-epoch key valid at `now`; drops the tokens of
-    /// every key whose entry is unreadable or whose window is over.
+    /// Removes and returns a token of a key valid at `now`, the newest epoch's first; drops
+    /// the tokens of every key whose entry is unreadable or whose window is over.
     pub fn take_valid(&self, now: u64) -> Result<Option<Token>> {
-        let Some(key) = self.best_key(now)? else {
-            return Ok(None);
-        };
-        let mut tokens = self.load(key.token_key_id())?;
-        if tokens.is_empty() {
-            return Ok(None);
+        let _lock = self.lock()?;
+        self.prune(now)?;
+        for key in self.held_keys(now)? {
+            let id = key.token_key_id();
+            let mut tokens = self.load(id)?;
+            if tokens.is_empty() {
+                continue;
+            }
+            let token = tokens.remove(0);
+            self.save(id, &tokens)?;
+            return Ok(Some(token));
         }
-        let token = tokens.remove(0);
-        self.save(key.token_key_id(), &tokens)?;
-        Ok(Some(token))
+        Ok(None)
     }
 
-    /// The newest-epoch kept key valid at `now`; drops the tokens of every key whose entry is
-    /// unreadable or whose window is over.
-    fn best_key(&self, now: u64) -> Result<Option<IssuerKeyEntry>> {
-        // Tokens kept before keys were logged name no logged key: drop them.
-        match std::fs::remove_file(&self.legacy) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", self.legacy.display()));
+    /// The kept keys valid at `now` that hold tokens, newest epoch first. Reads only.
+    fn held_keys(&self, now: u64) -> Result<Vec<IssuerKeyEntry>> {
+        let mut keys = Vec::new();
+        for key in self.entries()?.into_iter().flatten() {
+            if key.valid_at(now) && !self.load(key.token_key_id())?.is_empty() {
+                keys.push(key);
             }
-            _ => {}
         }
-        let mut best: Option<IssuerKeyEntry> = None;
+        keys.sort_by_key(|k| std::cmp::Reverse(k.epoch));
+        Ok(keys)
+    }
+
+    /// Drops the tokens kept before keys were logged (they name no logged key), and those of
+    /// every key whose entry is unreadable or whose window is over. Called with the lock held.
+    fn prune(&self, now: u64) -> Result<()> {
+        remove_if_present(&self.legacy)?;
         for entry in self.entries()? {
-            let Ok(key) = entry else { continue };
-            if key.valid_at(now) {
-                if best.as_ref().is_none_or(|b| key.epoch > b.epoch) {
-                    best = Some(key);
+            match entry {
+                Ok(key) if key.retired_at(now) => self.remove_key(key.token_key_id())?,
+                Ok(_) => {}
+                Err((path, _)) => {
+                    remove_if_present(&path)?;
+                    remove_if_present(&path.with_extension("txt"))?;
                 }
-            } else if key.retired_at(now) {
-                self.drop_key(key.token_key_id())?;
             }
         }
-        Ok(best)
+        Ok(())
     }
 
     /// Keeps `tokens` of the logged `key`.
     pub fn store(&self, key: &LoggedKey, tokens: &[Token]) -> Result<()> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let _lock = self.lock()?;
         let id = key.entry.token_key_id();
         write_atomic(&self.path(id, "entry"), &key.entry.to_vec())?;
         let mut all = self.load(id)?;
@@ -190,14 +237,13 @@ impl Wallet {
 
     /// Drops every token of the key `id` (retired, or refused as stale by the gateway).
     pub fn drop_key(&self, id: &TokenKeyId) -> Result<()> {
+        let _lock = self.lock()?;
+        self.remove_key(id)
+    }
+
+    fn remove_key(&self, id: &TokenKeyId) -> Result<()> {
         for ext in ["txt", "entry"] {
-            let path = self.path(id, ext);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("removing {}", path.display()));
-                }
-                _ => {}
-            }
+            remove_if_present(&self.path(id, ext))?;
         }
         Ok(())
     }
@@ -207,12 +253,29 @@ impl Wallet {
         Ok(self.load(id)?.len())
     }
 
+    /// Takes the wallet's exclusive lock (released when the file is dropped): one
+    /// load-modify-save at a time, across processes.
+    fn lock(&self) -> Result<File> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .with_context(|| format!("opening {}", self.lock.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", self.lock.display()))?;
+        Ok(file)
+    }
+
     fn path(&self, id: &TokenKeyId, ext: &str) -> PathBuf {
         self.dir.join(format!("{}.{ext}", hex_of(id)))
     }
 
-    /// The stored entries (an unreadable one is dropped with its tokens).
-    fn entries(&self) -> Result<Vec<Result<IssuerKeyEntry>>> {
+    /// The stored entries; an unreadable one is returned as its path and the reason (dropped
+    /// with its tokens by [`Self::prune`]). Reads only.
+    fn entries(&self) -> Result<Vec<Result<IssuerKeyEntry, (PathBuf, String)>>> {
         let read = match std::fs::read_dir(&self.dir) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -224,16 +287,13 @@ impl Wallet {
             if path.extension().is_none_or(|e| e != "entry") {
                 continue;
             }
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            match IssuerKeyEntry::parse(&bytes) {
-                Ok(entry) => out.push(Ok(entry)),
-                Err(e) => {
-                    std::fs::remove_file(&path)?;
-                    let _ = std::fs::remove_file(path.with_extension("txt"));
-                    out.push(Err(anyhow::anyhow!("{}: {e}", path.display())));
-                }
-            }
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                // Removed by another process since the folder was listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            out.push(IssuerKeyEntry::parse(&bytes).map_err(|e| (path, e.to_string())));
         }
         Ok(out)
     }
@@ -267,11 +327,28 @@ impl Wallet {
     }
 }
 
-/// Replaces `path` with `bytes` through a temporary file beside it and a rename, so a reader
-/// sees the old file or the new one, never half of one.
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Replaces `path` with `bytes` through a temporary file of its own beside it (a random name, so
+/// two writers never share one) and a rename, so a reader sees the old file or the new one,
+/// never half of one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.tmp", hex::encode(nonce)));
+    let tmp = PathBuf::from(name);
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

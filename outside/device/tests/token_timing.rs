@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use pp_device::issuer_keys::{self, LoggedKey};
 use pp_device::releases::LogClient;
 use pp_device::request::{self, CLOSE_TO_ISSUANCE, Failure, Tokens};
+use pp_device::tunnel::PathError;
 use pp_device::wallet::{TokenSource, Wallet};
 use pp_services::issuer::unix_now;
 use pp_tokens::{Client, IssuerKeyEntry, Token, TokenChallenge};
@@ -38,13 +39,20 @@ struct Operator {
 
 impl Operator {
     fn new() -> Self {
+        Self::with_slots(4)
+    }
+
+    /// The operator's services, its gateway with `slots` tunnel slots (none: it answers 503).
+    fn with_slots(slots: usize) -> Self {
         let net = Net::new();
         let now = unix_now();
-        let issuer_addr = net.issuer(vec![(key(0), current(now).0, current(now).1)]);
+        // A key valid well past the refill's horizon (the keys' overlap).
+        let window = (now - 100, now + 30 * 86_400);
+        let issuer_addr = net.issuer(vec![(key(0), window.0, window.1)]);
         let name = issuer_addr.to_string();
-        let entry = entry(&name, &key(0), 1, current(now));
+        let entry = entry(&name, &key(0), 1, window);
         let log = net.log(&[&entry]);
-        let gateway = net.gateway(&name, vec![entry.clone()], "timing");
+        let gateway = net.gateway_with_slots(&name, vec![entry.clone()], "timing", slots);
         let credential = net.dir.path().join("secret");
         std::fs::write(&credential, SECRET).unwrap();
         Self {
@@ -120,6 +128,43 @@ impl Operator {
         Ok(lines)
     }
 
+    /// One request through the device's spend path over `instances` candidates, each attempt's
+    /// CONNECT refusal classified as the device does ([`request::refusal_failure`]). Returns
+    /// the outcome, the gateway's status for each attempt, and the trace.
+    fn request_classified(&self, instances: usize) -> (anyhow::Result<()>, Vec<u16>, Vec<String>) {
+        let gateway = self.gateway;
+        let view = |instance: &str| {
+            issuer_keys::fetch_over(&mut TcpStream::connect(gateway).unwrap(), ORIGIN, instance)
+        };
+        let wallet = self.wallet();
+        let source = self.source();
+        let tokens = Tokens {
+            wallet: &wallet,
+            source: &source,
+            gateway: &view,
+        };
+        let mut lines = Vec::new();
+        let mut statuses = Vec::new();
+        let outcome = request::spend_then_refill(
+            &tokens,
+            (0..instances).map(|n| format!("i-{n}")).collect(),
+            |c| c.as_str(),
+            &mut |l| lines.push(l),
+            |_, token| match spend(gateway, token) {
+                (200, _) => Ok(()),
+                (status, reason) => {
+                    statuses.push(status);
+                    Err(request::refusal_failure(PathError::Refused {
+                        hop: "gateway",
+                        status,
+                        reason,
+                    }))
+                }
+            },
+        );
+        (outcome.map(|_| ()), statuses, lines)
+    }
+
     fn events(&self) -> Vec<&'static str> {
         self.net.events.lock().unwrap().clone()
     }
@@ -149,7 +194,7 @@ fn a_wallet_at_the_low_water_mark_refills_after_the_answer() {
     assert!(
         trace
             .iter()
-            .any(|l| l.contains("fetched a batch after the answer")),
+            .any(|l| l.contains("fetched a batch after the request")),
         "{trace:?}"
     );
     assert!(!trace.iter().any(|l| l.contains(CLOSE_TO_ISSUANCE)));
@@ -182,7 +227,104 @@ fn a_failed_refill_keeps_the_answer() {
     assert!(
         trace
             .iter()
-            .any(|l| l.contains("refill after the answer failed")),
+            .any(|l| l.contains("refill after the request failed")),
         "{trace:?}"
     );
+}
+
+/// H1: a gateway that answers 503 to every CONNECT (before it records the spend) cannot empty
+/// the wallet: the retries of one request show the token taken for its first attempt again, so
+/// the request takes one token from the wallet, not one per attempt.
+#[test]
+fn a_gateway_answering_503_spends_one_token_per_request() {
+    let op = Operator::with_slots(0);
+    op.fill(5);
+    let (outcome, statuses, _) = op.request_classified(3);
+    assert!(outcome.is_err());
+    assert_eq!(statuses, [503, 503, 503]);
+    assert_eq!(
+        op.events(),
+        [SPEND, SPEND, SPEND],
+        "no fetch: the mark is kept"
+    );
+    assert_eq!(
+        op.left(),
+        4,
+        "one request takes one token, however often it is retried"
+    );
+}
+
+/// Our gateway records a spend before it finds the instance down (502): the retry then shows a
+/// new token, which the gateway accepts (a token shown again would be refused, 403).
+#[test]
+fn a_retry_after_a_recorded_spend_takes_a_new_token() {
+    let op = Operator::new();
+    op.fill(5);
+    let (outcome, statuses, _) = op.request_classified(2);
+    assert!(outcome.is_err());
+    assert_eq!(
+        statuses,
+        [502, 502],
+        "the retry's token must not be one spent before"
+    );
+    assert_eq!(op.left(), 3);
+}
+
+/// H1: a failed request spent tokens too: the low-water refill runs after it as after an
+/// answer.
+#[test]
+fn a_failed_request_refills_under_the_mark() {
+    let op = Operator::with_slots(0);
+    op.fill(LOW_WATER);
+    let (outcome, _, trace) = op.request_classified(1);
+    assert!(outcome.is_err());
+    assert_eq!(op.events(), [SPEND, ISSUANCE]);
+    assert_eq!(op.left(), LOW_WATER - 1 + usize::from(BATCH));
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.contains("fetched a batch after the request")),
+        "{trace:?}"
+    );
+}
+
+/// L1: the after-answer refill's CONNECT (for the gateway's challenge) names a random instance
+/// of the index, not always the one whose session just ended. Ten answered requests over eight
+/// instances, each followed by a refill: that every refill names the instance just used has a
+/// chance of 8^-10.
+#[test]
+fn the_refill_names_a_random_instance() {
+    let op = Operator::new();
+    let gateway = op.gateway;
+    let named = std::cell::RefCell::new(Vec::new());
+    let view = |instance: &str| {
+        named.borrow_mut().push(instance.to_string());
+        issuer_keys::fetch_over(&mut TcpStream::connect(gateway).unwrap(), ORIGIN, "i-0")
+    };
+    let wallet = op.wallet();
+    let mut source = op.source();
+    // Every request refills.
+    source.low_water = 1000;
+    let tokens = Tokens {
+        wallet: &wallet,
+        source: &source,
+        gateway: &view,
+    };
+    let mut same = 0;
+    for _ in 0..10 {
+        let (chosen, ()) = request::spend_then_refill(
+            &tokens,
+            (0..8).map(|n| format!("i-{n}")).collect(),
+            |c| c.as_str(),
+            &mut |_| {},
+            |_, token| match spend(gateway, token) {
+                (502, _) => Ok(()),
+                (status, text) => Err(Failure::Fatal(anyhow::anyhow!("{status}: {text}"))),
+            },
+        )
+        .unwrap();
+        let refill = named.borrow().last().cloned().unwrap();
+        same += usize::from(refill == chosen);
+    }
+    assert!(same < 10, "every refill named the instance just used");
 }

@@ -82,16 +82,17 @@ enum TokensCommand {
     ///
     /// A token fetch carries the account credential from this device's address; one made
     /// right before a request would let the operator, who runs issuer and gateway, link that
-    /// request to the account by time. `pp` fetches only after an answer, when fewer than
-    /// `issuer.low_water` tokens are left, or when the wallet is empty before a spend;
-    /// refilling ahead of time keeps both rare.
+    /// request to the account by time. `pp` fetches only after a request, when fewer than
+    /// `issuer.low_water` tokens of keys valid a day ahead are left, or when the wallet is
+    /// empty before a spend; refilling ahead of time keeps both rare.
     Refill {
         /// Fetch batches until at least this many tokens are held (default: the low-water mark
         /// plus one batch).
         #[arg(long)]
         min: Option<usize>,
     },
-    /// Print how many tokens are held for the current logged issuer key (no network).
+    /// Print how many tokens are held of logged issuer keys valid now (no network; reads only,
+    /// the wallet is not changed).
     Count,
 }
 
@@ -122,8 +123,9 @@ macro_rules! say {
 fn run(args: &Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     let verbose = args.verbose;
+    // The warning that a spend follows a token fetch closely is printed always.
     let mut trace = |line: String| {
-        if verbose {
+        if verbose || line.starts_with(request::CLOSE_TO_ISSUANCE) {
             eprintln!("{}", printable(&format!("pp: {line}"), Breaks::Keep));
         }
     };
@@ -169,7 +171,7 @@ fn run(args: &Args) -> Result<()> {
         Command::Tokens(TokensCommand::Count) => {
             let now = pp_translog::checkpoint::unix_now();
             let held = pp_device::wallet::Wallet::new(&config.state_dir).available(now)?;
-            say!("{held} tokens held for the current logged issuer key.");
+            say!("{held} tokens held of logged issuer keys valid now.");
             Ok(())
         }
         Command::VerifyReport(_) | Command::CheckEvidence { .. } => {

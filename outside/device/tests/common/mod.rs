@@ -120,6 +120,18 @@ impl Net {
 
     /// A gateway accepting tokens of `keys` for issuer `issuer_name`.
     pub fn gateway(&self, issuer_name: &str, keys: Vec<IssuerKeyEntry>, tag: &str) -> SocketAddr {
+        self.gateway_with_slots(issuer_name, keys, tag, 4)
+    }
+
+    /// A gateway as [`Self::gateway`] with `slots` tunnel slots (none: every CONNECT with a
+    /// valid token is refused with 503 before its spend is recorded).
+    pub fn gateway_with_slots(
+        &self,
+        issuer_name: &str,
+        keys: Vec<IssuerKeyEntry>,
+        tag: &str,
+        slots: usize,
+    ) -> SocketAddr {
         let gateway = Arc::new(Gateway {
             instances: HashMap::from([("i-0".to_string(), "127.0.0.1:1".to_string())]),
             issuer_keys: keys,
@@ -128,7 +140,7 @@ impl Net {
             spent: pp_services::spent_store::SpentStore::File(
                 SpentTokens::open(&self.dir.path().join(format!("spent-{tag}.bin"))).unwrap(),
             ),
-            limits: TunnelLimits::new(4),
+            limits: TunnelLimits::new(slots),
             counters: Arc::new(TunnelCounters::default()),
             reads: Vec::new(),
         });
