@@ -134,6 +134,21 @@ pub fn check(
             .map(|proven| format!("{proven} (the configured log's key and trusted roots)")));
     }
     if let (Evidence::InconsistentHeads(heads), Some(url)) = (&file.evidence, log_url) {
+        // Only the log the checker trusts may answer: any other server can serve the log's
+        // public checkpoint and a broken proof.
+        let Some((config, _)) = &configured else {
+            anyhow::bail!(
+                "UNRESOLVED: --log-url asks the configured log, and the configuration cannot be \
+                 read: {unread}"
+            );
+        };
+        if url.trim_end_matches('/') != config.log.url.trim_end_matches('/') {
+            anyhow::bail!(
+                "UNRESOLVED: --log-url must be the configured log's URL ({}), not {url}: an \
+                 answer from any other server proves nothing about the log",
+                config.log.url
+            );
+        }
         let log = match NoteKey::parse_vkey(&heads.log_vkey, ALG_ED25519) {
             Ok(log) => log,
             Err(e) => return Ok(Err(e.to_string())),
@@ -146,13 +161,9 @@ pub fn check(
             Ok(answer) => answer,
             Err(why) => anyhow::bail!("UNRESOLVED: {why}"),
         };
-        return Ok(heads.judge(&log, &answer).map(|proven| match configured {
-            Some(_) => format!("{proven} (the configured log's key; asked {url})"),
-            None => format!(
-                "{proven}\nnote: no configuration was read, so the log key in the file ({named}) \
-                 was not compared with the log you trust"
-            ),
-        }));
+        return Ok(heads
+            .judge(&log, &answer)
+            .map(|proven| format!("{proven} (the configured log's key; asked {url})")));
     }
     Ok(file
         .check()
@@ -166,11 +177,12 @@ pub fn check(
         .map_err(|e| e.to_string()))
 }
 
-/// Asks the log at `url` for a consistency proof from size `old` to size `new`
-/// (`GET /proof/consistency?from=&to=`). Only an answer that can prove something is returned:
-/// `url` is https (or a loopback address, for tests), the same URL serves a `/checkpoint`
-/// signed by `log` of size at least `new` (so it is the log, and its one history covers both
-/// sizes), and the consistency request answers HTTP 200 with a proof for exactly (`old`, `new`).
+/// Asks the log at `url` (the caller passes only the configured log's URL: a signed checkpoint
+/// is public, so serving one does not show a server is the log) for a consistency proof from
+/// size `old` to size `new` (`GET /proof/consistency?from=&to=`). Only an answer that can prove
+/// something is returned: `url` is https (or a loopback address, for tests), it serves a
+/// `/checkpoint` signed by `log` of size at least `new` (its history covers both sizes), and the
+/// consistency request answers HTTP 200 with a proof for exactly (`old`, `new`).
 /// Anything else (unreachable, another status, a redirect, a body that does not parse, a proof
 /// for other sizes) is `Err(why)`: unresolved, neither proven nor cleared. No server text is
 /// quoted back.
@@ -306,6 +318,21 @@ mod tests {
             path
         };
         let no_config = || Err("not read".to_string());
+        // A configuration trusting this log at `url` (the only URL --log-url may name).
+        let config_at = |url: &str| -> Config {
+            toml::from_str(&format!(
+                "state_dir = \"s\"\n\
+                 [relay]\naddress = \"127.0.0.1:1\"\nserver_name = \"relay\"\n\
+                 [gateway]\nauthority = \"gw:443\"\nserver_name = \"gw\"\n\
+                 [issuer]\nurl = \"http://issuer\"\ncredential_file = \"c\"\n\
+                 [cdn]\nurl = \"http://cdn\"\n\
+                 [log]\nurl = \"{url}\"\npublic_key = \"{}\"\norigin = \"{ORIGIN}\"\n\
+                 witnesses = [\"{}\"]\n",
+                served.public_key_hex, served.witness_vkey
+            ))
+            .unwrap()
+        };
+        let at = config_at(&served.url);
         let (honest, forked) = (write("honest.json", &grown), write("split.json", &split));
         // Offline: never proven, and it says why.
         let offline = check(&forked, no_config(), None).unwrap().unwrap_err();
@@ -314,22 +341,41 @@ mod tests {
             "{offline}"
         );
         // Asked, the log proves the honest extension: not proven.
-        let why = check(&honest, no_config(), Some(&served.url))
+        let why = check(&honest, Ok(&at), Some(&served.url))
             .unwrap()
             .unwrap_err();
         assert!(why.contains("gives a valid consistency proof"), "{why}");
         // The other branch: no valid proof exists.
-        let proven = check(&forked, no_config(), Some(&served.url))
-            .unwrap()
-            .unwrap();
+        let proven = check(&forked, Ok(&at), Some(&served.url)).unwrap().unwrap();
         assert!(proven.starts_with("PROVEN: log"), "{proven}");
         assert!(
-            proven.contains("answered with a proof for exactly these sizes that does not verify"),
+            proven.contains("the answer was a proof for exactly these sizes that does not verify"),
             "{proven}"
         );
+        // Any other server (serving the log's public checkpoint and a broken proof) is not
+        // asked: only the configured log's URL, and only with the configuration read.
+        let head = grown.clone();
+        let impostor = fake_log(move |path| {
+            if path == "/checkpoint" {
+                (200, head.clone())
+            } else {
+                (200, "{\"old_size\":1,\"new_size\":2,\"path\":[]}".into())
+            }
+        });
+        let err = format!(
+            "{:#}",
+            check(&forked, Ok(&at), Some(&impostor)).unwrap_err()
+        );
+        assert!(err.contains("must be the configured log's URL"), "{err}");
+        let err = format!(
+            "{:#}",
+            check(&forked, no_config(), Some(&served.url)).unwrap_err()
+        );
+        assert!(err.contains("the configuration cannot be read"), "{err}");
         // Answers that prove nothing leave it unresolved (an error, exit 2), never proven.
         let unresolved = |url: &str| {
-            let err = format!("{:#}", check(&forked, no_config(), Some(url)).unwrap_err());
+            let config = config_at(url);
+            let err = format!("{:#}", check(&forked, Ok(&config), Some(url)).unwrap_err());
             assert!(
                 err.starts_with("UNRESOLVED: could not ask the log"),
                 "{err}"
@@ -372,14 +418,19 @@ mod tests {
         .unwrap();
         let err = format!(
             "{:#}",
-            check(&fork, no_config(), Some(&served.url)).unwrap_err()
+            check(&fork, Ok(&at), Some(&served.url)).unwrap_err()
         );
         assert!(
             err.contains("--log-url is only for inconsistent-heads"),
             "{err}"
         );
         // A log that cannot be reached was not asked: an error, not a verdict.
-        let err = check(&forked, no_config(), Some("http://127.0.0.1:1")).unwrap_err();
+        let err = check(
+            &forked,
+            Ok(&config_at("http://127.0.0.1:1")),
+            Some("http://127.0.0.1:1"),
+        )
+        .unwrap_err();
         assert!(
             format!("{err:#}").contains("could not ask the log"),
             "{err:#}"

@@ -206,10 +206,12 @@ async fn serve_connection<S, H, F>(
         _ = conn.as_mut() => return,
         () = tokio::time::sleep_until(accepted + lifetime) => {}
     }
-    // Take no further request; the one in flight is bounded by `request_timeout`, a head
-    // being read by `header_timeout`.
+    // Take no further request, and give the one in flight `request_timeout` more to be
+    // answered and written: a client that stops reading a large answer would otherwise hold the
+    // connection (and its buffered body) for as long as it likes. Dropping the connection closes
+    // it; a tunnel already upgraded lives on its own task.
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    let _ = tokio::time::timeout(limits.request_timeout, conn).await;
 }
 
 /// Which request of its connection a request is (1 for the first), in the request's extensions:

@@ -321,6 +321,11 @@ impl DeviceLogState {
         // Both heads are signed and the entries between them do not lead from one to the
         // other: with a kept head, evidence (`inconsistent-heads`); for a first sync, refused.
         let inconsistent = |recomputed: [u8; 32]| match &self.current {
+            // The same head as before: one signed note, nothing two heads could prove.
+            Some(_) if cp.size == old_size => not_ext(
+                "the log served entries that differ from those accepted under this same head"
+                    .into(),
+            ),
             Some(old) if old_size > 0 => DeviceError::Inconsistent {
                 old_size,
                 new_size: cp.size,

@@ -266,6 +266,33 @@ fn devices_at_different_sizes_in_one_tile_send_the_same_requests() {
 }
 
 #[test]
+fn rewritten_entries_under_the_same_head_are_refused_without_inconsistent_heads() {
+    // One signed head: nothing two heads could prove, so no inconsistent-heads evidence
+    // (whose checker refuses equal sizes) is offered.
+    let s = Setup::new();
+    let mut log = s.log("a.log");
+    grow(&mut log, 3);
+    let note = s.witness.cosign(&log);
+    let mut state = s.state(&log);
+    state
+        .update(note.as_bytes(), now(), &mut fetch(&log), &mut ignore)
+        .unwrap();
+    let mut rewriting = |p: &str| {
+        let mut entries = crate::tiles::parse_bundle(&fetch(&log)(p)?, 3)?;
+        entries[1] = b"another entry 1".to_vec();
+        crate::tiles::encode_bundle(entries.iter().map(Vec::as_slice))
+    };
+    let err = state
+        .update(note.as_bytes(), now(), &mut rewriting, &mut ignore)
+        .unwrap_err();
+    assert!(
+        matches!(&err, DeviceError::NotAnExtension { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("under this same head"), "{err}");
+}
+
+#[test]
 fn a_tile_that_rewrites_accepted_entries_is_refused() {
     let s = Setup::new();
     let mut log = s.log("a.log");

@@ -85,11 +85,11 @@ impl InconsistentHeads {
             Err(e) => e,
         };
         Ok(format!(
-            "PROVEN: {head}; asked for a consistency proof between them, the log (whose current \
-             head, signed by its key, covers both sizes) answered with a proof for exactly these \
-             sizes that does not verify ({why}). A log that keeps one append-only history can \
-             always give a valid one: it showed different parties different histories. (The \
-             log's answer is from now, not signed: this is what the checker received.)"
+            "PROVEN: {head}; asked at the log's URL for a consistency proof between them, the \
+             answer was a proof for exactly these sizes that does not verify ({why}). A log that \
+             keeps one append-only history can always give a valid one: it showed different \
+             parties different histories. (The answer is from now and not signed: this is what \
+             the checker received from the URL it trusts as the log's.)"
         ))
     }
 }

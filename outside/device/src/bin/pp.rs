@@ -64,9 +64,9 @@ enum Command {
     /// (`--log-url`) unresolved.
     CheckEvidence {
         file: PathBuf,
-        /// For an inconsistent-heads file only: ask the log at this URL (https, or http on
-        /// loopback) for a consistency proof between the two sizes. Proven only if the URL
-        /// serves a checkpoint signed by the log covering both sizes and answers HTTP 200 with a
+        /// For an inconsistent-heads file only: ask the log at this URL — which must be the
+        /// configured log's (`[log] url`), https or http on loopback — for a consistency proof
+        /// between the two sizes. Proven only if the URL serves a checkpoint signed by the log covering both sizes and answers HTTP 200 with a
         /// proof for exactly them that does not verify; any other answer is UNRESOLVED (exit 2).
         #[arg(long)]
         log_url: Option<String>,
