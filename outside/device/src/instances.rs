@@ -188,6 +188,13 @@ impl Roots {
             .with_guest_policy(guest_policy))
     }
 
+    /// A policy at AMD's bulletin floor ([`TcbFloor::AMD_BULLETINS`]) with these roots and CRLs,
+    /// accepting no measurement: tamper evidence reads only its `tcb-minimum` check, as a report
+    /// below that floor may be forged (AMD declared the firmware that signs it compromised).
+    pub fn bulletin_policy(&self) -> Result<Policy> {
+        self.policy_for(Vec::new(), TcbFloor::AMD_BULLETINS)
+    }
+
     fn policy_for(&self, allowed: Vec<[u8; 48]>, floor: TcbFloor) -> Result<Policy> {
         let mut policy = self
             .base_policy(allowed, floor)

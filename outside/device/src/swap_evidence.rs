@@ -1,9 +1,13 @@
 //! Tamper evidence for a swapped enclave ([`pp_translog::evidence::SwappedEnclave`]): the
 //! publication of a logged instance (a genuine report on chip C, measurement M of the logged
 //! release R, the key configuration the logged index lists) and a session's report, genuine, on
-//! the same chip C and bound to the same key configuration, with another measurement (or a TCB
-//! or guest policy the manifest's stated launch policy refuses). That shows a guest on the
-//! operator's own chip claiming the instance's key with another launch. Anyone's SNP guest can
+//! the same chip C (at or above AMD's bulletin TCB floor, below which reports can be forged)
+//! and bound to the same key configuration, with another measurement (or a TCB or guest policy
+//! the launch policy of the file's manifest refuses). That shows a guest on chip C claiming the
+//! instance's key: not when, not who ran it (a later owner of the chip, its provider or a
+//! co-tenant can make such a report at any time), not that the operator's gateway served it
+//! (nothing ties the report to a time or to the checkpoint; the nonce and exporter are the
+//! file's word). The verdict says exactly that. Anyone's SNP guest can
 //! bind the public key configuration in its `REPORT_DATA`, so a report from another chip, or a
 //! publication that does not verify under the logged release and the checker's policy, proves
 //! nothing about the operator: "attestation mismatch, does not implicate the operator", and no
@@ -44,12 +48,15 @@ const GENUINE: [CheckName; 13] = [
     CheckName::NotRevoked,
 ];
 
-/// The checks of what the enclave is, against the logged release.
-const DIFFERS: [CheckName; 4] = [
-    CheckName::Measurement,
-    CheckName::TcbMinimum,
-    CheckName::GuestPolicy,
-    CheckName::Vmpl,
+/// The checks of what the enclave is, against the logged release, and how a failure of each
+/// is named. Several logged manifests may share a `release_ref` with different launch policies
+/// (and the device takes the one the CDN names), so a TCB or policy difference is only against
+/// "this manifest", never "another launch": that is said of a measurement difference alone.
+const DIFFERS: [(CheckName, &str); 4] = [
+    (CheckName::Measurement, "measurement"),
+    (CheckName::TcbMinimum, "TCB below the floor"),
+    (CheckName::GuestPolicy, "guest policy other than the one"),
+    (CheckName::Vmpl, "VMPL other than the one the policy"),
 ];
 
 /// What the device needs to keep a refused session as evidence.
@@ -124,10 +131,11 @@ pub fn build(
 /// witnessed checkpoint and both inclusion proofs; the index listing the instance with the
 /// report's key configuration, the file's publication (by `evidence_sha256`) and the logged
 /// release; the publication verifying under that release's policy with these roots (as the
-/// device's discovery requires); the session's report genuine, bound to the session and from the
-/// publication's chip; and its measurement not the publication's (nor the release's), or its
-/// TCB or guest policy refused by the launch policy the manifest states. `Ok` says what it
-/// proves (and what not); `Err` why it proves nothing.
+/// device's discovery requires); the session's report genuine, bound to the file's nonce and
+/// exporter, at or above AMD's bulletin TCB floor and from the publication's chip; and its
+/// measurement not the publication's (nor the release's), or its TCB or guest policy refused by
+/// the launch policy the manifest states. `Ok` says what that shows (and what not); `Err` why it
+/// proves nothing.
 pub fn check(
     file: &SwappedEnclave,
     roots: &Roots,
@@ -197,17 +205,13 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
     // The session's report: genuine and bound to this session; its differences are judged
     // against what the manifest states (not this checker's built-in floor).
     let policy = roots.stated_policy(&release)?;
-    let verdict = verify_at(
-        &policy,
-        &evidence,
-        &pp_attestation::report_data_for(
-            &session.exporter,
-            &session.nonce,
-            &evidence.release_ref,
-            evidence.key_config,
-        ),
-        file.observed_at,
+    let report_data = pp_attestation::report_data_for(
+        &session.exporter,
+        &session.nonce,
+        &evidence.release_ref,
+        evidence.key_config,
     );
+    let verdict = verify_at(&policy, &evidence, &report_data, file.observed_at);
     let not_genuine: Vec<String> = GENUINE
         .iter()
         .filter(|name| verdict.outcome(**name) != Some(Outcome::Pass))
@@ -218,6 +222,20 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
         "the report is not a genuine SEV-SNP report bound to this session under the trusted \
          roots ({})",
         not_genuine.join("; ")
+    );
+    // A VCEK at a TCB AMD's bulletins declare compromised can sign any report: below this
+    // checker's built-in floor a report is no one's, whatever the manifest states.
+    let bulletins = verify_at(
+        &roots.bulletin_policy()?,
+        &evidence,
+        &report_data,
+        file.observed_at,
+    );
+    anyhow::ensure!(
+        bulletins.outcome(CheckName::TcbMinimum) == Some(Outcome::Pass),
+        "attestation mismatch, does not implicate anyone: the session's report is at a TCB \
+         below AMD's bulletin floor, where reports can be forged ({})",
+        outcome_line(&bulletins, CheckName::TcbMinimum)
     );
     let report = Report::new_checked(evidence.report)
         .map_err(|_| anyhow::anyhow!("the attestation report is malformed"))?;
@@ -235,8 +253,8 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
     let mut differs: Vec<String> = Vec::new();
     if report.measurement() != published_measurement && !allowed.contains(&report.measurement()) {
         differs.push(format!(
-            "measurement {}, while the instance's publication on the same chip shows {} (the \
-             logged release {logged_ref} has {})",
+            "measurement {}, not the publication's {} (the logged release {logged_ref} has \
+             {}): another launch than the published one",
             hex::encode(report.measurement()),
             hex::encode(published_measurement),
             allowed
@@ -246,12 +264,13 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
                 .join(" or ")
         ));
     }
-    for name in &DIFFERS[1..] {
+    for (name, what) in &DIFFERS[1..] {
         if verdict.outcome(*name) != Some(Outcome::Pass) {
             differs.push(format!(
-                "{} against the launch policy the logged release {logged_ref} states, which the \
-                 instance's publication meets",
-                outcome_line(&verdict, *name)
+                "{}: at a {what} this manifest (log index {}) states, which the instance's \
+                 publication meets",
+                outcome_line(&verdict, *name),
+                file.release.log_index
             ));
         }
     }
@@ -277,17 +296,18 @@ fn check_inner(file: &SwappedEnclave, roots: &Roots, trust: &TrustPolicy) -> Res
         ""
     };
     Ok(format!(
-        "PROVEN: logged instance {instance}'s publication (listed in the CDN index at log index \
-         {index} of the log's witnessed tree of size {size}, by its SHA-256) is a genuine SEV-SNP \
-         report on chip {chip} of measurement {published} of the logged release {logged_ref} (log \
-         index {release_index}); this session's report, genuine on the same chip (both chained \
-         to {roots_named}{revocation}) and bound to the session's nonce and TLS exporter and to \
-         the same key configuration (SHA-256 {key_hash}), shows {differs}. So a guest on the \
-         operator's own chip claimed the instance's key with another launch. Not proven by this \
-         file: which network path served the session (that the operator's gateway connected \
-         the device to it when asked for instance {instance} at Unix time {observed} is the \
-         device's statement), nor that the enclave holds the private key of the key \
-         configuration it attests.",
+        "PROVEN (what this file shows): a genuine SEV-SNP report on chip {chip} (chained to \
+         {roots_named}{revocation}, at or above AMD's bulletin TCB floor) — the chip logged \
+         instance {instance} was published from (its publication, of measurement {published}, \
+         is listed by its SHA-256 in a CDN index at log index {index}, in the log's witnessed \
+         tree of size {size}, not necessarily the newest index; it verifies under the logged \
+         release {logged_ref} at log index {release_index}) — binds that instance's key \
+         configuration (SHA-256 {key_hash}) and shows {differs}. Not shown by this file: when \
+         the report was made, that the operator's gateway served it, or that the operator \
+         (rather than anyone else who ran a guest on chip {chip}) made it; the nonce and \
+         exporter are the ones the device states it drew (as is that it was served this report \
+         when it asked for instance {instance} at Unix time {observed}). Nor does a report that \
+         binds a key configuration show the enclave holds its private key.",
         instance = file.instance,
         index = file.index.log_index,
         size = cp.size,

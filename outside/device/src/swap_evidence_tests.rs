@@ -181,21 +181,35 @@ fn a_swapped_enclave_is_proven_and_names_what_differs() {
     let f = fixture(Some(OTHER), KEY_CONFIG);
     let proven = f.check(&f.file, 0).unwrap();
     assert!(
-        proven.starts_with(&format!(
-            "PROVEN: logged instance {}'s publication",
+        proven.starts_with("PROVEN (what this file shows): a genuine SEV-SNP report on chip "),
+        "{proven}"
+    );
+    assert!(
+        proven.contains(&format!(
+            "the chip logged instance {} was published from",
             f.file.instance
         )),
         "{proven}"
     );
-    assert!(proven.contains("genuine on the same chip"), "{proven}");
     assert!(
         proven.contains(&format!(
-            "shows measurement {}, while the instance's publication on the same chip shows {}",
+            "shows measurement {}, not the publication's {}",
             hex::encode(OTHER),
             hex::encode(f.logged_measurement)
-        )),
+        )) && proven.contains("another launch than the published one"),
         "{proven}"
     );
+    // It claims what is checked, and says what is not.
+    assert!(
+        proven.contains(
+            "Not shown by this file: when the report was made, that the operator's gateway \
+             served it, or that the operator (rather than anyone else who ran a guest on chip "
+        ) && proven.contains("the nonce and exporter are the ones the device states it drew"),
+        "{proven}"
+    );
+    for claim in ["operator's own chip", "bound to the session's nonce"] {
+        assert!(!proven.contains(claim), "{claim}: {proven}");
+    }
     assert!(
         proven.contains("revocation not checked: no trust.amd_crls"),
         "{proven}"
@@ -204,7 +218,6 @@ fn a_swapped_enclave_is_proven_and_names_what_differs() {
         proven.contains(&hex::encode(f.logged_measurement)),
         "{proven}"
     );
-    assert!(proven.contains("Not proven by this file"), "{proven}");
     // Through the file's JSON form, as the device writes it.
     let text = EvidenceFile::new(Evidence::SwappedEnclave(Box::new(f.file.clone()))).to_json();
     let Evidence::SwappedEnclave(back) = EvidenceFile::from_json(text.as_bytes()).unwrap().evidence
@@ -369,21 +382,51 @@ fn an_honest_report_with_another_manifest_of_its_release_is_not_proven() {
     );
 }
 
-/// The same chip, the logged measurement, but a TCB below the floor the manifest states: the
-/// operator's chip ran the instance's key on rolled-back firmware. Proven, against the stated
-/// floor.
+/// The audit's M1: the same chip, but a session report at a TCB below AMD's bulletin floor
+/// (SNP firmware 0x17 on Milan, where the floor is 0x18). AMD declared such firmware
+/// compromised: its VCEK can sign any report, so the report is no one's, whatever the
+/// manifest states (here: the bulletin floor, which the report is below too).
 #[test]
-fn a_session_below_the_stated_floor_on_the_same_chip_is_proven() {
+fn a_session_below_amds_bulletin_floor_is_not_proven() {
+    let f = fixture_with(Setup {
+        session: |a| a.tcb = TcbVersion::new(3, 0, 0x17, 0xDB),
+        ..Setup::default()
+    });
+    let why = f.check(&f.file, 0).unwrap_err();
+    assert!(
+        why.starts_with(
+            "attestation mismatch, does not implicate anyone: the session's report is at a TCB \
+             below AMD's bulletin floor, where reports can be forged"
+        ) && why.contains("tcb-minimum"),
+        "{why}"
+    );
+}
+
+/// The same chip, the logged measurement, a TCB at AMD's bulletin floor but below the higher
+/// floor the file's manifest states (which the publication meets): proven as a TCB below this
+/// manifest's floor, never as "another launch" (another logged manifest of the same
+/// `release_ref` may state a lower floor).
+#[test]
+fn a_session_below_the_manifests_floor_above_amds_is_proven_as_tcb_only() {
     let f = fixture_with(Setup {
         measurement: None,
-        session: |a| a.tcb = TcbVersion::new(3, 0, 0x17, 0xDB),
+        publication: |a| a.tcb = TcbVersion::new(4, 0, 0x19, 0xDB),
+        manifest: |m| {
+            let floor = m.launch_policy.as_mut().unwrap();
+            floor.minimum_tcb.get_mut("Milan").unwrap().snp = 0x19;
+        },
         ..Setup::default()
     });
     let proven = f.check(&f.file, 0).unwrap();
     assert!(
-        proven.contains("tcb-minimum") && proven.contains("against the launch policy the logged"),
+        proven.contains("tcb-minimum")
+            && proven.contains(&format!(
+                "at a TCB below the floor this manifest (log index {}) states",
+                f.file.release.log_index
+            )),
         "{proven}"
     );
+    assert!(!proven.contains("another launch"), "{proven}");
 }
 
 /// A file whose publication is not the one the logged index names proves nothing.

@@ -40,13 +40,15 @@ pub struct SwappedEnclave {
     /// The session's encoded evidence bundle (report, VCEK, ASK, ARK, key configuration,
     /// release_ref), hex.
     pub evidence_hex: String,
-    /// The device's nonce for the session, 32 bytes hex.
+    /// The device's nonce for the session, 32 bytes hex (the device's word: nothing in the file
+    /// shows the device drew it).
     pub nonce_hex: String,
     /// The session's TLS exporter value bound into the report, 32 bytes hex.
     pub exporter_hex: String,
     /// The instance's publication evidence bundle (report, VCEK, ASK, ARK, key configuration,
     /// release_ref), hex: the one the logged index names by `evidence_sha256`. A session report
-    /// proves something about the operator only next to it (same chip, same key configuration).
+    /// says something only next to it (same chip, same key configuration), and then only about
+    /// chip C: not when the report was made nor who ran the guest.
     pub publication_hex: String,
     /// The logged CDN index that lists the instance.
     pub index: LoggedEntry,
