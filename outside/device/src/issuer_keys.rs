@@ -176,19 +176,15 @@ pub fn choose(
 /// (Content-Length, bounded). Bytes are read one at a time for the head so nothing after it is
 /// consumed.
 fn read_response(stream: &mut impl Read) -> Result<(u16, Option<String>, Vec<u8>)> {
-    let mut head = Vec::with_capacity(512);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        anyhow::ensure!(
-            head.len() < MAX_HEAD,
-            "the gateway's answer head is too long"
-        );
-        match stream.read(&mut byte) {
-            Ok(0) => bail!("the gateway closed the connection"),
-            Ok(_) => head.push(byte[0]),
-            Err(e) => bail!("the gateway connection failed: {:?}", e.kind()),
+    let head = crate::tunnel::read_head(stream, MAX_HEAD).map_err(|e| match e {
+        crate::tunnel::HeadError::TooLong => {
+            anyhow::anyhow!("the gateway's answer head is too long")
         }
-    }
+        crate::tunnel::HeadError::Closed => anyhow::anyhow!("the gateway closed the connection"),
+        crate::tunnel::HeadError::Io(e) => {
+            anyhow::anyhow!("the gateway connection failed: {:?}", e.kind())
+        }
+    })?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     let parsed = response.parse(&head);

@@ -250,19 +250,13 @@ fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> 
     };
     stream.write_all(request).map_err(io)?;
     stream.flush().map_err(io)?;
-    let mut head = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        anyhow::ensure!(
-            head.len() < MAX_HEAD,
-            "the gateway's answer head is too long"
-        );
-        match stream.read(&mut byte) {
-            Ok(0) => bail!("the gateway closed the connection"),
-            Ok(_) => head.push(byte[0]),
-            Err(e) => return Err(io(e)),
+    let head = crate::tunnel::read_head(stream, MAX_HEAD).map_err(|e| match e {
+        crate::tunnel::HeadError::TooLong => {
+            anyhow::anyhow!("the gateway's answer head is too long")
         }
-    }
+        crate::tunnel::HeadError::Closed => anyhow::anyhow!("the gateway closed the connection"),
+        crate::tunnel::HeadError::Io(e) => io(e),
+    })?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     anyhow::ensure!(

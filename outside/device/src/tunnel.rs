@@ -136,18 +136,10 @@ fn connect(
     let io = |source| PathError::Tls { hop, source };
     stream.write_all(head.as_bytes()).map_err(io)?;
     stream.flush().map_err(io)?;
-    let mut buf = Vec::with_capacity(256);
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if buf.len() >= MAX_HEAD {
-            return Err(PathError::MalformedResponse { hop });
-        }
-        match stream.read(&mut byte) {
-            Ok(0) => return Err(PathError::MalformedResponse { hop }),
-            Ok(_) => buf.push(byte[0]),
-            Err(e) => return Err(io(e)),
-        }
-    }
+    let buf = read_head(stream, MAX_HEAD).map_err(|e| match e {
+        HeadError::Io(e) => io(e),
+        HeadError::TooLong | HeadError::Closed => PathError::MalformedResponse { hop },
+    })?;
     let (status, body_hint) = parse_status(&buf).ok_or(PathError::MalformedResponse { hop })?;
     if status != 200 {
         // The body (a short plain-text reason from our services) follows; read a bounded part.
@@ -170,6 +162,35 @@ fn connect(
         });
     }
     Ok(())
+}
+
+/// Why an HTTP response head could not be read ([`read_head`]).
+#[derive(Debug)]
+pub enum HeadError {
+    /// Longer than the bound before its blank line.
+    TooLong,
+    /// The connection ended before the blank line.
+    Closed,
+    /// The transport failed (a timeout included).
+    Io(std::io::Error),
+}
+
+/// Reads an HTTP/1.1 response head up to and including its blank line, byte by byte so that
+/// nothing after it (a tunnel's bytes, a body) is consumed; at most `max` bytes.
+pub fn read_head(stream: &mut impl Read, max: usize) -> Result<Vec<u8>, HeadError> {
+    let mut head = Vec::with_capacity(256);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= max {
+            return Err(HeadError::TooLong);
+        }
+        match stream.read(&mut byte) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(_) => head.push(byte[0]),
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+    }
+    Ok(head)
 }
 
 /// The status code and Content-Length (0 if absent) of a response head.
