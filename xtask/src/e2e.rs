@@ -339,7 +339,15 @@ fn run_pp(stack: &Stack, thread: &str, verbose: bool) -> Result<()> {
     } else {
         vec!["summarize", thread, "-k", "3"]
     };
-    for args in [summarize, vec!["suggest", thread, "-n", "3", "--seed", "7"]] {
+    // Tokens are fetched ahead of time, as a scheduler would, so that no fetch with the account
+    // credential comes right before a request (docs/protocol.md, "When the device fetches
+    // tokens").
+    let refill = vec!["tokens", "refill"];
+    for args in [
+        refill,
+        summarize,
+        vec!["suggest", thread, "-n", "3", "--seed", "7"],
+    ] {
         println!("\n$ {} {}", crate::stack::TEST_ROOT_PP, args.join(" "));
         let (ok, out, err) = stack.pp(&args)?;
         print!("{err}{out}");
