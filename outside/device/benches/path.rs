@@ -73,6 +73,9 @@ fn main() {
     std::fs::create_dir_all(&config.state_dir).unwrap();
     let reader = pp_device::reads::Reader::through_relay(&config).unwrap();
     let log = LogClient::sync(&config.log, &config.state_dir, reader).unwrap();
+    // The instance as the logged CDN index names it (its id is derived from its key).
+    let index = pp_device::logged_index::fetch(&config.cdn.url, &log).unwrap();
+    let instance = index.index.instances[0].id.clone();
     let source = TokenSource {
         issuer_url: &config.issuer.url,
         credential_file: &config.issuer.credential_file,
@@ -91,7 +94,7 @@ fn main() {
         .map(|_| {
             wallet
                 .take(&source, now, || {
-                    pp_device::issuer_keys::fetch_via_relay(&spec, "i-0")
+                    pp_device::issuer_keys::fetch_via_relay(&spec, &instance)
                 })
                 .unwrap()
         })
@@ -112,7 +115,7 @@ fn main() {
         direct_total += d;
 
         let t = Instant::now();
-        let stream = tunnel::open(&spec, "i-0", token).unwrap();
+        let stream = tunnel::open(&spec, &instance, token).unwrap();
         let mut s = pp_client::connect(stream, &policy, Default::default()).unwrap();
         s.request(&request).unwrap();
         let _ = s.close();
