@@ -184,12 +184,18 @@ pub fn spend_then_refill<C, T>(
     let mut notes = Vec::new();
     // The token of this request the gateway has not recorded as spent, for the next attempt.
     let mut unspent: Option<pp_tokens::Token> = None;
+    // Only the request's first token may be fetched: a retry that found the wallet empty and
+    // fetched would let a gateway that fails attempts (502 after recording the spend) drain the
+    // wallet and so force a fetch right before the spend it then lets through.
+    let mut first = true;
     let answer = first_answer(candidates, &id, trace, |chosen| {
         let instance = id(chosen);
         let token = match unspent.take() {
             Some(token) => token,
-            None => take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?,
+            None if first => take_token(tokens, instance, &mut notes).map_err(Failure::Fatal)?,
+            None => take_held(tokens).map_err(Failure::Fatal)?,
         };
+        first = false;
         let (token, result) = match attempt(chosen, &token) {
             // Refused before any request byte left: drop the stale key's tokens and try once
             // more with a fresh one.
@@ -233,8 +239,7 @@ pub fn spend_then_refill<C, T>(
             source.low_water
         )),
         Err(e) => trace(format!(
-            "tokens: refill after the request failed ({e:#}); `pp tokens refill` can fetch \
-             ahead of the next request"
+            "{REFILL_FAILED} ({e:#}); `pp tokens refill` can fetch ahead of the next request"
         )),
     }
     answer
@@ -259,6 +264,20 @@ fn take_token(
     }
     Ok(token)
 }
+
+/// A token already held, for a retry: never fetched (see [`spend_then_refill`]).
+fn take_held(tokens: &Tokens<'_>) -> Result<pp_tokens::Token> {
+    let now = pp_translog::checkpoint::unix_now();
+    tokens.wallet.take_valid(now)?.context(
+        "no token is left for another attempt, and none is fetched now (a fetch right before \
+         this retry would let the operator link it to the account): run `pp tokens refill`, \
+         then try again",
+    )
+}
+
+/// Traced (and printed always by `pp`) when the refill after a request failed: a wallet that
+/// keeps failing to refill ends empty, and its next spend then follows a fetch.
+pub const REFILL_FAILED: &str = "tokens: the refill after the request failed";
 
 /// Traced when a spend follows a token fetch: the issuer (which knows the account) and the
 /// gateway (which sees the spend) are run by one operator, which can link the two by time.

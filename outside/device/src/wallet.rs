@@ -104,7 +104,7 @@ impl Wallet {
         if let Some(token) = self.take_valid(now)? {
             return Ok((token, false));
         }
-        self.fetch(source, now, gateway)?;
+        self.fetch(source, now, None, gateway)?;
         let token = self
             .take_valid(now)?
             .context("the fetched tokens are not for a valid logged key")?;
@@ -125,7 +125,7 @@ impl Wallet {
         if before >= source.low_water {
             return Ok(Refill::Enough(before));
         }
-        self.fetch(source, now, gateway)?;
+        self.fetch(source, now, Some(REFILL_HORIZON_SECS), gateway)?;
         Ok(Refill::Fetched {
             before,
             after: self.available_until(now, REFILL_HORIZON_SECS)?,
@@ -154,10 +154,14 @@ impl Wallet {
     /// Fetches and keeps one batch under the logged key the gateway's view names. A key of an
     /// older epoch than a valid key this wallet holds tokens of is refused: the operator would
     /// set the accounts it shows the older key apart.
+    /// With `horizon` (a refill), the key must also be valid `horizon` seconds after `now`:
+    /// tokens of a key about to retire would not count, and a gateway naming one could make
+    /// the device fetch after every request.
     fn fetch(
         &self,
         source: &TokenSource<'_>,
         now: u64,
+        horizon: Option<u64>,
         gateway: impl FnOnce() -> Result<GatewayKeyView>,
     ) -> Result<()> {
         let view = gateway()?;
@@ -172,6 +176,17 @@ impl Wallet {
                  tokens under the older key (it would set this account apart)",
                 key.entry.epoch,
                 newest.epoch
+            );
+        }
+        if let Some(horizon) = horizon
+            && !key.entry.valid_at(now.saturating_add(horizon))
+        {
+            anyhow::bail!(
+                "the gateway's PrivateToken challenge names issuer key of epoch {}, whose logged \
+                 window ends within {} s: not refilling with it (its tokens would retire before \
+                 they are needed)",
+                key.entry.epoch,
+                horizon
             );
         }
         let tokens = fetch_batch(source, &key.entry.key)?;

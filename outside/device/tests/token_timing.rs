@@ -270,6 +270,31 @@ fn a_retry_after_a_recorded_spend_takes_a_new_token() {
     assert_eq!(op.left(), 3);
 }
 
+/// A gateway that fails attempts after recording their spends (502) cannot drain the wallet
+/// into a fetch right before a spend it then lets through: a retry takes only a token already
+/// held, and the request ends instead of fetching (the refill follows the failed request).
+#[test]
+fn a_retry_never_fetches_right_before_its_spend() {
+    let op = Operator::new();
+    op.fill(1);
+    let (outcome, statuses, _) = op.request_classified(3);
+    let err = format!("{:#}", outcome.unwrap_err());
+    assert!(
+        err.contains("no token is left for another attempt"),
+        "{err}"
+    );
+    assert_eq!(statuses, [502]);
+    // One spend, and no issuance before it (the refill after the request may or may not reach
+    // the issuer: it names a random instance, which this test's gateway may not know).
+    let events = op.events();
+    assert_eq!(events.first(), Some(&SPEND), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == SPEND).count(),
+        1,
+        "{events:?}"
+    );
+}
+
 /// H1: a failed request spent tokens too: the low-water refill runs after it as after an
 /// answer.
 #[test]

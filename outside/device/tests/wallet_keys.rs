@@ -79,6 +79,32 @@ impl Rotation {
 /// H2: the wallet holds plenty of tokens, but of a key that retires within the overlap: the
 /// refill must fetch now, under the new key, not find the wallet empty when the old key's
 /// window ends.
+/// A gateway that keeps naming a key in its last day cannot make every request end in a fetch
+/// (its tokens would never count towards the refill's horizon): the refill refuses that key.
+#[test]
+fn a_refill_under_a_key_retiring_within_the_horizon_is_refused() {
+    let r = Rotation::new();
+    let log = r.net.log(&[&r.old, &r.new]);
+    let gateway = r.net.gateway(&r.name, vec![r.old.clone()], "old only");
+    let wallet = Wallet::new(r.net.dir.path());
+    let challenge = expected(&r.name);
+    let source = TokenSource {
+        issuer_url: &r.issuer_url,
+        credential_file: &r.credential,
+        issuer_name: &r.name,
+        challenge: &challenge,
+        batch: 3,
+        low_water: 2,
+        log: &log,
+    };
+    let err = wallet
+        .refill_if_low(&source, unix_now(), || view(gateway))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("whose logged window ends within"), "{err}");
+    assert_eq!(wallet.available(unix_now()).unwrap(), 0, "nothing fetched");
+}
+
 #[test]
 fn tokens_of_a_key_retiring_within_the_overlap_do_not_hold_off_the_refill() {
     let r = Rotation::new();

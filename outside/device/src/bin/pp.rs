@@ -123,9 +123,13 @@ macro_rules! say {
 fn run(args: &Args) -> Result<()> {
     let config = Config::load(&args.config)?;
     let verbose = args.verbose;
-    // The warning that a spend follows a token fetch closely is printed always.
+    // The warnings that a spend follows a token fetch closely, or that a refill failed, are
+    // printed always.
     let mut trace = |line: String| {
-        if verbose || line.starts_with(request::CLOSE_TO_ISSUANCE) {
+        if verbose
+            || line.starts_with(request::CLOSE_TO_ISSUANCE)
+            || line.starts_with(request::REFILL_FAILED)
+        {
             eprintln!("{}", printable(&format!("pp: {line}"), Breaks::Keep));
         }
     };
