@@ -72,18 +72,7 @@ fn main() {
     }
     .to_vec();
 
-    let ca = std::fs::read(config.trust.tls_ca.as_ref().unwrap()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let spec = PathSpec {
-        relay_addr: &config.relay.address,
-        relay_name: &config.relay.server_name,
-        gateway_authority: &config.gateway.authority,
-        gateway_name: &config.gateway.server_name,
-        tls: tunnel::client_config(roots),
-    };
+    let spec = PathSpec::from_config(&config).unwrap();
     let issuer = request::issuer_name(&config.issuer.url);
     let challenge = pp_tokens::TokenChallenge::new(
         issuer.as_bytes(),

@@ -76,7 +76,7 @@ struct Answer {
 impl Reader {
     /// Reads through the relay and gateway `config` names (its `trust.tls_ca` checks both).
     pub fn through_relay(config: &Config) -> Result<Self> {
-        let tls = tunnel::client_config(crate::request::tls_roots(config)?);
+        let tls = tunnel::client_config(tunnel::tls_roots(config)?);
         Ok(Self::via(&config.relay, &config.gateway, tls))
     }
 

@@ -13,9 +13,6 @@ use pp_client::{ClientError, Limits, Session, SessionBinding};
 use pp_protocol::app::{AppRequest, AppResponse};
 use pp_translog::Receipt;
 use pp_verifier::{CheckName, Outcome, Verdict};
-use rustls::RootCertStore;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use crate::config::Config;
 use crate::instances::{self, Candidate, Roots};
@@ -87,7 +84,6 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
             hex::encode(c.published.measurement)
         ));
     }
-    let tls = tunnel::client_config(tls_roots(config)?);
     let challenge = pp_tokens::TokenChallenge::new(
         issuer_name(&config.issuer.url).as_bytes(),
         None,
@@ -112,13 +108,7 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         roots: &roots,
         trust: &trust,
     };
-    let spec = PathSpec {
-        relay_addr: &config.relay.address,
-        relay_name: &config.relay.server_name,
-        gateway_authority: &config.gateway.authority,
-        gateway_name: &config.gateway.server_name,
-        tls,
-    };
+    let spec = PathSpec::from_config(config)?;
     let gateway = |instance: &str| crate::issuer_keys::fetch_via_relay(&spec, instance);
     let tokens = Tokens {
         wallet: &wallet,
@@ -310,13 +300,7 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
         bail!("the key CDN lists no enclave instance");
     }
     let instance = ids[random_index(ids.len())?];
-    let spec = PathSpec {
-        relay_addr: &config.relay.address,
-        relay_name: &config.relay.server_name,
-        gateway_authority: &config.gateway.authority,
-        gateway_name: &config.gateway.server_name,
-        tls: tunnel::client_config(tls_roots(config)?),
-    };
+    let spec = PathSpec::from_config(config)?;
     let issuer = issuer_name(&config.issuer.url);
     let challenge = pp_tokens::TokenChallenge::new(
         issuer.as_bytes(),
@@ -558,22 +542,6 @@ pub fn issuer_name(url: &str) -> String {
         .next()
         .unwrap_or("")
         .to_string()
-}
-
-/// The CAs `trust.tls_ca` names, for the relay's and the gateway's TLS.
-pub(crate) fn tls_roots(config: &Config) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    let Some(ca) = &config.trust.tls_ca else {
-        bail!("trust.tls_ca is not set: no relay or gateway certificate can be checked");
-    };
-    for cert in
-        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
-    {
-        roots
-            .add(cert.with_context(|| format!("{} holds a malformed certificate", ca.display()))?)
-            .context("a CA certificate was refused")?;
-    }
-    Ok(roots)
 }
 
 #[cfg(test)]

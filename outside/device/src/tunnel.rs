@@ -9,8 +9,12 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
+use anyhow::{Context, Result, bail};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::config::Config;
 
 /// How long any read or write on the path may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,6 +70,37 @@ pub struct PathSpec<'a> {
     pub gateway_authority: &'a str,
     pub gateway_name: &'a str,
     pub tls: Arc<ClientConfig>,
+}
+
+impl<'a> PathSpec<'a> {
+    /// The path `config` names: its relay and gateway, with its `trust.tls_ca` as the only TLS
+    /// roots.
+    pub fn from_config(config: &'a Config) -> Result<Self> {
+        Ok(Self {
+            relay_addr: &config.relay.address,
+            relay_name: &config.relay.server_name,
+            gateway_authority: &config.gateway.authority,
+            gateway_name: &config.gateway.server_name,
+            tls: client_config(tls_roots(config)?),
+        })
+    }
+}
+
+/// The CA certificates of `trust.tls_ca`, the only roots the relay's and the gateway's TLS
+/// certificates are checked against.
+pub fn tls_roots(config: &Config) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let Some(ca) = &config.trust.tls_ca else {
+        bail!("trust.tls_ca is not set: no relay or gateway certificate can be checked");
+    };
+    for cert in
+        CertificateDer::pem_file_iter(ca).with_context(|| format!("reading {}", ca.display()))?
+    {
+        roots
+            .add(cert.with_context(|| format!("{} holds a malformed certificate", ca.display()))?)
+            .context("a CA certificate was refused")?;
+    }
+    Ok(roots)
 }
 
 /// Opens the path up to the enclave instance `instance`, spending `token` (sent in an
