@@ -28,9 +28,8 @@ pub const LOG_ORIGIN: &str = "log.pp.test";
 pub struct Instance {
     pub id: String,
     pub address: String,
-    /// Not yet written to the instance map: today's gateway refuses unknown fields there
-    /// (the gateway's one-shot support and its map field come with issue 14's services part).
-    #[allow(dead_code)]
+    /// Where the gateway forwards the sealed requests of Oblivious HTTP requests (none for the
+    /// stand-in enclaves of the swap attack, which serve sessions only).
     pub oneshot_address: Option<String>,
 }
 
@@ -46,6 +45,8 @@ pub struct Stack {
     /// The witness's base URL; the log submits its checkpoints there.
     pub witness_url: String,
     pub gateway_addr: String,
+    /// The Oblivious Relay Resource's address (a second relay process: RFC 9458, no CONNECT).
+    pub ohttp_relay_addr: String,
     pub issuer_addr: String,
     /// The enclave instances with the ids publishing derived from their key configurations.
     pub instances: Vec<Instance>,
@@ -120,6 +121,7 @@ impl Stack {
             cdn_url: String::new(),
             witness_url: String::new(),
             gateway_addr: String::new(),
+            ohttp_relay_addr: String::new(),
             issuer_addr: String::new(),
             instances: Vec::new(),
             store_url: String::new(),
@@ -149,6 +151,8 @@ impl Stack {
             ),
         )?;
         std::fs::write(dir.join("operator.secret"), random_hex())?;
+        // The gateway's own RFC 9458 key configuration (the outer layer), logged in the CDN index.
+        run("pp-gateway", &["ohttp-keygen", "--out", &p("ohttp")])?;
 
         // The log's key first (its verifier key configures the witness), then the witness,
         // then the log, which submits each checkpoint to the witness.
@@ -208,6 +212,8 @@ impl Stack {
                 "--out",
                 &p("cdn"),
                 "--assign-ids",
+                "--gateway-key-config",
+                &p("ohttp/ohttp-keys"),
                 "--log-url",
                 &stack.log_url,
                 "--operator-credential",
@@ -238,15 +244,18 @@ impl Stack {
         let (gateway_addr, _) = stack.start_gateway(&issuer_addr)?;
         stack.gateway_addr = gateway_addr.clone();
         let relay_addr = stack.start_relay(&gateway_addr)?;
+        stack.ohttp_relay_addr = stack.start_ohttp_relay(&gateway_addr)?;
         std::fs::write(
             &stack.config,
             format!(
-                "state_dir = \"device-state\"\n\n[relay]\naddress = \"{relay_addr}\"\nserver_name = \"{RELAY_NAME}\"\n\n\
+                "state_dir = \"device-state\"\n\n[relay]\naddress = \"{relay_addr}\"\nserver_name = \"{RELAY_NAME}\"\n\
+                 ohttp_url = \"https://{RELAY_NAME}/\"\nohttp_address = \"{}\"\n\n\
                  [gateway]\nauthority = \"{GATEWAY_NAME}:443\"\nserver_name = \"{GATEWAY_NAME}\"\n\n\
                  [issuer]\nurl = \"http://{issuer_addr}\"\ncredential_file = \"account.secret\"\n\n\
                  [cdn]\nurl = \"http://{cdn_addr}\"\n\n[log]\nurl = \"{}\"\npublic_key = \"{log_key}\"\norigin = \"{LOG_ORIGIN}\"\n\
                  witnesses = [\"{witness_vkey}\"]\n\n\
                  [trust]\ntls_ca = \"certs/ca.pem\"\ntest_root_ark = \"{}\"\n",
+                stack.ohttp_relay_addr,
                 stack.log_url,
                 test_root_ark.display()
             ),
@@ -258,7 +267,13 @@ impl Stack {
     pub fn write_instances(&self, instances: &[Instance]) -> Result<()> {
         let entries: Vec<String> = instances
             .iter()
-            .map(|i| format!("{{\"id\": \"{}\", \"address\": \"{}\"}}", i.id, i.address))
+            .map(|i| match &i.oneshot_address {
+                Some(oneshot) => format!(
+                    "{{\"id\": \"{}\", \"address\": \"{}\", \"oneshot_address\": \"{oneshot}\"}}",
+                    i.id, i.address
+                ),
+                None => format!("{{\"id\": \"{}\", \"address\": \"{}\"}}", i.id, i.address),
+            })
             .collect();
         std::fs::write(
             self.dir.join("instances.json"),
@@ -357,6 +372,9 @@ impl Stack {
             &self.log_url,
             "--read-upstream",
             &self.cdn_url,
+            // The Oblivious Gateway Resource's key (RFC 9458): devices' one-shot requests.
+            "--ohttp-key",
+            &p("ohttp/ohttp-key.json"),
         ];
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -467,6 +485,26 @@ impl Stack {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Ok(self.spawn("pp-relay", &args)?.0)
+    }
+
+    /// Starts the Oblivious Relay Resource (RFC 9458) that forwards to the gateway at `gateway`;
+    /// returns its address. Stopped by `stop("pp-relay-ohttp")`.
+    pub fn start_ohttp_relay(&mut self, gateway: &str) -> Result<String> {
+        let p = |rel: &str| self.dir.join(rel).display().to_string();
+        let args = [
+            "--listen".to_string(),
+            "127.0.0.1:0".into(),
+            "--cert".into(),
+            p(&format!("certs/{RELAY_NAME}.pem")),
+            "--key".into(),
+            p(&format!("certs/{RELAY_NAME}.key")),
+            "--ohttp-gateway".into(),
+            format!("https://{GATEWAY_NAME}/.well-known/ohttp-gateway={gateway}"),
+            "--gateway-ca".into(),
+            p("certs/ca.pem"),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok(self.spawn_as("pp-relay-ohttp", "pp-relay", &args)?.0)
     }
 
     /// Points the device configuration at the relay at `address`.
