@@ -252,7 +252,7 @@ mod tests {
     /// An X25519 key configuration with HKDF-SHA256 / AES-128-GCM, as hex.
     fn gateway_key() -> String {
         let mut c = vec![7, 0x00, 0x20];
-        c.extend_from_slice(&[0x42; 32]);
+        c.extend_from_slice(&[0xab; 32]);
         c.extend_from_slice(&[0, 4, 0, 1, 0, 1]);
         c.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(CdnIndex::parse(&index.to_vec()).unwrap(), index);
         for bad in [
             gateway_key().to_uppercase(),
-            gateway_key()[..gateway_key().len() - 2].to_string(),
+            String::from(&gateway_key()[..gateway_key().len() - 2]),
             format!("{}00", gateway_key()),
             String::new(),
             "zz".into(),
