@@ -145,7 +145,8 @@ pub fn parse_hash(hex: &str) -> Option<[u8; 32]> {
 
 /// Decodes lowercase hex of any even length (at most a key configuration's worth).
 fn parse_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2 * 1024 || !is_lower_hex(hex) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 2 * 1024 || !is_lower_hex(hex)
+    {
         return None;
     }
     (0..hex.len() / 2)

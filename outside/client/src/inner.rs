@@ -278,7 +278,7 @@ fn read(bytes: &[u8], request: bool) -> Result<Message, InnerError> {
     match (bytes.first(), request) {
         (Some(0), true) | (Some(1), false) => {}
         (Some(2), true) | (Some(3), false) => return Err(InnerError::NotKnownLength),
-        (Some(0 | 1 | 2 | 3), _) => return Err(InnerError::WrongKind),
+        (Some(0..=3), _) => return Err(InnerError::WrongKind),
         _ => return Err(InnerError::Malformed),
     }
     let mut cursor = Cursor::new(bytes);
