@@ -40,6 +40,7 @@ fn fixture() -> Fixture {
     let index = CdnIndex {
         schema: INDEX_SCHEMA.into(),
         published: CHECKED_AT,
+        gateway_key_config: None,
         instances: vec![CdnInstance {
             id: instance_id(&key_hash),
             key_config_sha256: hex::encode(key_hash),
