@@ -27,12 +27,12 @@ const GATEWAY: &str = "gateway.pp.test";
 
 /// A TCP door in front of `upstream` that counts the connections made to it (each is one client
 /// address the service behind would see) and passes them on.
-struct Door {
-    url: String,
-    seen: Arc<AtomicUsize>,
+pub(crate) struct Door {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<AtomicUsize>,
 }
 
-fn door(upstream: SocketAddr) -> Door {
+pub(crate) fn door(upstream: SocketAddr) -> Door {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -63,7 +63,7 @@ fn addr(url: &str) -> SocketAddr {
 }
 
 /// Serves `handler` over TLS with the development certificate of `name` in `certs`.
-fn serve_tls<H, F>(certs: &Path, name: &str, handler: H) -> SocketAddr
+pub(crate) fn serve_tls<H, F>(certs: &Path, name: &str, handler: H) -> SocketAddr
 where
     H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = pp_services::http::Reply> + Send + 'static,
@@ -126,6 +126,7 @@ fn reader(s: &Services, relay: SocketAddr) -> Reader {
         &crate::config::Relay {
             address: relay.to_string(),
             server_name: RELAY.into(),
+            ohttp_url: None,
         },
         &crate::config::Gateway {
             authority: format!("{GATEWAY}:443"),
