@@ -47,6 +47,7 @@
 //! them; buffers inside `rustls` and `ohttp` are outside this crate's reach.
 
 mod error;
+pub mod inner;
 mod key_config;
 pub mod oneshot;
 mod publication;
