@@ -43,6 +43,11 @@ pub struct CdnIndex {
     pub published: u64,
     /// The instances, at least one.
     pub instances: Vec<CdnInstance>,
+    /// The gateway's own RFC 9458 key configuration (the outer layer of the one-shot path), as
+    /// lowercase hex of its single-configuration encoding. Devices take it only from the logged
+    /// newest index, so every device seals to the same outer key. Absent in older indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_key_config: Option<String>,
 }
 
 /// One enclave instance.
@@ -215,6 +220,7 @@ mod tests {
                 evidence_sha256: "cd".repeat(32),
                 release_ref: "ef".repeat(32),
             }],
+            gateway_key_config: None,
         }
     }
 

@@ -85,6 +85,11 @@ pub enum ErrorCode {
     HandlerFailed,
     Busy,
     Timeout,
+    /// The sealed request's encapsulated key (`enc`) was already opened under its key: a
+    /// replayed request, refused unopened by the handler.
+    Replayed,
+    /// The key id names no key the enclave holds (it rotated out, or never existed).
+    UnknownKey,
     Unknown(u16),
 }
 
@@ -99,6 +104,8 @@ impl From<u16> for ErrorCode {
             6 => Self::HandlerFailed,
             7 => Self::Busy,
             8 => Self::Timeout,
+            9 => Self::Replayed,
+            10 => Self::UnknownKey,
             other => Self::Unknown(other),
         }
     }
@@ -115,6 +122,8 @@ impl From<ErrorCode> for u16 {
             ErrorCode::HandlerFailed => 6,
             ErrorCode::Busy => 7,
             ErrorCode::Timeout => 8,
+            ErrorCode::Replayed => 9,
+            ErrorCode::UnknownKey => 10,
             ErrorCode::Unknown(v) => v,
         }
     }

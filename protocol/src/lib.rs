@@ -23,6 +23,14 @@ pub mod padding;
 /// trust comes from the attestation. One name for every device, so it singles out nobody.
 pub const ENCLAVE_SERVER_NAME: &str = "enclave.pp.invalid";
 
+/// How long an enclave HPKE key is the current one, in seconds of the enclave's monotonic clock
+/// (docs/protocol.md §7): then a new key is made, the old one stays open one more period as the
+/// previous key, and the one before is dropped. A constant of the measured image.
+pub const KEY_PERIOD_SECS: u64 = 3600;
+/// Slack on top of [`KEY_PERIOD_SECS`] for the age of a logged key CDN index: a device refuses
+/// an index published longer ago than the sum (freshness without a nonce).
+pub const KEY_SLACK_SECS: u64 = 900;
+
 /// Why bytes were refused. Carries no peer data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {

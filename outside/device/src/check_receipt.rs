@@ -152,10 +152,8 @@ pub fn check_parts(
         ReceiptPath::Oneshot => {
             check_oneshot_age(&index_bytes, receipt.checked_at)?;
             let policy = roots.policy(&release)?;
-            let expected = pp_attestation::publication_report_data(
-                &evidence.release_ref,
-                evidence.key_config,
-            );
+            let expected =
+                pp_attestation::publication_report_data(&evidence.release_ref, evidence.key_config);
             verify_at(&policy, &evidence, &expected, receipt.checked_at)
         }
     };

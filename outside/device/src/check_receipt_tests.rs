@@ -55,6 +55,7 @@ fn fixture_for(path: ReceiptPath) -> Fixture {
     let index = CdnIndex {
         schema: INDEX_SCHEMA.into(),
         published: CHECKED_AT,
+        gateway_key_config: None,
         instances: vec![CdnInstance {
             id: instance_id(&key_hash),
             key_config_sha256: hex::encode(key_hash),
@@ -271,7 +272,10 @@ fn a_oneshot_receipt_checks_its_publication_evidence_and_the_index_age() {
         ..f.receipt.clone()
     };
     let err = f.check(&as_session, 0).unwrap_err();
-    assert!(err.contains("the receipt's attestation report does not verify"), "{err}");
+    assert!(
+        err.contains("the receipt's attestation report does not verify"),
+        "{err}"
+    );
     let late = Receipt {
         checked_at: f.receipt.checked_at + crate::oneshot::MAX_INDEX_AGE_SECS + 1,
         ..f.receipt.clone()
@@ -289,7 +293,10 @@ fn a_oneshot_receipt_checks_its_publication_evidence_and_the_index_age() {
         ..s.receipt.clone()
     };
     let err = s.check(&session_as_oneshot, 0).unwrap_err();
-    assert!(err.contains("the receipt's attestation report does not verify"), "{err}");
+    assert!(
+        err.contains("the receipt's attestation report does not verify"),
+        "{err}"
+    );
 }
 
 #[test]

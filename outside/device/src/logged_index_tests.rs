@@ -70,6 +70,7 @@ pub(crate) fn start() -> Services {
     let index = CdnIndex {
         schema: SCHEMA.into(),
         published: 1_780_272_000,
+        gateway_key_config: None,
         instances,
     };
     let log = WitnessedLog::start(&dir, log, SECRET).unwrap();

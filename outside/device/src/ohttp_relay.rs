@@ -83,7 +83,10 @@ impl OhttpRelay {
             }
             _ => (authority.clone(), 443),
         };
-        let server_name = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let server_name = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         ServerName::try_from(server_name.clone())
             .map_err(|_| anyhow::anyhow!("invalid relay host name {server_name:?}"))?;
         Ok(Self {
@@ -107,7 +110,7 @@ impl OhttpRelay {
 
     /// POSTs `body` (an encapsulated request) and returns the relay's answer, whatever its
     /// status.
-    pub fn post(&self, body: &[u8]) -> Result<Answer, PostError> {
+    pub(crate) fn post(&self, body: &[u8]) -> Result<Answer, PostError> {
         let deadline = Instant::now() + READ_DEADLINE;
         let tcp = TcpStream::connect(&self.address).map_err(|e| {
             PostError::NotSent(anyhow::anyhow!(
@@ -126,7 +129,7 @@ impl OhttpRelay {
             .map_err(|e| not_sent(std::io::Error::other(e)))?;
         let mut stream = StreamOwned::new(conn, tcp);
         {
-            let mut timed = Timed {
+            let timed = Timed {
                 stream: &mut stream,
                 deadline,
             };
@@ -169,8 +172,18 @@ mod tests {
     fn relay_urls() {
         let r = OhttpRelay::new("https://relay.pp.test:8443/", tls()).unwrap();
         assert_eq!(
-            (&r.address[..], &r.server_name[..], &r.authority[..], &r.path[..]),
-            ("relay.pp.test:8443", "relay.pp.test", "relay.pp.test:8443", "/")
+            (
+                &r.address[..],
+                &r.server_name[..],
+                &r.authority[..],
+                &r.path[..]
+            ),
+            (
+                "relay.pp.test:8443",
+                "relay.pp.test",
+                "relay.pp.test:8443",
+                "/"
+            )
         );
         let r = OhttpRelay::new("https://relay.pp.test", tls()).unwrap();
         assert_eq!((&r.address[..], &r.path[..]), ("relay.pp.test:443", "/"));

@@ -226,7 +226,7 @@ fn may_have_reached(instance: &str, e: anyhow::Error) -> anyhow::Error {
 fn short_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     let text: String = text.trim().chars().take(200).collect();
-    crate::show::printable(&text, crate::show::Breaks::Escape)
+    crate::show::printable(&text, crate::show::Breaks::Escape).into_owned()
 }
 
 /// `": <text>"` for a gateway's refusal text made printable, or nothing if it is empty.
@@ -249,7 +249,9 @@ pub fn outer_failure(status: u16, text: &str, instance: &str) -> anyhow::Error {
             "the OHTTP relay refused the POST (HTTP 405): is relay.ohttp_url the relay's \
              Oblivious HTTP resource?"
         ),
-        413 => anyhow::anyhow!("the OHTTP relay or the gateway refused the request as too large (HTTP 413)"),
+        413 => anyhow::anyhow!(
+            "the OHTTP relay or the gateway refused the request as too large (HTTP 413)"
+        ),
         415 => anyhow::anyhow!(
             "the OHTTP relay or the gateway refused the request's media type (HTTP 415)"
         ),

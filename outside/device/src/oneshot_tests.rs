@@ -59,11 +59,9 @@ fn enclave(key_id: u8) -> Enclave {
     std::thread::spawn(move || {
         let mut seen = HashSet::new();
         for mut conn in listener.incoming().flatten() {
-            let Ok(Some(frame)) =
-                pp_protocol::io::read_frame(&mut conn, |t| {
-                    (t == FrameType::SealedRequest).then_some(MAX_PAYLOAD)
-                })
-            else {
+            let Ok(Some(frame)) = pp_protocol::io::read_frame(&mut conn, |t| {
+                (t == FrameType::SealedRequest).then_some(MAX_PAYLOAD)
+            }) else {
                 continue;
             };
             let frame = pp_protocol::frame::Frame::new_checked(&frame[..]).unwrap();
@@ -187,7 +185,8 @@ impl Operator {
         let routes = Arc::new(instances);
         let (s, g) = (seen.clone(), script.clone());
         let addr = serve_tls(&certs, RELAY, move |req| {
-            let (gateway, seen, script, routes) = (gateway.clone(), s.clone(), g.clone(), routes.clone());
+            let (gateway, seen, script, routes) =
+                (gateway.clone(), s.clone(), g.clone(), routes.clone());
             async move {
                 let body = match read_body(req, 2 << 20).await {
                     Ok(c) => c,
@@ -229,7 +228,11 @@ impl Operator {
     fn device(&self) -> Oneshot {
         let url = self.relay_url.replace(RELAY, "localhost");
         let relay = OhttpRelay::new(&url, self.tls()).unwrap();
-        Oneshot::new(relay.with_server_name(RELAY), self.gateway_key.clone(), GATEWAY)
+        Oneshot::new(
+            relay.with_server_name(RELAY),
+            self.gateway_key.clone(),
+            GATEWAY,
+        )
     }
 }
 
@@ -421,8 +424,14 @@ fn each_refusal_is_a_clear_device_error() {
             "the gateway could not decapsulate the request (HTTP 400): it does not hold the key \
              configuration the logged index names for it, or the request was altered on the way",
         ),
-        (Script::Outer(413), "refused the request as too large (HTTP 413)"),
-        (Script::Outer(415), "refused the request's media type (HTTP 415)"),
+        (
+            Script::Outer(413),
+            "refused the request as too large (HTTP 413)",
+        ),
+        (
+            Script::Outer(415),
+            "refused the request's media type (HTTP 415)",
+        ),
         (
             Script::Outer(502),
             "the OHTTP relay could not reach the gateway (HTTP 502): the request may have \
@@ -523,7 +532,13 @@ fn config(op: &Operator) -> crate::config::Config {
 
 /// What `ask` does on the one-shot path once it holds the logged index: prepare (every check
 /// before anything is sent), then the attempt.
-fn ask_oneshot(op: &Operator, e: &Enclave, id: &str, index: &CdnIndex, now: u64) -> Result<AppResponse, String> {
+fn ask_oneshot(
+    op: &Operator,
+    e: &Enclave,
+    id: &str,
+    index: &CdnIndex,
+    now: u64,
+) -> Result<AppResponse, String> {
     let oneshot = Oneshot::prepare(&config(op), index, now).map_err(|e| format!("{e:#}"))?;
     let oneshot = Oneshot {
         relay: oneshot.relay.with_server_name(RELAY),
@@ -541,7 +556,14 @@ fn a_stale_index_is_refused_and_nothing_is_sent() {
     let (op, e, id) = one();
     let now = pp_translog::checkpoint::unix_now();
     let key = op.gateway_key.clone();
-    ask_oneshot(&op, &e, &id, &index(now - MAX_INDEX_AGE_SECS, Some(&key)), now).unwrap();
+    ask_oneshot(
+        &op,
+        &e,
+        &id,
+        &index(now - MAX_INDEX_AGE_SECS, Some(&key)),
+        now,
+    )
+    .unwrap();
     assert_eq!(op.connections.load(Ordering::SeqCst), 1);
     let stale = now - MAX_INDEX_AGE_SECS - 1;
     let err = ask_oneshot(&op, &e, &id, &index(stale, Some(&key)), now).unwrap_err();
@@ -558,7 +580,11 @@ fn a_stale_index_is_refused_and_nothing_is_sent() {
     // A date far in the future would keep an index "fresh" for ever.
     let err = ask_oneshot(&op, &e, &id, &index(now + 86_400, Some(&key)), now).unwrap_err();
     assert!(err.contains("published 86400 s in the future"), "{err}");
-    assert_eq!(op.connections.load(Ordering::SeqCst), 1, "a refused index sent a request");
+    assert_eq!(
+        op.connections.load(Ordering::SeqCst),
+        1,
+        "a refused index sent a request"
+    );
     assert_eq!(e.opened.load(Ordering::SeqCst), 1);
 }
 
@@ -573,7 +599,10 @@ fn an_index_without_a_gateway_key_is_refused_and_nothing_is_sent() {
          Oblivious HTTP gateway key, so no one-shot request can be made (use --session)"
     );
     let err = ask_oneshot(&op, &e, &id, &index(now, Some(b"\x01\x00\x10")), now).unwrap_err();
-    assert!(err.starts_with("the logged index's gateway_key_config is not an RFC 9458"), "{err}");
+    assert!(
+        err.starts_with("the logged index's gateway_key_config is not an RFC 9458"),
+        "{err}"
+    );
     assert_eq!(op.connections.load(Ordering::SeqCst), 0);
 }
 

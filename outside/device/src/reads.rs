@@ -259,10 +259,9 @@ pub(crate) fn exchange(
     max_body: u64,
 ) -> Result<Answer> {
     let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow::anyhow!(
-            "{peer} did not answer within {} s",
-            READ_DEADLINE.as_secs()
-        ),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            anyhow::anyhow!("{peer} did not answer within {} s", READ_DEADLINE.as_secs())
+        }
         kind => anyhow::anyhow!("the connection to {peer} failed: {kind:?}"),
     };
     stream.write_all(request).map_err(io)?;
@@ -358,9 +357,14 @@ mod tests {
             stream: &mut tcp,
             deadline: started + Duration::from_secs(1),
         };
-        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n", GATEWAY, MAX_READ_BODY)
-            .err()
-            .unwrap();
+        let err = exchange(
+            &mut timed,
+            b"GET / HTTP/1.1\r\n\r\n",
+            GATEWAY,
+            MAX_READ_BODY,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("did not answer within"), "{err:#}");
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -376,9 +380,14 @@ mod tests {
             stream: &mut tcp,
             deadline: Instant::now() + READ_DEADLINE,
         };
-        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n", GATEWAY, MAX_READ_BODY)
-            .err()
-            .unwrap();
+        let err = exchange(
+            &mut timed,
+            b"GET / HTTP/1.1\r\n\r\n",
+            GATEWAY,
+            MAX_READ_BODY,
+        )
+        .err()
+        .unwrap();
         assert_eq!(
             err.to_string(),
             "the gateway's answer has no Content-Length"

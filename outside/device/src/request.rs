@@ -19,9 +19,9 @@ use pp_verifier::{CheckName, Outcome, Verdict};
 use crate::config::{Config, RequestPath};
 use crate::instances::{self, Candidate, Roots};
 use crate::issuer_keys::GatewayKeyView;
+pub use crate::refill::{MAX_REFILL_BATCHES, refill_tokens};
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-pub use crate::refill::{MAX_REFILL_BATCHES, refill_tokens};
 use crate::wallet::{Refill, TokenSource, Wallet};
 
 /// Instances tried before giving up.
@@ -127,11 +127,10 @@ pub fn ask(
         source: &source,
         gateway: &gateway,
     };
-    let ids = |c: &Candidate| c.id.as_str();
     let (chosen, response, verdict, (receipt, receipt_path)) = match path {
         RequestPath::Session => {
             let (chosen, (response, verdict, binding)) =
-                spend_then_refill(&tokens, candidates, ids, trace, |chosen, token| {
+                spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
                     attempt_one(&spec, chosen, token, request, &keeper)
                 })?;
             let relied = crate::receipts::Relied::Session(&binding);
@@ -141,7 +140,8 @@ pub fn ask(
         RequestPath::Oneshot => {
             // Checked before any token is taken or anything is sent.
             let now = pp_translog::checkpoint::unix_now();
-            let oneshot = crate::oneshot::Oneshot::prepare(config, &candidates[0].index.index, now)?;
+            let oneshot =
+                crate::oneshot::Oneshot::prepare(config, &candidates[0].index.index, now)?;
             trace(format!(
                 "one-shot: the logged index (published {}) is fresh; sealing to the instance's \
                  logged key configuration, through {}",
@@ -149,7 +149,7 @@ pub fn ask(
                 config.relay.ohttp_url.as_deref().unwrap_or_default()
             ));
             let (chosen, response) =
-                spend_then_refill(&tokens, candidates, ids, trace, |chosen, token| {
+                spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
                     oneshot.attempt(&chosen.id, &chosen.published.key_config, token, request)
                 })?;
             let relied = crate::receipts::Relied::Oneshot;
@@ -167,6 +167,10 @@ pub fn ask(
         receipt,
         receipt_path,
     })
+}
+
+fn candidate_id(c: &Candidate) -> &str {
+    c.id.as_str()
 }
 
 /// Where a request's tokens come from.

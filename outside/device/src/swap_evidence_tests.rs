@@ -95,6 +95,7 @@ fn fixture_with(setup: Setup) -> Fixture {
     let index = CdnIndex {
         schema: INDEX_SCHEMA.into(),
         published: OBSERVED_AT,
+        gateway_key_config: None,
         instances: vec![CdnInstance {
             id: instance_id(&key_hash),
             key_config_sha256: hex::encode(key_hash),

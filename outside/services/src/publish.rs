@@ -47,6 +47,7 @@ pub fn publish(
         schema: SCHEMA.to_string(),
         published,
         instances: Vec::new(),
+        gateway_key_config: None,
     };
     let mut map = instances.clone();
     for instance in &mut map.instances {
