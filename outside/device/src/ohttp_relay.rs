@@ -100,7 +100,7 @@ impl OhttpRelay {
 
     /// The same relay, its certificate checked for `name` (tests reach a relay by a loopback
     /// address whose certificate names it otherwise).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "test-root"))]
     pub(crate) fn with_server_name(self, name: &str) -> Self {
         Self {
             server_name: name.to_string(),
