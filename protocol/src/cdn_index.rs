@@ -84,6 +84,9 @@ pub enum IndexError {
     IdNotDerived,
     /// Two instances share an id.
     DuplicateId,
+    /// The gateway key configuration is not lowercase hex of one well-formed X25519 RFC 9458
+    /// key configuration listing a suite devices seal with.
+    BadGatewayKey,
 }
 
 impl core::fmt::Display for IndexError {
@@ -100,6 +103,10 @@ impl core::fmt::Display for IndexError {
                  digits of its SHA-256)"
             }
             Self::DuplicateId => "two instances share an id",
+            Self::BadGatewayKey => {
+                "the gateway key configuration is not hex of one supported RFC 9458 key \
+                 configuration"
+            }
         })
     }
 }
@@ -134,6 +141,17 @@ pub fn parse_hash(hex: &str) -> Option<[u8; 32]> {
         *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
     }
     Some(out)
+}
+
+/// Decodes lowercase hex of any even length (at most a key configuration's worth).
+fn parse_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 2 * 1024 || !is_lower_hex(hex)
+    {
+        return None;
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 /// Whether `p` is a plain relative path: segments of `[A-Za-z0-9._-]`, none empty or starting
@@ -194,6 +212,14 @@ impl CdnIndex {
                 return Err(IndexError::DuplicateId);
             }
         }
+        if let Some(config) = &index.gateway_key_config {
+            let bytes = parse_hex(config).ok_or(IndexError::BadGatewayKey)?;
+            let supported = crate::key_config::KeyConfig::new_checked(&bytes[..])
+                .is_ok_and(|c| c.has_supported_suite());
+            if !supported {
+                return Err(IndexError::BadGatewayKey);
+            }
+        }
         Ok(index)
     }
 
@@ -221,6 +247,42 @@ mod tests {
                 release_ref: "ef".repeat(32),
             }],
             gateway_key_config: None,
+        }
+    }
+
+    /// An X25519 key configuration with HKDF-SHA256 / AES-128-GCM, as hex.
+    fn gateway_key() -> String {
+        let mut c = vec![7, 0x00, 0x20];
+        c.extend_from_slice(&[0xab; 32]);
+        c.extend_from_slice(&[0, 4, 0, 1, 0, 1]);
+        c.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn gateway_key_config_is_optional_and_checked() {
+        // An index without it (as every older one) parses, and encodes without the field.
+        let old = sample();
+        assert!(
+            !String::from_utf8(old.to_vec())
+                .unwrap()
+                .contains("gateway_key_config")
+        );
+        let mut index = sample();
+        index.gateway_key_config = Some(gateway_key());
+        assert_eq!(CdnIndex::parse(&index.to_vec()).unwrap(), index);
+        for bad in [
+            gateway_key().to_uppercase(),
+            String::from(&gateway_key()[..gateway_key().len() - 2]),
+            format!("{}00", gateway_key()),
+            String::new(),
+            "zz".into(),
+        ] {
+            index.gateway_key_config = Some(bad.clone());
+            assert_eq!(
+                CdnIndex::parse(&index.to_vec()),
+                Err(IndexError::BadGatewayKey),
+                "{bad}"
+            );
         }
     }
 

@@ -39,6 +39,12 @@ pub const MAX_MESSAGE: usize = 512;
 /// The largest encoded inner message accepted: a body of [`MAX_PAYLOAD`] plus room for the
 /// control data and a few short headers.
 pub const MAX_INNER: usize = MAX_PAYLOAD + 8 * 1024;
+/// The largest RFC 9458 encapsulated request the relay and the gateway accept: [`MAX_INNER`] plus
+/// the outer layer (key id and suite, 7 bytes; the X25519 `enc`, 32; the AEAD tag, 16).
+pub const MAX_ENCAPSULATED_REQUEST: usize = MAX_INNER + 7 + 32 + 16;
+/// The largest RFC 9458 encapsulated response: [`MAX_INNER`] plus the response nonce (at most 32
+/// bytes) and the AEAD tag (16).
+pub const MAX_ENCAPSULATED_RESPONSE: usize = MAX_INNER + 32 + 16;
 
 /// Why an inner message could not be built or read. The texts are fixed: no message bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +100,7 @@ pub enum InnerResponse {
     /// `200`: the enclave's sealed response.
     Sealed(Vec<u8>),
     /// `502` with `pp-enclave-error`: the enclave answered an `Error` frame with this code.
-    EnclaveError(u8),
+    EnclaveError(u16),
     /// Any other status: a gateway refusal with its short text, and on a `401` the
     /// `www-authenticate` challenge to fetch tokens for.
     Refused {
@@ -224,14 +230,10 @@ pub fn parse_inner_response(bytes: &[u8]) -> Result<InnerResponse, InnerError> {
         }
         (502, Some(code)) => {
             let valid =
-                !code.is_empty() && code.len() <= 3 && code.bytes().all(|b| b.is_ascii_digit());
-            let code =
-                valid
-                    .then(|| code.parse::<u8>().ok())
-                    .flatten()
-                    .ok_or(InnerError::BadResponse(
-                        "pp-enclave-error is not a decimal code",
-                    ))?;
+                !code.is_empty() && code.len() <= 5 && code.bytes().all(|b| b.is_ascii_digit());
+            let code = valid.then(|| code.parse::<u16>().ok()).flatten().ok_or(
+                InnerError::BadResponse("pp-enclave-error is not a decimal code"),
+            )?;
             if !m.content().is_empty() {
                 return Err(InnerError::BadResponse("an enclave error with a body"));
             }
@@ -276,7 +278,7 @@ fn read(bytes: &[u8], request: bool) -> Result<Message, InnerError> {
     match (bytes.first(), request) {
         (Some(0), true) | (Some(1), false) => {}
         (Some(2), true) | (Some(3), false) => return Err(InnerError::NotKnownLength),
-        (Some(0 | 1 | 2 | 3), _) => return Err(InnerError::WrongKind),
+        (Some(0..=3), _) => return Err(InnerError::WrongKind),
         _ => return Err(InnerError::Malformed),
     }
     let mut cursor = Cursor::new(bytes);

@@ -25,7 +25,6 @@
 //! the first, reads, and a CONNECT last (it becomes the tunnel or is refused and closed). A client
 //! without a token cannot keep a connection with request after request.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,6 +39,7 @@ use pp_tokens::{
 };
 
 use crate::http::{Reply, RequestNumber, error, reply};
+use crate::instances::InstanceTable;
 use crate::reads::{self, ReadUpstream};
 
 /// How long a spend record outlives its key's validity window (clock differences between
@@ -62,10 +62,23 @@ use crate::tunnel::{self, TunnelCounters, TunnelLimits};
 pub const RETIRED_KEY_MESSAGE: &str =
     "the token's issuer key is retired (its logged validity window is over); fetch new tokens";
 
+/// Why a token is refused before its spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenProblem {
+    /// Its issuer key's logged window is over.
+    Retired,
+    /// Unknown key, not yet valid, or a bad signature.
+    DoesNotVerify,
+}
+
 /// The gateway's state.
 pub struct Gateway {
-    /// Instance id → enclave address (`host:port` of its attested-TLS port).
-    pub instances: HashMap<String, String>,
+    /// Instance id → the enclave's addresses (attested-TLS port, one-shot port), re-read when
+    /// the map file changes.
+    pub instances: InstanceTable,
+    /// The gateway's own RFC 9458 key, when it serves the Oblivious Gateway Resource
+    /// ([`crate::ogr`]).
+    pub ohttp: Option<ohttp::Server>,
     /// The issuer's logged keys (`pp-issuer-key/1` entries): tokens of a key valid now are
     /// accepted, of a retired one refused as stale.
     pub issuer_keys: Vec<IssuerKeyEntry>,
@@ -93,7 +106,11 @@ pub struct InstanceMap {
 #[serde(deny_unknown_fields)]
 pub struct InstanceAddress {
     pub id: String,
+    /// `host:port` of the instance's attested-TLS port (the CONNECT path).
     pub address: String,
+    /// `host:port` of the instance's one-shot port (the OHTTP path), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oneshot_address: Option<String>,
 }
 
 impl InstanceMap {
@@ -162,6 +179,12 @@ impl Gateway {
             .extensions()
             .get::<RequestNumber>()
             .map_or(1, |RequestNumber(n)| *n);
+        // Oblivious Gateway Resource requests are outside the per-connection cap: each one
+        // that is served has spent a token, and any refused one closes the connection (see
+        // `crate::ogr`), so a relay's kept-alive connection carries many of them.
+        if crate::ogr::is_ogr(&req) {
+            return self.oblivious(req).await;
+        }
         let directory = req.method() == Method::GET && req.uri().path() == DIRECTORY_PATH;
         if n > MAX_REQUESTS_PER_CONNECTION || (directory && n > 1) {
             return self.refuse(error(
@@ -191,7 +214,7 @@ impl Gateway {
             Err(reply) => return self.refuse(reply),
         };
         let id = target.rsplit_once(':').map(|(h, _)| h).unwrap_or(&target);
-        let Some(address) = self.instances.get(id).cloned() else {
+        let Some(address) = self.instances.get(id).map(|i| i.address) else {
             return self.refuse(error(StatusCode::NOT_FOUND, "no such enclave instance"));
         };
         let token = req
@@ -247,18 +270,36 @@ impl Gateway {
 
     /// Checks `token` against the logged key it names: unknown or not yet valid → does not
     /// verify; retired → stale; valid → its signature must verify. Returns the key's `not_after`.
-    fn check_token(&self, token: &Token, now: u64) -> Result<u64, Reply> {
+    pub(crate) fn token_status(&self, token: &Token, now: u64) -> Result<u64, TokenProblem> {
         let entry = self
             .issuer_keys
             .iter()
             .find(|k| k.token_key_id() == &token.token_key_id);
         match entry {
-            Some(e) if e.retired_at(now) => Err(self.challenge_reply(RETIRED_KEY_MESSAGE)),
+            Some(e) if e.retired_at(now) => Err(TokenProblem::Retired),
             Some(e) if e.valid_at(now) => Verifier::verify(token, &self.challenge, &e.key)
                 .map(|()| e.not_after)
-                .map_err(|_| self.challenge_reply("the token did not verify")),
-            _ => Err(self.challenge_reply("the token did not verify")),
+                .map_err(|_| TokenProblem::DoesNotVerify),
+            _ => Err(TokenProblem::DoesNotVerify),
         }
+    }
+
+    /// [`Self::token_status`] as the CONNECT path answers it: both problems are a 401 with the
+    /// current challenge.
+    fn check_token(&self, token: &Token, now: u64) -> Result<u64, Reply> {
+        self.token_status(token, now).map_err(|p| match p {
+            TokenProblem::Retired => self.challenge_reply(RETIRED_KEY_MESSAGE),
+            TokenProblem::DoesNotVerify => self.challenge_reply("the token did not verify"),
+        })
+    }
+
+    /// The `WWW-Authenticate` value naming the newest logged issuer key valid now, if any.
+    pub(crate) fn challenge_value(&self) -> Option<String> {
+        let key = self
+            .current_keys(unix_now())
+            .first()
+            .map(|e| e.key.clone())?;
+        Some(www_authenticate_value(&self.challenge, &key, None))
     }
 
     fn directory(&self) -> Reply {
@@ -287,7 +328,7 @@ impl Gateway {
 
     /// Counts a refusal and closes the connection after it: a client without a valid token
     /// keeps no gateway connection (a device opens a new tunnel to try again).
-    fn refuse(&self, reply: Reply) -> Reply {
+    pub(crate) fn refuse(&self, reply: Reply) -> Reply {
         self.counters.refused.fetch_add(1, Ordering::Relaxed);
         crate::http::close_after(reply)
     }

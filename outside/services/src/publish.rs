@@ -28,12 +28,14 @@ pub enum Ids {
 /// `enclaves.json`, `evidence/<id>.bin`, and `releases/<release_ref>.json` (a copy of
 /// `manifest`, the release manifest the instances were built as). Each id is
 /// [`instance_id`] of the SHA-256 of the instance's attested key configuration. Returns the index
-/// and the instance map with those ids.
+/// and the instance map with those ids. `gateway_key_config` (hex of the gateway's RFC 9458 key
+/// configuration, [`crate::ohttp_key::public_hex`]) goes into the index for the one-shot path.
 pub fn publish(
     instances: &InstanceMap,
     manifest: &Path,
     out: &Path,
     ids: Ids,
+    gateway_key_config: Option<String>,
 ) -> Result<(CdnIndex, InstanceMap)> {
     let manifest_bytes =
         std::fs::read(manifest).with_context(|| format!("reading {}", manifest.display()))?;
@@ -47,7 +49,7 @@ pub fn publish(
         schema: SCHEMA.to_string(),
         published,
         instances: Vec::new(),
-        gateway_key_config: None,
+        gateway_key_config,
     };
     let mut map = instances.clone();
     for instance in &mut map.instances {

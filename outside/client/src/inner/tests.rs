@@ -162,7 +162,7 @@ fn response_refusals() {
             InnerError::BadResponse("pp-enclave-error is not a decimal code"),
         ),
         (
-            response(502, &[(ENCLAVE_ERROR_HEADER, "256")], b""),
+            response(502, &[(ENCLAVE_ERROR_HEADER, "65536")], b""),
             InnerError::BadResponse("pp-enclave-error is not a decimal code"),
         ),
         (

@@ -1,17 +1,17 @@
 //! pp-gateway: the operator's gateway (token check, routing to the chosen enclave instance) and
 //! its publishing step for the key CDN.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pp_services::gateway::{Gateway, InstanceMap, challenge, load_issuer_keys};
+use pp_services::instances::InstanceTable;
 use pp_services::reads::ReadUpstream;
 use pp_services::spent_store::{SharedSpent, SpentStore};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
-use pp_services::{http::Limits, publish, run, tls};
+use pp_services::{http::Limits, ohttp_key, publish, run, tls};
 use pp_tokens::SpentTokens;
 
 #[derive(Parser)]
@@ -73,6 +73,16 @@ enum Command {
         /// Give the log and the CDN; reads of anything else are refused.
         #[arg(long = "read-upstream")]
         read_upstreams: Vec<String>,
+        /// The gateway's OHTTP key (`ohttp-key.json` from `ohttp-keygen`): serve the Oblivious
+        /// Gateway Resource at `POST /.well-known/ohttp-gateway` (RFC 9458) on this listener.
+        #[arg(long)]
+        ohttp_key: Option<PathBuf>,
+    },
+    /// Make the gateway's own RFC 9458 key: DIR/ohttp-key.json (secret, mode 0600) and
+    /// DIR/ohttp-keys (the public key configuration to publish). Refuses if the secret exists.
+    OhttpKeygen {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Fetch publication evidence from every instance and write the key CDN's folder.
     Publish {
@@ -95,11 +105,25 @@ enum Command {
         /// A file holding the operator's append credential for `--log-url`.
         #[arg(long, requires = "log_url")]
         operator_credential: Option<PathBuf>,
+        /// The gateway's public OHTTP key configuration (`ohttp-keys` from `ohttp-keygen`), put
+        /// in the index as `gateway_key_config` for devices' one-shot requests.
+        #[arg(long)]
+        gateway_key_config: Option<PathBuf>,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
+        Command::OhttpKeygen { out } => {
+            let public = ohttp_key::keygen(&out)?;
+            println!(
+                "wrote {} and {} (key configuration {})",
+                out.join(ohttp_key::SECRET_FILE).display(),
+                out.join(ohttp_key::PUBLIC_FILE).display(),
+                hex::encode(public)
+            );
+            Ok(())
+        }
         Command::Publish {
             instances,
             manifest,
@@ -107,7 +131,11 @@ fn main() -> anyhow::Result<()> {
             assign_ids,
             log_url,
             operator_credential,
+            gateway_key_config,
         } => {
+            let gateway_key_config = gateway_key_config
+                .map(|p| ohttp_key::public_hex(&p))
+                .transpose()?;
             let (map, ids) = if assign_ids {
                 (
                     InstanceMap::load_addresses(&instances)?,
@@ -116,7 +144,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 (InstanceMap::load(&instances)?, publish::Ids::Check)
             };
-            let (index, map) = publish::publish(&map, &manifest, &out, ids)?;
+            let (index, map) = publish::publish(&map, &manifest, &out, ids, gateway_key_config)?;
             if assign_ids {
                 std::fs::write(&instances, serde_json::to_vec_pretty(&map)?)
                     .with_context(|| format!("writing {}", instances.display()))?;
@@ -150,13 +178,15 @@ fn main() -> anyhow::Result<()> {
             max_tunnels,
             tunnel_idle_secs,
             read_upstreams,
+            ohttp_key,
         } => {
             run::init_logging("pp-gateway");
             let issuer_keys = load_issuer_keys(&issuer_keys, &issuer_name)?;
             let issuer_request_uri = issuer_request_uri.unwrap_or_else(|| {
                 format!("https://{issuer_name}{}", pp_services::issuer::REQUEST_PATH)
             });
-            let map = InstanceMap::load(&instances)?;
+            let instances = InstanceTable::watching(&instances)?;
+            let ohttp = ohttp_key.map(|p| ohttp_key::load(&p)).transpose()?;
             let reads = read_upstreams
                 .iter()
                 .map(|u| ReadUpstream::parse(u))
@@ -177,12 +207,15 @@ fn main() -> anyhow::Result<()> {
             };
             let mut limits = TunnelLimits::new(max_tunnels);
             limits.idle = std::time::Duration::from_secs(tunnel_idle_secs);
+            // The Oblivious Gateway Resource waits for the instance's answer inside the
+            // handler (a tunnel does not).
+            let request_timeout = match ohttp {
+                Some(_) => pp_services::ogr::REQUEST_TIMEOUT,
+                None => Limits::default().request_timeout,
+            };
             let gateway = Arc::new(Gateway {
-                instances: map
-                    .instances
-                    .into_iter()
-                    .map(|i| (i.id, i.address))
-                    .collect::<HashMap<_, _>>(),
+                instances,
+                ohttp,
                 issuer_keys,
                 issuer_request_uri,
                 challenge: challenge(&issuer_name, &origin)?,
@@ -197,6 +230,7 @@ fn main() -> anyhow::Result<()> {
                 Some(acceptor),
                 Limits {
                     connection_lifetime: Some(pp_services::gateway::CONNECTION_LIFETIME),
+                    request_timeout,
                     ..Limits::default()
                 },
                 move |req| gateway.clone().handle(req),

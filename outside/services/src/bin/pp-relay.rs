@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use pp_services::orr::{self, ObliviousRelay};
 use pp_services::relay::Relay;
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_services::{http::Limits, run, tls};
@@ -28,8 +29,20 @@ struct Args {
     /// A gateway devices may tunnel to: `NAME:PORT=DIAL_ADDRESS` (repeatable), e.g.
     /// `gateway.pp.test:443=127.0.0.1:7444`. A name given several times is served by its
     /// addresses in turn (gateway replicas).
-    #[arg(long = "upstream", required = true)]
+    #[arg(
+        long = "upstream",
+        required_unless_present = "ohttp_gateway",
+        conflicts_with = "ohttp_gateway"
+    )]
     upstreams: Vec<String>,
+    /// Run as an RFC 9458 Oblivious Relay Resource instead of a CONNECT relay: devices
+    /// `POST /` a `message/ohttp-req`, forwarded to this gateway resource URL
+    /// (`https://NAME:PORT/.well-known/ohttp-gateway`, or `URL=HOST:PORT` to dial elsewhere).
+    #[arg(long, requires = "gateway_ca")]
+    ohttp_gateway: Option<String>,
+    /// The CA certificates (PEM) the gateway's certificate must chain to (ORR mode).
+    #[arg(long, requires = "ohttp_gateway")]
+    gateway_ca: Option<PathBuf>,
     /// Tunnels open at once.
     #[arg(long, default_value_t = 256)]
     max_tunnels: usize,
@@ -45,6 +58,26 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     run::init_logging("pp-relay");
+    anyhow::ensure!(
+        args.max_per_client > 0,
+        "--max-per-client must be at least 1"
+    );
+    if let (Some(gateway), Some(ca)) = (&args.ohttp_gateway, &args.gateway_ca) {
+        let relay = Arc::new(ObliviousRelay::new(gateway, ca)?);
+        let acceptor = tls::acceptor(&args.cert, &args.key)?;
+        return run::serve(
+            &args.listen,
+            Some(acceptor),
+            Limits {
+                max_per_client: Some(args.max_per_client),
+                max_body: pp_client::inner::MAX_ENCAPSULATED_REQUEST,
+                request_timeout: orr::REQUEST_TIMEOUT,
+                ..Limits::default()
+            },
+            move |req| relay.clone().handle(req),
+        )
+        .await;
+    }
     let upstreams = args
         .upstreams
         .iter()
