@@ -17,6 +17,9 @@ pub const HEADER_LEN: usize = 8;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Length of the client's freshness nonce.
 pub const NONCE_LEN: usize = 32;
+/// Largest `AttestRequest` payload: the nonce and the key id the device asks evidence for
+/// (docs/protocol.md §3, §8). A payload of exactly [`NONCE_LEN`] bytes asks for the current key.
+pub const ATTEST_REQUEST_MAX_LEN: usize = NONCE_LEN + 1;
 
 mod field {
     use core::ops::Range;
@@ -197,8 +200,11 @@ pub fn header_payload_len(header: &[u8]) -> Result<usize> {
 /// A frame as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameRepr<'a> {
+    /// The device's nonce, and optionally the id of the key configuration the evidence must
+    /// bind (33-byte payload); without it (32 bytes) the enclave binds its current key.
     AttestRequest {
         nonce: [u8; NONCE_LEN],
+        key_id: Option<u8>,
     },
     /// The encoded evidence bundle (see [`crate::evidence`]).
     Evidence {
@@ -223,8 +229,13 @@ impl<'a> FrameRepr<'a> {
         let payload: &'a [u8] = &frame.buffer[field::PAYLOAD..];
         match frame.frame_type() {
             FrameType::AttestRequest => {
-                let nonce = payload.try_into().map_err(|_| Error::Malformed)?;
-                Ok(Self::AttestRequest { nonce })
+                let (nonce, key_id) = match payload.len() {
+                    NONCE_LEN => (payload, None),
+                    ATTEST_REQUEST_MAX_LEN => (&payload[..NONCE_LEN], Some(payload[NONCE_LEN])),
+                    _ => return Err(Error::Malformed),
+                };
+                let nonce = nonce.try_into().map_err(|_| Error::Malformed)?;
+                Ok(Self::AttestRequest { nonce, key_id })
             }
             FrameType::Evidence => nonempty(payload).map(|bundle| Self::Evidence { bundle }),
             FrameType::SealedRequest => {
@@ -263,7 +274,7 @@ impl<'a> FrameRepr<'a> {
 
     fn payload_len(&self) -> usize {
         match self {
-            Self::AttestRequest { .. } => NONCE_LEN,
+            Self::AttestRequest { key_id, .. } => NONCE_LEN + usize::from(key_id.is_some()),
             Self::Evidence { bundle: b } => b.len(),
             Self::SealedRequest { encapsulated: b } | Self::SealedResponse { encapsulated: b } => {
                 b.len()
@@ -292,7 +303,12 @@ impl<'a> FrameRepr<'a> {
         out[field::LENGTH].copy_from_slice(&(len as u32).to_be_bytes());
         let payload = &mut out[field::PAYLOAD..];
         match self {
-            Self::AttestRequest { nonce } => payload.copy_from_slice(nonce),
+            Self::AttestRequest { nonce, key_id } => {
+                payload[..NONCE_LEN].copy_from_slice(nonce);
+                if let Some(id) = key_id {
+                    payload[NONCE_LEN] = *id;
+                }
+            }
             Self::Evidence { bundle: b } => payload.copy_from_slice(b),
             Self::SealedRequest { encapsulated: b } | Self::SealedResponse { encapsulated: b } => {
                 payload.copy_from_slice(b)
@@ -333,6 +349,11 @@ mod tests {
     fn round_trips() {
         round_trip(FrameRepr::AttestRequest {
             nonce: [7; NONCE_LEN],
+            key_id: None,
+        });
+        round_trip(FrameRepr::AttestRequest {
+            nonce: [7; NONCE_LEN],
+            key_id: Some(0),
         });
         round_trip(FrameRepr::Evidence { bundle: b"bundle" });
         round_trip(FrameRepr::SealedRequest {
@@ -372,6 +393,7 @@ mod tests {
     fn refuses_bad_frames() {
         let good = FrameRepr::AttestRequest {
             nonce: [1; NONCE_LEN],
+            key_id: None,
         }
         .to_vec()
         .unwrap();
@@ -411,6 +433,40 @@ mod tests {
         let f = Frame::new_checked(&unknown[..]).unwrap();
         assert_eq!(f.frame_type(), FrameType::Unknown(77));
         assert_eq!(FrameRepr::parse(&f).unwrap_err(), Error::Malformed);
+    }
+
+    #[test]
+    fn attest_request_is_a_nonce_and_maybe_a_key_id() {
+        let short = FrameRepr::AttestRequest {
+            nonce: [3; NONCE_LEN],
+            key_id: None,
+        }
+        .to_vec()
+        .unwrap();
+        assert_eq!(short.len(), HEADER_LEN + 32);
+        let long = FrameRepr::AttestRequest {
+            nonce: [3; NONCE_LEN],
+            key_id: Some(0xA7),
+        }
+        .to_vec()
+        .unwrap();
+        assert_eq!(long.len(), HEADER_LEN + 33);
+        assert_eq!(&long[..HEADER_LEN], [b'P', b'P', 1, 1, 0, 0, 0, 33]);
+        assert_eq!(long[HEADER_LEN + 32], 0xA7);
+        for len in [0, 31, 34, 64] {
+            let mut bytes = alloc::vec![b'P', b'P', 1, 1, 0, 0, 0, len as u8];
+            bytes.resize(HEADER_LEN + len, 0);
+            let f = Frame::new_checked(&bytes[..]).unwrap();
+            assert_eq!(FrameRepr::parse(&f).unwrap_err(), Error::Malformed, "{len}");
+        }
+    }
+
+    #[test]
+    fn new_error_codes_keep_their_numbers() {
+        for (code, n) in [(ErrorCode::Replayed, 9u16), (ErrorCode::UnknownKey, 10)] {
+            assert_eq!(u16::from(code), n);
+            assert_eq!(ErrorCode::from(n), code);
+        }
     }
 
     #[test]

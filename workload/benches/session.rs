@@ -84,15 +84,16 @@ fn main() {
         std::hint::black_box(features.handle(std::hint::black_box(&body)).unwrap());
     }
     let handler = t.elapsed() / IN_PROCESS as u32;
-    let hpke = pp_workload::keys::fresh().unwrap();
+    let keys = pp_workload::keys::KeyRing::new().unwrap();
+    let (_, key_config) = keys.current().unwrap();
     // Padded as the session pads them (docs/protocol.md §4).
     let response = pp_protocol::padding::pad(&features.handle(&body).unwrap()).unwrap();
     let padded = pp_protocol::padding::pad(&body).unwrap();
     let t = Instant::now();
     for _ in 0..IN_PROCESS {
-        let client = ohttp::ClientRequest::from_encoded_config(&hpke.key_config).unwrap();
+        let client = ohttp::ClientRequest::from_encoded_config(&key_config).unwrap();
         let (sealed, opener) = client.encapsulate(&padded).unwrap();
-        let (_, server_response) = hpke.server.decapsulate(&sealed).unwrap();
+        let (_, server_response) = keys.open(&sealed).unwrap();
         let sealed_response = server_response.encapsulate(&response).unwrap();
         std::hint::black_box(opener.decapsulate(&sealed_response).unwrap());
     }

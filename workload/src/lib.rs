@@ -7,6 +7,8 @@ pub mod features;
 pub mod handler;
 pub mod health;
 pub mod keys;
+pub mod oneshot;
+pub mod replay;
 pub mod server;
 pub mod session;
 #[cfg(all(target_os = "hermit", target_arch = "x86_64"))]

@@ -1,12 +1,14 @@
 //! pp-workload: the program inside the enclave image.
 //!
-//! At start it makes its keys from the platform's randomness (a TLS key and an HPKE key), then
-//! serves two ports: `GET /health` and `GET /version` over plain TCP, and attested sessions over
-//! TLS 1.3 (docs/protocol.md): evidence bound to the session, then HPKE-sealed requests. It keeps
+//! At start it makes its keys from the platform's randomness (a TLS key and the first HPKE key of
+//! its key ring, which rotates: `keys`), then serves three ports: `GET /health` and
+//! `GET /version` over plain TCP, attested sessions over TLS 1.3 (docs/protocol.md): evidence
+//! bound to the session, then HPKE-sealed requests, and the one-shot port (plain TCP, one sealed
+//! request and its answer per connection: `oneshot`). It keeps
 //! nothing between requests, writes no file, and its serial log holds fixed status lines and
 //! counters only — never request bytes. Panics abort and print only a location.
 
-use pp_workload::{attest, handler, health, keys, server, session, tls, weights};
+use pp_workload::{attest, handler, health, keys, oneshot, server, session, tls, weights};
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -26,6 +28,9 @@ static ALLOCATOR: pp_workload::wipe::WipeOnFree<std::alloc::System> =
 /// however slowly it sends).
 const HEALTH_DEADLINE: Duration = Duration::from_secs(5);
 
+/// How often the key ring is checked for a rotation or drop that is due.
+const KEY_MAINTENANCE: Duration = Duration::from_secs(30);
+
 static HEALTH_SERVED: AtomicU64 = AtomicU64::new(0);
 static HEALTH_REFUSED: AtomicU64 = AtomicU64::new(0);
 
@@ -33,6 +38,7 @@ struct Config {
     bind: String,
     health_port: u16,
     tls_port: u16,
+    oneshot_port: u16,
 }
 
 impl Config {
@@ -47,6 +53,7 @@ impl Config {
             bind: std::env::var("PP_BIND").unwrap_or_else(|_| "0.0.0.0".to_string()),
             health_port: port("PP_HEALTH_PORT", 8080)?,
             tls_port: port("PP_TLS_PORT", 8443)?,
+            oneshot_port: port("PP_ONESHOT_PORT", 8444)?,
         })
     }
 }
@@ -123,7 +130,7 @@ fn run() -> Result<(), String> {
     let (attester, attester_kind) = attest::attester()?;
     let enclave = Arc::new(Enclave {
         attester,
-        hpke: keys::fresh()?,
+        keys: keys::KeyRing::new()?,
         handler,
         release_ref: RELEASE_REF,
         max_request: pp_protocol::frame::MAX_PAYLOAD,
@@ -134,26 +141,43 @@ fn run() -> Result<(), String> {
     };
     let plain = listen(config.health_port)?;
     let secure = listen(config.tls_port)?;
+    let oneshot_listener = listen(config.oneshot_port)?;
     println!(
         "pp-workload: tls certificate sha256 {}",
         identity.cert_sha256
     );
     println!("pp-workload: attester {attester_kind}");
     println!(
-        "pp-workload: ready version={} health={} tls={}",
+        "pp-workload: ready version={} health={} tls={} oneshot={}",
         env!("CARGO_PKG_VERSION"),
         config.health_port,
-        config.tls_port
+        config.tls_port,
+        config.oneshot_port
     );
     let _ = std::io::stdout().flush();
 
-    // Runs for as long as the enclave does.
+    // These run for as long as the enclave does.
     let _sessions = server::spawn(
         secure,
         identity.config.clone(),
-        enclave,
+        enclave.clone(),
         server::Limits::default(),
     );
+    let _oneshot = oneshot::spawn(
+        oneshot_listener,
+        enclave.clone(),
+        oneshot::Limits::default(),
+    );
+    // Rotations and drops of keys happen on use; this makes them happen on time when no
+    // request comes, so a dropped key's secret does not linger.
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(KEY_MAINTENANCE);
+            if enclave.keys.maintain().is_err() {
+                println!("pp-workload: key rotation failed");
+            }
+        }
+    });
     for stream in plain.incoming() {
         let Ok(stream) = stream else { continue };
         let until = Instant::now() + HEALTH_DEADLINE;

@@ -15,7 +15,7 @@ use pp_protocol::padding;
 use zeroize::Zeroizing;
 
 use crate::handler::Handler;
-use crate::keys::HpkeIdentity;
+use crate::keys::{KeyRing, OpenError};
 
 /// A byte stream that can also export keying material of the TLS session it runs in.
 pub trait Channel: Read + Write {
@@ -72,6 +72,10 @@ pub enum SessionError {
     HandlerFailed,
     /// Every request worker was taken: the device should retry (elsewhere).
     Busy,
+    /// The sealed request's `enc` was already opened under its key (`crate::keys`).
+    Replayed,
+    /// The sealed request or the `AttestRequest` names a key the ring does not hold.
+    UnknownKey,
 }
 
 impl SessionError {
@@ -87,6 +91,8 @@ impl SessionError {
             Self::OpenFailed => Some(ErrorCode::OpenFailed),
             Self::HandlerFailed => Some(ErrorCode::HandlerFailed),
             Self::Busy => Some(ErrorCode::Busy),
+            Self::Replayed => Some(ErrorCode::Replayed),
+            Self::UnknownKey => Some(ErrorCode::UnknownKey),
         }
     }
 }
@@ -94,7 +100,8 @@ impl SessionError {
 /// What the enclave holds for all sessions: its keys, attester and handler.
 pub struct Enclave {
     pub attester: Box<dyn Attester + Send + Sync>,
-    pub hpke: HpkeIdentity,
+    /// The HPKE key ring: current and previous key, with their replay memories.
+    pub keys: KeyRing,
     pub handler: Box<dyn Handler>,
     /// sha256 naming the release this build belongs to (see `release_ref`).
     pub release_ref: [u8; 32],
@@ -210,25 +217,37 @@ impl<'c, C: Channel> Handshaken<'c, C> {
         enclave: &Enclave,
         evidence_ready: impl FnOnce(&mut C),
     ) -> Result<Opened<'c, C>, SessionError> {
-        let buf = read_frame(self.chan, frame::NONCE_LEN)?.ok_or(SessionError::Io)?;
-        let (report_data, publication) = match parse(&buf)? {
-            FrameRepr::AttestRequest { nonce } => {
+        let buf = read_frame(self.chan, frame::ATTEST_REQUEST_MAX_LEN)?.ok_or(SessionError::Io)?;
+        let current = || {
+            enclave
+                .keys
+                .current()
+                .map(|(_, config)| config)
+                .map_err(|_| SessionError::NotAttested(None))
+        };
+        let (report_data, key_config, publication) = match parse(&buf)? {
+            FrameRepr::AttestRequest { nonce, key_id } => {
+                // The key the device asked for (the one of the index it holds), else the current.
+                let key_config = match key_id {
+                    Some(id) => enclave
+                        .keys
+                        .config(id)
+                        .map_err(|_| SessionError::NotAttested(None))?
+                        .ok_or(SessionError::UnknownKey)?,
+                    None => current()?,
+                };
                 let exporter = self
                     .chan
                     .exporter()
                     .ok_or(SessionError::NotAttested(None))?;
-                let data = report_data_for(
-                    &exporter,
-                    &nonce,
-                    &enclave.release_ref,
-                    &enclave.hpke.key_config,
-                );
-                (data, false)
+                let data = report_data_for(&exporter, &nonce, &enclave.release_ref, &key_config);
+                (data, key_config, false)
             }
-            FrameRepr::PublicationRequest => (
-                publication_report_data(&enclave.release_ref, &enclave.hpke.key_config),
-                true,
-            ),
+            FrameRepr::PublicationRequest => {
+                let key_config = current()?;
+                let data = publication_report_data(&enclave.release_ref, &key_config);
+                (data, key_config, true)
+            }
             _ => return Err(SessionError::Unexpected),
         };
         let evidence = enclave
@@ -240,7 +259,7 @@ impl<'c, C: Channel> Handshaken<'c, C> {
             vcek: &evidence.vcek_der,
             ask: &evidence.ask_der,
             ark: &evidence.ark_der,
-            key_config: &enclave.hpke.key_config,
+            key_config: &key_config,
             release_ref: enclave.release_ref,
         }
         .to_vec()
@@ -272,24 +291,7 @@ impl<C: Channel> Attested<'_, C> {
                 FrameRepr::SealedRequest { encapsulated } => encapsulated,
                 _ => return Err(SessionError::Unexpected),
             };
-            let (request, opener) = enclave
-                .hpke
-                .server
-                .decapsulate(encapsulated)
-                .map_err(|_| SessionError::OpenFailed)?;
-            let padded = Zeroizing::new(request);
-            let request = padding::unpad(&padded).map_err(|_| SessionError::Malformed)?;
-            let response = Zeroizing::new(
-                enclave
-                    .handler
-                    .handle(request)
-                    .map_err(|_| SessionError::HandlerFailed)?,
-            );
-            let response =
-                Zeroizing::new(padding::pad(&response).map_err(|_| SessionError::HandlerFailed)?);
-            let sealed = opener
-                .encapsulate(&response)
-                .map_err(|_| SessionError::HandlerFailed)?;
+            let sealed = answer_sealed(enclave, encapsulated)?;
             self.chan.answering();
             write_frame(
                 self.chan,
@@ -305,7 +307,31 @@ impl<C: Channel> Attested<'_, C> {
     }
 }
 
-fn parse(buf: &[u8]) -> Result<FrameRepr<'_>, SessionError> {
+/// One sealed request to its sealed response: opened through the key ring (a replayed `enc` or
+/// an unknown key id is refused before the handler runs), unpadded, handled, padded and sealed.
+/// Request and response plaintexts are zeroized when dropped. The one-shot port serves its
+/// request through this too (`crate::oneshot`).
+pub fn answer_sealed(enclave: &Enclave, encapsulated: &[u8]) -> Result<Vec<u8>, SessionError> {
+    let (padded, opener) = enclave.keys.open(encapsulated).map_err(|e| match e {
+        OpenError::Replayed => SessionError::Replayed,
+        OpenError::UnknownKey => SessionError::UnknownKey,
+        OpenError::Failed => SessionError::OpenFailed,
+    })?;
+    let request = padding::unpad(&padded).map_err(|_| SessionError::Malformed)?;
+    let response = Zeroizing::new(
+        enclave
+            .handler
+            .handle(request)
+            .map_err(|_| SessionError::HandlerFailed)?,
+    );
+    let response =
+        Zeroizing::new(padding::pad(&response).map_err(|_| SessionError::HandlerFailed)?);
+    opener
+        .encapsulate(&response)
+        .map_err(|_| SessionError::HandlerFailed)
+}
+
+pub(crate) fn parse(buf: &[u8]) -> Result<FrameRepr<'_>, SessionError> {
     let frame = Frame::new_checked(buf).map_err(|_| SessionError::Malformed)?;
     FrameRepr::parse(&frame).map_err(|_| SessionError::Malformed)
 }
@@ -313,7 +339,7 @@ fn parse(buf: &[u8]) -> Result<FrameRepr<'_>, SessionError> {
 /// Read one whole frame (header and payload) of at most `max_payload` payload bytes, refusing a
 /// larger one from its header alone (`pp_protocol::io`, the reader the device uses too). `None`
 /// on a clean end of stream before a frame.
-fn read_frame(
+pub(crate) fn read_frame(
     chan: &mut impl Read,
     max_payload: usize,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, SessionError> {
@@ -325,7 +351,7 @@ fn read_frame(
     })
 }
 
-fn write_frame(chan: &mut impl Write, repr: &FrameRepr<'_>) -> Result<(), SessionError> {
+pub(crate) fn write_frame(chan: &mut impl Write, repr: &FrameRepr<'_>) -> Result<(), SessionError> {
     pp_protocol::io::write_frame(chan, repr).map_err(|e| match e {
         WriteError::Encode(_) => SessionError::TooLarge,
         WriteError::Io(e) if timed_out(&e) => SessionError::Timeout,

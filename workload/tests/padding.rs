@@ -80,12 +80,12 @@ fn attested(times: usize) -> Device {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let (server_sock, _) = listener.accept().unwrap();
-    let hpke = pp_workload::keys::fresh().unwrap();
-    let key_config = hpke.key_config.clone();
+    let keys = pp_workload::keys::KeyRing::new().unwrap();
+    let (_, key_config) = keys.current().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let enclave = Enclave {
         attester: Box::new(Unverified),
-        hpke,
+        keys,
         handler: Box::new(Repeat {
             times,
             calls: calls.clone(),
@@ -102,6 +102,7 @@ fn attested(times: usize) -> Device {
     };
     device.send(&FrameRepr::AttestRequest {
         nonce: [9; NONCE_LEN],
+        key_id: None,
     });
     assert_eq!(device.frame().0, FrameType::Evidence);
     device

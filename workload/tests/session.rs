@@ -186,6 +186,7 @@ fn the_enclave_refuses_what_breaks_the_protocol() {
     };
     let attest = FrameRepr::AttestRequest {
         nonce: [1; NONCE_LEN],
+        key_id: None,
     }
     .to_vec()
     .unwrap();

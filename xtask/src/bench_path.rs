@@ -55,6 +55,7 @@ pub fn start_host_stack(
         &[Instance {
             id: "i-0".into(),
             address: address.clone(),
+            oneshot_address: Some(enclave.oneshot_address.clone()),
         }],
         &test_root.join("ark.der"),
     )?;

@@ -55,6 +55,7 @@ pub fn start_enclaves(
         enclaves.instances.push(Instance {
             id: format!("i-{i}"),
             address: format!("127.0.0.1:{}", config.host_tls_port),
+            oneshot_address: Some(format!("127.0.0.1:{}", config.host_oneshot_port)),
         });
     }
     Ok((enclaves, dir.join("manifest.json")))
@@ -106,6 +107,7 @@ pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
     let instances = [Instance {
         id: "i-real".into(),
         address: enclave.address.clone(),
+        oneshot_address: Some(enclave.oneshot_address.clone()),
     }];
     let stack = with_spinner(
         "starting the transparency log, key CDN, issuer, gateway and relay on loopback",

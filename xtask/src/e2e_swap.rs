@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use pp_attestation::Attester;
 use pp_attestation::binding::{EXPORTER_LABEL, EXPORTER_LEN};
 use pp_protocol::evidence::EvidenceRepr;
-use pp_protocol::frame::{Frame, FrameRepr, FrameType, NONCE_LEN};
+use pp_protocol::frame::{ATTEST_REQUEST_MAX_LEN, Frame, FrameRepr, FrameType};
 use pp_verifier::test_attester::{TestAttester, TestRoot};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -54,6 +54,7 @@ pub fn attack(
         swapped.push(Instance {
             id: instance.id.clone(),
             address,
+            oneshot_address: None,
         });
     }
     stack.write_instances(&swapped)?;
@@ -133,12 +134,12 @@ fn session(
 ) -> Result<()> {
     let mut tls = StreamOwned::new(ServerConnection::new(config)?, tcp);
     let frame = pp_protocol::io::read_frame(&mut tls, |t| {
-        (t == FrameType::AttestRequest).then_some(NONCE_LEN)
+        (t == FrameType::AttestRequest).then_some(ATTEST_REQUEST_MAX_LEN)
     })
     .map_err(|e| anyhow::anyhow!("{e:?}"))?
     .context("closed")?;
     let frame = Frame::new_checked(&frame[..]).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let Ok(FrameRepr::AttestRequest { nonce }) = FrameRepr::parse(&frame) else {
+    let Ok(FrameRepr::AttestRequest { nonce, .. }) = FrameRepr::parse(&frame) else {
         bail!("not an attestation request");
     };
     let exporter = tls

@@ -16,6 +16,8 @@ pub struct HostEnclave {
     child: Child,
     /// `127.0.0.1:port` of its attested-TLS port.
     pub address: String,
+    /// `127.0.0.1:port` of its one-shot port.
+    pub oneshot_address: String,
 }
 
 impl Drop for HostEnclave {
@@ -48,10 +50,12 @@ pub fn build_for(root: &Path, release_ref: &str) -> Result<()> {
 /// Starts one instance with the weights blob `weights` and waits until it is ready.
 pub fn start(root: &Path, weights: &Path) -> Result<HostEnclave> {
     let tls_port = crate::qemu::free_port()?;
+    let oneshot_port = crate::qemu::free_port()?;
     let mut child = Command::new(root.join("target/release/pp-workload"))
         .env("PP_BIND", "127.0.0.1")
         .env("PP_HEALTH_PORT", crate::qemu::free_port()?.to_string())
         .env("PP_TLS_PORT", tls_port.to_string())
+        .env("PP_ONESHOT_PORT", oneshot_port.to_string())
         .env("PP_WEIGHTS_FILE", weights)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -61,6 +65,7 @@ pub fn start(root: &Path, weights: &Path) -> Result<HostEnclave> {
     let enclave = HostEnclave {
         child,
         address: format!("127.0.0.1:{tls_port}"),
+        oneshot_address: format!("127.0.0.1:{oneshot_port}"),
     };
     let mut lines = BufReader::new(stdout).lines();
     loop {

@@ -103,6 +103,9 @@ enum Cmd {
         /// Host port forwarded to the workload's TLS port.
         #[arg(long, default_value_t = 8443)]
         tls_port: u16,
+        /// Host port forwarded to the workload's one-shot port.
+        #[arg(long, default_value_t = 8444)]
+        oneshot_port: u16,
         /// Launch as an SEV-SNP guest with the exact QEMU line the manifest's digests assume
         /// (needs an SNP host; the AmdSev firmware; KVM).
         #[arg(long)]
@@ -254,11 +257,13 @@ fn run() -> Result<()> {
             boot,
             health_port,
             tls_port,
+            oneshot_port,
             ..
         } => {
             let (mut config, _) = boot_config(&root, &pins, &boot)?;
             config.host_health_port = health_port;
             config.host_tls_port = tls_port;
+            config.host_oneshot_port = oneshot_port;
             let mut vm = qemu::Vm::start(&config, true)?;
             let status = vm.wait()?;
             eprintln!("boot: QEMU exited with {status}");

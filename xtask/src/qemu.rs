@@ -13,6 +13,7 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// Guest ports of the workload (see workload/src/main.rs).
 pub const GUEST_HEALTH_PORT: u16 = 8080;
 pub const GUEST_TLS_PORT: u16 = 8443;
+pub const GUEST_ONESHOT_PORT: u16 = 8444;
 /// The CPU model of every TCG boot: `max` (the kernel uses FSGSBASE).
 pub const CPU: &str = "max";
 /// The same without RDSEED and RDRAND: QEMU then raises #UD for them, as a CPU without them would.
@@ -30,13 +31,15 @@ pub struct BootConfig {
     pub memory_mib: u32,
     pub host_health_port: u16,
     pub host_tls_port: u16,
+    /// Host port forwarded to the workload's one-shot port (plain TCP, sealed requests).
+    pub host_oneshot_port: u16,
     /// Extra ACPI tables QEMU adds (`-acpitable file=…`; a test's malformed table).
     pub acpi_tables: Vec<PathBuf>,
 }
 
 impl BootConfig {
     /// The QEMU command line: TCG (this machine's KVM cannot run OVMF), q35, `-cpu` as configured,
-    /// modern-only virtio-net with the two workload ports forwarded to loopback.
+    /// modern-only virtio-net with the three workload ports forwarded to loopback.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(QEMU);
         cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", &self.cpu])
@@ -49,8 +52,8 @@ impl BootConfig {
             .args(["-append", &self.append])
             .arg("-netdev")
             .arg(format!(
-                "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{GUEST_HEALTH_PORT},hostfwd=tcp:127.0.0.1:{}-:{GUEST_TLS_PORT}",
-                self.host_health_port, self.host_tls_port
+                "user,id=net0,hostfwd=tcp:127.0.0.1:{}-:{GUEST_HEALTH_PORT},hostfwd=tcp:127.0.0.1:{}-:{GUEST_TLS_PORT},hostfwd=tcp:127.0.0.1:{}-:{GUEST_ONESHOT_PORT}",
+                self.host_health_port, self.host_tls_port, self.host_oneshot_port
             ))
             .args(["-device", "virtio-net-pci,netdev=net0,disable-legacy=on"])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);

@@ -310,6 +310,7 @@ pub fn config_for(efi: &Path, firmware: &Path, append: &str) -> Result<BootConfi
         memory_mib: 2048,
         host_health_port: crate::qemu::free_port()?,
         host_tls_port: crate::qemu::free_port()?,
+        host_oneshot_port: crate::qemu::free_port()?,
         acpi_tables: Vec::new(),
     })
 }

@@ -7,6 +7,9 @@
 //! 1. TLS 1.3 handshake (rustls, ring). The certificate is self-signed and accepted as such, but
 //!    the `CertificateVerify` signature must verify under its key; TLS 1.2 is refused.
 //! 2. `AttestRequest` with a fresh 32-byte random nonce: the only frame sent before step 5.
+//!    With [`connect_published`] it also carries the key id of the published key configuration
+//!    (33 bytes), so an enclave that has since rotated its keys binds the key the device expects
+//!    while it still holds it (and answers `UnknownKey` once it does not).
 //! 3. One frame back, bounded from its header (`pp_protocol::io`, the reader the enclave uses
 //!    too): `Evidence` (an `Error` frame is [`ClientError::Refused`]). The bundle is parsed once,
 //!    by `pp_protocol::evidence`, and the verifier reads its bytes in place.
@@ -168,7 +171,9 @@ fn open<S: Read + Write>(
 
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| ClientError::Random)?;
-    wire::write_frame(&mut stream, &FrameRepr::AttestRequest { nonce })?;
+    // The key id is the first byte of an RFC 9458 key configuration.
+    let key_id = published.and_then(|p| p.key_config.first().copied());
+    wire::write_frame(&mut stream, &FrameRepr::AttestRequest { nonce, key_id })?;
 
     let frame = wire::read_frame(&mut stream, |t| {
         (t == FrameType::Evidence).then_some(bundle::MAX_LEN)

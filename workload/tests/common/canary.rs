@@ -185,7 +185,7 @@ pub fn run() -> Vec<Hit> {
     let blob = pp_inference::bundle::tiny_blob(pp_inference::bundle::TINY_SEED).unwrap();
     let enclave = pp_workload::session::Enclave {
         attester: pp_workload::attest::attester().unwrap().0,
-        hpke: pp_workload::keys::fresh().unwrap(),
+        keys: pp_workload::keys::KeyRing::new().unwrap(),
         handler: Box::new(pp_workload::features::Features::load(&blob).unwrap()),
         release_ref: [0; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,

@@ -10,6 +10,7 @@ pub struct Workload {
     pub child: Child,
     pub health_port: u16,
     pub tls_port: u16,
+    pub oneshot_port: u16,
 }
 
 impl Drop for Workload {
@@ -48,11 +49,12 @@ pub fn spawn(stdout: Stdio, stderr: Stdio) -> Workload {
 
 /// [`spawn`] with another weights blob.
 pub fn spawn_with_weights(weights: &std::path::Path, stdout: Stdio, stderr: Stdio) -> Workload {
-    let (health_port, tls_port) = (free_port(), free_port());
+    let (health_port, tls_port, oneshot_port) = (free_port(), free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_pp-workload"))
         .env("PP_BIND", "127.0.0.1")
         .env("PP_HEALTH_PORT", health_port.to_string())
         .env("PP_TLS_PORT", tls_port.to_string())
+        .env("PP_ONESHOT_PORT", oneshot_port.to_string())
         .env("PP_WEIGHTS_FILE", weights)
         .stdout(stdout)
         .stderr(stderr)
@@ -62,6 +64,7 @@ pub fn spawn_with_weights(weights: &std::path::Path, stdout: Stdio, stderr: Stdi
         child,
         health_port,
         tls_port,
+        oneshot_port,
     }
 }
 

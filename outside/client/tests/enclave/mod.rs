@@ -115,6 +115,8 @@ impl Default for Behaviour {
 pub struct Seen {
     pub handshake_failed: bool,
     pub nonce: Option<[u8; 32]>,
+    /// The key id the attestation request asked for (33-byte form), if any.
+    pub key_id: Option<u8>,
     /// Request bodies it opened (unpadded).
     pub requests: Vec<Vec<u8>>,
     /// The length of each sealed request (the `SealedRequest` payload) it received.
@@ -236,10 +238,11 @@ fn serve(mut tls: Stream, behaviour: &Behaviour, ohttp: &ohttp::Server) -> Seen 
         return seen;
     };
     let view = Frame::new_checked(&request[..]).expect("attest request frame");
-    let Ok(FrameRepr::AttestRequest { nonce }) = FrameRepr::parse(&view) else {
+    let Ok(FrameRepr::AttestRequest { nonce, key_id }) = FrameRepr::parse(&view) else {
         panic!("the first frame is not an attestation request");
     };
     seen.nonce = Some(nonce);
+    seen.key_id = key_id;
 
     match &behaviour.reply {
         Reply::Raw { bytes, close } => return send_raw(tls, bytes, *close, seen),
