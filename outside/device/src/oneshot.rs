@@ -281,7 +281,7 @@ pub fn inner_failure(response: &InnerResponse, instance: &str) -> Failure {
         InnerResponse::EnclaveError(code) => {
             return fatal(anyhow::anyhow!(
                 "instance {instance} refused the request: {}",
-                enclave_error_text(u16::from(*code))
+                enclave_error_text(*code)
             ));
         }
         InnerResponse::Refused {
