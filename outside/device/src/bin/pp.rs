@@ -365,3 +365,60 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(request: &str) -> Config {
+        parse(request).unwrap()
+    }
+
+    fn parse(request: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(&format!(
+            "state_dir = \"s\"\n\
+             [relay]\naddress = \"r:1\"\nserver_name = \"r\"\nohttp_url = \"https://r/\"\n\
+             [gateway]\nauthority = \"g:443\"\nserver_name = \"g\"\n\
+             [issuer]\nurl = \"http://i\"\ncredential_file = \"c\"\n\
+             [cdn]\nurl = \"http://cdn\"\n[log]\nurl = \"http://log\"\npublic_key = \"00\"\n\
+             {request}"
+        ))
+    }
+
+    fn path_of(args: &[&str], config: &Config) -> RequestPath {
+        let args = Args::try_parse_from(args).unwrap();
+        match &args.command {
+            Command::Summarize { path, .. } | Command::Suggest { path, .. } => path.path(config),
+            _ => unreachable!(),
+        }
+    }
+
+    /// One-shot unless `--session` or the configuration asks for the session path.
+    #[test]
+    fn the_request_path_comes_from_the_flag_then_the_configuration() {
+        let default = config("");
+        let session = config("[request]\npath = \"session\"\n");
+        let oneshot = config("[request]\npath = \"oneshot\"\n");
+        assert_eq!(
+            path_of(&["pp", "summarize", "t"], &default),
+            RequestPath::Oneshot
+        );
+        assert_eq!(
+            path_of(&["pp", "suggest", "t"], &oneshot),
+            RequestPath::Oneshot
+        );
+        assert_eq!(
+            path_of(&["pp", "summarize", "t"], &session),
+            RequestPath::Session
+        );
+        assert_eq!(
+            path_of(&["pp", "summarize", "t", "--session"], &default),
+            RequestPath::Session
+        );
+        assert_eq!(
+            path_of(&["pp", "suggest", "--session", "t"], &oneshot),
+            RequestPath::Session
+        );
+        assert!(parse("[request]\npath = \"tls\"\n").is_err());
+    }
+}
