@@ -22,6 +22,8 @@ use crate::reads::relay_tests::{door, serve_tls};
 use crate::request::{ATTEMPTS, Failure};
 use crate::test_fixture::scratch;
 
+#[path = "oneshot_ask_tests.rs"]
+mod ask;
 #[path = "oneshot_e2e_tests.rs"]
 mod e2e;
 #[path = "oneshot_test_enclave.rs"]
