@@ -18,7 +18,7 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Length of the client's freshness nonce.
 pub const NONCE_LEN: usize = 32;
 /// Largest `AttestRequest` payload: the nonce and the key id the device asks evidence for
-/// (docs/protocol.md §2). A payload of exactly [`NONCE_LEN`] bytes asks for the current key.
+/// (docs/protocol.md §3, §8). A payload of exactly [`NONCE_LEN`] bytes asks for the current key.
 pub const ATTEST_REQUEST_MAX_LEN: usize = NONCE_LEN + 1;
 
 mod field {

@@ -24,7 +24,7 @@ pub mod padding;
 pub const ENCLAVE_SERVER_NAME: &str = "enclave.pp.invalid";
 
 /// How long an enclave HPKE key is the current one, in seconds of the enclave's monotonic clock
-/// (docs/protocol.md §7): then a new key is made, the old one stays open one more period as the
+/// (docs/protocol.md §8): then a new key is made, the old one stays open one more period as the
 /// previous key, and the one before is dropped. A constant of the measured image.
 pub const KEY_PERIOD_SECS: u64 = 3600;
 /// Slack on top of [`KEY_PERIOD_SECS`] for the age of a logged key CDN index: a device refuses

@@ -1,6 +1,6 @@
 //! The enclave's HPKE keys: a ring of a **current** key and at most one **previous** key, each
 //! made in the enclave from the platform's randomness and published as an RFC 9458 key
-//! configuration (docs/protocol.md §7). Requests are sealed to them; they never leave the enclave.
+//! configuration (docs/protocol.md §8). Requests are sealed to them; they never leave the enclave.
 //!
 //! - **Rotation**: a new key is made every `period` ([`pp_protocol::KEY_PERIOD_SECS`] in the
 //!   image) by the ring's [`Clock`] (the enclave's monotonic clock), or earlier when the current
@@ -42,7 +42,7 @@ pub trait Clock: Send + Sync {
 }
 
 /// The enclave's monotonic clock (`Instant`; under SEV-SNP the host controls its rate, see
-/// docs/protocol.md §7).
+/// docs/protocol.md §8).
 #[derive(Debug)]
 pub struct Monotonic(Instant);
 

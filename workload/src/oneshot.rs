@@ -1,4 +1,4 @@
-//! The one-shot port (docs/protocol.md §6): plain TCP, one `SealedRequest` frame in, one
+//! The one-shot port (docs/protocol.md §8): plain TCP, one `SealedRequest` frame in, one
 //! `SealedResponse` or `Error` frame out, then close. The gateway's Oblivious Gateway Resource is
 //! its client; the content is HPKE-sealed to one of the ring's keys (`crate::keys`), so no TLS.
 //!

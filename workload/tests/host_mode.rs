@@ -36,6 +36,13 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
         head[3].starts_with("pp-workload: ready version="),
         "{head:?}"
     );
+    assert!(
+        head[3].ends_with(&format!(
+            " health={health} tls={} oneshot={}",
+            workload.tls_port, workload.oneshot_port
+        )),
+        "{head:?}"
+    );
 
     let ok = get(health, b"GET /health HTTP/1.0\r\n\r\n");
     assert!(ok.starts_with("HTTP/1.0 200 OK"), "{ok}");
@@ -62,6 +69,20 @@ fn serves_health_and_keeps_request_bytes_out_of_the_log() {
         ]
     );
     assert!(log.iter().all(|l| !l.contains("canary")));
+
+    // The one-shot port answers one frame: anything but a sealed request is unexpected (2).
+    let mut oneshot = TcpStream::connect(("127.0.0.1", workload.oneshot_port)).unwrap();
+    oneshot
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    oneshot.write_all(&[b'P', b'P', 1, 6, 0, 0, 0, 0]).unwrap();
+    let mut answer = Vec::new();
+    oneshot.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, [b'P', b'P', 1, 5, 0, 0, 0, 2, 0, 2]);
+    assert_eq!(
+        lines.next().unwrap().unwrap().split(" ms=").next(),
+        Some("pp-workload: oneshot error=Unexpected errors=1")
+    );
 }
 
 /// A health client that drips its request a byte at a time is cut off at the 5 s deadline

@@ -26,6 +26,9 @@
 //!    encapsulation to the attested key configuration, `SealedRequest`, then `SealedResponse`,
 //!    opened with the request's HPKE context and unpadded (its padding must be zero).
 //!
+//! [`oneshot`] seals and opens the same way without a session, to an instance's logged key
+//! configuration (the one-shot path through the OHTTP relay).
+//!
 //! **Retries**: once a request's sealed bytes were handed to the transport, the enclave may have
 //! read it, whatever failed next. [`Session::request_sent`] says so; a caller must not send the
 //! same plaintext to another enclave then (a gateway could otherwise steer a request to the
@@ -49,6 +52,7 @@
 mod error;
 pub mod inner;
 mod key_config;
+pub mod oneshot;
 mod publication;
 mod tls;
 mod wire;
@@ -331,39 +335,25 @@ impl<S: Read + Write> Session<S> {
     }
 
     fn exchange(&mut self, body: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let sealer = ohttp::ClientRequest::from_encoded_config(&self.key_config)
-            .map_err(|_| ClientError::KeyConfigUnsupported)?;
-        let padded = Zeroizing::new(padding::pad(body).map_err(|_| ClientError::RequestTooLarge)?);
-        let (sealed, opener) = sealer.encapsulate(&padded).map_err(|_| ClientError::Seal)?;
-        let sealed = Zeroizing::new(sealed);
+        let sealed = oneshot::seal(&self.key_config, body)?;
         self.sent = true;
         wire::write_frame(
             &mut self.stream,
             &FrameRepr::SealedRequest {
-                encapsulated: &sealed,
+                encapsulated: sealed.bytes(),
             },
         )?;
 
-        let max_response = self.limits.max_response.min(MAX_RESPONSE);
-        let max_padded = padding::bucket(max_response).unwrap_or(padding::MAX_PADDED);
+        let max_sealed = oneshot::max_sealed_response(self.limits.max_response);
         let frame = wire::read_frame(&mut self.stream, |t| {
-            (t == FrameType::SealedResponse).then_some(max_padded + key_config::RESPONSE_OVERHEAD)
+            (t == FrameType::SealedResponse).then_some(max_sealed)
         })?;
         let frame = view(&frame)?;
         let encapsulated = match parse(&frame)? {
             FrameRepr::SealedResponse { encapsulated } => encapsulated,
             other => return Err(ClientError::UnexpectedFrame(other.frame_type())),
         };
-        let padded = Zeroizing::new(
-            opener
-                .decapsulate(encapsulated)
-                .map_err(|_| ClientError::Open)?,
-        );
-        let response = padding::unpad(&padded).map_err(|_| ClientError::Padding)?;
-        if response.len() > max_response {
-            return Err(ClientError::ResponseTooLarge);
-        }
-        Ok(response.to_vec())
+        sealed.open(encapsulated, self.limits.max_response)
     }
 
     /// Ends the session with a TLS `close_notify`.

@@ -111,7 +111,10 @@ fn every_session_has_a_fresh_nonce() {
                     .connect(&enclave::test_policy(), Limits::default())
                     .unwrap(),
             );
-            enclave.finish().nonce.unwrap()
+            let seen = enclave.finish();
+            // Not chosen from the key CDN: the 32-byte form (the enclave binds its current key).
+            assert_eq!(seen.key_id, None);
+            seen.nonce.unwrap()
         })
         .collect();
     assert_ne!(nonces[0], nonces[1]);

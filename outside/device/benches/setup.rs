@@ -177,7 +177,8 @@ fn main() {
         t.exchange = clock.elapsed();
 
         let clock = Instant::now();
-        let (_, path) = receipts::record(&state, chosen, &binding, &log).unwrap();
+        let (_, path) =
+            receipts::record(&state, chosen, receipts::Relied::Session(&binding), &log).unwrap();
         t.receipt = clock.elapsed();
         std::fs::remove_file(path).unwrap();
         times.push(t);

@@ -4,7 +4,9 @@
 //! witnesses no longer than `log.max_age_secs` before the receipt's time; the release manifest's and the CDN index's inclusion
 //! proofs against it; the report's certificate chain to the trusted root at the receipt's time,
 //! its signature, TCB and policy, its measurement one of the logged manifest's; its
-//! `REPORT_DATA` binding (exporter, nonce, release, key configuration); the report and
+//! `REPORT_DATA` binding (exporter, nonce, release, key configuration; for a one-shot receipt the
+//! publication binding of release and key configuration, and the index's age at the receipt's
+//! time); the report and
 //! certificate hashes; and that the logged index lists the instance with this key configuration.
 
 use std::path::Path;
@@ -13,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use pp_protocol::cdn_index::{CdnIndex, CdnInstance, instance_id};
 use pp_protocol::evidence::EvidenceRepr;
 use pp_translog::device::verify_inclusion;
+use pp_translog::receipt::ReceiptPath;
 use pp_translog::{Receipt, TrustPolicy};
 use pp_verifier::EvidenceRef;
 use reproducible::manifest::Manifest;
@@ -35,6 +38,8 @@ pub struct Checked {
     pub index_index: u64,
     /// The attestation verdict, every check passed.
     pub verdict: pp_verifier::Verdict,
+    /// The path the request took (which evidence was verified).
+    pub path: ReceiptPath,
 }
 
 /// Re-verifies the receipt at `path` with `config`'s log key and trust roots.
@@ -128,20 +133,30 @@ pub fn check_parts(
         bytes: manifest_bytes,
         log_index: receipt.release.log_index,
     };
-    let hex32 = |h: &str| -> Result<[u8; 32]> {
-        hex::decode(h)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .context("a receipt field is not 32 bytes of hex")
+    let verdict = match receipt.path {
+        ReceiptPath::Session => {
+            let hex32 = |h: Option<&String>| -> Result<[u8; 32]> {
+                h.and_then(|h| hex::decode(h).ok())
+                    .and_then(|b| b.try_into().ok())
+                    .context("a session receipt's nonce or exporter is not 32 bytes of hex")
+            };
+            verify_session(
+                roots,
+                &release,
+                &evidence,
+                &hex32(receipt.exporter_hex.as_ref())?,
+                &hex32(receipt.nonce_hex.as_ref())?,
+                receipt.checked_at,
+            )?
+        }
+        ReceiptPath::Oneshot => {
+            check_oneshot_age(&index_bytes, receipt.checked_at)?;
+            let policy = roots.policy(&release)?;
+            let expected =
+                pp_attestation::publication_report_data(&evidence.release_ref, evidence.key_config);
+            verify_at(&policy, &evidence, &expected, receipt.checked_at)
+        }
     };
-    let verdict = verify_session(
-        roots,
-        &release,
-        &evidence,
-        &hex32(&receipt.exporter_hex)?,
-        &hex32(&receipt.nonce_hex)?,
-        receipt.checked_at,
-    )?;
     if !verdict.accepted() {
         bail!("the receipt's attestation report does not verify:\n{verdict}");
     }
@@ -157,7 +172,17 @@ pub fn check_parts(
         release_index: receipt.release.log_index,
         index_index: receipt.index.log_index,
         verdict,
+        path: receipt.path,
     })
+}
+
+/// A one-shot request relied on a logged index no older than the key period plus slack when the
+/// receipt was made ([`crate::oneshot::check_fresh`]), as the device checked before sealing.
+fn check_oneshot_age(index_bytes: &[u8], checked_at: u64) -> Result<()> {
+    let index = CdnIndex::parse(index_bytes)
+        .map_err(|e| anyhow::anyhow!("the logged CDN index is malformed: {e}"))?;
+    crate::oneshot::check_fresh(&index, checked_at)
+        .context("the one-shot receipt relied on an index too old for its time")
 }
 
 /// The logged CDN index (its bytes) lists `instance` with the key configuration `key_config`

@@ -7,7 +7,7 @@ use pp_protocol::cdn_index::{CdnIndex, CdnInstance, SCHEMA as INDEX_SCHEMA, inst
 use pp_translog::Receipt;
 use pp_translog::TrustPolicy;
 use pp_translog::checkpoint::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteKey, cosignature_line};
-use pp_translog::receipt::{ProvenEntry, SCHEMA};
+use pp_translog::receipt::{ProvenEntry, ReceiptPath, SCHEMA};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use sha2::{Digest, Sha256};
 
@@ -29,10 +29,25 @@ const ORIGIN: &str = "log.pp.test";
 const WITNESS: &str = "witness.pp.test";
 
 fn fixture() -> Fixture {
+    fixture_for(ReceiptPath::Session)
+}
+
+/// A receipt of a request on `path`: a session's evidence, or the publication evidence a
+/// one-shot request relied on.
+fn fixture_for(path: ReceiptPath) -> Fixture {
     let dir = scratch("check-receipt");
     let (manifest, measurement, release_ref) = manifest();
     let (exporter, nonce) = ([0x11; 32], [0x22; 32]);
-    let report_data = pp_attestation::report_data_for(&exporter, &nonce, &release_ref, KEY_CONFIG);
+    let report_data = match path {
+        ReceiptPath::Session => {
+            pp_attestation::report_data_for(&exporter, &nonce, &release_ref, KEY_CONFIG)
+        }
+        ReceiptPath::Oneshot => pp_attestation::publication_report_data(&release_ref, KEY_CONFIG),
+    };
+    let (nonce_hex, exporter_hex) = match path {
+        ReceiptPath::Session => (Some(hex::encode(nonce)), Some(hex::encode(exporter))),
+        ReceiptPath::Oneshot => (None, None),
+    };
     let evidence = bundle(measurement, &report_data, KEY_CONFIG, release_ref);
     let parsed = pp_protocol::evidence::EvidenceRepr::from_bytes(&evidence).unwrap();
     let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
@@ -97,8 +112,9 @@ fn fixture() -> Fixture {
         vcek_sha256: sha(parsed.vcek),
         ask_sha256: sha(parsed.ask),
         ark_sha256: sha(parsed.ark),
-        nonce_hex: hex::encode(nonce),
-        exporter_hex: hex::encode(exporter),
+        path,
+        nonce_hex,
+        exporter_hex,
         release: proven("r.release.json", release_index),
         index: proven("r.index.json", index_index),
         tree_head: note,
@@ -176,12 +192,12 @@ fn a_valid_receipt_checks_and_each_altered_field_is_refused() {
         ),
         (
             "nonce",
-            |r| r.nonce_hex = flip(&r.nonce_hex),
+            |r| r.nonce_hex = r.nonce_hex.as_deref().map(flip),
             "the receipt's attestation report does not verify",
         ),
         (
             "exporter",
-            |r| r.exporter_hex = flip(&r.exporter_hex),
+            |r| r.exporter_hex = r.exporter_hex.as_deref().map(flip),
             "the receipt's attestation report does not verify",
         ),
         (
@@ -237,6 +253,50 @@ fn a_valid_receipt_checks_and_each_altered_field_is_refused() {
         let err = f.check(&bad, 0).unwrap_err();
         assert!(err.contains(needle), "{what}: {err}");
     }
+}
+
+/// A one-shot receipt checks with the publication evidence it relied on; the same evidence
+/// passed off as a session's does not, nor a session's as a publication's, nor a receipt made
+/// when the index was older than the key period plus slack.
+#[test]
+fn a_oneshot_receipt_checks_its_publication_evidence_and_the_index_age() {
+    let f = fixture_for(ReceiptPath::Oneshot);
+    let ok = f.check(&f.receipt, 0).unwrap();
+    assert_eq!(ok.path, ReceiptPath::Oneshot);
+    let again = Receipt::from_json(f.receipt.to_json().as_bytes()).unwrap();
+    f.check(&again, 0).unwrap();
+    let as_session = Receipt {
+        path: ReceiptPath::Session,
+        nonce_hex: Some("22".repeat(32)),
+        exporter_hex: Some("11".repeat(32)),
+        ..f.receipt.clone()
+    };
+    let err = f.check(&as_session, 0).unwrap_err();
+    assert!(
+        err.contains("the receipt's attestation report does not verify"),
+        "{err}"
+    );
+    let late = Receipt {
+        checked_at: f.receipt.checked_at + crate::oneshot::MAX_INDEX_AGE_SECS + 1,
+        ..f.receipt.clone()
+    };
+    let err = f.check(&late, 0).unwrap_err();
+    assert!(
+        err.contains("the one-shot receipt relied on an index too old for its time"),
+        "{err}"
+    );
+    let s = fixture();
+    let session_as_oneshot = Receipt {
+        path: ReceiptPath::Oneshot,
+        nonce_hex: None,
+        exporter_hex: None,
+        ..s.receipt.clone()
+    };
+    let err = s.check(&session_as_oneshot, 0).unwrap_err();
+    assert!(
+        err.contains("the receipt's attestation report does not verify"),
+        "{err}"
+    );
 }
 
 #[test]

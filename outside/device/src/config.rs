@@ -19,6 +19,31 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub trust: Trust,
+    /// Which path requests take by default.
+    #[serde(default)]
+    pub request: Request,
+}
+
+/// `[request]`: the default path of `pp summarize` and `pp suggest`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// `"oneshot"` (the default) or `"session"`; `--session` asks for the session path.
+    #[serde(default)]
+    pub path: RequestPath,
+}
+
+/// How a request reaches the enclave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestPath {
+    /// Oblivious HTTP through the relay (`relay.ohttp_url`): the request sealed to the instance's
+    /// logged key configuration (its publication evidence), no handshake with the enclave.
+    #[default]
+    Oneshot,
+    /// CONNECT through the relay and the gateway, then an attested TLS session with fresh
+    /// evidence for this session.
+    Session,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +53,10 @@ pub struct Relay {
     pub address: String,
     /// The name on the relay's certificate.
     pub server_name: String,
+    /// The relay's Oblivious HTTP resource (`https://host:port/`), for one-shot requests; its
+    /// certificate is checked against `trust.tls_ca` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohttp_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

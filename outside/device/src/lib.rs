@@ -10,9 +10,13 @@
 //! 3. [`wallet`]: spend one anonymous Privacy Pass token (fetched from the issuer in batches),
 //!    under an issuer key [`issuer_keys`] proved to be in the log (directory and challenge
 //!    fetched through the relay).
-//! 4. [`tunnel`]: relay (sees the address) → gateway (sees the token) → the chosen instance.
-//! 5. [`pp_client::connect`]: attested TLS into the enclave, fresh evidence for *this* session,
-//!    the same key configuration as published, then one HPKE-sealed request. A genuine report
+//! 4. [`oneshot`] (the default): the request sealed to the instance's logged key configuration,
+//!    in a BHTTP request with the token, encapsulated to the gateway's logged key, `POST`ed to
+//!    the relay's Oblivious HTTP resource ([`ohttp_relay`]); only with a logged index no older
+//!    than the key period plus slack.
+//! 5. Or, with `--session`: [`tunnel`]: relay (sees the address) → gateway (sees the token) → the
+//!    chosen instance, and [`pp_client::connect`]: attested TLS into the enclave, fresh evidence
+//!    for *this* session, the same key configuration as published, then one HPKE-sealed request. A genuine report
 //!    bound to the instance's logged key configuration that is not of the logged release is
 //!    kept as evidence ([`swap_evidence`]).
 //! 6. [`receipts`]: a receipt per answered request, re-verifiable offline ([`check_receipt`]).
@@ -28,8 +32,11 @@ pub mod issuer_keys;
 pub mod key_history;
 pub mod launch_policy;
 pub mod logged_index;
+pub mod ohttp_relay;
+pub mod oneshot;
 pub mod reads;
 pub mod receipts;
+pub mod refill;
 pub mod releases;
 pub mod request;
 pub mod show;

@@ -26,7 +26,7 @@ pub(crate) struct Services {
     index: CdnIndex,
 }
 
-fn serve<H, F>(handler: H) -> String
+pub(crate) fn serve<H, F>(handler: H) -> String
 where
     H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = pp_services::http::Reply> + Send + 'static,

@@ -66,11 +66,13 @@ impl RelayPath {
     }
 }
 
-/// One answer read from the gateway.
-struct Answer {
-    status: u16,
-    close: bool,
-    body: Vec<u8>,
+/// One HTTP answer ([`exchange`]).
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) close: bool,
+    /// The `Content-Type` value, if any (bounded by the head's bound).
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reader {
@@ -141,7 +143,7 @@ fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -
             stream: stream.as_mut(),
             deadline,
         };
-        match exchange(&mut timed, request.as_bytes()) {
+        match exchange(&mut timed, request.as_bytes(), GATEWAY, MAX_READ_BODY) {
             Ok(answer) => {
                 if answer.close {
                     *slot = None;
@@ -161,7 +163,7 @@ fn get_via(path: &RelayPath, slot: &mut Option<Box<GatewayStream>>, url: &str) -
 
 /// The `host[:port]` of an `http://` or `https://` URL; refuses anything that could break the
 /// request line.
-fn authority_of(url: &str) -> Result<&str> {
+pub(crate) fn authority_of(url: &str) -> Result<&str> {
     anyhow::ensure!(
         url.bytes().all(|b| b.is_ascii_graphic()),
         "the URL holds spaces or control characters"
@@ -186,13 +188,19 @@ fn checked(url: &str, answer: Answer) -> Result<Vec<u8>> {
 }
 
 /// The TCP socket under a stream, whose timeouts bound each operation.
-trait Socket {
+pub(crate) trait Socket {
     fn tcp(&self) -> &TcpStream;
 }
 
 impl Socket for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
+    }
+}
+
+impl Socket for rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
     }
 }
 
@@ -204,13 +212,14 @@ impl Socket for GatewayStream {
 
 /// A stream whose every read and write waits at most until `deadline`, then fails with
 /// [`std::io::ErrorKind::TimedOut`].
-struct Timed<'a, S> {
-    stream: &'a mut S,
-    deadline: Instant,
+pub(crate) struct Timed<'a, S> {
+    pub(crate) stream: &'a mut S,
+    pub(crate) deadline: Instant,
 }
 
 impl<S: Socket> Timed<'_, S> {
-    fn arm(&self) -> std::io::Result<()> {
+    /// Sets the socket's timeouts to what remains until the deadline (an error once it passed).
+    pub(crate) fn arm(&self) -> std::io::Result<()> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
@@ -238,30 +247,37 @@ impl<S: Socket + Write> Write for Timed<'_, S> {
     }
 }
 
-/// Writes `request` and reads one answer (head byte by byte, so nothing after it is consumed;
-/// body by Content-Length, bounded).
-fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> {
+/// Who answers in [`exchange`]'s errors: the gateway (reads) or the relay (one-shot requests).
+pub(crate) const GATEWAY: &str = "the gateway";
+
+/// Writes `request` and reads one answer from `peer` (head byte by byte, so nothing after it is
+/// consumed; body by Content-Length, at most `max_body` bytes).
+pub(crate) fn exchange(
+    stream: &mut (impl Read + Write),
+    request: &[u8],
+    peer: &str,
+    max_body: u64,
+) -> Result<Answer> {
     let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow::anyhow!(
-            "the gateway did not answer within {} s",
-            READ_DEADLINE.as_secs()
-        ),
-        kind => anyhow::anyhow!("the gateway connection failed: {kind:?}"),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            anyhow::anyhow!("{peer} did not answer within {} s", READ_DEADLINE.as_secs())
+        }
+        kind => anyhow::anyhow!("the connection to {peer} failed: {kind:?}"),
     };
     stream.write_all(request).map_err(io)?;
     stream.flush().map_err(io)?;
     let head = crate::tunnel::read_head(stream, MAX_HEAD).map_err(|e| match e {
         crate::tunnel::HeadError::TooLong => {
-            anyhow::anyhow!("the gateway's answer head is too long")
+            anyhow::anyhow!("{peer}'s answer head is too long")
         }
-        crate::tunnel::HeadError::Closed => anyhow::anyhow!("the gateway closed the connection"),
+        crate::tunnel::HeadError::Closed => anyhow::anyhow!("{peer} closed the connection"),
         crate::tunnel::HeadError::Io(e) => io(e),
     })?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     anyhow::ensure!(
         matches!(response.parse(&head), Ok(httparse::Status::Complete(_))),
-        "the gateway's answer is malformed"
+        "{peer}'s answer is malformed"
     );
     let header = |name: &str| {
         response
@@ -272,35 +288,37 @@ fn exchange(stream: &mut (impl Read + Write), request: &[u8]) -> Result<Answer> 
     };
     anyhow::ensure!(
         header("transfer-encoding").is_none(),
-        "the gateway's answer is not length-delimited"
+        "{peer}'s answer is not length-delimited"
     );
     // Without a length the body's end is unknown (and the connection cannot be reused).
     let length: u64 = header("content-length")
-        .context("the gateway's answer has no Content-Length")?
+        .with_context(|| format!("{peer}'s answer has no Content-Length"))?
         .trim()
         .parse()
         .ok()
-        .context("the gateway's answer has a malformed length")?;
+        .with_context(|| format!("{peer}'s answer has a malformed length"))?;
     anyhow::ensure!(
-        length <= MAX_READ_BODY,
-        "the gateway's answer is larger than {MAX_READ_BODY} bytes"
+        length <= max_body,
+        "{peer}'s answer is larger than {max_body} bytes"
     );
     let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let content_type = header("content-type").map(|v| v.trim().to_ascii_lowercase());
     let status = response
         .code
-        .context("the gateway's answer has no status")?;
+        .with_context(|| format!("{peer}'s answer has no status"))?;
     let mut body = vec![0u8; length as usize];
     stream.read_exact(&mut body).map_err(io)?;
     Ok(Answer {
         status,
         close,
+        content_type,
         body,
     })
 }
 
 #[cfg(all(test, feature = "test-root"))]
 #[path = "reads_tests.rs"]
-mod relay_tests;
+pub(crate) mod relay_tests;
 
 #[cfg(test)]
 mod tests {
@@ -339,9 +357,14 @@ mod tests {
             stream: &mut tcp,
             deadline: started + Duration::from_secs(1),
         };
-        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n")
-            .err()
-            .unwrap();
+        let err = exchange(
+            &mut timed,
+            b"GET / HTTP/1.1\r\n\r\n",
+            GATEWAY,
+            MAX_READ_BODY,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("did not answer within"), "{err:#}");
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -357,9 +380,14 @@ mod tests {
             stream: &mut tcp,
             deadline: Instant::now() + READ_DEADLINE,
         };
-        let err = exchange(&mut timed, b"GET / HTTP/1.1\r\n\r\n")
-            .err()
-            .unwrap();
+        let err = exchange(
+            &mut timed,
+            b"GET / HTTP/1.1\r\n\r\n",
+            GATEWAY,
+            MAX_READ_BODY,
+        )
+        .err()
+        .unwrap();
         assert_eq!(
             err.to_string(),
             "the gateway's answer has no Content-Length"

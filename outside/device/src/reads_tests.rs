@@ -27,12 +27,12 @@ const GATEWAY: &str = "gateway.pp.test";
 
 /// A TCP door in front of `upstream` that counts the connections made to it (each is one client
 /// address the service behind would see) and passes them on.
-struct Door {
-    url: String,
-    seen: Arc<AtomicUsize>,
+pub(crate) struct Door {
+    pub(crate) url: String,
+    pub(crate) seen: Arc<AtomicUsize>,
 }
 
-fn door(upstream: SocketAddr) -> Door {
+pub(crate) fn door(upstream: SocketAddr) -> Door {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(AtomicUsize::new(0));
@@ -63,7 +63,7 @@ fn addr(url: &str) -> SocketAddr {
 }
 
 /// Serves `handler` over TLS with the development certificate of `name` in `certs`.
-fn serve_tls<H, F>(certs: &Path, name: &str, handler: H) -> SocketAddr
+pub(crate) fn serve_tls<H, F>(certs: &Path, name: &str, handler: H) -> SocketAddr
 where
     H: Fn(hyper::Request<hyper::body::Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = pp_services::http::Reply> + Send + 'static,
@@ -92,7 +92,12 @@ fn gateway_and_relay(s: &Services, upstreams: &[String]) -> SocketAddr {
     let certs = s.dir.join("certs");
     pp_services::tls::write_dev_certs(&certs, &[RELAY, GATEWAY]).unwrap();
     let gateway = Arc::new(Gateway {
-        instances: Default::default(),
+        instances: pp_services::instances::InstanceTable::fixed(
+            pp_services::gateway::InstanceMap {
+                instances: Vec::new(),
+            },
+        ),
+        ohttp: None,
         issuer_keys: Vec::new(),
         issuer_request_uri: "https://issuer.pp.test/token-request".into(),
         challenge: challenge("issuer.pp.test", GATEWAY).unwrap(),
@@ -126,6 +131,7 @@ fn reader(s: &Services, relay: SocketAddr) -> Reader {
         &crate::config::Relay {
             address: relay.to_string(),
             server_name: RELAY.into(),
+            ohttp_url: None,
         },
         &crate::config::Gateway {
             authority: format!("{GATEWAY}:443"),

@@ -1,7 +1,8 @@
 //! One receipt per answered request, in `receipts/` of the state folder: the receipt
-//! (`<stem>.json`, [`pp_translog::Receipt`]) and beside it the session's evidence bundle, the
+//! (`<stem>.json`, [`pp_translog::Receipt`]) and beside it the evidence bundle the request relied
+//! on (the session's, or for a one-shot request the instance's logged publication evidence), the
 //! logged release manifest and the logged CDN index, so that `pp check-receipt` re-verifies it
-//! offline. Each receipt is also appended as one line to `receipts.jsonl` (a list of them).
+//! offline. Both paths end in the same receipt; its `path` says which. Each receipt is also appended as one line to `receipts.jsonl` (a list of them).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use pp_client::SessionBinding;
 use pp_protocol::evidence::EvidenceRepr;
 use pp_translog::Receipt;
-use pp_translog::receipt::{ProvenEntry, SCHEMA};
+use pp_translog::receipt::{ProvenEntry, ReceiptPath, SCHEMA};
 use sha2::{Digest, Sha256};
 
 use crate::instances::Candidate;
@@ -19,16 +20,33 @@ use crate::releases::LogClient;
 /// The folder of receipt files in the state folder.
 pub const RECEIPTS_DIR: &str = "receipts";
 
-/// Builds the receipt for a session with `chosen` verified with `binding` under `log`'s tree
+/// The evidence a request relied on.
+pub enum Relied<'a> {
+    /// An attested session's evidence, nonce and exporter.
+    Session(&'a SessionBinding),
+    /// A one-shot request: the instance's publication evidence (`Candidate::publication`).
+    Oneshot,
+}
+
+/// Builds the receipt for a request to `chosen` that relied on `relied`, under `log`'s tree
 /// head, writes it and its companion files, and returns it with its path.
 pub fn record(
     state_dir: &Path,
     chosen: &Candidate,
-    binding: &SessionBinding,
+    relied: Relied<'_>,
     log: &LogClient,
 ) -> Result<(Receipt, PathBuf)> {
-    let evidence = EvidenceRepr::from_bytes(&binding.evidence)
-        .map_err(|e| anyhow::anyhow!("the session's evidence cannot be kept: {e}"))?;
+    let (bundle, path, nonce, exporter) = match relied {
+        Relied::Session(b) => (
+            &b.evidence[..],
+            ReceiptPath::Session,
+            Some(hex::encode(b.nonce)),
+            Some(hex::encode(b.exporter)),
+        ),
+        Relied::Oneshot => (&chosen.publication[..], ReceiptPath::Oneshot, None, None),
+    };
+    let evidence = EvidenceRepr::from_bytes(bundle)
+        .map_err(|e| anyhow::anyhow!("the evidence relied on cannot be kept: {e}"))?;
     let checked_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .context("the clock is before 1970")?
@@ -48,6 +66,7 @@ pub fn record(
     let receipt = Receipt {
         schema: SCHEMA.into(),
         checked_at,
+        path,
         instance: chosen.id.clone(),
         measurement_hex: hex::encode(chosen.published.measurement),
         evidence_file: format!("{stem}.evidence.bin"),
@@ -55,8 +74,8 @@ pub fn record(
         vcek_sha256: sha(evidence.vcek),
         ask_sha256: sha(evidence.ask),
         ark_sha256: sha(evidence.ark),
-        nonce_hex: hex::encode(binding.nonce),
-        exporter_hex: hex::encode(binding.exporter),
+        nonce_hex: nonce,
+        exporter_hex: exporter,
         release: proven(format!("{stem}.release.json"), &chosen.release.bytes)?,
         index: proven(format!("{stem}.index.json"), &chosen.index.bytes)?,
         tree_head: log.cosigned_note().to_string(),
@@ -65,7 +84,7 @@ pub fn record(
     let dir = state_dir.join(RECEIPTS_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (name, bytes) in [
-        (&receipt.evidence_file, &binding.evidence[..]),
+        (&receipt.evidence_file, bundle),
         (&receipt.release.file, &chosen.release.bytes[..]),
         (&receipt.index.file, &chosen.index.bytes[..]),
     ] {

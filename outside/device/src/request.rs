@@ -1,4 +1,6 @@
-//! One request end to end: log, CDN, token, relay, gateway, attested session, receipt. Transport
+//! One request end to end: log, CDN, token, then either the one-shot path ([`crate::oneshot`]:
+//! Oblivious HTTP through the relay, sealed to the instance's logged key) or the session path
+//! (relay, gateway, attested session), then the receipt. On the session path, transport
 //! failures before the sealed request left the device are retried on another instance (with the
 //! same token while the gateway has not recorded its spend, see [`spend_then_refill`]); a failed
 //! security check never is, and neither is any failure once the sealed request
@@ -14,12 +16,13 @@ use pp_protocol::app::{AppRequest, AppResponse};
 use pp_translog::Receipt;
 use pp_verifier::{CheckName, Outcome, Verdict};
 
-use crate::config::Config;
+use crate::config::{Config, RequestPath};
 use crate::instances::{self, Candidate, Roots};
 use crate::issuer_keys::GatewayKeyView;
+pub use crate::refill::{MAX_REFILL_BATCHES, refill_tokens};
 use crate::releases::LogClient;
 use crate::tunnel::{self, PathError, PathSpec};
-use crate::wallet::{REFILL_HORIZON_SECS, Refill, TokenSource, Wallet};
+use crate::wallet::{Refill, TokenSource, Wallet};
 
 /// Instances tried before giving up.
 pub const ATTEMPTS: usize = 3;
@@ -27,8 +30,12 @@ pub const ATTEMPTS: usize = 3;
 /// An answered request and how it was verified.
 pub struct Answer {
     pub response: AppResponse,
+    /// The path the request took.
+    pub path: RequestPath,
     pub instance: String,
     pub measurement: [u8; 48],
+    /// The verdict of the evidence relied on: the session's, or on the one-shot path the
+    /// instance's publication evidence.
     pub verdict: Verdict,
     pub receipt: Receipt,
     /// Where the receipt was written (`pp check-receipt` takes this path).
@@ -38,8 +45,13 @@ pub struct Answer {
 /// Progress lines for `--verbose`.
 pub type Trace<'a> = &'a mut dyn FnMut(String);
 
-/// Sends `request` to an attested enclave instance and returns the answer.
-pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<Answer> {
+/// Sends `request` to an attested enclave instance on `path` and returns the answer.
+pub fn ask(
+    config: &Config,
+    request: &AppRequest,
+    path: RequestPath,
+    trace: Trace<'_>,
+) -> Result<Answer> {
     request
         .check()
         .map_err(|e| anyhow::anyhow!("the request is refused before sending: {}", e.explain()))?;
@@ -115,23 +127,50 @@ pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<An
         source: &source,
         gateway: &gateway,
     };
-    let (chosen, (response, session_verdict, binding)) = spend_then_refill(
-        &tokens,
-        candidates,
-        |c| c.id.as_str(),
-        trace,
-        |chosen, token| attempt_one(&spec, chosen, token, request, &keeper),
-    )?;
-    let (receipt, receipt_path) =
-        crate::receipts::record(&config.state_dir, &chosen, &binding, &log)?;
+    let (chosen, response, verdict, (receipt, receipt_path)) = match path {
+        RequestPath::Session => {
+            let (chosen, (response, verdict, binding)) =
+                spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
+                    attempt_one(&spec, chosen, token, request, &keeper)
+                })?;
+            let relied = crate::receipts::Relied::Session(&binding);
+            let receipt = crate::receipts::record(&config.state_dir, &chosen, relied, &log)?;
+            (chosen, response, verdict, receipt)
+        }
+        RequestPath::Oneshot => {
+            // Checked before any token is taken or anything is sent.
+            let now = pp_translog::checkpoint::unix_now();
+            let oneshot =
+                crate::oneshot::Oneshot::prepare(config, &candidates[0].index.index, now)?;
+            trace(format!(
+                "one-shot: the logged index (published {}) is fresh; sealing to the instance's \
+                 logged key configuration, through {}",
+                candidates[0].index.index.published,
+                config.relay.ohttp_url.as_deref().unwrap_or_default()
+            ));
+            let (chosen, response) =
+                spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
+                    oneshot.attempt(&chosen.id, &chosen.published.key_config, token, request)
+                })?;
+            let relied = crate::receipts::Relied::Oneshot;
+            let receipt = crate::receipts::record(&config.state_dir, &chosen, relied, &log)?;
+            let verdict = chosen.published.verdict.clone();
+            (chosen, response, verdict, receipt)
+        }
+    };
     Ok(Answer {
         response,
+        path,
         instance: chosen.id,
         measurement: chosen.published.measurement,
-        verdict: session_verdict,
+        verdict,
         receipt,
         receipt_path,
     })
+}
+
+fn candidate_id(c: &Candidate) -> &str {
+    c.id.as_str()
 }
 
 /// Where a request's tokens come from.
@@ -273,75 +312,6 @@ pub const REFILL_FAILED: &str = "tokens: the refill after the request failed";
 /// gateway (which sees the spend) are run by one operator, which can link the two by time.
 pub const CLOSE_TO_ISSUANCE: &str = "tokens: the wallet was empty, so tokens were fetched right \
      before this spend; the operator can link this request to the account by time";
-
-/// Batches `pp tokens refill` fetches at most in one run.
-pub const MAX_REFILL_BATCHES: usize = 8;
-
-/// `pp tokens refill`: fetches batches until the wallet holds at least `min` tokens of logged
-/// keys valid past [`REFILL_HORIZON_SECS`] (at most [`MAX_REFILL_BATCHES`]), at a time chosen by the user or a scheduler,
-/// apart from any request. The log is synced and the gateway's directory and challenge are
-/// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
-/// index). Returns the tokens held before and after.
-pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(usize, usize)> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("creating {}", config.state_dir.display()))?;
-    // Through the relay, as for a request.
-    let reader = crate::reads::Reader::through_relay(config)?;
-    let log = LogClient::sync(&config.log, &config.state_dir, reader)?;
-    trace(format!("log: checkpoint size {}", log.tree_head().size));
-    let index = crate::logged_index::fetch(&config.cdn.url, &log)?;
-    let ids: Vec<&str> = index
-        .index
-        .instances
-        .iter()
-        .map(|i| i.id.as_str())
-        .collect();
-    if ids.is_empty() {
-        bail!("the key CDN lists no enclave instance");
-    }
-    let instance = ids[random_index(ids.len())?];
-    let spec = PathSpec::from_config(config)?;
-    let issuer = issuer_name(&config.issuer.url);
-    let challenge = pp_tokens::TokenChallenge::new(
-        issuer.as_bytes(),
-        None,
-        config.gateway.server_name.as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
-    let source = TokenSource {
-        issuer_url: &config.issuer.url,
-        credential_file: &config.issuer.credential_file,
-        issuer_name: &issuer,
-        challenge: &challenge,
-        batch: config.issuer.batch,
-        low_water: min,
-        log: &log,
-    };
-    let wallet = Wallet::new(&config.state_dir);
-    let now = pp_translog::checkpoint::unix_now();
-    // Counted as the refill counts: tokens of keys valid past the keys' overlap.
-    let before = wallet.available_until(now, REFILL_HORIZON_SECS)?;
-    let mut held = before;
-    for _ in 0..MAX_REFILL_BATCHES {
-        match wallet.refill_if_low(&source, now, || {
-            crate::issuer_keys::fetch_via_relay(&spec, instance)
-        })? {
-            Refill::Enough(n) => {
-                held = n;
-                break;
-            }
-            Refill::Fetched { before, after } => {
-                trace(format!("tokens: fetched a batch ({after} held)"));
-                held = after;
-                // Under a key that ends within the overlap: more batches would not count.
-                if after <= before {
-                    break;
-                }
-            }
-        }
-    }
-    Ok((before, held))
-}
 
 /// Seconds a device's clock may run behind the gateway's when it believes a key retired.
 const RETIRED_SKEW_SECS: u64 = 300;
@@ -527,7 +497,7 @@ fn classify(e: ClientError, instance: &str) -> Failure {
     }
 }
 
-fn random_index(n: usize) -> Result<usize> {
+pub(crate) fn random_index(n: usize) -> Result<usize> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|_| anyhow::anyhow!("no randomness"))?;
     Ok((u64::from_le_bytes(b) % n as u64) as usize)

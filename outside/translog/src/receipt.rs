@@ -48,6 +48,11 @@ pub enum ReceiptError {
     /// A file name is not a plain name (`[A-Za-z0-9._-]`, not starting with a dot).
     #[error("receipt: the file name in `{0}` is not a plain file name beside the receipt")]
     FileName(&'static str),
+    /// A session receipt without its nonce and exporter, or a one-shot receipt with them.
+    #[error(
+        "receipt: a {0:?} receipt must hold nonce_hex and exporter_hex exactly when it is a session's"
+    )]
+    PathFields(ReceiptPath),
     /// An inclusion path is longer than any tree needs.
     #[error("receipt: the inclusion path in `{0}` has more than {MAX_PATH_LEN} hashes")]
     PathTooLong(&'static str),
@@ -66,6 +71,26 @@ pub struct ProvenEntry {
     pub inclusion_path: Vec<String>,
 }
 
+/// Which path a request took, and so which evidence its receipt holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptPath {
+    /// An attested TLS session: the session's evidence, bound to the device's nonce and the
+    /// session's TLS exporter (both in the receipt).
+    #[default]
+    Session,
+    /// A one-shot request through the OHTTP relay: sealed to the key configuration of the
+    /// instance's logged publication evidence (no session, no nonce, no exporter); the evidence
+    /// file is that publication evidence.
+    Oneshot,
+}
+
+impl ReceiptPath {
+    fn is_session(&self) -> bool {
+        *self == Self::Session
+    }
+}
+
 /// What the device verified for one answered request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,12 +99,16 @@ pub struct Receipt {
     pub schema: String,
     /// When the device verified the session (Unix seconds): certificates are checked at this time.
     pub checked_at: u64,
+    /// The path the request took (absent in session receipts, as before one-shot requests).
+    #[serde(default, skip_serializing_if = "ReceiptPath::is_session")]
+    pub path: ReceiptPath,
     /// The instance id the device chose (derived from its key configuration).
     pub instance: String,
     /// The enclave's launch measurement, 48 bytes as lowercase hex.
     pub measurement_hex: String,
-    /// File (beside the receipt) holding the session's encoded evidence bundle: report, VCEK,
-    /// ASK, ARK, key configuration, release_ref.
+    /// File (beside the receipt) holding the encoded evidence bundle relied on (the session's,
+    /// or for a one-shot request the instance's publication evidence): report, VCEK, ASK, ARK,
+    /// key configuration, release_ref.
     pub evidence_file: String,
     /// SHA-256 of the attestation report.
     pub report_sha256: String,
@@ -89,10 +118,13 @@ pub struct Receipt {
     pub ask_sha256: String,
     /// SHA-256 of the ARK certificate (DER).
     pub ark_sha256: String,
-    /// The device's nonce for the session, 32 bytes.
-    pub nonce_hex: String,
-    /// The session's TLS exporter value bound into the report, 32 bytes.
-    pub exporter_hex: String,
+    /// The device's nonce for the session, 32 bytes (a session receipt only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce_hex: Option<String>,
+    /// The session's TLS exporter value bound into the report, 32 bytes (a session receipt
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter_hex: Option<String>,
     /// The release manifest, proven in the log.
     pub release: ProvenEntry,
     /// The key CDN's index (`pp-cdn-index/1`) that listed the instance, proven in the log.
@@ -165,11 +197,17 @@ impl Receipt {
             ("vcek_sha256", &self.vcek_sha256),
             ("ask_sha256", &self.ask_sha256),
             ("ark_sha256", &self.ark_sha256),
-            ("nonce_hex", &self.nonce_hex),
-            ("exporter_hex", &self.exporter_hex),
             ("log_id_hex", &self.log_id_hex),
         ] {
             hexfield::decode::<32>(field, value)?;
+        }
+        match (self.path, &self.nonce_hex, &self.exporter_hex) {
+            (ReceiptPath::Session, Some(nonce), Some(exporter)) => {
+                hexfield::decode::<32>("nonce_hex", nonce)?;
+                hexfield::decode::<32>("exporter_hex", exporter)?;
+            }
+            (ReceiptPath::Oneshot, None, None) => {}
+            (path, ..) => return Err(ReceiptError::PathFields(path)),
         }
         if !plain_file_name(&self.evidence_file) {
             return Err(ReceiptError::FileName("evidence_file"));
@@ -200,8 +238,9 @@ mod tests {
             vcek_sha256: "02".repeat(32),
             ask_sha256: "03".repeat(32),
             ark_sha256: "04".repeat(32),
-            nonce_hex: "05".repeat(32),
-            exporter_hex: "06".repeat(32),
+            path: ReceiptPath::Session,
+            nonce_hex: Some("05".repeat(32)),
+            exporter_hex: Some("06".repeat(32)),
             release: entry("r1.release.json", 0),
             index: entry("r1.index.json", 1),
             tree_head: "{\"size\":2}".into(),
@@ -215,6 +254,37 @@ mod tests {
         let text = r.to_json();
         assert!(text.starts_with(r#"{"schema":"pp-receipt/1""#), "{text}");
         assert_eq!(Receipt::from_json(text.as_bytes()).unwrap(), r);
+    }
+
+    #[test]
+    fn a_oneshot_receipt_has_no_nonce_or_exporter() {
+        let oneshot = Receipt {
+            path: ReceiptPath::Oneshot,
+            nonce_hex: None,
+            exporter_hex: None,
+            ..sample()
+        };
+        let text = oneshot.to_json();
+        assert!(text.contains(r#""path":"oneshot""#), "{text}");
+        assert!(!text.contains("nonce_hex"), "{text}");
+        assert_eq!(Receipt::from_json(text.as_bytes()).unwrap(), oneshot);
+        // A session receipt reads as before (no path field).
+        assert!(!sample().to_json().contains("\"path\""));
+        for bad in [
+            Receipt {
+                path: ReceiptPath::Oneshot,
+                ..sample()
+            },
+            Receipt {
+                nonce_hex: None,
+                ..sample()
+            },
+        ] {
+            assert!(matches!(
+                Receipt::from_json(bad.to_json().as_bytes()),
+                Err(ReceiptError::PathFields(_))
+            ));
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use pp_device::config::Config;
+use pp_device::config::{Config, RequestPath};
 use pp_device::request::{self, Answer};
 use pp_device::show::{self, Breaks, printable};
 use pp_protocol::app::{AppRequest, Message};
@@ -30,14 +30,24 @@ struct Args {
 #[derive(Subcommand)]
 enum Command {
     /// Pick the thread's key messages (sent sealed to an attested enclave).
+    ///
+    /// By default the request is one-shot Oblivious HTTP through the relay: sealed to the
+    /// instance's logged publication evidence (no handshake with the enclave; refused when the
+    /// logged index is older than the key period plus slack). `--session` (or `[request] path =
+    /// "session"`) opens an attested TLS session instead, with fresh evidence for the session.
     Summarize {
         /// The thread: JSON (`[{"sender", "text", "time"}]`) or text lines `[time] sender: text`.
         thread: PathBuf,
         /// How many messages to pick (1..=10).
         #[arg(short, default_value_t = 3)]
         k: u8,
+        #[command(flatten)]
+        path: PathArg,
     },
     /// Suggest short replies to the thread's last message (sent sealed to an attested enclave).
+    ///
+    /// By default one-shot Oblivious HTTP, sealed to the instance's logged publication evidence;
+    /// `--session` for an attested TLS session with fresh evidence (see `pp summarize --help`).
     Suggest {
         thread: PathBuf,
         /// How many suggestions (1..=3).
@@ -46,6 +56,8 @@ enum Command {
         /// Sampling seed (the same seed gives the same suggestions from the same enclave).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        #[command(flatten)]
+        path: PathArg,
     },
     /// Check that a release manifest is in the transparency log and print what it allows.
     VerifyRelease { manifest: PathBuf },
@@ -74,6 +86,29 @@ enum Command {
     /// The anonymous tokens kept for the gateway (see `pp tokens refill --help`).
     #[command(subcommand)]
     Tokens(TokensCommand),
+}
+
+/// Which path a request takes.
+#[derive(clap::Args)]
+struct PathArg {
+    /// Use an attested TLS session (through the CONNECT relay and the gateway): the enclave sends
+    /// fresh evidence for this session, bound to a nonce, at the cost of a handshake per request.
+    /// Without it (unless `[request] path = "session"`), the request is one-shot Oblivious HTTP
+    /// through the relay: sealed to the key the instance's logged publication evidence binds,
+    /// with no handshake, and only while the logged index is no older than the key period plus
+    /// slack.
+    #[arg(long)]
+    session: bool,
+}
+
+impl PathArg {
+    fn path(&self, config: &Config) -> RequestPath {
+        if self.session {
+            RequestPath::Session
+        } else {
+            config.request.path
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -134,26 +169,31 @@ fn run(args: &Args) -> Result<()> {
         }
     };
     match &args.command {
-        Command::Summarize { thread, k } => {
+        Command::Summarize { thread, k, path } => {
             let thread = read_thread(thread)?;
             let request = AppRequest::Summarize {
                 thread: thread.clone(),
                 k: *k,
             };
-            let answer = request::ask(&config, &request, &mut trace)?;
+            let answer = request::ask(&config, &request, path.path(&config), &mut trace)?;
             report(&answer, verbose);
             for line in show::answer_lines(&answer.response, &thread)? {
                 say!("{line}");
             }
             Ok(())
         }
-        Command::Suggest { thread, n, seed } => {
+        Command::Suggest {
+            thread,
+            n,
+            seed,
+            path,
+        } => {
             let request = AppRequest::Suggest {
                 thread: read_thread(thread)?,
                 seed: *seed,
                 n: *n,
             };
-            let answer = request::ask(&config, &request, &mut trace)?;
+            let answer = request::ask(&config, &request, path.path(&config), &mut trace)?;
             report(&answer, verbose);
             for line in show::answer_lines(&answer.response, request.thread())? {
                 say!("{line}");
@@ -238,12 +278,19 @@ fn read_thread(path: &Path) -> Result<Vec<Message>> {
 
 fn report(answer: &Answer, verbose: bool) {
     let instance = printable(&answer.instance, Breaks::Escape);
+    let (evidence, how) = match answer.path {
+        RequestPath::Session => ("the session with", "attested session, fresh evidence"),
+        RequestPath::Oneshot => (
+            "the logged publication evidence of",
+            "one-shot OHTTP, sealed to its logged publication evidence",
+        ),
+    };
     if verbose {
         eprintln!(
             "{}",
             printable(
                 &format!(
-                    "pp: attestation verdict of the session with instance {instance}:\n{}",
+                    "pp: attestation verdict of {evidence} instance {instance}:\n{}",
                     answer.verdict
                 ),
                 Breaks::Keep
@@ -251,7 +298,7 @@ fn report(answer: &Answer, verbose: bool) {
         );
     }
     say!(
-        "Verified enclave {instance}: measurement {}",
+        "Verified enclave {instance}: measurement {} ({how})",
         hex::encode(answer.measurement)
     );
     say!(
@@ -269,10 +316,16 @@ fn check_receipt(config: &Config, receipt: &Path, verbose: bool) -> Result<()> {
     if verbose {
         eprintln!("{}", printable(&checked.verdict.to_string(), Breaks::Keep));
     }
+    let evidence = match checked.path {
+        pp_translog::receipt::ReceiptPath::Session => "the session's report",
+        pp_translog::receipt::ReceiptPath::Oneshot => {
+            "one-shot request: the instance's publication report, the index's age"
+        }
+    };
     say!(
         "Receipt checks: instance {} ran release {} (log index {}), listed in the CDN index at \
-         log index {}; report, certificate chain, measurement, inclusion proofs and witnessed \
-         tree head verified",
+         log index {}; {evidence}, certificate chain, measurement, inclusion proofs and \
+         witnessed tree head verified",
         checked.instance,
         checked.release_ref,
         checked.release_index,
@@ -311,4 +364,61 @@ fn verify_release(config: &Config, manifest: &Path, trace: request::Trace<'_>) -
         manifest.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(request: &str) -> Config {
+        parse(request).unwrap()
+    }
+
+    fn parse(request: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(&format!(
+            "state_dir = \"s\"\n\
+             [relay]\naddress = \"r:1\"\nserver_name = \"r\"\nohttp_url = \"https://r/\"\n\
+             [gateway]\nauthority = \"g:443\"\nserver_name = \"g\"\n\
+             [issuer]\nurl = \"http://i\"\ncredential_file = \"c\"\n\
+             [cdn]\nurl = \"http://cdn\"\n[log]\nurl = \"http://log\"\npublic_key = \"00\"\n\
+             {request}"
+        ))
+    }
+
+    fn path_of(args: &[&str], config: &Config) -> RequestPath {
+        let args = Args::try_parse_from(args).unwrap();
+        match &args.command {
+            Command::Summarize { path, .. } | Command::Suggest { path, .. } => path.path(config),
+            _ => unreachable!(),
+        }
+    }
+
+    /// One-shot unless `--session` or the configuration asks for the session path.
+    #[test]
+    fn the_request_path_comes_from_the_flag_then_the_configuration() {
+        let default = config("");
+        let session = config("[request]\npath = \"session\"\n");
+        let oneshot = config("[request]\npath = \"oneshot\"\n");
+        assert_eq!(
+            path_of(&["pp", "summarize", "t"], &default),
+            RequestPath::Oneshot
+        );
+        assert_eq!(
+            path_of(&["pp", "suggest", "t"], &oneshot),
+            RequestPath::Oneshot
+        );
+        assert_eq!(
+            path_of(&["pp", "summarize", "t"], &session),
+            RequestPath::Session
+        );
+        assert_eq!(
+            path_of(&["pp", "summarize", "t", "--session"], &default),
+            RequestPath::Session
+        );
+        assert_eq!(
+            path_of(&["pp", "suggest", "--session", "t"], &oneshot),
+            RequestPath::Session
+        );
+        assert!(parse("[request]\npath = \"tls\"\n").is_err());
+    }
 }

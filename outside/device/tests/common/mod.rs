@@ -8,8 +8,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pp_device::releases::LogClient;
-use pp_services::gateway::{Gateway, challenge};
+use pp_services::gateway::{Gateway, InstanceAddress, InstanceMap, challenge};
 use pp_services::http::Limits;
+use pp_services::instances::InstanceTable;
 use pp_services::issuer::{EpochKey, IssuerService, REQUEST_PATH};
 use pp_services::tunnel::{TunnelCounters, TunnelLimits};
 use pp_tokens::{
@@ -133,7 +134,14 @@ impl Net {
         slots: usize,
     ) -> SocketAddr {
         let gateway = Arc::new(Gateway {
-            instances: HashMap::from([("i-0".to_string(), "127.0.0.1:1".to_string())]),
+            instances: InstanceTable::fixed(InstanceMap {
+                instances: vec![InstanceAddress {
+                    id: "i-0".into(),
+                    address: "127.0.0.1:1".into(),
+                    oneshot_address: None,
+                }],
+            }),
+            ohttp: None,
             issuer_keys: keys,
             issuer_request_uri: format!("http://{issuer_name}{REQUEST_PATH}"),
             challenge: challenge(issuer_name, ORIGIN).unwrap(),
