@@ -40,6 +40,8 @@ pub type Trace<'a> = &'a mut dyn FnMut(String);
 
 /// Sends `request` to an attested enclave instance and returns the answer.
 pub fn ask(config: &Config, request: &AppRequest, trace: Trace<'_>) -> Result<Answer> {
+    // Nothing leaves the device before the user opted in.
+    crate::consent::require_opt_in(&config.state_dir)?;
     request
         .check()
         .map_err(|e| anyhow::anyhow!("the request is refused before sending: {}", e.explain()))?;
@@ -283,6 +285,7 @@ pub const MAX_REFILL_BATCHES: usize = 8;
 /// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
 /// index). Returns the tokens held before and after.
 pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(usize, usize)> {
+    crate::consent::require_opt_in(&config.state_dir)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     // Through the relay, as for a request.
