@@ -156,6 +156,20 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         Ok(())
     };
 
+    // Before the user opts in, nothing leaves the device: not even the log's checkpoint is read.
+    let (ok, out, err) = stack.pp(&summarize)?;
+    anyhow::ensure!(
+        !ok && err.contains("AI features are off on this device")
+            && !stack.dir.join("device-state/log-checkpoint.json").exists(),
+        "pp summarize before opting in:\n{err}{out}"
+    );
+    println!("e2e: summarize before opting in: refused, nothing read or sent");
+    let (ok, out, err) = stack.pp(&["opt-in"])?;
+    anyhow::ensure!(
+        ok && out.contains("AI features are on"),
+        "pp opt-in:\n{err}{out}"
+    );
+
     // The shipped pp, with the same configuration (which names the test ARK): it must refuse to
     // trust the test root rather than accept the test enclaves' evidence.
     let (ok, out, err) = stack.shipped_pp(&summarize)?;
@@ -178,6 +192,23 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "suggest failed:\n{err}{out}"
     );
     println!("e2e: suggest: ok");
+    // A chat with Advanced Chat Privacy on: refused before anything is sent (no receipt added).
+    let private = stack.dir.join("private-thread.txt");
+    std::fs::write(
+        &private,
+        format!(
+            "#! advanced-chat-privacy: on\n{}",
+            std::fs::read_to_string(&thread)?
+        ),
+    )?;
+    let private = private.display().to_string();
+    let (ok, out, err) = stack.pp(&["summarize", &private, "-k", "2"])?;
+    let after = std::fs::read_to_string(stack.dir.join("device-state/receipts.jsonl"))?;
+    anyhow::ensure!(
+        !ok && err.contains("Advanced Chat Privacy") && after.lines().count() == 2,
+        "a chat with Advanced Chat Privacy on:\n{err}{out}"
+    );
+    println!("e2e: a chat with Advanced Chat Privacy on: refused, nothing sent");
     let manifest_arg = manifest.display().to_string();
     let (ok, out, err) = stack.pp(&["verify-release", &manifest_arg])?;
     anyhow::ensure!(
@@ -330,6 +361,22 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
 
     let unlogged = stack.dir.join("cdn/releases/unlogged.json");
     crate::e2e_witness::attacks(&mut stack, &summarize, &manifest, &unlogged)?;
+
+    // Opting out deletes the tokens and receipts, and the features are off again.
+    let (ok, out, err) = stack.pp(&["opt-out"])?;
+    let state = stack.dir.join("device-state");
+    anyhow::ensure!(
+        ok && out.contains("AI features are off")
+            && !state.join("tokens").exists()
+            && !state.join("receipts.jsonl").exists(),
+        "pp opt-out:\n{err}{out}"
+    );
+    let (ok, out, err) = stack.pp(&summarize)?;
+    anyhow::ensure!(
+        !ok && err.contains("AI features are off on this device"),
+        "pp summarize after opting out:\n{err}{out}"
+    );
+    println!("e2e: opt-out: tokens and receipts deleted, requests refused");
     println!("e2e: PASS");
     Ok(())
 }
@@ -346,6 +393,7 @@ fn run_pp(stack: &Stack, thread: &str, verbose: bool) -> Result<()> {
     // tokens").
     let refill = vec!["tokens", "refill"];
     for args in [
+        vec!["opt-in"],
         refill,
         summarize,
         vec!["suggest", thread, "-n", "3", "--seed", "7"],

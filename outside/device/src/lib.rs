@@ -25,6 +25,7 @@
 //! [`show`]: what `pp` prints, with outside text made safe for a terminal.
 pub mod check_receipt;
 pub mod config;
+pub mod consent;
 pub mod evidence;
 pub mod fetch;
 pub mod instances;

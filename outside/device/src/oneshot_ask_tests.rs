@@ -169,6 +169,8 @@ fn world() -> World {
     Wallet::new(&config.state_dir)
         .store(&logged, &tokens)
         .unwrap();
+    // The user opted in (nothing is sent before).
+    crate::consent::opt_in(&config.state_dir).unwrap();
     World {
         config,
         dir,

@@ -18,6 +18,8 @@ pub const MAX_REFILL_BATCHES: usize = 8;
 /// fetched through the relay, as for a request (its CONNECT names an instance of the logged CDN
 /// index). Returns the tokens held before and after.
 pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(usize, usize)> {
+    // Nothing leaves the device before the user opted in.
+    crate::consent::require_opt_in(&config.state_dir)?;
     std::fs::create_dir_all(&config.state_dir)
         .with_context(|| format!("creating {}", config.state_dir.display()))?;
     // Through the relay, as for a request.

@@ -52,6 +52,8 @@ pub fn ask(
     path: RequestPath,
     trace: Trace<'_>,
 ) -> Result<Answer> {
+    // Nothing leaves the device before the user opted in.
+    crate::consent::require_opt_in(&config.state_dir)?;
     request
         .check()
         .map_err(|e| anyhow::anyhow!("the request is refused before sending: {}", e.explain()))?;

@@ -1,19 +1,81 @@
-//! Reading a chat thread from a file: JSON (an array of `{sender, text, time?}`) or text, one
-//! message per line as `sender: text` or `[time] sender: text`.
+//! Reading a chat thread from a file. Two forms:
+//!
+//! - JSON: an array of `{sender, text, time?}`, or an object
+//!   `{"advanced_chat_privacy": bool, "messages": [ … ]}` (the chat's setting travels with it);
+//! - text: one message per line as `sender: text` or `[time] sender: text`; lines starting with
+//!   `#` are comments, and the header line [`PRIVATE_HEADER`] (anywhere, alone on its line) marks
+//!   the chat as private.
+//!
+//! A chat marked private ("Advanced Chat Privacy", which any member of a group can turn on) is
+//! never sent: [`Thread::require_shareable`] refuses it before anything leaves the device.
 
 use anyhow::{Context, Result, bail};
 use pp_protocol::app::Message;
 
+/// The text form's header line that marks a chat as private.
+pub const PRIVATE_HEADER: &str = "#! advanced-chat-privacy: on";
+
+/// A parsed thread and the chat's privacy setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thread {
+    pub messages: Vec<Message>,
+    /// The chat has "Advanced Chat Privacy" on: its messages must not be used by AI features.
+    pub private: bool,
+}
+
+impl Thread {
+    /// The messages, unless the chat is private: then a refusal that says why and who can change it.
+    pub fn require_shareable(self) -> Result<Vec<Message>> {
+        if self.private {
+            bail!(
+                "this chat has Advanced Chat Privacy turned on: its messages are never sent to AI \
+                 features, from any member's device (any member of the chat can turn the setting \
+                 on, and it then covers the whole chat); nothing was sent"
+            );
+        }
+        Ok(self.messages)
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonThread {
+    #[serde(default)]
+    advanced_chat_privacy: bool,
+    messages: Vec<Message>,
+}
+
 /// Parses a thread file's contents.
-pub fn parse(contents: &str) -> Result<Vec<Message>> {
+pub fn parse(contents: &str) -> Result<Thread> {
     let trimmed = contents.trim_start();
     if trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed)
-            .context("the thread is JSON but not an array of {sender, text, time}");
+        let messages = serde_json::from_str(trimmed)
+            .context("the thread is JSON but not an array of {sender, text, time}")?;
+        return Ok(Thread {
+            messages,
+            private: false,
+        });
     }
-    let mut thread = Vec::new();
+    if trimmed.starts_with('{') {
+        let t: JsonThread = serde_json::from_str(trimmed).context(
+            "the thread is a JSON object but not {\"advanced_chat_privacy\": bool, \"messages\": \
+             [{sender, text, time}]}",
+        )?;
+        return Ok(Thread {
+            messages: t.messages,
+            private: t.advanced_chat_privacy,
+        });
+    }
+    let mut thread = Thread {
+        messages: Vec::new(),
+        private: false,
+    };
     for (n, line) in contents.lines().enumerate() {
         let line = line.trim();
+        if line.eq_ignore_ascii_case(PRIVATE_HEADER) {
+            thread.private = true;
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -27,7 +89,7 @@ pub fn parse(contents: &str) -> Result<Vec<Message>> {
                 n + 1
             );
         };
-        thread.push(Message {
+        thread.messages.push(Message {
             sender: sender.trim().to_string(),
             text: text.trim().to_string(),
             time,
@@ -43,13 +105,35 @@ mod tests {
     #[test]
     fn text_and_json() {
         let t = parse("# a comment\n[09:14] Ana: see you at 6\nBo: ok: great\n\n").unwrap();
+        assert!(!t.private);
+        let t = t.require_shareable().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].time.as_deref(), Some("09:14"));
         assert_eq!(t[1].sender, "Bo");
         assert_eq!(t[1].text, "ok: great");
         let j = parse(r#"[{"sender":"Ana","text":"hi"}]"#).unwrap();
-        assert_eq!(j[0].text, "hi");
+        assert_eq!(j.messages[0].text, "hi");
         assert!(parse("no colon here").is_err());
         assert!(parse(r#"[{"sender":1}]"#).is_err());
+        let o = parse(r#"{"messages":[{"sender":"Ana","text":"hi"}]}"#).unwrap();
+        assert!(!o.private && o.messages.len() == 1);
+        assert!(parse(r#"{"messages":[], "privat": true}"#).is_err());
+    }
+
+    #[test]
+    fn a_chat_marked_private_is_refused_in_both_forms() {
+        for text in [
+            "#! advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
+            "Ana: the surprise party is on friday\n#! Advanced-Chat-Privacy: ON\n",
+            r#"{"advanced_chat_privacy": true, "messages": [{"sender":"Ana","text":"the surprise party is on friday"}]}"#,
+        ] {
+            let t = parse(text).unwrap();
+            assert!(t.private, "{text}");
+            let e = t.require_shareable().unwrap_err().to_string();
+            assert!(
+                e.contains("Advanced Chat Privacy") && !e.contains("surprise"),
+                "{e}"
+            );
+        }
     }
 }

@@ -132,6 +132,22 @@ impl Wallet {
         })
     }
 
+    /// Deletes every kept token and key entry (the user opted out), under the wallet's lock so
+    /// that no request running at the same time writes tokens back afterwards.
+    pub fn clear(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        for path in [&self.dir, &self.legacy] {
+            let result = match std::fs::symlink_metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => Err(e),
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                Ok(_) => std::fs::remove_file(path),
+            };
+            result.with_context(|| format!("removing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// How many tokens [`Self::take_valid`] can still hand out at `now` (those of every kept
     /// key valid then). Reads only: the wallet is not changed.
     pub fn available(&self, now: u64) -> Result<usize> {

@@ -36,7 +36,9 @@ enum Command {
     /// logged index is older than the key period plus slack). `--session` (or `[request] path =
     /// "session"`) opens an attested TLS session instead, with fresh evidence for the session.
     Summarize {
-        /// The thread: JSON (`[{"sender", "text", "time"}]`) or text lines `[time] sender: text`.
+        /// The thread: JSON (`[{"sender", "text", "time"}]`, or `{"advanced_chat_privacy": bool,
+        /// "messages": [...]}`) or text lines `[time] sender: text`. A chat with Advanced Chat
+        /// Privacy on (the JSON field, or the text line `#! advanced-chat-privacy: on`) is never sent.
         thread: PathBuf,
         /// How many messages to pick (1..=10).
         #[arg(short, default_value_t = 3)]
@@ -49,6 +51,7 @@ enum Command {
     /// By default one-shot Oblivious HTTP, sealed to the instance's logged publication evidence;
     /// `--session` for an attested TLS session with fresh evidence (see `pp summarize --help`).
     Suggest {
+        /// The thread, in the forms `pp summarize --help` lists (a private chat is never sent).
         thread: PathBuf,
         /// How many suggestions (1..=3).
         #[arg(short, default_value_t = 3)]
@@ -86,6 +89,11 @@ enum Command {
     /// The anonymous tokens kept for the gateway (see `pp tokens refill --help`).
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Turn AI features on for this device: until then `summarize`, `suggest` and `tokens refill`
+    /// send nothing.
+    OptIn,
+    /// Turn AI features off and delete the tokens and receipts kept on this device.
+    OptOut,
 }
 
 /// Which path a request takes.
@@ -212,6 +220,28 @@ fn run(args: &Args) -> Result<()> {
             }
             Ok(())
         }
+        Command::OptIn => {
+            match pp_device::consent::opt_in(&config.state_dir)? {
+                true => say!(
+                    "AI features are on for this device. Requests are sealed to attested enclaves;                      `pp opt-out` turns them off."
+                ),
+                false => say!("AI features were already on for this device."),
+            }
+            Ok(())
+        }
+        Command::OptOut => {
+            let removed = pp_device::consent::opt_out(&config.state_dir)?;
+            say!(
+                "AI features are off for this device: nothing is sent until `pp opt-in`. {}",
+                match (removed.wallet, removed.receipt_paths > 0) {
+                    (false, false) => "There were no tokens or receipts to delete.",
+                    (true, false) => "The tokens were deleted (there were no receipts).",
+                    (false, true) => "The receipts were deleted (there were no tokens).",
+                    (true, true) => "The tokens and the receipts were deleted.",
+                }
+            );
+            Ok(())
+        }
         Command::Tokens(TokensCommand::Count) => {
             let now = pp_translog::checkpoint::unix_now();
             let held = pp_device::wallet::Wallet::new(&config.state_dir).available(now)?;
@@ -270,10 +300,11 @@ fn check_evidence(file: &Path, config: &Path, log_url: Option<&str>) -> ExitCode
     }
 }
 
+/// Reads a thread; a chat marked private is refused here, before anything is sent.
 fn read_thread(path: &Path) -> Result<Vec<Message>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the thread {}", path.display()))?;
-    pp_device::thread::parse(&text)
+    pp_device::thread::parse(&text)?.require_shareable()
 }
 
 fn report(answer: &Answer, verbose: bool) {
