@@ -135,6 +135,8 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     )?;
     let thread = root.join("docs/demo-thread.txt").display().to_string();
     let summarize = ["summarize", thread.as_str(), "-k", "2"];
+    // The attested TLS session path (the default is one-shot Oblivious HTTP).
+    let session = ["summarize", thread.as_str(), "-k", "2", "--session"];
 
     let expect_ok = |stack: &Stack, what: &str| -> Result<String> {
         let (ok, out, err) = stack.pp(&summarize)?;
@@ -144,8 +146,8 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         println!("e2e: {what}: ok");
         Ok(out)
     };
-    let expect_refused = |stack: &Stack, what: &str, needle: &str| -> Result<()> {
-        let (ok, out, err) = stack.pp(&summarize)?;
+    let refused_on = |stack: &Stack, args: &[&str], what: &str, needle: &str| -> Result<()> {
+        let (ok, out, err) = stack.pp(args)?;
         if ok || !err.contains(needle) {
             bail!("{what}: expected a refusal containing {needle:?}, got:\n{err}{out}");
         }
@@ -154,6 +156,9 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
             err.trim().lines().next().unwrap_or("")
         );
         Ok(())
+    };
+    let expect_refused = |stack: &Stack, what: &str, needle: &str| -> Result<()> {
+        refused_on(stack, &summarize, what, needle)
     };
 
     // Before the user opts in, nothing leaves the device: not even the log's checkpoint is read.
@@ -179,13 +184,22 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     );
     println!("e2e: the shipped pp with a test root in its configuration: refused");
 
-    let out = expect_ok(&stack, "summarize through relay and gateway")?;
+    let out = expect_ok(
+        &stack,
+        "summarize, one-shot through the OHTTP relay and gateway",
+    )?;
+    let (ok, out_session, err) = stack.pp(&session)?;
+    anyhow::ensure!(
+        ok && out_session.contains("Summary (2 of 12 messages)"),
+        "summarize --session failed:\n{err}{out_session}"
+    );
+    println!("e2e: summarize --session, attested TLS through the CONNECT relay and gateway: ok");
     anyhow::ensure!(
         out.contains("Release logged at index 0"),
         "no log index in:\n{out}"
     );
     let receipts = std::fs::read_to_string(stack.dir.join("device-state/receipts.jsonl"))?;
-    anyhow::ensure!(receipts.lines().count() == 1, "one receipt expected");
+    anyhow::ensure!(receipts.lines().count() == 2, "two receipts expected");
     let (ok, out, err) = stack.pp(&["suggest", &thread, "-n", "2"])?;
     anyhow::ensure!(
         ok && out.contains("Suggestions:"),
@@ -205,7 +219,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     let (ok, out, err) = stack.pp(&["summarize", &private, "-k", "2"])?;
     let after = std::fs::read_to_string(stack.dir.join("device-state/receipts.jsonl"))?;
     anyhow::ensure!(
-        !ok && err.contains("Advanced Chat Privacy") && after.lines().count() == 2,
+        !ok && err.contains("Advanced Chat Privacy") && after.lines().count() == 3,
         "a chat with Advanced Chat Privacy on:\n{err}{out}"
     );
     println!("e2e: a chat with Advanced Chat Privacy on: refused, nothing sent");
@@ -240,7 +254,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     let before = std::fs::read(&wallet)?;
     expect_ok(&stack, "spend one more token")?;
     std::fs::write(&wallet, &before)?;
-    expect_refused(&stack, "a reused token", "spent before")?;
+    expect_refused(&stack, "a reused token", "spent")?;
 
     // The gateway restarts: spent tokens stay spent, unspent ones stay valid.
     let gateway_addr = stack.gateway_addr.clone();
@@ -248,11 +262,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     stack.stop("pp-gateway");
     restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
     std::fs::write(&wallet, &before)?;
-    expect_refused(
-        &stack,
-        "a spent token after a gateway restart",
-        "spent before",
-    )?;
+    expect_refused(&stack, "a spent token after a gateway restart", "spent")?;
     // The wallet now holds the rest of the batch issued before the restart.
     expect_ok(&stack, "a token issued before the gateway restart")?;
 
@@ -265,10 +275,16 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     stack.write_instances(&swapped)?;
     stack.stop("pp-gateway");
     restart_gateway(&mut stack, &gateway_addr, &issuer_addr)?;
+    refused_on(
+        &stack,
+        &session,
+        "a gateway that swaps the enclave (session)",
+        "other than instance",
+    )?;
     expect_refused(
         &stack,
-        "a gateway that swaps the enclave",
-        "other than instance",
+        "a gateway that forwards a one-shot request to another instance",
+        "could not open the request",
     )?;
     stack.write_instances(&published)?;
     stack.stop("pp-gateway");
@@ -276,7 +292,14 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
 
     // The gateway connects to enclaves that attest the logged key configurations with genuine
     // reports of another measurement: refused, with evidence `pp check-evidence` proves.
-    crate::e2e_swap::attack(&mut stack, &summarize, |stack| {
+    crate::e2e_swap::attack(&mut stack, &session, |stack| {
+        stack.stop("pp-gateway");
+        restart_gateway(stack, &gateway_addr, &issuer_addr)
+    })?;
+
+    // The one-shot path: the relay's and the gateway's refusals, and a replayed sealed request.
+    crate::e2e_ohttp::relay_refusals(&stack)?;
+    crate::e2e_ohttp::replay(&mut stack, &summarize, |stack| {
         stack.stop("pp-gateway");
         restart_gateway(stack, &gateway_addr, &issuer_addr)
     })?;
@@ -287,9 +310,10 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     stack.stop("pp-relay");
     let relay = restart_relay(&mut stack, &tamper)?;
     std::fs::write(&stack.config, replace_relay(&original, &relay))?;
-    expect_refused(
+    refused_on(
         &stack,
-        "a relay that tampers with bytes",
+        &session,
+        "a relay that tampers with bytes (session)",
         "TLS with the gateway failed",
     )?;
     stack.stop("pp-relay");
@@ -297,14 +321,22 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     std::fs::write(&stack.config, replace_relay(&original, &relay))?;
     expect_ok(&stack, "an honest relay again")?;
 
-    // A killed enclave: the device retries on the other one.
+    // A killed enclave: on the session path the device retries on the other one (nothing was
+    // sent to it yet); a one-shot request that picked it fails and is not resent.
     enclaves.vms[0] = None;
     let dead = published[0].id.clone();
     // The device picks an instance at random: ask until it has picked the dead one at least
     // once (and recovered), at most 12 times (all 12 avoiding it: p = 1/4096).
     let mut retried = false;
     for _ in 0..12 {
-        let (ok, out, err) = stack.pp(&["--verbose", "summarize", thread.as_str(), "-k", "2"])?;
+        let (ok, out, err) = stack.pp(&[
+            "--verbose",
+            "summarize",
+            thread.as_str(),
+            "-k",
+            "2",
+            "--session",
+        ])?;
         anyhow::ensure!(
             ok,
             "a request failed with instance {dead} down:\n{err}{out}"
@@ -319,7 +351,26 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
         "the device never chose the dead instance {dead} in 12 requests"
     );
     println!("e2e: instance {dead} killed: the device retried on the other");
-    crate::e2e_keys::attacks(&mut stack, &summarize)?;
+    let mut refused = false;
+    for _ in 0..12 {
+        let (ok, out, err) = stack.pp(&summarize)?;
+        if !ok {
+            anyhow::ensure!(
+                err.contains(&format!("could not reach instance {dead}"))
+                    && err.contains("not resent"),
+                "a one-shot request with instance {dead} down:\n{err}{out}"
+            );
+            refused = true;
+            break;
+        }
+    }
+    anyhow::ensure!(
+        refused,
+        "no one-shot request chose the dead instance {dead} in 12"
+    );
+    println!("e2e: instance {dead} killed: a one-shot request to it failed and was not resent");
+    // The instance stays down: what follows takes the session path, which retries around it.
+    crate::e2e_keys::attacks(&mut stack, &session)?;
 
     crate::e2e_index::attacks(&stack, &thread)?;
 
@@ -360,7 +411,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     std::fs::write(&release_path, manifest_text)?;
 
     let unlogged = stack.dir.join("cdn/releases/unlogged.json");
-    crate::e2e_witness::attacks(&mut stack, &summarize, &manifest, &unlogged)?;
+    crate::e2e_witness::attacks(&mut stack, &session, &manifest, &unlogged)?;
 
     // Opting out deletes the tokens and receipts, and the features are off again.
     let (ok, out, err) = stack.pp(&["opt-out"])?;

@@ -8,6 +8,7 @@ mod crates;
 mod e2e;
 mod e2e_index;
 mod e2e_keys;
+mod e2e_ohttp;
 mod e2e_swap;
 mod e2e_witness;
 mod firmware;
