@@ -57,6 +57,10 @@ pub struct Relay {
     /// certificate is checked against `trust.tls_ca` too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ohttp_url: Option<String>,
+    /// `host:port` to dial for `ohttp_url` when its host is a name this device cannot resolve
+    /// (the URL's host is still the name checked on the certificate and sent as `Host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohttp_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -60,7 +60,11 @@ impl OhttpRelay {
              resource (set it, or use --session)",
         )?;
         let tls = crate::tunnel::client_config(crate::tunnel::tls_roots(config)?);
-        Self::new(url, tls).context("relay.ohttp_url")
+        let mut relay = Self::new(url, tls).context("relay.ohttp_url")?;
+        if let Some(address) = &config.relay.ohttp_address {
+            relay.address = address.clone();
+        }
+        Ok(relay)
     }
 
     /// The relay at `url` (`https://` only), with TLS settings `tls`.

@@ -132,6 +132,7 @@ fn reader(s: &Services, relay: SocketAddr) -> Reader {
             address: relay.to_string(),
             server_name: RELAY.into(),
             ohttp_url: None,
+            ohttp_address: None,
         },
         &crate::config::Gateway {
             authority: format!("{GATEWAY}:443"),
