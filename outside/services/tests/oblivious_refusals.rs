@@ -43,6 +43,11 @@ async fn inner_refusals_by_status_and_nothing_forwarded() {
             "no challenge"
         );
     }
+    // A token of a retired issuer key: 403 with the text devices recognise.
+    assert_eq!(
+        ask(&s.a.config, A, &s.token_of(&s.retired)).await,
+        refused(403, pp_services::gateway::RETIRED_KEY_MESSAGE)
+    );
     let unknown = "i-0000000000000fff";
     for id in [unknown, NO_ONESHOT] {
         assert_eq!(
