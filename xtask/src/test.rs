@@ -82,6 +82,10 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         "privacypass-ts interop: its token from pp-issuer passes our gateway, ours verifies there",
         &mut || crate::interop::privacypass_ts(root),
     )?;
+    step(
+        "bhttp-js interop: the one-shot path's inner BHTTP messages, ours → bhttp-js and back",
+        &mut || crate::interop::bhttp_js(root),
+    )?;
     step("task runner unit tests", &mut || {
         util::run(Command::new(&host_cargo).current_dir(root).args([
             "test",

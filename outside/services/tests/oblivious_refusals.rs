@@ -43,6 +43,11 @@ async fn inner_refusals_by_status_and_nothing_forwarded() {
             "no challenge"
         );
     }
+    // A token of a retired issuer key: 403 with the text devices recognise.
+    assert_eq!(
+        ask(&s.a.config, A, &s.token_of(&s.retired)).await,
+        refused(403, pp_services::gateway::RETIRED_KEY_MESSAGE)
+    );
     let unknown = "i-0000000000000fff";
     for id in [unknown, NO_ONESHOT] {
         assert_eq!(
@@ -259,9 +264,12 @@ async fn the_relay_strips_client_headers_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_connection_carries_many_paid_requests_and_no_free_one() {
     let s = Stack::start("ohttp-keepalive");
+    // Sealed first: the connection's lifetime bound (30 s) must not end the test.
+    let requests: Vec<_> = (0..MAX_REQUESTS_PER_CONNECTION + 2)
+        .map(|_| s.seal(&s.a.config, A, &s.token(), b"x"))
+        .collect();
     let mut c = Conn::open(&s.dir, s.gateway, GATEWAY).await;
-    for n in 0..MAX_REQUESTS_PER_CONNECTION + 2 {
-        let (outer, ctx, _) = s.seal(&s.a.config, A, &s.token(), b"x");
+    for (n, (outer, ctx, _)) in requests.into_iter().enumerate() {
         let a = c.post(GATEWAY_PATH, &outer).await;
         assert!(
             matches!(a.open(ctx), InnerResponse::Sealed(_)),
