@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 
 use pp_protocol::key_config::X25519_PUBLIC_KEY_LEN;
 
-/// Most `enc` values remembered per key: 2^16 (about 5 MiB for both held keys at worst, with the
-/// set's own overhead). A key that opened this many requests is rotated out (`crate::keys`).
+/// Most `enc` values remembered per key: 2^16, so 2 MiB of values per key (a few MiB for both
+/// held keys with the set's own overhead). A key that opened this many requests is rotated out
+/// (`crate::keys`).
 pub const REPLAY_CAPACITY: usize = 1 << 16;
 
 /// Bytes of the RFC 9458 request header before `enc`: key id (1), KEM id (2), KDF id (2), AEAD
