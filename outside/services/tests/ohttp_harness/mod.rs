@@ -140,6 +140,11 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// [`Stack::start`] with more `pp-gateway serve` arguments.
+    pub fn start_with(name: &str, extra: &[&str]) -> Self {
         let dir = common::temp_dir(name);
         common::certs(&dir, &[GATEWAY, RELAY]);
         let (issuer, retired) = (Issuer::generate().unwrap(), Issuer::generate().unwrap());
@@ -167,26 +172,30 @@ impl Stack {
         let (g, gateway) = spawn_service(
             env!("CARGO_BIN_EXE_pp-gateway"),
             &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--cert",
-                &p(&format!("{GATEWAY}.pem")),
-                "--key",
-                &p(&format!("{GATEWAY}.key")),
-                "--origin",
-                GATEWAY,
-                "--issuer-name",
-                ISSUER,
-                "--issuer-keys",
-                &p("issuer-keys.jsonl"),
-                "--instances",
-                &p("instances.json"),
-                "--spent",
-                &p("spent.db"),
-                "--ohttp-key",
-                &p("gw/ohttp-key.json"),
-            ],
+                &[
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--cert",
+                    &p(&format!("{GATEWAY}.pem")),
+                    "--key",
+                    &p(&format!("{GATEWAY}.key")),
+                    "--origin",
+                    GATEWAY,
+                    "--issuer-name",
+                    ISSUER,
+                    "--issuer-keys",
+                    &p("issuer-keys.jsonl"),
+                    "--instances",
+                    &p("instances.json"),
+                    "--spent",
+                    &p("spent.db"),
+                    "--ohttp-key",
+                    &p("gw/ohttp-key.json"),
+                ][..],
+                extra,
+            ]
+            .concat(),
             &dir.join("gateway.log"),
         );
         let (r, relay) = start_relay(&dir, &format!("{gateway}"));
