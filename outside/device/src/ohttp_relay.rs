@@ -80,8 +80,9 @@ impl OhttpRelay {
             p if p.starts_with('/') => p.to_string(),
             _ => anyhow::bail!("{url:?} has a query or fragment but no path"),
         };
+        // `host`, `host:port`, `[v6]` or `[v6]:port`.
         let (host, port) = match authority.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            Some((host, port)) if !authority.ends_with(']') => {
                 let port: u16 = port.parse().ok().context("malformed port")?;
                 (host.to_string(), port)
             }
@@ -191,6 +192,13 @@ mod tests {
         );
         let r = OhttpRelay::new("https://relay.pp.test", tls()).unwrap();
         assert_eq!((&r.address[..], &r.path[..]), ("relay.pp.test:443", "/"));
+        let r = OhttpRelay::new("https://[::1]/ohttp", tls()).unwrap();
+        assert_eq!(
+            (&r.address[..], &r.server_name[..], &r.path[..]),
+            ("[::1]:443", "::1", "/ohttp")
+        );
+        let r = OhttpRelay::new("https://[::1]:8443/", tls()).unwrap();
+        assert_eq!(&r.address[..], "[::1]:8443");
         for bad in [
             "http://relay.pp.test/",
             "https://relay.pp.test:x/",

@@ -35,6 +35,11 @@ struct Services {
 }
 
 fn start(enclaves: &[&Enclave]) -> Services {
+    start_with_slots(enclaves, 4)
+}
+
+/// [`start`] with a gateway of `slots` slots (none: every request is answered 503 inside).
+fn start_with_slots(enclaves: &[&Enclave], slots: usize) -> Services {
     let dir = scratch("oneshot-e2e");
     let certs = dir.join("certs");
     pp_services::tls::write_dev_certs(&certs, &[RELAY, GATEWAY]).unwrap();
@@ -67,7 +72,7 @@ fn start(enclaves: &[&Enclave]) -> Services {
         spent: pp_services::spent_store::SpentStore::File(
             SpentTokens::open(&dir.join("spent.bin")).unwrap(),
         ),
-        limits: TunnelLimits::new(4),
+        limits: TunnelLimits::new(slots),
         counters: Arc::new(TunnelCounters::default()),
         reads: Vec::new(),
     });
@@ -197,4 +202,29 @@ fn the_real_gateways_refusals_reach_the_user_as_clear_errors() {
     assert_eq!(e.opened.load(Ordering::SeqCst), 0);
     assert_eq!(rotated.opened.load(Ordering::SeqCst), 0);
     assert_eq!(unknown.opened.load(Ordering::SeqCst), 0);
+}
+
+/// The real gateway with no free slot answers 503 inside the encapsulated response, before the
+/// spend: the device asks the same instance again with the same token, re-sealed, and gives up
+/// after `ATTEMPTS` without trying another instance.
+#[test]
+fn a_busy_real_gateway_is_asked_again_for_the_same_instance_only() {
+    let (e, other) = (enclave(1), enclave(2));
+    let s = start_with_slots(&[&e, &other], 0);
+    let err = s.ask(&e, &s.token()).unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "instance {} was tried {} times; the request is not sent to another instance: the \
+             gateway answered 503",
+            id_of(&e.key_config),
+            crate::request::ATTEMPTS
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        s.relay_seen.load(Ordering::SeqCst),
+        crate::request::ATTEMPTS
+    );
+    assert_eq!(e.opened.load(Ordering::SeqCst), 0);
+    assert_eq!(other.opened.load(Ordering::SeqCst), 0);
 }

@@ -31,7 +31,7 @@ use pp_client::inner::{
     self, GATEWAY_PATH, InnerRequest, InnerResponse, MAX_ENCAPSULATED_REQUEST,
     OHTTP_REQUEST_MEDIA_TYPE, OHTTP_RESPONSE_MEDIA_TYPE, SEALED_REQUEST_MEDIA_TYPE,
 };
-use pp_tokens::parse_authorization;
+use pp_tokens::{Token, parse_authorization};
 
 use crate::gateway::{Gateway, RETIRED_KEY_MESSAGE, SPEND_RECORD_MARGIN_SECS, TokenProblem};
 use crate::http::{Reply, error, read_body, reply};
@@ -184,14 +184,19 @@ impl Gateway {
         let Some(oneshot) = self.instances.get(id).and_then(|i| i.oneshot_address) else {
             return Outcome::refused(StatusCode::NOT_FOUND, "no such enclave instance");
         };
-        // A slot before the spend (as for a tunnel): a busy gateway does not burn the token.
+        let (token, not_after) = match self.verify(&request) {
+            Ok(verified) => verified,
+            Err(outcome) => return outcome,
+        };
+        // A slot for a verified token only, before the spend (as for a tunnel): a busy gateway
+        // does not burn the token.
         let Ok(slot) = self.limits.slot() else {
             return Outcome::refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the gateway is busy; try again later",
             );
         };
-        if let Err(outcome) = self.spend(&request).await {
+        if let Err(outcome) = self.record(&token, not_after).await {
             return outcome;
         }
         // Spent: whatever happens now, the connection stays (the token paid for this request).
@@ -233,8 +238,9 @@ impl Gateway {
         }
     }
 
-    /// Checks the inner request's token and records its spend, as the CONNECT path does.
-    async fn spend(&self, request: &InnerRequest) -> Result<(), Outcome> {
+    /// Checks the inner request's token, as the CONNECT path does: the token and its key's
+    /// `not_after`.
+    fn verify(&self, request: &InnerRequest) -> Result<(Token, u64), Outcome> {
         let challenge = |message: &str| match self.challenge_value() {
             Some(value) => Outcome {
                 response: InnerResponse::Refused {
@@ -259,8 +265,13 @@ impl Gateway {
             }
             Err(TokenProblem::DoesNotVerify) => return Err(challenge("the token did not verify")),
         };
+        Ok((token, not_after))
+    }
+
+    /// Records the spend of a verified token (once, across replicas sharing the store).
+    async fn record(&self, token: &Token, not_after: u64) -> Result<(), Outcome> {
         let expires_at = not_after.saturating_add(SPEND_RECORD_MARGIN_SECS);
-        match self.spent.spend(&token, Some(expires_at)).await {
+        match self.spent.spend(token, Some(expires_at)).await {
             Spend::Recorded => Ok(()),
             Spend::AlreadySpent => Err(Outcome::refused(
                 StatusCode::FORBIDDEN,

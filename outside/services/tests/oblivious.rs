@@ -69,3 +69,21 @@ async fn a_replayed_encapsulated_request_is_refused_as_a_spent_token() {
     );
     assert_eq!(s.a.frames(), 1, "the replay reached the enclave");
 }
+
+/// The largest sealed request a frame carries (1 MiB) fits every bound on the way: the relay's
+/// and the gateway's body bound, the inner message's, the one-shot frame's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_sealed_request_goes_through() {
+    let s = Stack::start("ohttp-largest");
+    // X25519 + AES-128-GCM: 7 + 32 header bytes and a 16-byte tag around the body.
+    let body = vec![0x5a; pp_protocol::frame::MAX_PAYLOAD - 55];
+    let (outer, gateway, enclave) = s.seal(&s.a.config, A, &s.token(), &body);
+    assert!(outer.len() <= pp_client::inner::MAX_ENCAPSULATED_REQUEST);
+    let mut relay = Conn::open(&s.dir, s.relay, RELAY).await;
+    let InnerResponse::Sealed(sealed) = relay.post("/", &outer).await.open(gateway) else {
+        panic!("no sealed answer");
+    };
+    let answer = enclave.decapsulate(&sealed).unwrap();
+    assert_eq!(answer.len(), body.len() + 5);
+    assert_eq!(s.a.frames(), 1);
+}

@@ -43,6 +43,11 @@ async fn inner_refusals_by_status_and_nothing_forwarded() {
             "no challenge"
         );
     }
+    // A token of a retired issuer key: 403 with the text devices recognise.
+    assert_eq!(
+        ask(&s.a.config, A, &s.token_of(&s.retired)).await,
+        refused(403, pp_services::gateway::RETIRED_KEY_MESSAGE)
+    );
     let unknown = "i-0000000000000fff";
     for id in [unknown, NO_ONESHOT] {
         assert_eq!(
@@ -284,4 +289,22 @@ async fn a_gateway_connection_carries_many_paid_requests_and_no_free_one() {
             .is_some(),
         "the gateway kept a connection after a request without a token"
     );
+}
+
+/// A gateway with no free slot answers 503 inside, before the spend: the token stays unspent
+/// and nothing reaches the enclave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_gateway_refuses_before_the_spend() {
+    let s = Stack::start_with("ohttp-busy", &["--max-tunnels", "0"]);
+    let token = s.token();
+    for _ in 0..2 {
+        let (outer, ctx, _) = s.seal(&s.a.config, A, &token, b"x");
+        let mut relay = Conn::open(&s.dir, s.relay, RELAY).await;
+        assert_eq!(
+            relay.post("/", &outer).await.open(ctx),
+            refused(503, "the gateway is busy; try again later"),
+            "a busy answer spent the token"
+        );
+    }
+    assert_eq!(s.a.frames(), 0);
 }

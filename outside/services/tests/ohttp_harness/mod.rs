@@ -99,23 +99,23 @@ impl Enclave {
     }
 }
 
-/// Writes the gateway's `issuer-keys.jsonl` with `issuer`'s key logged as valid for a day.
-pub fn write_logged_key(dir: &Path, issuer: &Issuer) {
+/// Writes the gateway's `issuer-keys.jsonl`: `issuer`'s key logged as valid for a day, and
+/// `retired`'s logged for a window that ended an hour ago.
+pub fn write_logged_keys(dir: &Path, issuer: &Issuer, retired: &Issuer) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let entry = IssuerKeyEntry::new(
-        ISSUER,
-        issuer.public_key().clone(),
-        0,
-        now - 60,
-        now + 86_400,
-    )
-    .unwrap();
-    let mut line = entry.to_vec();
-    line.push(b'\n');
-    std::fs::write(dir.join("issuer-keys.jsonl"), line).unwrap();
+    let mut lines = Vec::new();
+    for (key, epoch, from, to) in [
+        (retired, 0, now - 7200, now - 3600),
+        (issuer, 1, now - 60, now + 86_400),
+    ] {
+        let entry = IssuerKeyEntry::new(ISSUER, key.public_key().clone(), epoch, from, to).unwrap();
+        lines.extend_from_slice(&entry.to_vec());
+        lines.push(b'\n');
+    }
+    std::fs::write(dir.join("issuer-keys.jsonl"), lines).unwrap();
 }
 
 /// A free loopback port nothing listens on.
@@ -128,6 +128,8 @@ pub fn closed_port() -> SocketAddr {
 pub struct Stack {
     pub dir: PathBuf,
     pub issuer: Issuer,
+    /// An issuer key whose logged window is over.
+    pub retired: Issuer,
     pub gateway_config: Vec<u8>,
     pub gateway: SocketAddr,
     pub relay: SocketAddr,
@@ -138,10 +140,15 @@ pub struct Stack {
 
 impl Stack {
     pub fn start(name: &str) -> Self {
+        Self::start_with(name, &[])
+    }
+
+    /// [`Stack::start`] with more `pp-gateway serve` arguments.
+    pub fn start_with(name: &str, extra: &[&str]) -> Self {
         let dir = common::temp_dir(name);
         common::certs(&dir, &[GATEWAY, RELAY]);
-        let issuer = Issuer::generate().unwrap();
-        write_logged_key(&dir, &issuer);
+        let (issuer, retired) = (Issuer::generate().unwrap(), Issuer::generate().unwrap());
+        write_logged_keys(&dir, &issuer, &retired);
         let (a, b) = (Enclave::start(1), Enclave::start(2));
         let map = format!(
             "{{\"instances\": [\
@@ -165,32 +172,37 @@ impl Stack {
         let (g, gateway) = spawn_service(
             env!("CARGO_BIN_EXE_pp-gateway"),
             &[
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--cert",
-                &p(&format!("{GATEWAY}.pem")),
-                "--key",
-                &p(&format!("{GATEWAY}.key")),
-                "--origin",
-                GATEWAY,
-                "--issuer-name",
-                ISSUER,
-                "--issuer-keys",
-                &p("issuer-keys.jsonl"),
-                "--instances",
-                &p("instances.json"),
-                "--spent",
-                &p("spent.db"),
-                "--ohttp-key",
-                &p("gw/ohttp-key.json"),
-            ],
+                &[
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--cert",
+                    &p(&format!("{GATEWAY}.pem")),
+                    "--key",
+                    &p(&format!("{GATEWAY}.key")),
+                    "--origin",
+                    GATEWAY,
+                    "--issuer-name",
+                    ISSUER,
+                    "--issuer-keys",
+                    &p("issuer-keys.jsonl"),
+                    "--instances",
+                    &p("instances.json"),
+                    "--spent",
+                    &p("spent.db"),
+                    "--ohttp-key",
+                    &p("gw/ohttp-key.json"),
+                ][..],
+                extra,
+            ]
+            .concat(),
             &dir.join("gateway.log"),
         );
         let (r, relay) = start_relay(&dir, &format!("{gateway}"));
         Self {
             dir,
             issuer,
+            retired,
             gateway_config,
             gateway,
             relay,
@@ -202,9 +214,14 @@ impl Stack {
 
     /// A fresh token's `Authorization` value.
     pub fn token(&self) -> String {
+        self.token_of(&self.issuer)
+    }
+
+    /// A fresh token of `issuer`'s key.
+    pub fn token_of(&self, issuer: &Issuer) -> String {
         let challenge = pp_services::gateway::challenge(ISSUER, GATEWAY).unwrap();
-        let (request, pending) = Client::prepare(&challenge, self.issuer.public_key()).unwrap();
-        let token = Client::finalize(pending, &self.issuer.issue(&request).unwrap()).unwrap();
+        let (request, pending) = Client::prepare(&challenge, issuer.public_key()).unwrap();
+        let token = Client::finalize(pending, &issuer.issue(&request).unwrap()).unwrap();
         authorization_value(&token)
     }
 
