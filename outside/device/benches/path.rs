@@ -1,7 +1,10 @@
-//! What the relay and gateway add to a session: attested sessions with one sealed request, made
-//! directly to an enclave and through relay + gateway (two more TLS layers, two CONNECTs and a
-//! token check), alternating, a fixed number each; prints sessions per minute, p50 and p99, and
-//! the ratios. Needs a running stack: `cargo xtask bench-path` sets one up and runs this.
+//! What the relay and gateway add to a request, three ways, alternating, a fixed number each:
+//! an attested session with one sealed request made directly to the enclave; the same through the
+//! CONNECT relay + gateway (two more TLS layers, two CONNECTs and a token check); and a one-shot
+//! Oblivious HTTP request (RFC 9458) through the OHTTP relay and gateway (one TLS connection to
+//! the relay, the relay's to the gateway, the gateway's plain TCP to the enclave's one-shot
+//! port, no handshake with the enclave). Prints requests per minute, p50 and p99, and the ratios.
+//! Needs a running stack: `cargo xtask bench-path` sets one up and runs this.
 //!
 //! Env: PP_BENCH_CONFIG (a pp.toml), PP_BENCH_DIRECT (the enclave's `host:port`), PP_BENCH_ARK
 //! (the test ARK), PP_BENCH_SESSIONS (default 100).
@@ -35,7 +38,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let policy = Policy::trusting_test_root(&ark, vec![TEST_MEASUREMENT], TEST_TCB).unwrap();
-    let request = AppRequest::Summarize {
+    let app_request = AppRequest::Summarize {
         thread: ["dinner at six?", "yes, booked", "see you there"]
             .iter()
             .map(|t| Message {
@@ -45,8 +48,8 @@ fn main() {
             })
             .collect(),
         k: 1,
-    }
-    .to_vec();
+    };
+    let request = app_request.to_vec();
 
     let spec = PathSpec::from_config(&config).unwrap();
 
@@ -65,6 +68,17 @@ fn main() {
     // The instance as the logged CDN index names it (its id is derived from its key).
     let index = pp_device::logged_index::fetch(&config.cdn.url, &log).unwrap();
     let instance = index.index.instances[0].id.clone();
+    // The one-shot path seals to the key configuration of the instance's publication evidence,
+    // verified against the logged release as `pp` does.
+    let roots = pp_device::instances::Roots::from_config(&config.trust).unwrap();
+    let (candidates, _) = pp_device::instances::discover(&config.cdn.url, &log, &roots).unwrap();
+    let published_key = candidates
+        .iter()
+        .find(|c| c.id == instance)
+        .expect("the instance's publication evidence verifies")
+        .published
+        .key_config
+        .clone();
     let source = TokenSource {
         issuer_url: &config.issuer.url,
         credential_file: &config.issuer.credential_file,
@@ -79,7 +93,7 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let tokens: Vec<pp_tokens::Token> = (0..sessions)
+    let tokens: Vec<pp_tokens::Token> = (0..2 * sessions)
         .map(|_| {
             wallet
                 .take(&source, now, || {
@@ -89,10 +103,19 @@ fn main() {
         })
         .collect();
 
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let oneshot = pp_device::oneshot::Oneshot::prepare(&config, &index.index, now).unwrap();
+
     let mut direct_times = Vec::new();
     let mut path_times = Vec::new();
-    let (mut direct_total, mut path_total) = (Duration::ZERO, Duration::ZERO);
-    for token in &tokens {
+    let mut oneshot_times = Vec::new();
+    let (mut direct_total, mut path_total, mut oneshot_total) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for pair in tokens.chunks(2) {
+        let (token, oneshot_token) = (&pair[0], &pair[1]);
         let t = Instant::now();
         let sock = TcpStream::connect(&direct).unwrap();
         sock.set_nodelay(true).unwrap();
@@ -111,9 +134,19 @@ fn main() {
         let d = t.elapsed();
         path_times.push(d);
         path_total += d;
+
+        let t = Instant::now();
+        oneshot
+            .attempt(&instance, &published_key, oneshot_token, &app_request)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+        let d = t.elapsed();
+        oneshot_times.push(d);
+        oneshot_total += d;
     }
     direct_times.sort();
     path_times.sort();
+    oneshot_times.sort();
     let per_minute = |total: Duration| sessions as f64 * 60.0 / total.as_secs_f64();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let (d50, d99) = (
@@ -121,7 +154,14 @@ fn main() {
         percentile(&direct_times, 0.99),
     );
     let (p50, p99) = (percentile(&path_times, 0.5), percentile(&path_times, 0.99));
-    println!("{sessions} sessions each (attestation + 1 sealed summarize request), alternating:");
+    let (o50, o99) = (
+        percentile(&oneshot_times, 0.5),
+        percentile(&oneshot_times, 0.99),
+    );
+    println!(
+        "{sessions} requests each (one sealed summarize request; a session = attestation + it), \
+         alternating:"
+    );
     println!(
         "  direct to the enclave:   {:8.0} sessions/min, p50 {:6.2} ms, p99 {:6.2} ms",
         per_minute(direct_total),
@@ -135,11 +175,25 @@ fn main() {
         ms(p99)
     );
     println!(
+        "  one-shot OHTTP:          {:8.0} requests/min, p50 {:6.2} ms, p99 {:6.2} ms",
+        per_minute(oneshot_total),
+        ms(o50),
+        ms(o99)
+    );
+    println!(
         "  added latency p50 {:.2} ms, p99 {:.2} ms; ratio path/direct p50 {:.2}, p99 {:.2}, throughput {:.2}",
         ms(p50) - ms(d50),
         ms(p99) - ms(d99),
         ms(p50) / ms(d50),
         ms(p99) / ms(d99),
         per_minute(path_total) / per_minute(direct_total)
+    );
+    println!(
+        "  one-shot OHTTP: added latency over direct p50 {:.2} ms, p99 {:.2} ms; requests/min \
+         {:.2}x the session path's, {:.2}x direct",
+        ms(o50) - ms(d50),
+        ms(o99) - ms(d99),
+        per_minute(oneshot_total) / per_minute(path_total),
+        per_minute(oneshot_total) / per_minute(direct_total)
     );
 }
