@@ -65,7 +65,7 @@ pub fn relay_refusals(stack: &Stack) -> Result<()> {
             bail!("the OHTTP relay given {what}: expected HTTP {want}, got {status}: {reply}");
         }
         // A decapsulation failure says nothing more (RFC 9458 §5.2); an unknown key id may be
-        // named with the problem type RFC 9458 §5.3 registers, so the device can refresh.
+        // named with the problem type RFC 9458 registers for it (ohttp-key), so a client can refresh.
         let detail_allowed = what == "an unknown key id" && reply.contains("#ohttp-key");
         if want == 400 && !reply.trim().is_empty() && !detail_allowed {
             bail!("the gateway's 400 for {what} carries detail: {reply}");
