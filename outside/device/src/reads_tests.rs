@@ -93,6 +93,7 @@ fn gateway_and_relay(s: &Services, upstreams: &[String]) -> SocketAddr {
     pp_services::tls::write_dev_certs(&certs, &[RELAY, GATEWAY]).unwrap();
     let gateway = Arc::new(Gateway {
         instances: Default::default(),
+        ohttp: None,
         issuer_keys: Vec::new(),
         issuer_request_uri: "https://issuer.pp.test/token-request".into(),
         challenge: challenge("issuer.pp.test", GATEWAY).unwrap(),

@@ -133,7 +133,8 @@ impl Net {
         slots: usize,
     ) -> SocketAddr {
         let gateway = Arc::new(Gateway {
-            instances: HashMap::from([("i-0".to_string(), "127.0.0.1:1".to_string())]),
+            instances: pp_services::instances::InstanceTable::from_pairs([("i-0", "127.0.0.1:1")]),
+            ohttp: None,
             issuer_keys: keys,
             issuer_request_uri: format!("http://{issuer_name}{REQUEST_PATH}"),
             challenge: challenge(issuer_name, ORIGIN).unwrap(),
