@@ -92,11 +92,7 @@ fn gateway_and_relay(s: &Services, upstreams: &[String]) -> SocketAddr {
     let certs = s.dir.join("certs");
     pp_services::tls::write_dev_certs(&certs, &[RELAY, GATEWAY]).unwrap();
     let gateway = Arc::new(Gateway {
-        instances: pp_services::instances::InstanceTable::fixed(
-            pp_services::gateway::InstanceMap {
-                instances: Vec::new(),
-            },
-        ),
+        instances: Default::default(),
         ohttp: None,
         issuer_keys: Vec::new(),
         issuer_request_uri: "https://issuer.pp.test/token-request".into(),

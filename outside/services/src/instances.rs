@@ -45,6 +45,15 @@ fn stamp(path: &Path) -> Option<Stamp> {
         .map(|m| (m.modified().ok(), m.len()))
 }
 
+impl Default for InstanceTable {
+    /// An empty fixed table.
+    fn default() -> Self {
+        Self::fixed(InstanceMap {
+            instances: Vec::new(),
+        })
+    }
+}
+
 impl InstanceTable {
     /// A table that never changes.
     pub fn fixed(map: InstanceMap) -> Self {
@@ -56,6 +65,20 @@ impl InstanceTable {
                 checked: Instant::now(),
             }),
         }
+    }
+
+    /// A fixed table of `(id, attested-TLS address)` pairs, without one-shot ports (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::fixed(InstanceMap {
+            instances: pairs
+                .into_iter()
+                .map(|(id, address)| InstanceAddress {
+                    id: id.to_string(),
+                    address: address.to_string(),
+                    oneshot_address: None,
+                })
+                .collect(),
+        })
     }
 
     /// Loads the map at `path` (an error if it does not load) and follows its changes.

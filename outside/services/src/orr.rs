@@ -179,7 +179,10 @@ impl ObliviousRelay {
         };
         match tokio::time::timeout(FORWARD_TIMEOUT, self.forward(body)).await {
             Ok(Ok(reply)) => {
-                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                let n = self.counters.forwarded.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 100 == 1 {
+                    tracing::info!("{}", self.counters.line());
+                }
                 reply
             }
             Ok(Err(e)) => self.gateway_failed(&format!("{e:#}")),

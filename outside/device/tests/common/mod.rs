@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pp_device::releases::LogClient;
-use pp_services::gateway::{Gateway, InstanceAddress, InstanceMap, challenge};
+use pp_services::gateway::{Gateway, challenge};
 use pp_services::http::Limits;
 use pp_services::instances::InstanceTable;
 use pp_services::issuer::{EpochKey, IssuerService, REQUEST_PATH};
@@ -134,13 +134,7 @@ impl Net {
         slots: usize,
     ) -> SocketAddr {
         let gateway = Arc::new(Gateway {
-            instances: InstanceTable::fixed(InstanceMap {
-                instances: vec![InstanceAddress {
-                    id: "i-0".into(),
-                    address: "127.0.0.1:1".into(),
-                    oneshot_address: None,
-                }],
-            }),
+            instances: InstanceTable::from_pairs([("i-0", "127.0.0.1:1")]),
             ohttp: None,
             issuer_keys: keys,
             issuer_request_uri: format!("http://{issuer_name}{REQUEST_PATH}"),

@@ -247,6 +247,12 @@ impl Stack {
     }
 }
 
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// Starts `pp-relay` in ORR mode towards the gateway at `gateway` (`host:port`).
 pub fn start_relay(dir: &Path, gateway: &str) -> (Process, SocketAddr) {
     let p = |rel: &str| dir.join(rel).display().to_string();
