@@ -84,6 +84,15 @@ pub fn run(root: &Path, pins: &pins::Pins, sessions: usize, image: Option<PathBu
             .env("PP_BENCH_DIRECT", &host.address)
             .env("PP_BENCH_ARK", &host.ark)
             .env("PP_BENCH_SESSIONS", sessions.to_string())
-            .args(["bench", "--quiet", "-p", "pp-device", "--bench", "path"]),
+            // The test root: the one-shot arm verifies the publication evidence as `pp` does.
+            .args([
+                "bench",
+                "--quiet",
+                "-p",
+                "pp-device",
+                "--features",
+                "test-root",
+            ])
+            .args(["--bench", "path"]),
     )
 }
