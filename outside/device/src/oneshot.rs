@@ -117,12 +117,49 @@ impl Oneshot {
         token: &pp_tokens::Token,
         request: &AppRequest,
     ) -> Result<AppResponse, Failure> {
-        let body = zeroize::Zeroizing::new(request.to_vec());
+        self.attempt_sealed_once(instance, key_config, token, request, &mut None)
+    }
+
+    /// [`Self::attempt`], sealing into `sealed` only if it holds no sealed request for
+    /// `instance` yet: every attempt of one user request to one instance — the 503 retries here,
+    /// and a caller's retry with another token after a retired-key refusal — sends the same inner
+    /// bytes (the same encapsulated key) in a new outer encapsulation. A gateway that forwarded a
+    /// copy and then claimed it did not gets the retry refused by the enclave as a replay (9)
+    /// instead of having the handler run on the request again.
+    pub fn attempt_sealed_once(
+        &self,
+        instance: &str,
+        key_config: &[u8],
+        token: &pp_tokens::Token,
+        request: &AppRequest,
+        sealed: &mut Option<(String, pp_client::oneshot::Sealed)>,
+    ) -> Result<AppResponse, Failure> {
+        if sealed.as_ref().is_none_or(|(id, _)| id != instance) {
+            let body = zeroize::Zeroizing::new(request.to_vec());
+            let fresh = pp_client::oneshot::seal(key_config, &body)
+                .map_err(|e| Failure::Fatal(anyhow::anyhow!("cannot seal the request: {e}")))?;
+            *sealed = Some((instance.to_string(), fresh));
+        }
         let authorization = pp_tokens::authorization_value(token);
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            match self.send(instance, key_config, &authorization, &body) {
-                Ok(answer) => {
+            let bytes = match sealed.as_ref() {
+                Some((_, s)) => s.bytes(),
+                None => return Err(Failure::Fatal(anyhow::anyhow!("no sealed request"))),
+            };
+            match self.send(instance, &authorization, bytes) {
+                Ok(sealed_response) => {
+                    let Some((_, opener)) = sealed.take() else {
+                        return Err(Failure::Fatal(anyhow::anyhow!("no sealed request")));
+                    };
+                    let answer = opener
+                        .open(&sealed_response, pp_client::MAX_RESPONSE)
+                        .map_err(|e| {
+                            Failure::Fatal(anyhow::anyhow!(
+                                "the enclave's sealed response is refused: {e} (it must be sealed \
+                                 by instance {instance} for this request)"
+                            ))
+                        })?;
                     return AppResponse::parse_for(&answer, request).map_err(|_| {
                         Failure::Fatal(anyhow::anyhow!("the enclave's answer is malformed"))
                     });
@@ -140,19 +177,12 @@ impl Oneshot {
         ))
     }
 
-    /// One POST: seal, encapsulate, send, decapsulate, open.
-    fn send(
-        &self,
-        instance: &str,
-        key_config: &[u8],
-        authorization: &str,
-        body: &[u8],
-    ) -> Result<Vec<u8>, Sent> {
+    /// One POST of the sealed request `sealed`: encapsulate (afresh), send, decapsulate; returns
+    /// the enclave's sealed response.
+    fn send(&self, instance: &str, authorization: &str, sealed: &[u8]) -> Result<Vec<u8>, Sent> {
         let fatal = |e: anyhow::Error| Sent::Failed(Failure::Fatal(e));
-        let sealed = pp_client::oneshot::seal(key_config, body)
-            .map_err(|e| fatal(anyhow::anyhow!("cannot seal the request: {e}")))?;
         let message =
-            inner::build_inner_request(&self.gateway_name, instance, authorization, sealed.bytes())
+            inner::build_inner_request(&self.gateway_name, instance, authorization, sealed)
                 .map_err(|e| fatal(anyhow::anyhow!("cannot encode the request: {e}")))?;
         let outer = pp_client::oneshot::encapsulate(&self.gateway_key, &message)
             .map_err(|e| fatal(anyhow::anyhow!("cannot encapsulate to the gateway: {e}")))?;
@@ -176,34 +206,22 @@ impl Oneshot {
                  or altered on the way)"
             ))
         })?;
-        let sealed_response = match inner::parse_inner_response(&inner_bytes) {
-            Ok(InnerResponse::Sealed(bytes)) => bytes,
+        match inner::parse_inner_response(&inner_bytes) {
+            Ok(InnerResponse::Sealed(bytes)) => Ok(bytes),
             Ok(InnerResponse::Refused {
                 status: 503,
                 message,
                 ..
-            }) => {
-                return Err(Sent::Busy(anyhow::anyhow!(
-                    "the gateway answered 503 (no free slot, or its spent-token store could not \
-                     record the spend){}",
-                    suffix(&message)
-                )));
-            }
-            Ok(refused) => return Err(Sent::Failed(inner_failure(&refused, instance))),
-            Err(e) => {
-                return Err(fatal(anyhow::anyhow!(
-                    "the gateway's answer is refused: {e}"
-                )));
-            }
-        };
-        sealed
-            .open(&sealed_response, pp_client::MAX_RESPONSE)
-            .map_err(|e| {
-                fatal(anyhow::anyhow!(
-                    "the enclave's sealed response is refused: {e} (it must be sealed by instance \
-                     {instance} for this request)"
-                ))
-            })
+            }) => Err(Sent::Busy(anyhow::anyhow!(
+                "the gateway answered 503 (no free slot, or its spent-token store could not \
+                 record the spend){}",
+                suffix(&message)
+            ))),
+            Ok(refused) => Err(Sent::Failed(inner_failure(&refused, instance))),
+            Err(e) => Err(fatal(anyhow::anyhow!(
+                "the gateway's answer is refused: {e}"
+            ))),
+        }
     }
 }
 

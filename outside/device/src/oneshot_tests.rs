@@ -51,6 +51,9 @@ enum Script {
     Answer(InnerResponse),
     /// Answers `n` of these first, then forwards.
     First(usize, InnerResponse),
+    /// Forwards the first `n` requests but answers them 503 (a gateway hiding that the enclave
+    /// got them), then forwards honestly.
+    ForwardThenBusy(usize),
     /// A plain HTTP status before decapsulation (relay or gateway).
     Outer(u16),
 }
@@ -187,6 +190,14 @@ fn handle(
                 answer
             } else {
                 forward(to, &sealed)
+            }
+        }
+        Script::ForwardThenBusy(n) => {
+            let answer = forward(to, &sealed);
+            if seen.lock().unwrap().len() <= n {
+                refused(503, "busy")
+            } else {
+                answer
             }
         }
         Script::Outer(_) => unreachable!(),
@@ -367,6 +378,22 @@ fn a_503_is_retried_on_the_same_instance_with_the_same_token() {
         "{err}"
     );
     assert_eq!(op.seen.lock().unwrap().len(), ATTEMPTS);
+}
+
+#[test]
+fn a_gateway_that_forwards_and_answers_503_cannot_make_the_enclave_run_the_request_again() {
+    // The retry carries the same sealed request (the same encapsulated key) in a new outer
+    // layer: the enclave, which opened the first copy, refuses it as a replay.
+    let (op, e, id) = one();
+    op.set(Script::ForwardThenBusy(1));
+    let err = op
+        .device()
+        .attempt(&id, &e.key_config, &token(9), &request())
+        .map_err(failure_text)
+        .unwrap_err();
+    assert!(err.contains("replayed"), "{err}");
+    assert_eq!(e.opened.load(Ordering::SeqCst), 1, "the handler ran once");
+    assert_eq!(op.seen.lock().unwrap().len(), 2);
 }
 
 fn index(published: u64, gateway_key: Option<&[u8]>) -> CdnIndex {

@@ -150,9 +150,18 @@ pub fn ask(
                 candidates[0].index.index.published,
                 config.relay.ohttp_url.as_deref().unwrap_or_default()
             ));
+            // One sealed request per instance for all of this request's attempts (see
+            // `attempt_sealed_once`).
+            let mut sealed = None;
             let (chosen, response) =
                 spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
-                    oneshot.attempt(&chosen.id, &chosen.published.key_config, token, request)
+                    oneshot.attempt_sealed_once(
+                        &chosen.id,
+                        &chosen.published.key_config,
+                        token,
+                        request,
+                        &mut sealed,
+                    )
                 })?;
             let relied = crate::receipts::Relied::Oneshot;
             let receipt = crate::receipts::record(&config.state_dir, &chosen, relied, &log)?;
