@@ -59,6 +59,8 @@ fn main() {
     let fresh = env_or("PP_BENCH_FRESH", 5);
     let state = config.state_dir.clone();
     std::fs::create_dir_all(&state).unwrap();
+    // The bench is the user of this device state: it opted in (receipts are kept only then).
+    pp_device::consent::opt_in(&state).unwrap();
     let request = AppRequest::Summarize {
         thread: ["dinner at six?", "yes, booked", "see you there"]
             .iter()

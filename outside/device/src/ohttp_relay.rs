@@ -3,7 +3,7 @@
 //! the relay's certificate checked against `trust.tls_ca` as for the CONNECT relay. The relay
 //! sees this device's address and an opaque body; it forwards the body to the gateway.
 //!
-//! One connection per request (`Connection: close`), bounded by [`crate::reads::READ_DEADLINE`]
+//! One connection per request (`Connection: close`), bounded by [`POST_DEADLINE`]
 //! in all, and an answer of at most [`MAX_ANSWER`] bytes.
 
 use std::net::TcpStream;
@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use crate::config::Config;
-use crate::reads::{self, Answer, READ_DEADLINE, Timed};
+use crate::reads::{self, Answer, Timed};
 
 /// The RFC 9458 media type of an encapsulated request.
 pub const REQUEST_TYPE: &str = pp_client::inner::OHTTP_REQUEST_MEDIA_TYPE;
@@ -51,6 +51,11 @@ pub enum PostError {
     AfterSend(anyhow::Error),
 }
 
+/// The longest a one-shot POST may take in all: longer than the relay's own bound on a request
+/// (`pp_services::orr::REQUEST_TIMEOUT`, 105 s), so an answer the enclave computed after the
+/// token was spent is not given up on by the device first.
+pub const POST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(110);
+
 impl OhttpRelay {
     /// The relay `config` names in `relay.ohttp_url` (`https://host[:port][/path]`), checked with
     /// `trust.tls_ca`.
@@ -61,6 +66,16 @@ impl OhttpRelay {
         )?;
         let tls = crate::tunnel::client_config(crate::tunnel::tls_roots(config)?);
         let mut relay = Self::new(url, tls).context("relay.ohttp_url")?;
+        // The relay is what hides this device's address from the gateway: a URL naming the
+        // gateway itself would skip it.
+        anyhow::ensure!(
+            !relay
+                .server_name
+                .eq_ignore_ascii_case(&config.gateway.server_name),
+            "relay.ohttp_url names the gateway ({}), not a relay: the gateway would see this \
+             device's address",
+            relay.server_name
+        );
         if let Some(address) = &config.relay.ohttp_address {
             relay.address = address.clone();
         }
@@ -116,7 +131,7 @@ impl OhttpRelay {
     /// POSTs `body` (an encapsulated request) and returns the relay's answer, whatever its
     /// status.
     pub(crate) fn post(&self, body: &[u8]) -> Result<Answer, PostError> {
-        let deadline = Instant::now() + READ_DEADLINE;
+        let deadline = Instant::now() + POST_DEADLINE;
         let tcp = TcpStream::connect(&self.address).map_err(|e| {
             PostError::NotSent(anyhow::anyhow!(
                 "cannot reach the OHTTP relay at {}: {:?}",

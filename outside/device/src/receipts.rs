@@ -36,6 +36,9 @@ pub fn record(
     relied: Relied<'_>,
     log: &LogClient,
 ) -> Result<(Receipt, PathBuf)> {
+    // A user who opted out while the request ran keeps no receipt of it.
+    crate::consent::require_opt_in(state_dir)
+        .context("the user opted out while this request ran: its receipt is not kept")?;
     let (bundle, path, nonce, exporter) = match relied {
         Relied::Session(b) => (
             &b.evidence[..],

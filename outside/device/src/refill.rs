@@ -61,6 +61,8 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
     let mut held = before;
     for _ in 0..MAX_REFILL_BATCHES {
         match wallet.refill_if_low(&source, now, || {
+            // Not after an opt-out made while this refill runs.
+            crate::consent::require_opt_in(&config.state_dir)?;
             crate::issuer_keys::fetch_via_relay(&spec, instance)
         })? {
             Refill::Enough(n) => {

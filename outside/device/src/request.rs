@@ -123,7 +123,11 @@ pub fn ask(
         trust: &trust,
     };
     let spec = PathSpec::from_config(config)?;
-    let gateway = |instance: &str| crate::issuer_keys::fetch_via_relay(&spec, instance);
+    // Every token fetch starts here: none after the user opted out, even during this request.
+    let gateway = |instance: &str| {
+        crate::consent::require_opt_in(&config.state_dir)?;
+        crate::issuer_keys::fetch_via_relay(&spec, instance)
+    };
     let tokens = Tokens {
         wallet: &wallet,
         source: &source,

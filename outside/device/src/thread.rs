@@ -4,7 +4,10 @@
 //!   `{"advanced_chat_privacy": bool, "messages": [ … ]}` (the chat's setting travels with it);
 //! - text: one message per line as `sender: text` or `[time] sender: text`; lines starting with
 //!   `#` are comments, and the header line [`PRIVATE_HEADER`] (anywhere, alone on its line) marks
-//!   the chat as private.
+//!   the chat as private. Any `#!` line naming `advanced-chat-privacy` marks it private unless its
+//!   value is exactly `off` (a misspelt setting fails closed), and other `#!` lines are refused.
+//!
+//! A leading byte-order mark is ignored in both forms.
 //!
 //! A chat marked private ("Advanced Chat Privacy", which any member of a group can turn on) is
 //! never sent: [`Thread::require_shareable`] refuses it before anything leaves the device.
@@ -47,6 +50,7 @@ struct JsonThread {
 
 /// Parses a thread file's contents.
 pub fn parse(contents: &str) -> Result<Thread> {
+    let contents = contents.strip_prefix('\u{feff}').unwrap_or(contents);
     let trimmed = contents.trim_start();
     if trimmed.starts_with('[') {
         let messages = serde_json::from_str(trimmed)
@@ -72,8 +76,8 @@ pub fn parse(contents: &str) -> Result<Thread> {
     };
     for (n, line) in contents.lines().enumerate() {
         let line = line.trim();
-        if line.eq_ignore_ascii_case(PRIVATE_HEADER) {
-            thread.private = true;
+        if let Some(directive) = line.strip_prefix("#!") {
+            thread.private |= privacy_directive(directive, n + 1)?;
             continue;
         }
         if line.is_empty() || line.starts_with('#') {
@@ -96,6 +100,20 @@ pub fn parse(contents: &str) -> Result<Thread> {
         });
     }
     Ok(thread)
+}
+
+/// A `#!` line: whether it marks the chat private. Only the privacy setting is known; its value
+/// must be exactly `off` for the chat to be shared.
+fn privacy_directive(directive: &str, line: usize) -> Result<bool> {
+    let directive = directive.trim().to_ascii_lowercase();
+    if !directive.contains("advanced-chat-privacy") {
+        bail!(
+            "line {line} of the thread is a `#!` line other than `{PRIVATE_HEADER}`: refusing a \
+             setting this device does not know"
+        );
+    }
+    let value = directive.split_once(':').map(|(_, v)| v.trim());
+    Ok(value != Some("off"))
 }
 
 #[cfg(test)]
@@ -126,6 +144,12 @@ mod tests {
             "#! advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
             "Ana: the surprise party is on friday\n#! Advanced-Chat-Privacy: ON\n",
             r#"{"advanced_chat_privacy": true, "messages": [{"sender":"Ana","text":"the surprise party is on friday"}]}"#,
+            // A byte-order mark before either form, and misspelt settings: still private.
+            "\u{feff}#! advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
+            "\u{feff}{\"advanced_chat_privacy\":true,\"messages\":[{\"sender\":\"Ana\",\"text\":\"the surprise party is on friday\"}]}",
+            "#!advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
+            "#!  Advanced-Chat-Privacy : yes\nAna: the surprise party is on friday\n",
+            "#! advanced-chat-privacy\nAna: the surprise party is on friday\n",
         ] {
             let t = parse(text).unwrap();
             assert!(t.private, "{text}");
@@ -135,5 +159,8 @@ mod tests {
                 "{e}"
             );
         }
+        let off = parse("#! advanced-chat-privacy: off\nAna: hi\n").unwrap();
+        assert!(!off.private && off.messages.len() == 1);
+        assert!(parse("#! something-else: on\nAna: hi\n").is_err());
     }
 }

@@ -362,6 +362,13 @@ fn check_receipt(config: &Config, receipt: &Path, verbose: bool) -> Result<()> {
         checked.release_index,
         checked.index_index
     );
+    if checked.path == pp_translog::receipt::ReceiptPath::Oneshot {
+        say!(
+            "A one-shot receipt holds only public data (the publication evidence, the index, the \
+             manifest, the tree head): it shows what this device sealed its request to, not that \
+             a request was made or answered."
+        );
+    }
     Ok(())
 }
 
