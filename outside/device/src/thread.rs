@@ -21,7 +21,8 @@ pub const PRIVATE_HEADER: &str = "#! advanced-chat-privacy: on";
 /// A parsed thread and the chat's privacy setting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thread {
-    pub messages: Vec<Message>,
+    /// Reachable only through [`Thread::require_shareable`], so no caller sends a private chat.
+    messages: Vec<Message>,
     /// The chat has "Advanced Chat Privacy" on: its messages must not be used by AI features.
     pub private: bool,
 }
