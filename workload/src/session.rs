@@ -321,6 +321,8 @@ pub fn answer_sealed(enclave: &Enclave, encapsulated: &[u8]) -> Result<Vec<u8>, 
     let (padded, opener) = enclave.keys.open(encapsulated).map_err(|e| match e {
         OpenError::Replayed => SessionError::Replayed,
         OpenError::UnknownKey => SessionError::UnknownKey,
+        OpenError::Busy => SessionError::Busy,
+        OpenError::Malformed => SessionError::Malformed,
         OpenError::Failed => SessionError::OpenFailed,
     })?;
     let request = padding::unpad(&padded).map_err(|_| SessionError::Malformed)?;
