@@ -4,13 +4,21 @@
 //!
 //! - **Rotation**: a new key is made every `period` ([`pp_protocol::KEY_PERIOD_SECS`] in the
 //!   image) by the ring's [`Clock`] (the enclave's monotonic clock), or earlier when the current
-//!   key's replay memory is full (`crate::replay`). The old current key becomes the previous one
+//!   key's replay memory is full (`crate::replay`) — but **at most one early rotation per
+//!   period**: once the current key is full and an early rotation was made less than `period`
+//!   ago, new requests under it are refused [`OpenError::Busy`] until the period ends. Otherwise
+//!   a host that fills the memory (anyone can seal 2^16 requests to a public key) could have a
+//!   fresh key made, and published, every few seconds, and a request's key would then tell when
+//!   its device fetched the index. The old current key becomes the previous one
 //!   and is still opened for one more period, so devices holding the last published CDN index
 //!   keep working; the old previous key is dropped. Key ids count up (wrapping `u8`): the new id is
 //!   never one of the held ones.
 //! - **Replay**: each key remembers the `enc` of every request it opened; a repeat is refused
-//!   ([`OpenError::Replayed`]) before the handler runs. A key whose memory is full opens nothing
-//!   more: it is rotated out (if current) or dropped (if previous), never made to forget.
+//!   ([`OpenError::Replayed`]) before the handler runs. Only requests whose plaintext is a
+//!   well-padded bucket are recorded (bytes that open but are malformed burn nothing; a replay of
+//!   them opens again and is refused [`OpenError::Malformed`] again, the handler never running).
+//!   A key whose memory is full opens nothing more: it is rotated out (if current, when allowed)
+//!   or dropped (if previous), never made to forget.
 //! - **Lookup**: by the key id in the encapsulated request's first byte; an id the ring does not
 //!   hold is [`OpenError::UnknownKey`].
 //!
@@ -28,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use ohttp::hpke::{Aead, Kdf, Kem};
 use ohttp::{KeyConfig, Server, ServerResponse, SymmetricSuite};
+use pp_protocol::padding;
 use zeroize::Zeroizing;
 
 use crate::replay::{self, REPLAY_CAPACITY, ReplayMemory};
@@ -72,6 +81,11 @@ pub enum OpenError {
     UnknownKey,
     /// This `enc` was already opened under this key.
     Replayed,
+    /// The key's replay memory is full and it may not be rotated out yet (one early rotation per
+    /// period): retry later.
+    Busy,
+    /// Opened, but the plaintext is not a padded bucket (`pp_protocol::padding`); not recorded.
+    Malformed,
     /// Malformed, or the AEAD refused it, or a key could not be made.
     Failed,
 }
@@ -89,6 +103,9 @@ struct Held {
 struct Ring {
     current: Held,
     previous: Option<Held>,
+    /// When the last early rotation (for a full memory, before the current key's time was up)
+    /// was made: the next is allowed one `period` later.
+    last_early: Option<Duration>,
 }
 
 /// The key ring (see the module documentation). Shared by every session and one-shot slot.
@@ -144,6 +161,7 @@ impl KeyRing {
             ring: Mutex::new(Ring {
                 current,
                 previous: None,
+                last_early: None,
             }),
             clock,
             period,
@@ -159,8 +177,12 @@ impl KeyRing {
         if ring.previous.as_ref().is_some_and(|p| now >= p.until) {
             ring.previous = None;
         }
-        if now >= ring.current.until || ring.current.memory.is_full() {
+        let early_allowed = ring.last_early.is_none_or(|t| now >= t + self.period);
+        if now >= ring.current.until {
             self.rotate(&mut ring, now)?;
+        } else if ring.current.memory.is_full() && early_allowed {
+            self.rotate(&mut ring, now)?;
+            ring.last_early = Some(now);
         }
         Ok(ring)
     }
@@ -209,9 +231,12 @@ impl KeyRing {
     }
 
     /// Open an RFC 9458 encapsulated request under the key its first byte names, refusing a
-    /// repeated `enc`. The `enc` is recorded only once the request opened (so bytes that do not
-    /// authenticate burn nothing), and checked again then, so two copies opened at once cannot
-    /// both pass. Returns the plaintext and the response context.
+    /// request that names another KEM than X25519 (before the replay memory is looked at), a
+    /// repeated `enc`, and a new one under a full key ([`OpenError::Busy`]). The `enc` is
+    /// recorded only once the request opened and its plaintext is a padded bucket (so bytes that
+    /// do not authenticate, or open to a malformed plaintext, burn nothing), and checked again
+    /// then, so two copies opened at once cannot both pass. Returns the (padded) plaintext and the
+    /// response context.
     pub fn open(
         &self,
         encapsulated: &[u8],
@@ -227,12 +252,19 @@ impl KeyRing {
             if held.memory.contains(&enc) {
                 return Err(OpenError::Replayed);
             }
+            // Full and not rotated out: the current key, its early rotation used up this period.
+            if held.memory.is_full() {
+                return Err(OpenError::Busy);
+            }
             held.server.clone()
         };
         let (plain, response) = server
             .decapsulate(encapsulated)
             .map_err(|_| OpenError::Failed)?;
         let plain = Zeroizing::new(plain);
+        if padding::unpad(&plain).is_err() {
+            return Err(OpenError::Malformed);
+        }
         let mut ring = self.lock().map_err(|_| OpenError::Failed)?;
         let held = ring
             .held_mut()
@@ -241,8 +273,8 @@ impl KeyRing {
         match held.memory.record(enc) {
             Ok(()) => {}
             Err(replay::Refused::Replayed) => return Err(OpenError::Replayed),
-            // Opened before the memory filled: the key is spent for new requests.
-            Err(replay::Refused::Full) => return Err(OpenError::UnknownKey),
+            // Opened while the memory filled: the key is spent for new requests until rotated.
+            Err(replay::Refused::Full) => return Err(OpenError::Busy),
         }
         if ring.previous.as_ref().is_some_and(|p| p.memory.is_full()) {
             ring.previous = None;
@@ -350,6 +382,88 @@ mod tests {
         );
         let (_, config2) = ring.current().unwrap();
         assert!(ring.open(&seal(&config2)).is_ok());
+    }
+
+    /// Issue 14, M2: a host that fills the replay memory gets one early key per period, not one
+    /// per 2^16 requests; past that, new requests under the full key are `Busy`.
+    #[test]
+    fn at_most_one_early_rotation_per_period() {
+        let (ring, clock) = ring(2);
+        let (_, config1) = ring.current().unwrap();
+        ring.open(&seal(&config1)).unwrap();
+        ring.open(&seal(&config1)).unwrap();
+        // The period's one early rotation.
+        let (second, config2) = ring.current().unwrap();
+        assert_eq!(second, 2);
+        let opened = seal(&config2);
+        ring.open(&opened).unwrap();
+        ring.open(&seal(&config2)).unwrap();
+        // Full again within the period: no new key; new requests are refused busy, a repeat is
+        // still a repeat.
+        clock.set(PERIOD - 1);
+        assert_eq!(ring.held_ids().unwrap(), [2]);
+        assert_eq!(ring.open(&seal(&config2)).unwrap_err(), OpenError::Busy);
+        assert_eq!(ring.open(&opened).unwrap_err(), OpenError::Replayed);
+        assert_eq!(ring.current().unwrap().1, config2);
+        // The period is over: rotated by time (the full key is dropped), and the new period has
+        // its one early rotation again.
+        clock.set(PERIOD);
+        assert_eq!(ring.held_ids().unwrap(), [3]);
+        let (_, config3) = ring.current().unwrap();
+        ring.open(&seal(&config3)).unwrap();
+        ring.open(&seal(&config3)).unwrap();
+        assert_eq!(ring.held_ids().unwrap(), [4]);
+        let (_, config4) = ring.current().unwrap();
+        ring.open(&seal(&config4)).unwrap();
+        ring.open(&seal(&config4)).unwrap();
+        assert_eq!(ring.open(&seal(&config4)).unwrap_err(), OpenError::Busy);
+        assert_eq!(ring.held_ids().unwrap(), [4]);
+    }
+
+    /// Bytes that open but are not a padded bucket are refused and burn nothing, also when sent
+    /// again: they cannot fill the memory.
+    #[test]
+    fn a_malformed_plaintext_is_not_recorded() {
+        let (ring, _clock) = ring(2);
+        let (_, config1) = ring.current().unwrap();
+        let unpadded = |body: &[u8]| {
+            ohttp::ClientRequest::from_encoded_config(&config1)
+                .unwrap()
+                .encapsulate(body)
+                .unwrap()
+                .0
+        };
+        let bad = unpadded(b"not a bucket");
+        for _ in 0..3 {
+            assert_eq!(ring.open(&bad).unwrap_err(), OpenError::Malformed);
+            assert_eq!(
+                ring.open(&unpadded(b"x")).unwrap_err(),
+                OpenError::Malformed
+            );
+        }
+        assert_eq!(
+            ring.held_ids().unwrap(),
+            [1],
+            "nothing recorded, no rotation"
+        );
+        let good = seal(&config1);
+        ring.open(&good).unwrap();
+        assert_eq!(ring.open(&good).unwrap_err(), OpenError::Replayed);
+    }
+
+    /// Issue 14, L1: the KEM id is read, and anything but X25519 is refused before the replay
+    /// memory is looked at.
+    #[test]
+    fn a_request_naming_another_kem_is_refused_before_the_memory() {
+        let (ring, _clock) = ring(16);
+        let (_, config1) = ring.current().unwrap();
+        let sealed = seal(&config1);
+        ring.open(&sealed).unwrap();
+        for kem in [[0x00, 0x10], [0x64, 0x7a]] {
+            let mut other = sealed.clone();
+            other[1..3].copy_from_slice(&kem);
+            assert_eq!(ring.open(&other).unwrap_err(), OpenError::Failed);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod attest;
 pub mod deadline;
 pub mod features;
+pub mod gate;
 pub mod handler;
 pub mod health;
 pub mod keys;

@@ -134,6 +134,7 @@ fn run() -> Result<(), String> {
         handler,
         release_ref: RELEASE_REF,
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     });
     let listen = |port: u16| {
         TcpListener::bind((config.bind.as_str(), port))

@@ -5,7 +5,9 @@
 //! A connection takes one of [`Limits::slots`] slots, where its whole request frame must be read
 //! within [`Limits::read`] of accept (however it drips its bytes); the answer is then computed
 //! and written (with the silence bound, as for sessions: `crate::deadline`). A connection that
-//! finds every slot taken is answered `Busy` at once. Any first frame but a `SealedRequest` is
+//! finds every slot taken is answered `Busy` at once; so is a request that gets no pass of the
+//! handler gate it shares with the session workers (`crate::gate`) within its wait, unopened.
+//! Any first frame but a `SealedRequest` is
 //! `UnexpectedFrame`; a replayed request `Replayed`; a request under a key the ring no longer
 //! holds `UnknownKey` — the handler runs for none of them. Nothing is read after the first frame.
 //! The log holds counters and error names only. Threads: one acceptor and the slots, made at
@@ -25,7 +27,8 @@ use pp_protocol::io::ReadError;
 use crate::deadline::{Deadlined, Graced};
 use crate::session::{self, Enclave, SessionError};
 
-/// Connections served at once (each may run the models).
+/// Connections served at once (the models run for at most [`crate::server::WORKERS`] requests at
+/// once over both doors: `crate::gate`).
 pub const SLOTS: usize = 4;
 /// From accept to the whole request frame read.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
@@ -168,15 +171,16 @@ fn slot(
         };
         let result = serve_one(stream, accepted, enclave, limits);
         taken.fetch_sub(1, Ordering::SeqCst);
-        let ms = accepted.elapsed().as_millis();
+        // Counters and the error's name only: no per-request timing (the host could match it
+        // to the requests it forwarded).
         match result {
             Ok(()) => {
                 let n = counters.served.fetch_add(1, Ordering::Relaxed) + 1;
-                println!("pp-workload: oneshot served={n} ms={ms}");
+                println!("pp-workload: oneshot served={n}");
             }
             Err(e) => {
                 let n = counters.errors.fetch_add(1, Ordering::Relaxed) + 1;
-                println!("pp-workload: oneshot error={e:?} errors={n} ms={ms}");
+                println!("pp-workload: oneshot error={e:?} errors={n}");
             }
         }
     }

@@ -1,34 +1,50 @@
 //! Replay memory: the encapsulated keys (`enc`) of the requests one HPKE key has opened.
 //!
-//! An RFC 9458 encapsulated request carries a fresh ephemeral X25519 public key (`enc`) chosen by
-//! the sender; a second request with the same `enc` under the same key is a replay of the first
-//! (or a sender that broke HPKE's rules), so it is refused before the handler runs. The memory is
-//! bounded ([`REPLAY_CAPACITY`] values per key): when the current key's memory is full the ring
-//! rotates to a new key (`crate::keys`), so a bound never means forgetting — a key whose memory is
-//! full opens nothing more. `enc` values are public (they travel in clear inside the sealed
-//! request), so keeping them reveals nothing about any request.
+//! An RFC 9458 encapsulated request carries a fresh ephemeral public key (`enc`) chosen by the
+//! sender; a second request with the same `enc` under the same key is a replay of the first (or a
+//! sender that broke HPKE's rules), so it is refused before the handler runs. The memory is
+//! bounded ([`REPLAY_CAPACITY`] values per key): a key whose memory is full opens nothing more, it
+//! is never made to forget (`crate::keys` rotates it out, at most once early per period). `enc`
+//! values are public (they travel in clear inside the sealed request), so keeping them reveals
+//! nothing about any request.
+//!
+//! The enclave's keys are all DHKEM(X25519, HKDF-SHA256) (KEM id 0x0020, `enc` of 32 bytes): a
+//! request naming any other KEM is refused ([`enc_of`] gives `None`) before the memory is looked
+//! at, so `enc` is never read at a length another KEM would give it.
 
 use std::collections::BTreeSet;
 
-use pp_protocol::key_config::X25519_PUBLIC_KEY_LEN;
+use pp_protocol::key_config::{KEM_X25519_HKDF_SHA256, X25519_PUBLIC_KEY_LEN};
 
-/// Most `enc` values remembered per key: 2^16, so 2 MiB of values per key (a few MiB for both
-/// held keys with the set's own overhead). A key that opened this many requests is rotated out
-/// (`crate::keys`).
+/// Most `enc` values remembered per key: 2^16. That is 2 MiB of values, and about 3–4.5 MiB per
+/// key in the set as held (a `BTreeSet`'s nodes carry up to 11 values each, half to fully
+/// filled, plus their own overhead); at most two keys are held, so under 10 MiB in all. A key
+/// that opened this many requests opens nothing more (`crate::keys`).
 pub const REPLAY_CAPACITY: usize = 1 << 16;
 
 /// Bytes of the RFC 9458 request header before `enc`: key id (1), KEM id (2), KDF id (2), AEAD
 /// id (2).
 pub const REQUEST_HEADER_LEN: usize = 7;
 
-/// An `enc` value (X25519: 32 bytes).
+/// Where the KEM id sits in the request header (big-endian).
+const KEM_ID: std::ops::Range<usize> = 1..3;
+
+/// An `enc` value of the one KEM the enclave uses (X25519: 32 bytes).
 pub type Enc = [u8; X25519_PUBLIC_KEY_LEN];
 
-/// The `enc` of an encapsulated request: the 32 bytes after the 7-byte header. `None` if the
-/// request is too short to hold one (it then cannot open either).
+/// Length of `enc` under the KEM `kem_id`, if it is one the enclave's keys use (only X25519).
+fn enc_len(kem_id: u16) -> Option<usize> {
+    (kem_id == KEM_X25519_HKDF_SHA256).then_some(X25519_PUBLIC_KEY_LEN)
+}
+
+/// The `enc` of an encapsulated request: the KEM's `enc` length of bytes after the 7-byte header.
+/// `None` if the header names a KEM other than X25519 (0x0020), or the request is too short to
+/// hold an `enc` (it then cannot open either).
 pub fn enc_of(encapsulated: &[u8]) -> Option<Enc> {
+    let kem = encapsulated.get(KEM_ID)?;
+    let len = enc_len(u16::from_be_bytes([kem[0], kem[1]]))?;
     encapsulated
-        .get(REQUEST_HEADER_LEN..REQUEST_HEADER_LEN + X25519_PUBLIC_KEY_LEN)?
+        .get(REQUEST_HEADER_LEN..REQUEST_HEADER_LEN + len)?
         .try_into()
         .ok()
 }
@@ -115,11 +131,29 @@ mod tests {
     }
 
     #[test]
-    fn enc_is_after_the_seven_byte_header() {
-        let mut req = vec![0u8; 7];
+    fn the_x25519_kem_is_what_ohttp_calls_it() {
+        use ohttp::hpke::Kem;
+        assert_eq!(Kem::X25519Sha256 as u16, KEM_X25519_HKDF_SHA256);
+        assert_eq!(
+            enc_len(KEM_X25519_HKDF_SHA256),
+            Some(Kem::X25519Sha256.n_enc())
+        );
+        assert_eq!(enc_len(Kem::P256Sha256 as u16), None);
+        assert_eq!(enc_len(Kem::XWing as u16), None);
+    }
+
+    #[test]
+    fn enc_is_after_the_seven_byte_header_of_an_x25519_request() {
+        let mut req = vec![1, 0x00, 0x20, 0, 1, 0, 3];
         req.extend(0..40u8);
         assert_eq!(enc_of(&req).unwrap()[..], (0..32u8).collect::<Vec<_>>()[..]);
         assert_eq!(enc_of(&req[..38]), None);
         assert_eq!(enc_of(&req[..39]).unwrap()[31], 31);
+        // Any other KEM (P-256, X-Wing, none): no `enc` read at all.
+        for kem in [[0x00, 0x10], [0x64, 0x7a], [0x00, 0x00]] {
+            req[1..3].copy_from_slice(&kem);
+            assert_eq!(enc_of(&req), None);
+        }
+        assert_eq!(enc_of(&[1, 0x00]), None);
     }
 }

@@ -14,6 +14,7 @@ use pp_protocol::io::{ReadError, WriteError};
 use pp_protocol::padding;
 use zeroize::Zeroizing;
 
+use crate::gate::Gate;
 use crate::handler::Handler;
 use crate::keys::{KeyRing, OpenError};
 
@@ -103,6 +104,9 @@ pub struct Enclave {
     /// The HPKE key ring: current and previous key, with their replay memories.
     pub keys: KeyRing,
     pub handler: Box<dyn Handler>,
+    /// Bounds the requests opened and handled at once, over sessions and the one-shot port
+    /// (`crate::gate`; [`Gate::for_handler`] in the enclave).
+    pub gate: Gate,
     /// sha256 naming the release this build belongs to (see `release_ref`).
     pub release_ref: [u8; 32],
     /// Largest request frame payload accepted (≤ `frame::MAX_PAYLOAD`).
@@ -307,14 +311,18 @@ impl<C: Channel> Attested<'_, C> {
     }
 }
 
-/// One sealed request to its sealed response: opened through the key ring (a replayed `enc` or
-/// an unknown key id is refused before the handler runs), unpadded, handled, padded and sealed.
-/// Request and response plaintexts are zeroized when dropped. The one-shot port serves its
-/// request through this too (`crate::oneshot`).
+/// One sealed request to its sealed response: a pass of the handler gate taken (none within its
+/// wait: `Busy`, nothing opened), opened through the key ring (a replayed `enc` or an unknown key
+/// id is refused before the handler runs), unpadded, handled, padded and sealed. Request and
+/// response plaintexts are zeroized when dropped. The one-shot port serves its request through
+/// this too (`crate::oneshot`), so the gate bounds both doors together.
 pub fn answer_sealed(enclave: &Enclave, encapsulated: &[u8]) -> Result<Vec<u8>, SessionError> {
+    let _pass = enclave.gate.enter().ok_or(SessionError::Busy)?;
     let (padded, opener) = enclave.keys.open(encapsulated).map_err(|e| match e {
         OpenError::Replayed => SessionError::Replayed,
         OpenError::UnknownKey => SessionError::UnknownKey,
+        OpenError::Busy => SessionError::Busy,
+        OpenError::Malformed => SessionError::Malformed,
         OpenError::Failed => SessionError::OpenFailed,
     })?;
     let request = padding::unpad(&padded).map_err(|_| SessionError::Malformed)?;

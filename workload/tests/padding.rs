@@ -92,6 +92,7 @@ fn attested(times: usize) -> Device {
         }),
         release_ref: [0; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     };
     let server = std::thread::spawn(move || session::serve(&enclave, Plain(server_sock)).1);
     let mut device = Device {

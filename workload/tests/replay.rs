@@ -4,6 +4,8 @@
 //! `UnknownKey` (10), the handler never running for either; a request under the previous key is
 //! still answered; a 33-byte `AttestRequest` gets evidence binding the key it names, or
 //! `UnknownKey`. The one-shot port refuses any other frame, an oversized one and a slow sender.
+//! Both doors answer `Busy` (7), the handler not running, when the shared handler gate is full or
+//! the current key is full past its period's one early rotation.
 //! In process, with a counting handler, a recording attester and a clock the test moves.
 
 use std::io::{Read, Write};
@@ -73,15 +75,21 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(1 << 16)
+}
+
+/// A world whose keys remember at most `capacity` requests each.
+fn world_with(capacity: usize) -> World {
     let clock = Fake::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let reports = Recording::default();
     let enclave = Enclave {
         attester: Box::new(reports.clone()),
-        keys: KeyRing::with(Box::new(clock.clone()), PERIOD, 1 << 16).unwrap(),
+        keys: KeyRing::with(Box::new(clock.clone()), PERIOD, capacity).unwrap(),
         handler: Box::new(Counting(calls.clone())),
         release_ref: [7; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     };
     World {
         enclave: Arc::new(enclave),
@@ -399,5 +407,56 @@ fn a_full_oneshot_port_answers_busy() {
     let _ = opener;
     let answer = oneshot_exchange(addr, &sealed_frame(&sealed));
     assert_eq!(answer[0].0, FrameType::SealedResponse);
+    port.stop();
+}
+
+/// Issue 14, M3: the one-shot slots and the session workers share one bound on handler runs.
+/// With every pass of the handler gate held, a one-shot request is answered `Busy` (7) after the
+/// gate's wait, unopened (the same bytes are answered once a pass is free), the handler not run.
+#[test]
+fn a_oneshot_request_waits_for_the_shared_handler_gate() {
+    let world = world();
+    let (port, addr) = world.oneshot(Limits::default());
+    let held: Vec<_> = std::iter::from_fn(|| world.enclave.gate.enter())
+        .take(pp_workload::server::WORKERS)
+        .collect();
+    assert_eq!(world.enclave.gate.taken(), pp_workload::server::WORKERS);
+    let (sealed, opener) = seal(&world.current(), b"gated");
+    assert_eq!(oneshot_ask(addr, &sealed, opener), Err(ErrorCode::Busy));
+    assert_eq!(world.calls(), 0, "the handler never ran");
+    // A session's request is gated the same way.
+    let answer = session_exchange(&world, attest(None), &[sealed_frame(&sealed)]);
+    assert_eq!(code(&answer[1]), ErrorCode::Busy);
+    assert_eq!(world.calls(), 0);
+    drop(held);
+    let answer = oneshot_exchange(addr, &sealed_frame(&sealed));
+    assert_eq!(answer[0].0, FrameType::SealedResponse);
+    assert_eq!(world.calls(), 1);
+    port.stop();
+}
+
+/// Issue 14, M2 at the door: once the period's early rotation is used, a request under the full
+/// current key is answered `Busy` (7), not opened, and no new key is made for it.
+#[test]
+fn a_full_key_past_its_early_rotation_is_busy_at_the_door() {
+    let world = world_with(1);
+    let (port, addr) = world.oneshot(Limits::default());
+    let (first, opener) = seal(&world.current(), b"one");
+    assert_eq!(oneshot_ask(addr, &first, opener).unwrap(), b"one");
+    // Key 1 is full: the period's early rotation makes key 2.
+    let second_key = world.current();
+    let (second, opener) = seal(&second_key, b"two");
+    assert_eq!(oneshot_ask(addr, &second, opener).unwrap(), b"two");
+    // Key 2 is full too: no third key this period.
+    assert_eq!(world.current(), second_key);
+    let (third, opener) = seal(&world.current(), b"three");
+    assert_eq!(oneshot_ask(addr, &third, opener), Err(ErrorCode::Busy));
+    let answer = session_exchange(&world, attest(None), &[sealed_frame(&third)]);
+    assert_eq!(code(&answer[1]), ErrorCode::Busy);
+    assert_eq!(world.calls(), 2);
+    // The period over, a new key answers.
+    world.clock.advance(PERIOD);
+    let (fourth, opener) = seal(&world.current(), b"four");
+    assert_eq!(oneshot_ask(addr, &fourth, opener).unwrap(), b"four");
     port.stop();
 }

@@ -61,6 +61,7 @@ fn a_published_key_is_attested_after_rotation_until_it_rotates_out() {
         handler: Box::new(Echo),
         release_ref: [0; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     };
     let identity = pp_workload::tls::fresh_identity().unwrap();
     let running = server::spawn(

@@ -270,3 +270,24 @@ fn a_corrupt_blob_fails_requests_not_the_session() {
     let answer = session.request(&request.to_vec()).unwrap();
     assert_eq!(answer, br#"{"error":"model-refused"}"#);
 }
+
+/// Issue 14, L4: the one-shot port's log line has counters and the error's name, no timing.
+#[test]
+fn the_oneshot_log_has_no_per_request_timing() {
+    let enclave = start();
+    let mut sock = TcpStream::connect(("127.0.0.1", enclave.workload.oneshot_port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"POST / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(expect_error(&mut sock), ErrorCode::MalformedFrame);
+    let line = loop {
+        let line = enclave
+            .log
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a one-shot log line");
+        if line.contains("oneshot") {
+            break line;
+        }
+    };
+    assert_eq!(line, "pp-workload: oneshot error=Malformed errors=1");
+}

@@ -142,6 +142,7 @@ fn in_process(limits: Limits) -> (server::Server, SocketAddr) {
         handler: Box::new(pp_workload::features::Features::load(&blob).unwrap()),
         release_ref: [0; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     };
     let running = server::spawn(listener, identity.config, Arc::new(enclave), limits);
     (running, addr)

@@ -189,6 +189,7 @@ pub fn run() -> Vec<Hit> {
         handler: Box::new(pp_workload::features::Features::load(&blob).unwrap()),
         release_ref: [0; 32],
         max_request: pp_protocol::frame::MAX_PAYLOAD,
+        gate: pp_workload::gate::Gate::for_handler(),
     };
     let running = server::spawn(
         listener,
