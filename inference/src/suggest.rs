@@ -304,10 +304,10 @@ pub fn clean_reply(turn: &str, finished: bool, senders: &[&str]) -> String {
     let mut lines = turn.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut line = lines.next().unwrap_or("");
     // A salutation line ("Hi Chen,") is not the reply when a line follows it.
-    if line.ends_with(',') {
-        if let Some(next) = lines.next() {
-            line = next;
-        }
+    if line.ends_with(',')
+        && let Some(next) = lines.next()
+    {
+        line = next;
     }
     let bare = |s: &str| s.trim().trim_matches('#').to_lowercase();
     let mut r = line;
@@ -324,10 +324,8 @@ pub fn clean_reply(turn: &str, finished: bool, senders: &[&str]) -> String {
     let r = r
         .trim_matches(|c| matches!(c, '"' | '\u{201c}' | '\u{201d}'))
         .trim();
-    if !finished {
-        if let Some(end) = r.rfind(['.', '!', '?']).filter(|&e| e > 0) {
-            return r[..=end].to_owned();
-        }
+    if !finished && let Some(end) = r.rfind(['.', '!', '?']).filter(|&e| e > 0) {
+        return r[..=end].to_owned();
     }
     r.to_owned()
 }
