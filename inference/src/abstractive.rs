@@ -4,7 +4,7 @@
 //! Steps: the extractive picks of [`crate::summarize`] (MiniLM + MMR); a prompt of the newest
 //! messages that fit [`SUMMARY_PROMPT_TOKENS`] (the oldest are left out first, and counted);
 //! greedy decoding with a repetition penalty, at most [`MAX_SUMMARY_TOKENS`] tokens, stopped at
-//! the end of the turn, a blank line or the end of the [`MAX_BULLETS`]th bullet; then each bullet
+//! the end of the turn or once more than [`MAX_BULLETS`] lines are complete; then each bullet
 //! is embedded and cites the picks most similar to it ([`cite`]).
 //!
 //! Bounds per request, whatever the thread: prompt ≤ [`SUMMARY_PROMPT_TOKENS`] tokens, output ≤
@@ -288,7 +288,14 @@ fn generate(g: &Generator, prompt: &[u32]) -> Result<(Zeroizing<String>, bool), 
         }
         out.push(next);
         let text = Zeroizing::new(tok.decode(&out)?);
-        if text.contains("\n\n") || text.matches('\n').count() >= MAX_BULLETS {
+        // Enough complete lines for every bullet, and one to spare for a fragment.
+        let complete = text
+            .split('\n')
+            .rev()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        if complete > MAX_BULLETS {
             cut = false;
             break;
         }
@@ -311,7 +318,8 @@ fn argmax(logits: &[f32]) -> u32 {
 }
 
 /// The bullets of the model's turn: one per line, or, if the turn is one paragraph, one per
-/// sentence; markers (`-`, `*`, `•`, `1.`) and blank lines dropped, duplicates dropped, at most
+/// sentence; markers (`-`, `*`, `•`, `1.`), blank lines and lines ending in `,` or `:` (lead-ins
+/// to the next line) dropped, duplicates dropped, at most
 /// [`MAX_BULLETS`]. A last piece cut by the token limit is dropped if another bullet exists.
 pub fn parse_bullets(text: &str, cut: bool) -> Vec<String> {
     let mut lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
@@ -323,7 +331,9 @@ pub fn parse_bullets(text: &str, cut: bool) -> Vec<String> {
         let l = l.trim();
         let l = strip_marker(l);
         let l = l.trim();
-        if l.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+        // Too short, or a fragment that only leads into the next line ("In this
+        // conversation,", "3 people took part:").
+        if l.chars().filter(|c| c.is_alphanumeric()).count() < 2 || l.ends_with([',', ':']) {
             continue;
         }
         if cut && i + 1 == lines.len() && !out.is_empty() {
@@ -393,6 +403,10 @@ mod tests {
             ["Ana moved it to 7.30 pm.", "Bo agrees!", "3 people come."]
         );
         assert!(parse_bullets("-\n- !\n", false).is_empty());
+        assert_eq!(
+            parse_bullets("In this conversation,\nBo took part:\n1. Bo cooks.", false),
+            ["Bo cooks."]
+        );
         let many = "a1\nb2\nc3\nd4\ne5\n";
         assert_eq!(parse_bullets(many, false).len(), MAX_BULLETS);
     }
