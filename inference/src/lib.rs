@@ -3,7 +3,8 @@
 //! Everything is loaded from byte slices (the measured `weights.bin`), runs on Burn's `flex` CPU
 //! backend without threads, and never puts message text into an error. Modules:
 //! [`blob`] (the weights container), [`gguf`] (GGUF reader), [`tokenize`], [`bert`] (MiniLM
-//! sentence embeddings), [`llama`] (SmolLM2 decoder), [`summarize`], [`suggest`], and [`tiny`]
+//! sentence embeddings), [`llama`] (SmolLM2 decoder), [`summarize`] (extractive picks), [`abstractive`]
+//! (bullet sentences citing the picks), [`suggest`], and [`tiny`]
 //! (seeded random-weight models of the same architectures, for tests).
 //!
 //! A thread is a slice of `pp_protocol::app::Message`, the type the device sends. Its bounds
@@ -24,6 +25,7 @@ pub use pp_weights::{bundle, config, gguf, gguf_write, qmat, tiny};
 pub use pp_weights_blob as blob;
 
 pub use error::{FeatureError, LoadError};
+pub mod abstractive;
 pub mod suggest;
 pub mod summarize;
 

@@ -1,6 +1,11 @@
 //! Reply suggestions: a ChatML prompt asking SmolLM2 for a short reply to the last message,
 //! then temperature + top-p sampling with a repetition penalty, driven by a ChaCha20 RNG seeded
 //! from the request's seed, so the same request and seed always give the same suggestions.
+//!
+//! A reply is kept short and clean by stop rules and one pass over its text ([`clean_reply`]):
+//! generation stops at a newline, or at the end of a sentence once [`SENTENCE_TOKENS`] tokens are
+//! written, or at `max_tokens`; a reply that hit the limit is cut back to its last sentence end
+//! when it has one; a leading `Name:` turn label is removed.
 
 use crate::MAX_PROMPT_TOKENS;
 use crate::error::{FeatureError, LoadError};
@@ -17,8 +22,11 @@ use zeroize::{Zeroize, Zeroizing};
 /// Most suggestions per request.
 pub const MAX_SUGGESTIONS: usize = 3;
 /// The system turn of the prompt.
-pub const SYSTEM_PROMPT: &str = "You help people answer chat messages. You write one short, \
-    natural reply in the same language as the conversation, and nothing else.";
+pub const SYSTEM_PROMPT: &str = "You suggest what to answer in a chat. Write only the reply \
+    itself: one short, friendly sentence that answers the last message, in the language of the \
+    conversation. No names, no labels, no quotes.";
+/// After this many tokens, the end of a sentence ends the reply.
+pub const SENTENCE_TOKENS: usize = 4;
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,7 +37,7 @@ pub struct SamplingParams {
     pub top_p: f32,
     /// Divides positive (multiplies negative) logits of tokens already generated (≥ 1).
     pub repetition_penalty: f32,
-    /// The end of a turn is not allowed before this many tokens.
+    /// The reply may not end (end of turn, newline, sentence end) before this many tokens.
     pub min_tokens: usize,
     /// Generation stops after this many tokens.
     pub max_tokens: usize,
@@ -38,11 +46,11 @@ pub struct SamplingParams {
 impl Default for SamplingParams {
     fn default() -> Self {
         Self {
-            temperature: 0.7,
+            temperature: 0.6,
             top_p: 0.9,
             repetition_penalty: 1.1,
-            min_tokens: 5,
-            max_tokens: 20,
+            min_tokens: 2,
+            max_tokens: 32,
         }
     }
 }
@@ -57,11 +65,12 @@ pub struct Generator {
 /// One suggested reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suggestion {
-    /// The reply text, trimmed.
+    /// The reply text, cleaned by [`clean_reply`].
     pub text: String,
     /// The generated token ids (without the end-of-turn token).
     pub tokens: Vec<u32>,
-    /// Whether the model ended its turn (rather than hitting `max_tokens`).
+    /// Whether the reply ended by itself (end of turn, newline or sentence end) rather than at
+    /// `max_tokens`.
     pub finished: bool,
 }
 
@@ -122,7 +131,8 @@ impl Generator {
     /// one allocation of its final size, overwritten once encoded.
     pub fn prompt(&self, thread_tail: &[Message]) -> Result<Vec<u32>, FeatureError> {
         const HEAD: &str = "Conversation:\n";
-        const TAIL: &str = "\nWrite a short reply to the last message.";
+        const TAIL: &str =
+            "\nWrite a short reply to the last message. Reply with the message text only.";
         let len = HEAD.len()
             + TAIL.len()
             + thread_tail
@@ -153,6 +163,7 @@ impl Generator {
     /// Samples one continuation from a prefilled cache and its logits.
     fn sample(
         &self,
+        senders: &[&str],
         mut cache: KvCache,
         mut logits: Vec<f32>,
         rng: &mut ChaCha20Rng,
@@ -177,13 +188,27 @@ impl Generator {
                 break;
             }
             out.push(next);
+            let text = Zeroizing::new(tok.decode(&out)?);
+            let body = text.trim();
+            // A newline after some text ends the reply; a first line that is a salutation
+            // ("Hi Chen,") does not count as that text.
+            let after_salutation = match text.trim_start().split_once('\n') {
+                Some((first, rest)) if first.trim_end().ends_with(',') => rest,
+                _ => text.trim_start(),
+            };
+            let at_newline = after_salutation.trim_start().contains('\n');
+            let at_sentence_end = out.len() >= SENTENCE_TOKENS && body.ends_with(['.', '!', '?']);
+            if out.len() >= p.min_tokens && (at_newline || at_sentence_end) {
+                finished = true;
+                break;
+            }
             if out.len() < p.max_tokens {
                 logits = self.model.forward(&[next], &mut cache)?;
             }
         }
         let decoded = Zeroizing::new(tok.decode(&out)?);
         Ok(Suggestion {
-            text: decoded.trim().to_owned(),
+            text: clean_reply(&decoded, finished, senders),
             tokens: out,
             finished,
         })
@@ -243,6 +268,7 @@ pub fn suggest_with(
     }
     let mut cache = generator.model.new_cache();
     let logits = generator.model.forward(&prompt, &mut cache)?;
+    let senders: Vec<&str> = thread_tail.iter().map(|m| m.sender.as_str()).collect();
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -254,13 +280,58 @@ pub fn suggest_with(
         } else {
             cache.clone()
         };
-        out.push(generator.sample(c, logits.clone(), &mut rng, params)?);
+        out.push(generator.sample(&senders, c, logits.clone(), &mut rng, params)?);
     }
     Ok(out)
 }
 
+/// Labels a model writes before a reply as if it were a transcript, besides the senders' names.
+const LABELS: &[&str] = &[
+    "me",
+    "you",
+    "user",
+    "assistant",
+    "reply",
+    "answer",
+    "response",
+];
+
+/// The reply in a model's turn: its first non-empty line (the next one if the first is a
+/// salutation ending in a comma), without a leading turn label (one of
+/// the thread's sender names, with or without `#`s, or [`LABELS`], then a colon) or wrapping
+/// quotes; if the turn was cut by the token limit, up to its last sentence end when it has one.
+pub fn clean_reply(turn: &str, finished: bool, senders: &[&str]) -> String {
+    let mut lines = turn.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut line = lines.next().unwrap_or("");
+    // A salutation line ("Hi Chen,") is not the reply when a line follows it.
+    if line.ends_with(',')
+        && let Some(next) = lines.next()
+    {
+        line = next;
+    }
+    let bare = |s: &str| s.trim().trim_matches('#').to_lowercase();
+    let mut r = line;
+    if let Some((label, rest)) = r.split_once(':') {
+        let label = bare(label);
+        let is_label = LABELS.contains(&label.as_str())
+            || senders
+                .iter()
+                .any(|s| !s.trim().is_empty() && bare(s) == label);
+        if is_label && !rest.trim().is_empty() {
+            r = rest.trim();
+        }
+    }
+    let r = r
+        .trim_matches(|c| matches!(c, '"' | '\u{201c}' | '\u{201d}'))
+        .trim();
+    if !finished && let Some(end) = r.rfind(['.', '!', '?']).filter(|&e| e > 0) {
+        return r[..=end].to_owned();
+    }
+    r.to_owned()
+}
+
 /// CTRL-style repetition penalty over the distinct tokens generated so far.
-fn penalize(logits: &mut [f32], seen: &[u32], penalty: f32) {
+pub(crate) fn penalize(logits: &mut [f32], seen: &[u32], penalty: f32) {
     let mut seen = Zeroizing::new(seen.to_vec());
     seen.sort_unstable();
     seen.dedup();
@@ -334,6 +405,38 @@ mod tests {
         // -inf is never sampled.
         let l = [f32::NEG_INFINITY, 0.0];
         assert!((0..50).all(|_| sample_top_p(&l, 1.0, 1.0, &mut rng) == 1));
+    }
+
+    #[test]
+    fn replies_are_cleaned() {
+        let s = ["Chen", "#Person2#", "Bo"];
+        assert_eq!(
+            clean_reply("Chen: Sure, see you at six.", true, &s),
+            "Sure, see you at six."
+        );
+        assert_eq!(clean_reply("Person2: Yes.", true, &s), "Yes.");
+        assert_eq!(clean_reply("Reply: Yes.", true, &s), "Yes.");
+        assert_eq!(
+            clean_reply("Hi Chen,\nSee you at six.", true, &s),
+            "See you at six."
+        );
+        assert_eq!(clean_reply("Hi Chen,", true, &s), "Hi Chen,");
+        assert_eq!(
+            clean_reply("\n\"Sounds good!\"\nBo: me too", true, &s),
+            "Sounds good!"
+        );
+        // Cut by the limit: back to the last sentence end, if any.
+        assert_eq!(clean_reply("Great. I will bring the", false, &s), "Great.");
+        assert_eq!(
+            clean_reply("I will bring the", false, &s),
+            "I will bring the"
+        );
+        // A colon that follows no label is text.
+        assert_eq!(
+            clean_reply("Note this: at 7:30", true, &s),
+            "Note this: at 7:30"
+        );
+        assert_eq!(clean_reply("At 7:30 then", true, &s), "At 7:30 then");
     }
 
     #[test]

@@ -106,10 +106,28 @@ pub fn summarize<'a>(
         check_thread(thread).is_ok(),
         "thread outside the protocol's bounds"
     );
+    summarize_with_vectors(embedder, thread, k).map(|(s, _)| s)
+}
+
+/// [`summarize`], also returning every message's embedding (for the abstractive summary's
+/// citations).
+pub(crate) fn summarize_with_vectors<'a>(
+    embedder: &Embedder,
+    thread: &'a [Message],
+    k: usize,
+) -> Result<(Summary<'a>, Vec<Vec<f32>>), FeatureError> {
+    if k == 0 || k > thread.len() {
+        return Err(FeatureError::BadParameter {
+            name: "k",
+            value: k,
+            min: 1,
+            max: thread.len(),
+        });
+    }
     let texts: Vec<&str> = thread.iter().map(|m| m.text.as_str()).collect();
     let emb = embedder.embed(&texts)?;
     let picked = select_central(&emb.vectors, k, MMR_LAMBDA);
-    Ok(Summary {
+    let summary = Summary {
         key_messages: picked
             .into_iter()
             .map(|index| KeyMessage {
@@ -118,7 +136,8 @@ pub fn summarize<'a>(
             })
             .collect(),
         truncated: emb.truncated,
-    })
+    };
+    Ok((summary, emb.vectors))
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

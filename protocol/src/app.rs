@@ -4,7 +4,8 @@
 //! ```json
 //! {"feature":"summarize","thread":[{"sender":"Ana","text":"…","time":"09:14"}],"k":3}
 //! {"feature":"suggest","thread":[…],"seed":42,"n":3}
-//! → {"summary":{"picks":[0,4,7],"truncated":0}}
+//! → {"summary":{"bullets":[{"text":"…","cites":[0,4]},{"text":"…","cites":[7]}],
+//!               "picks":[0,4,7],"truncated":0,"left_out":0}}
 //! → {"suggestions":{"replies":["…","…"]}}
 //! → {"error":"too-many-messages"}
 //! ```
@@ -26,6 +27,8 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 pub const MAX_LABEL_CHARS: usize = 64;
 /// Most messages a summary may pick.
 pub const MAX_PICKS: u8 = 10;
+/// Most bullet sentences in a summary.
+pub const MAX_BULLETS: usize = 4;
 /// Most reply suggestions.
 pub const MAX_SUGGESTIONS: u8 = 3;
 /// Largest encoded request accepted (bytes).
@@ -51,7 +54,8 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "feature", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AppRequest {
-    /// The `k` most central, non-redundant messages of the thread, in thread order.
+    /// A summary in 2–4 sentences, each citing some of the `k` most central, non-redundant
+    /// messages of the thread (the picks, also returned, in thread order).
     Summarize { thread: Vec<Message>, k: u8 },
     /// Up to `n` short replies to the thread's last message, sampled with `seed`.
     Suggest {
@@ -59,6 +63,16 @@ pub enum AppRequest {
         seed: u64,
         n: u8,
     },
+}
+
+/// One sentence of a summary and the messages it rests on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bullet {
+    /// The sentence, as the model wrote it (about the thread: wiped once encoded).
+    pub text: String,
+    /// Indices into the thread of the messages it rests on, ascending, all among the picks.
+    pub cites: Vec<u16>,
 }
 
 /// Why a request was refused. Stable codes, no request content.
@@ -97,10 +111,15 @@ impl AppError {
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum AppResponse {
     Summary {
-        /// Indices into the thread, ascending.
+        /// 1..=[`MAX_BULLETS`] sentences written by the model, each citing the picks it rests on.
+        bullets: Vec<Bullet>,
+        /// The extractive picks: indices into the thread, ascending.
         picks: Vec<u16>,
-        /// Messages whose text was cut to the model's input length.
+        /// Messages whose text was cut to the embedder's input length.
         truncated: u16,
+        /// How many of the oldest messages did not fit the model's prompt (the bullets do not
+        /// cover them; the picks do).
+        left_out: u16,
     },
     Suggestions {
         replies: Vec<String>,
@@ -204,7 +223,14 @@ impl AppResponse {
     fn encoded_bound(&self) -> usize {
         const FRAME: usize = 64;
         match self {
-            Self::Summary { picks, .. } => FRAME + 6 * picks.len(),
+            Self::Summary { bullets, picks, .. } => {
+                FRAME
+                    + 6 * picks.len()
+                    + bullets
+                        .iter()
+                        .map(|b| 24 + 6 * b.text.len() + 6 * b.cites.len())
+                        .sum::<usize>()
+            }
             Self::Suggestions { replies } => {
                 FRAME + replies.iter().map(|r| 6 * r.len() + 3).sum::<usize>()
             }
@@ -213,14 +239,20 @@ impl AppResponse {
     }
 
     /// Parses a response, checking it against the request it answers: picks in range, ascending
-    /// and at most `k`; at most `n` replies.
+    /// and at most `k`; at most [`MAX_BULLETS`] bullets, citing only picks, ascending; at most `n`
+    /// replies.
     pub fn parse_for(bytes: &[u8], request: &AppRequest) -> Result<Self, AppError> {
         let response: Self = serde_json::from_slice(bytes).map_err(|_| AppError::NotJson)?;
         let ok = match (&response, request) {
-            (Self::Summary { picks, .. }, AppRequest::Summarize { thread, k }) => {
+            (Self::Summary { bullets, picks, .. }, AppRequest::Summarize { thread, k }) => {
                 picks.len() <= usize::from(*k)
                     && picks.windows(2).all(|w| w[0] < w[1])
                     && picks.iter().all(|&i| usize::from(i) < thread.len())
+                    && bullets.len() <= MAX_BULLETS
+                    && bullets.iter().all(|b| {
+                        b.cites.windows(2).all(|w| w[0] < w[1])
+                            && b.cites.iter().all(|c| picks.contains(c))
+                    })
             }
             (Self::Suggestions { replies }, AppRequest::Suggest { n, .. }) => {
                 replies.len() <= usize::from(*n)
@@ -262,12 +294,17 @@ mod tests {
         );
         assert_eq!(AppRequest::parse(&bytes).unwrap(), r);
         let s = AppResponse::Summary {
+            bullets: vec![Bullet {
+                text: "Ana says hi.".into(),
+                cites: vec![0],
+            }],
             picks: vec![0],
             truncated: 0,
+            left_out: 0,
         };
         assert_eq!(
             core::str::from_utf8(&s.to_vec()).unwrap(),
-            r#"{"summary":{"picks":[0],"truncated":0}}"#
+            r#"{"summary":{"bullets":[{"text":"Ana says hi.","cites":[0]}],"picks":[0],"truncated":0,"left_out":0}}"#
         );
         assert_eq!(AppResponse::parse_for(&s.to_vec(), &r).unwrap(), s);
         let e = AppResponse::Error(AppError::TooManyMessages);
@@ -379,9 +416,18 @@ mod tests {
         assert_eq!(bytes.capacity(), worst.encoded_bound());
         assert_eq!(serde_json::to_vec(&worst).unwrap(), bytes);
         let summary = AppResponse::Summary {
+            bullets: vec![
+                Bullet {
+                    text: "\u{1}\"é".repeat(100),
+                    cites: vec![199; 2],
+                };
+                MAX_BULLETS
+            ],
             picks: vec![199; 10],
             truncated: 200,
+            left_out: 200,
         };
+        assert!(summary.to_vec().len() <= summary.encoded_bound());
         assert!(summary.to_vec().capacity() == summary.encoded_bound());
     }
 
@@ -401,9 +447,18 @@ mod tests {
             thread: vec![msg("a"), msg("b")],
             k: 1,
         };
+        let ok = r#"{"summary":{"bullets":[{"text":"x","cites":[1]}],"picks":[1],"truncated":0,"left_out":0}}"#;
+        assert!(AppResponse::parse_for(ok.as_bytes(), &r).is_ok());
         for bad in [
-            r#"{"summary":{"picks":[2],"truncated":0}}"#,
-            r#"{"summary":{"picks":[0,1],"truncated":0}}"#,
+            r#"{"summary":{"bullets":[],"picks":[2],"truncated":0,"left_out":0}}"#,
+            r#"{"summary":{"bullets":[],"picks":[0,1],"truncated":0,"left_out":0}}"#,
+            // A bullet citing a message that is not a pick, or citations out of order.
+            r#"{"summary":{"bullets":[{"text":"x","cites":[0]}],"picks":[1],"truncated":0,"left_out":0}}"#,
+            r#"{"summary":{"bullets":[{"text":"x","cites":[1,1]}],"picks":[1],"truncated":0,"left_out":0}}"#,
+            // More than MAX_BULLETS bullets.
+            r#"{"summary":{"bullets":[{"text":"a","cites":[]},{"text":"b","cites":[]},{"text":"c","cites":[]},{"text":"d","cites":[]},{"text":"e","cites":[]}],"picks":[1],"truncated":0,"left_out":0}}"#,
+            // The old shape, without bullets.
+            r#"{"summary":{"picks":[1],"truncated":0}}"#,
             r#"{"suggestions":{"replies":["x"]}}"#,
         ] {
             assert!(AppResponse::parse_for(bad.as_bytes(), &r).is_err(), "{bad}");

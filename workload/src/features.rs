@@ -1,19 +1,20 @@
-//! The enclave's features behind [`Handler`]: `summarize` (MiniLM embeddings, central and
-//! non-redundant messages) and `suggest` (SmolLM2 replies), from the weights blob. Requests and
+//! The enclave's features behind [`Handler`]: `summarize` (MiniLM embeddings pick central,
+//! non-redundant messages; SmolLM2 writes 2–4 bullets citing them) and `suggest` (SmolLM2 replies), from the weights blob. Requests and
 //! answers are `pp_protocol::app` JSON; a request the features refuse gets an in-band error code,
 //! never text from the request.
 
 use std::sync::Arc;
 
 use burn::tensor::Device;
+use pp_inference::abstractive;
 use pp_inference::bert::BertConfig;
 use pp_inference::blob::WeightsBlob;
 use pp_inference::bundle::entry;
 use pp_inference::error::LoadError;
 use pp_inference::qmat::SharedBytes;
 use pp_inference::suggest::{self, Generator};
-use pp_inference::summarize::{self, Embedder};
-use pp_protocol::app::{AppError, AppRequest, AppResponse};
+use pp_inference::summarize::Embedder;
+use pp_protocol::app::{AppError, AppRequest, AppResponse, Bullet};
 use zeroize::Zeroize;
 
 use crate::handler::{Handler, HandlerError};
@@ -87,17 +88,32 @@ impl Features {
         match request {
             AppRequest::Summarize { k, .. } => {
                 let k = usize::from(*k).min(thread.len());
-                match summarize::summarize(&self.embedder, thread, k) {
-                    Ok(summary) => {
+                match abstractive::summarize(&self.embedder, &self.generator, thread, k) {
+                    Ok(mut summary) => {
                         let mut picks: Vec<u16> = summary
+                            .extractive
                             .key_messages
                             .iter()
                             .map(|m| m.index as u16)
                             .collect();
                         picks.sort_unstable();
+                        let bullets = summary
+                            .bullets
+                            .iter_mut()
+                            .map(|b| {
+                                let text = std::mem::take(&mut b.text);
+                                b.wipe();
+                                Bullet {
+                                    text,
+                                    cites: b.cites.iter().map(|&i| i as u16).collect(),
+                                }
+                            })
+                            .collect();
                         AppResponse::Summary {
+                            bullets,
                             picks,
-                            truncated: summary.truncated.len() as u16,
+                            truncated: summary.extractive.truncated.len() as u16,
+                            left_out: summary.left_out as u16,
                         }
                     }
                     Err(_) => AppResponse::Error(AppError::ModelRefused),
@@ -140,8 +156,12 @@ impl Handler for Features {
 
 /// Overwrites the replies (text about the thread) once they are encoded.
 fn wipe_response(response: &mut AppResponse) {
-    if let AppResponse::Suggestions { replies } = response {
-        replies.iter_mut().for_each(Zeroize::zeroize);
+    match response {
+        AppResponse::Suggestions { replies } => replies.iter_mut().for_each(Zeroize::zeroize),
+        AppResponse::Summary { bullets, .. } => {
+            bullets.iter_mut().for_each(|b| b.text.zeroize());
+        }
+        AppResponse::Error(_) => {}
     }
 }
 
@@ -225,5 +245,19 @@ mod tests {
                 replies: vec![String::new()]
             }
         );
+        let mut summary = AppResponse::Summary {
+            bullets: vec![Bullet {
+                text: "Ana asks about dinner.".into(),
+                cites: vec![0],
+            }],
+            picks: vec![0],
+            truncated: 0,
+            left_out: 0,
+        };
+        wipe_response(&mut summary);
+        let AppResponse::Summary { bullets, .. } = summary else {
+            unreachable!()
+        };
+        assert!(bullets[0].text.is_empty());
     }
 }

@@ -83,10 +83,12 @@ pub fn demo(root: &Path, pins: &pins::Pins) -> Result<()> {
         || Stack::start(&bin, &dir, &manifest, &enclaves.instances, &ark),
     )?;
     let thread = root.join("docs/demo-thread.txt").display().to_string();
+    println!(
+        "\ndemo: part 1 — the test image's models are tiny random-weight stand-ins: the summary, picks and replies below are meaningless text"
+    );
     run_pp(&stack, &thread, true)?;
     println!(
-        "\ndemo: the test image carries tiny random-weight stand-ins of MiniLM and SmolLM2, so those \
-         picks and replies carry no meaning; receipts are in {}",
+        "\ndemo: receipts are in {}",
         stack.dir.join("device-state/receipts.jsonl").display()
     );
     drop(stack);
@@ -140,7 +142,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
 
     let expect_ok = |stack: &Stack, what: &str| -> Result<String> {
         let (ok, out, err) = stack.pp(&summarize)?;
-        if !ok || !out.contains("Summary (2 of 12 messages)") {
+        if !ok || !out.contains("Key messages (2 of 12):") {
             bail!("{what}: pp failed:\n{err}{out}");
         }
         println!("e2e: {what}: ok");

@@ -11,6 +11,7 @@ mod e2e_keys;
 mod e2e_ohttp;
 mod e2e_swap;
 mod e2e_witness;
+mod eval;
 mod firmware;
 mod host_enclave;
 mod image;
@@ -159,6 +160,13 @@ enum Cmd {
     /// The demo: two enclave instances under QEMU, issuer, CDN, relay, gateway and log on
     /// loopback, and `pp summarize` / `pp suggest` on a sample thread.
     Demo,
+    /// Summarize DialogSum dialogues natively with the real models; write one JSON line per
+    /// dialogue and print ROUGE-1/2/L (abstractive, extractive, lead-3) and the hand-written
+    /// threads' key-message recall.
+    EvalSummaries(eval::EvalArgs),
+    /// Suggest replies to DialogSum dialogues (50 by default); print how often a reply is empty,
+    /// cut off, too long, an echo, starts with a speaker name or has a profanity.
+    EvalSuggest(eval::EvalArgs),
     /// The end-to-end test alone (also a step of `test`).
     E2e {
         /// A test image folder built before (`target/pp-image-test` of another checkout) to boot
@@ -292,6 +300,8 @@ fn run() -> Result<()> {
         }
         Cmd::Demo => e2e::demo(&root, &pins),
         Cmd::E2e { image } => e2e::test(&root, &pins, image),
+        Cmd::EvalSummaries(args) => eval::summaries(&root, &args).map(drop),
+        Cmd::EvalSuggest(args) => eval::suggest(&root, &args),
         Cmd::EntropyRefusal { boot } => {
             let (mut config, _) = boot_config(&root, &pins, &boot)?;
             config.cpu = qemu::CPU_WITHOUT_RNG.to_string();

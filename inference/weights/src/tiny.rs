@@ -199,16 +199,26 @@ pub fn tiny_llama_config() -> LlamaConfig {
     }
 }
 
-/// A small byte-level BPE: `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (ids 0–2, as in
-/// SmolLM2), the 256 byte symbols, then tokens merged from a few common English pieces.
-/// Returns (tokens by id, merges as `"a b"`).
+/// A small printable byte-level BPE: `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (ids 0–2,
+/// as in SmolLM2), the byte symbols of newline and printable ASCII (space to `~`), then tokens
+/// merged from a few common English pieces. Whatever the random weights pick, the text decodes
+/// to printable ASCII and newlines. Other bytes (controls, non-ASCII) are not in the vocabulary:
+/// the tokenizer (no unknown token) drops them from its input — acceptable for a stand-in that
+/// only has to run the real code paths. Returns (tokens by id, merges as `"a b"`).
 pub fn tiny_bpe() -> (Vec<String>, Vec<String>) {
     let alphabet = byte_level_alphabet();
     let mut tokens: Vec<String> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    tokens.extend(alphabet.iter().map(|c| c.to_string()));
+    let printable = |b: usize| b == usize::from(b'\n') || (0x20..=0x7e).contains(&b);
+    tokens.extend(
+        alphabet
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| printable(*b))
+            .map(|(_, c)| c.to_string()),
+    );
     let mut merges: Vec<String> = Vec::new();
     let words = [
         "Ġthe",

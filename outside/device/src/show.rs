@@ -65,26 +65,51 @@ pub fn error_text(e: &anyhow::Error) -> String {
     printable(&format!("pp: {e:#}"), Breaks::Keep).into_owned()
 }
 
-/// The lines `pp` prints for an answer about `thread`: the picked messages of a summary, or the
-/// suggested replies. Every field is [`printable`] on one line. An in-band refusal or an answer
+/// The lines `pp` prints for an answer about `thread`: a summary's sentences (each with the
+/// numbers of the messages it rests on) and its picked messages, or the suggested replies. Every field is [`printable`] on one line. An in-band refusal or an answer
 /// of the wrong kind is an error.
 pub fn answer_lines(response: &AppResponse, thread: &[Message]) -> Result<Vec<String>> {
     let one = |s: &str| printable(s, Breaks::Escape).into_owned();
     match response {
-        AppResponse::Summary { picks, truncated } => {
-            let mut lines = vec![format!(
-                "Summary ({} of {} messages):",
+        AppResponse::Summary {
+            bullets,
+            picks,
+            truncated,
+            left_out,
+        } => {
+            // Messages are numbered from 1 on screen; the protocol's indices are from 0.
+            let numbers = |v: &[u16]| {
+                v.iter()
+                    .map(|i| (u32::from(*i) + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut lines = vec![format!("Summary of {} messages:", thread.len())];
+            for b in bullets {
+                lines.push(match b.cites.is_empty() {
+                    true => format!("  - {}", one(&b.text)),
+                    false => format!("  - {} (from #{})", one(&b.text), numbers(&b.cites)),
+                });
+            }
+            if *left_out > 0 {
+                lines.push(format!(
+                    "  (the {left_out} oldest message(s) did not fit the model's prompt)"
+                ));
+            }
+            lines.push(format!(
+                "Key messages ({} of {}):",
                 picks.len(),
                 thread.len()
-            )];
+            ));
             for &i in picks {
                 let Some(m) = thread.get(usize::from(i)) else {
                     bail!("the enclave picked a message the thread does not have");
                 };
                 let (sender, text) = (one(&m.sender), one(&m.text));
+                let n = u32::from(i) + 1;
                 lines.push(match &m.time {
-                    Some(t) => format!("  [{}] {sender}: {text}", one(t)),
-                    None => format!("  {sender}: {text}"),
+                    Some(t) => format!("  #{n} [{}] {sender}: {text}", one(t)),
+                    None => format!("  #{n} {sender}: {text}"),
                 });
             }
             if *truncated > 0 {
@@ -152,6 +177,42 @@ mod tests {
             "{}",
             lines[1]
         );
+        assert!(lines.iter().all(|l| terminal_safe(l) && !l.contains('\n')));
+    }
+
+    #[test]
+    fn a_summary_shows_its_sentences_and_the_messages_they_cite() {
+        let thread: Vec<Message> = ["venue moved?", "yes, Rose Street", "ok"]
+            .iter()
+            .map(|t| Message {
+                sender: "Ana".into(),
+                text: (*t).into(),
+                time: None,
+            })
+            .collect();
+        let lines = answer_lines(
+            &AppResponse::Summary {
+                bullets: vec![pp_protocol::app::Bullet {
+                    text: format!("The venue moved.{ATTACK}"),
+                    cites: vec![0, 1],
+                }],
+                picks: vec![0, 1],
+                truncated: 0,
+                left_out: 1,
+            },
+            &thread,
+        )
+        .unwrap();
+        assert_eq!(lines[0], "Summary of 3 messages:");
+        assert!(
+            lines[1].starts_with("  - The venue moved.\\u{1b}[2J"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].ends_with(" (from #1, 2)"), "{}", lines[1]);
+        assert!(lines[2].contains("1 oldest"), "{}", lines[2]);
+        assert_eq!(lines[3], "Key messages (2 of 3):");
+        assert_eq!(lines[4], "  #1 Ana: venue moved?");
         assert!(lines.iter().all(|l| terminal_safe(l) && !l.contains('\n')));
     }
 
