@@ -192,7 +192,7 @@ pub fn test(root: &Path, pins: &pins::Pins, image: Option<PathBuf>) -> Result<()
     )?;
     let (ok, out_session, err) = stack.pp(&session)?;
     anyhow::ensure!(
-        ok && out_session.contains("Summary (2 of 12 messages)"),
+        ok && out_session.contains("Key messages (2 of 12):"),
         "summarize --session failed:\n{err}{out_session}"
     );
     println!("e2e: summarize --session, attested TLS through the CONNECT relay and gateway: ok");

@@ -13,6 +13,9 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 
 use crate::stack::{RELAY_NAME, Stack};
 
+/// What a recording proxy kept: per connection, the upstream it went to and the bytes sent.
+type Recorded = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// Raw requests to the Oblivious Relay Resource that must be refused with the status RFC 9458
 /// gives, by the relay itself or by the gateway behind it (which answers a request it cannot
 /// decapsulate with a bare 400).
@@ -130,7 +133,7 @@ pub fn replay(
     restart: impl Fn(&mut Stack) -> Result<()>,
 ) -> Result<()> {
     let published = stack.instances.clone();
-    let recorded: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let recorded: Recorded = Arc::default();
     let mut recording = published.clone();
     for instance in &mut recording {
         let upstream = instance
@@ -192,7 +195,7 @@ fn send_frame(address: &str, frame: &[u8]) -> Result<Option<ErrorCode>> {
 }
 
 /// A TCP proxy to `upstream` that keeps what each client sent (`(upstream, bytes)`).
-fn recording_proxy(upstream: &str, recorded: Arc<Mutex<Vec<(String, Vec<u8>)>>>) -> Result<String> {
+fn recording_proxy(upstream: &str, recorded: Recorded) -> Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?.to_string();
     let upstream = upstream.to_string();

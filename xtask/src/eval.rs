@@ -132,33 +132,6 @@ pub fn suggest(root: &Path, args: &EvalArgs) -> Result<()> {
     score(&python, root, &["suggest".as_ref(), out.as_os_str()]).map(drop)
 }
 
-/// The CI check: the command runs on 5 dev dialogues, and there the abstractive summary scores
-/// at least the extractive picks on ROUGE-L.
-pub fn ci_check(root: &Path) -> Result<()> {
-    let args = EvalArgs {
-        split: Split::Dev,
-        limit: Some(5),
-        out: Some(root.join("target/pp/eval/ci-summaries-dev.jsonl")),
-        data: PathBuf::from("../shared/data/dialogsum"),
-    };
-    let s = summaries(root, &args)?;
-    if s.dialogues != 5 {
-        bail!("eval-summaries scored {} of 5 dialogues", s.dialogues);
-    }
-    eprintln!(
-        "eval: 5 dev dialogues, ROUGE-L: abstractive {:.2}, extractive {:.2}, lead-3 {:.2}",
-        s.abstractive.rouge_l, s.extractive.rouge_l, s.lead3.rouge_l
-    );
-    if s.abstractive.rouge_l < s.extractive.rouge_l {
-        bail!(
-            "abstractive ROUGE-L {:.2} < extractive {:.2} on 5 dev dialogues",
-            s.abstractive.rouge_l,
-            s.extractive.rouge_l
-        );
-    }
-    Ok(())
-}
-
 /// The split's file (checked to exist) and the output path (its folder made).
 fn paths(root: &Path, args: &EvalArgs, feature: &str) -> Result<(PathBuf, PathBuf)> {
     let data = root

@@ -300,7 +300,21 @@ fn run() -> Result<()> {
         }
         Cmd::Demo => e2e::demo(&root, &pins),
         Cmd::E2e { image } => e2e::test(&root, &pins, image),
-        Cmd::EvalSummaries(args) => eval::summaries(&root, &args).map(drop),
+        Cmd::EvalSummaries(args) => eval::summaries(&root, &args).map(|s| {
+            println!(
+                "eval-summaries: {} dialogues; ROUGE-L abstractive {:.2}, extractive {:.2}, \
+                 lead-3 {:.2}: the abstractive summary scores {} the extractive picks",
+                s.dialogues,
+                s.abstractive.rouge_l,
+                s.extractive.rouge_l,
+                s.lead3.rouge_l,
+                if s.abstractive.rouge_l >= s.extractive.rouge_l {
+                    "at least"
+                } else {
+                    "below"
+                }
+            )
+        }),
         Cmd::EvalSuggest(args) => eval::suggest(&root, &args),
         Cmd::EntropyRefusal { boot } => {
             let (mut config, _) = boot_config(&root, &pins, &boot)?;

@@ -67,8 +67,10 @@ pub(crate) fn enclave(key_id: u8) -> Enclave {
                         let request = AppRequest::parse(body).unwrap();
                         assert!(matches!(request, AppRequest::Summarize { .. }));
                         let response = AppResponse::Summary {
+                            bullets: Vec::new(),
                             picks: vec![0],
                             truncated: 0,
+                            left_out: 0,
                         }
                         .to_vec();
                         let padded = pp_protocol::padding::pad(&response).unwrap();

@@ -238,8 +238,10 @@ fn a_oneshot_request_is_answered_through_relay_and_gateway() {
     assert_eq!(
         answer,
         AppResponse::Summary {
+            bullets: Vec::new(),
             picks: vec![0],
-            truncated: 0
+            truncated: 0,
+            left_out: 0
         }
     );
     assert_eq!(e.opened.load(Ordering::SeqCst), 1);
