@@ -18,8 +18,9 @@
 //! Token rules as on the session path ([`crate::request::spend_then_refill`]). Once the POST was
 //! handed to the transport the request is never sent to another instance (the gateway could
 //! steer it by failing the others after they received it): a gateway's 503 (no slot, or its
-//! spent-token store could not record the spend) is retried on the **same** instance, re-sealed,
-//! with the same token; every other failure after the POST ends the request.
+//! spent-token store could not record the spend) is retried on the **same** instance with the
+//! same token and the same sealed request in a new outer layer; every other failure after the
+//! POST ends the request.
 
 use anyhow::{Context, Result};
 use pp_protocol::app::{AppRequest, AppResponse};
@@ -83,6 +84,9 @@ pub struct Oneshot {
     relay: OhttpRelay,
     gateway_key: Vec<u8>,
     gateway_name: String,
+    /// The state folder whose opt-in every POST needs ([`Self::prepare`]): an opt-out made while
+    /// a request waits (on a 503, say) stops its next attempt.
+    consent: Option<std::path::PathBuf>,
 }
 
 impl Oneshot {
@@ -95,6 +99,7 @@ impl Oneshot {
             relay: OhttpRelay::from_config(config)?,
             gateway_key,
             gateway_name: config.gateway.server_name.clone(),
+            consent: Some(config.state_dir.clone()),
         })
     }
 
@@ -104,6 +109,7 @@ impl Oneshot {
             relay,
             gateway_key,
             gateway_name: gateway_name.to_string(),
+            consent: None,
         }
     }
 
@@ -143,6 +149,9 @@ impl Oneshot {
         let authorization = pp_tokens::authorization_value(token);
         let mut last = None;
         for _ in 0..ATTEMPTS {
+            if let Some(state_dir) = &self.consent {
+                crate::consent::require_opt_in(state_dir).map_err(Failure::Fatal)?;
+            }
             let bytes = match sealed.as_ref() {
                 Some((_, s)) => s.bytes(),
                 None => return Err(Failure::Fatal(anyhow::anyhow!("no sealed request"))),

@@ -54,7 +54,7 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
         low_water: min,
         log: &log,
     };
-    let wallet = Wallet::new(&config.state_dir);
+    let wallet = Wallet::for_user(&config.state_dir);
     let now = pp_translog::checkpoint::unix_now();
     // Counted as the refill counts: tokens of keys valid past the keys' overlap.
     let before = wallet.available_until(now, REFILL_HORIZON_SECS)?;

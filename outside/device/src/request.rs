@@ -104,7 +104,7 @@ pub fn ask(
         config.gateway.server_name.as_bytes(),
     )
     .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
-    let wallet = Wallet::new(&config.state_dir);
+    let wallet = Wallet::for_user(&config.state_dir);
     let issuer = issuer_name(&config.issuer.url);
     let source = TokenSource {
         issuer_url: &config.issuer.url,
@@ -137,6 +137,8 @@ pub fn ask(
         RequestPath::Session => {
             let (chosen, (response, verdict, binding)) =
                 spend_then_refill(&tokens, candidates, candidate_id, trace, |chosen, token| {
+                    // Not sent after an opt-out made while this request ran.
+                    crate::consent::require_opt_in(&config.state_dir).map_err(Failure::Fatal)?;
                     attempt_one(&spec, chosen, token, request, &keeper)
                 })?;
             let relied = crate::receipts::Relied::Session(&binding);

@@ -76,7 +76,15 @@ pub fn parse(contents: &str) -> Result<Thread> {
         private: false,
     };
     for (n, line) in contents.lines().enumerate() {
-        let line = line.trim();
+        // Invisible characters (a byte-order mark of a pasted export, zero-width spaces) would
+        // hide a marker from the checks below.
+        let line = line.trim().trim_matches(|c| INVISIBLE.contains(&c)).trim();
+        if line.starts_with('#') && line.to_ascii_lowercase().contains(PRIVACY_SETTING) {
+            // Any comment naming the setting, however spelt: private unless exactly `off`.
+            let directive = line.trim_start_matches(['#', '!', ' ', '\t']);
+            thread.private |= privacy_directive(directive, n + 1)?;
+            continue;
+        }
         if let Some(directive) = line.strip_prefix("#!") {
             thread.private |= privacy_directive(directive, n + 1)?;
             continue;
@@ -103,11 +111,18 @@ pub fn parse(contents: &str) -> Result<Thread> {
     Ok(thread)
 }
 
+/// The setting's name as it appears in a marker line.
+const PRIVACY_SETTING: &str = "advanced-chat-privacy";
+
+/// Characters a line is trimmed of at both ends before it is read: the byte-order mark and the
+/// zero-width space, non-joiner, joiner and word joiner.
+const INVISIBLE: [char; 5] = ['\u{feff}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}'];
+
 /// A `#!` line: whether it marks the chat private. Only the privacy setting is known; its value
 /// must be exactly `off` for the chat to be shared.
 fn privacy_directive(directive: &str, line: usize) -> Result<bool> {
     let directive = directive.trim().to_ascii_lowercase();
-    if !directive.contains("advanced-chat-privacy") {
+    if !directive.contains(PRIVACY_SETTING) {
         bail!(
             "line {line} of the thread is a `#!` line other than `{PRIVATE_HEADER}`: refusing a \
              setting this device does not know"
@@ -151,6 +166,11 @@ mod tests {
             "#!advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
             "#!  Advanced-Chat-Privacy : yes\nAna: the surprise party is on friday\n",
             "#! advanced-chat-privacy\nAna: the surprise party is on friday\n",
+            // Plain comments naming it, and a marker behind invisible characters mid-file.
+            "# advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
+            "## Advanced-Chat-Privacy: on\nAna: the surprise party is on friday\n",
+            "Ana: the surprise party is on friday\n\u{feff}#! advanced-chat-privacy: on\n",
+            "\u{200b}#! advanced-chat-privacy: on\nAna: the surprise party is on friday\n",
         ] {
             let t = parse(text).unwrap();
             assert!(t.private, "{text}");

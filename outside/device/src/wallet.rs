@@ -41,6 +41,9 @@ pub struct Wallet {
     dir: PathBuf,
     legacy: PathBuf,
     lock: PathBuf,
+    /// The state folder whose opt-in fetched tokens need before they are kept
+    /// ([`Wallet::for_user`]): none for a wallet used apart from a user's requests (tests).
+    consent: Option<PathBuf>,
 }
 
 /// What [`Wallet::refill_if_low`] did.
@@ -76,6 +79,17 @@ impl Wallet {
             dir: state_dir.join("tokens"),
             legacy: state_dir.join("tokens.txt"),
             lock: state_dir.join("tokens.lock"),
+            consent: None,
+        }
+    }
+
+    /// The wallet `pp` uses for its user: tokens it fetches are kept only while the user is
+    /// opted in, checked under the wallet's lock, so an opt-out made while a fetch was under way
+    /// (it clears the wallet under the same lock, after removing the opt-in) is not undone.
+    pub fn for_user(state_dir: &Path) -> Self {
+        Self {
+            consent: Some(state_dir.to_path_buf()),
+            ..Self::new(state_dir)
         }
     }
 
@@ -206,7 +220,15 @@ impl Wallet {
             );
         }
         let tokens = fetch_batch(source, &key.entry.key)?;
-        self.store(&key, &tokens)
+        if let Some(state_dir) = &self.consent {
+            crate::consent::require_opt_in(state_dir)?;
+        }
+        let _lock = self.lock()?;
+        if let Some(state_dir) = &self.consent {
+            crate::consent::require_opt_in(state_dir)
+                .context("the user opted out while tokens were fetched: they are not kept")?;
+        }
+        self.store_locked(&key, &tokens)
     }
 
     /// Removes and returns a token of a key valid at `now`, the newest epoch's first; drops
@@ -259,6 +281,11 @@ impl Wallet {
     /// Keeps `tokens` of the logged `key`.
     pub fn store(&self, key: &LoggedKey, tokens: &[Token]) -> Result<()> {
         let _lock = self.lock()?;
+        self.store_locked(key, tokens)
+    }
+
+    /// [`Self::store`] with the lock held by the caller.
+    fn store_locked(&self, key: &LoggedKey, tokens: &[Token]) -> Result<()> {
         let id = key.entry.token_key_id();
         write_atomic(&self.path(id, "entry"), &key.entry.to_vec())?;
         let mut all = self.load(id)?;

@@ -105,6 +105,37 @@ fn a_refill_under_a_key_retiring_within_the_horizon_is_refused() {
     assert_eq!(wallet.available(unix_now()).unwrap(), 0, "nothing fetched");
 }
 
+/// The user opts out while a refill is under way (here: while the gateway's view is fetched,
+/// before the batch is): the tokens fetched are not kept, so the opt-out's deletion holds.
+#[test]
+fn tokens_fetched_while_the_user_opts_out_are_not_kept() {
+    let r = Rotation::new();
+    let log = r.net.log(&[&r.old, &r.new]);
+    let gateway = r.net.gateway(&r.name, vec![r.new.clone()], "new");
+    let state = r.net.dir.path();
+    pp_device::consent::opt_in(state).unwrap();
+    let wallet = Wallet::for_user(state);
+    let challenge = expected(&r.name);
+    let source = TokenSource {
+        issuer_url: &r.issuer_url,
+        credential_file: &r.credential,
+        issuer_name: &r.name,
+        challenge: &challenge,
+        batch: 3,
+        low_water: 2,
+        log: &log,
+    };
+    let err = wallet
+        .refill_if_low(&source, unix_now(), || {
+            pp_device::consent::opt_out(state).unwrap();
+            view(gateway)
+        })
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("opted out"), "{err:#}");
+    assert_eq!(wallet.available(unix_now()).unwrap(), 0, "nothing kept");
+    assert!(!state.join("tokens").exists(), "the wallet stays deleted");
+}
+
 #[test]
 fn tokens_of_a_key_retiring_within_the_overlap_do_not_hold_off_the_refill() {
     let r = Rotation::new();

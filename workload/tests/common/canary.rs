@@ -62,6 +62,8 @@ fn holds_canary(block: &[u8]) -> bool {
 /// type is that crate's frame, not the standard library's.
 fn is_std(frame: &str) -> bool {
     if let Some(dropped) = frame.split_once("drop_in_place<").map(|(_, t)| t) {
+        // `<alloc::vec::IntoIter<T> as Drop>::drop::DropGuard<…>` is the standard library's too.
+        let dropped = dropped.trim_start_matches('<');
         return ["alloc::", "std::", "core::"]
             .iter()
             .any(|p| dropped.starts_with(p));
