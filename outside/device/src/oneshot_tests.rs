@@ -440,7 +440,10 @@ fn ask_oneshot(
     index: &CdnIndex,
     now: u64,
 ) -> Result<AppResponse, String> {
-    let oneshot = Oneshot::prepare(&config(op), index, now).map_err(|e| format!("{e:#}"))?;
+    let config = config(op);
+    // The user opted in (every POST checks it).
+    crate::consent::opt_in(&config.state_dir).unwrap();
+    let oneshot = Oneshot::prepare(&config, index, now).map_err(|e| format!("{e:#}"))?;
     let oneshot = Oneshot {
         relay: oneshot.relay.with_server_name(RELAY),
         ..oneshot

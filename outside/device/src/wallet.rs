@@ -221,7 +221,8 @@ impl Wallet {
         }
         let tokens = fetch_batch(source, &key.entry.key)?;
         if let Some(state_dir) = &self.consent {
-            crate::consent::require_opt_in(state_dir)?;
+            crate::consent::require_opt_in(state_dir)
+                .context("the user opted out while tokens were fetched: they are not kept")?;
         }
         let _lock = self.lock()?;
         if let Some(state_dir) = &self.consent {
