@@ -63,6 +63,8 @@ fn main() {
     )
     .unwrap();
     std::fs::create_dir_all(&config.state_dir).unwrap();
+    // The bench is the user of this device state: it opted in (every one-shot POST checks it).
+    pp_device::consent::opt_in(&config.state_dir).unwrap();
     let reader = pp_device::reads::Reader::through_relay(&config).unwrap();
     let log = LogClient::sync(&config.log, &config.state_dir, reader).unwrap();
     // The instance as the logged CDN index names it (its id is derived from its key).
