@@ -223,7 +223,7 @@ fn run(args: &Args) -> Result<()> {
         Command::OptIn => {
             match pp_device::consent::opt_in(&config.state_dir)? {
                 true => say!(
-                    "AI features are on for this device. Requests are sealed to attested enclaves;                      `pp opt-out` turns them off."
+                    "AI features are on for this device. Requests are sealed to attested enclaves; `pp opt-out` turns them off."
                 ),
                 false => say!("AI features were already on for this device."),
             }
