@@ -122,7 +122,8 @@ fn write(path: &Path, index: &Value) -> Result<()> {
     Ok(std::fs::write(path, serde_json::to_vec(index)?)?)
 }
 
-/// `pp check-receipt` on the newest receipt, then on copies with one field or file altered.
+/// `pp check-receipt` on the newest receipt of a session (its nonce and exporter are among the
+/// fields altered; one-shot receipts have none), then on copies with one field or file altered.
 fn check_receipts(stack: &Stack) -> Result<()> {
     let dir = stack.dir.join("device-state/receipts");
     let receipt = std::fs::read_dir(&dir)?
@@ -131,9 +132,10 @@ fn check_receipts(stack: &Stack) -> Result<()> {
             p.extension().is_some_and(|x| x == "json")
                 && !p.to_string_lossy().ends_with(".release.json")
                 && !p.to_string_lossy().ends_with(".index.json")
+                && std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"nonce_hex\""))
         })
         .max()
-        .context("no receipt was written")?;
+        .context("no receipt of a session was written")?;
     let arg = receipt.display().to_string();
     let (ok, out, err) = stack.pp(&["check-receipt", &arg])?;
     anyhow::ensure!(
