@@ -71,6 +71,34 @@ pub fn announces_more_than(req: &Request<Incoming>, max: usize) -> bool {
         .is_some_and(|n| n > max as u64)
 }
 
+/// The body of an encapsulated request (RFC 9458) as the relay and the gateway take it: of media
+/// type `message/ohttp-req` (else 415), at most [`MAX_ENCAPSULATED_REQUEST`] bytes, refused from
+/// an announced `Content-Length` before any is read and while reading (413), arriving within
+/// [`BODY_TIMEOUT`] (else 408). The refusal is returned for the caller to count.
+pub async fn read_encapsulated_request(req: Request<Incoming>) -> Result<bytes::Bytes, Reply> {
+    if !is_media_type(
+        req.headers().get(hyper::header::CONTENT_TYPE),
+        OHTTP_REQUEST_MEDIA_TYPE,
+    ) {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be message/ohttp-req",
+        ));
+    }
+    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    if announces_more_than(&req, MAX_ENCAPSULATED_REQUEST) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, read_body(req, MAX_ENCAPSULATED_REQUEST)).await {
+        Ok(Ok(collected)) => Ok(collected.body),
+        Ok(Err(_)) => Err(too_large()),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body came too slowly",
+        )),
+    }
+}
+
 /// The inner answer and whether it leaves the connection open (a token was spent for it).
 struct Outcome {
     response: InnerResponse,
@@ -105,33 +133,9 @@ impl Gateway {
                 "the oblivious gateway resource takes POST only",
             ));
         }
-        if !is_media_type(
-            req.headers().get(hyper::header::CONTENT_TYPE),
-            OHTTP_REQUEST_MEDIA_TYPE,
-        ) {
-            return self.refuse(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be message/ohttp-req",
-            ));
-        }
-        let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-        if announces_more_than(&req, MAX_ENCAPSULATED_REQUEST) {
-            return self.refuse(too_large());
-        }
-        let body = match tokio::time::timeout(
-            BODY_TIMEOUT,
-            read_body(req, MAX_ENCAPSULATED_REQUEST),
-        )
-        .await
-        {
-            Ok(Ok(collected)) => collected.body,
-            Ok(Err(_)) => return self.refuse(too_large()),
-            Err(_) => {
-                return self.refuse(error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the body came too slowly",
-                ));
-            }
+        let body = match read_encapsulated_request(req).await {
+            Ok(body) => body,
+            Err(refusal) => return self.refuse(refusal),
         };
         let (inner_bytes, context) = match server.decapsulate(&body) {
             Ok(opened) => opened,

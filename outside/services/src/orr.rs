@@ -4,7 +4,7 @@
 //! with only `Content-Type`. It sees the device's address and ciphertext, the gateway the
 //! ciphertext and the relay's address.
 //!
-//! Bounds: a body of at most [`MAX_ENCAPSULATED_REQUEST`] (the largest sealed request, 1 MiB,
+//! Bounds: a body of at most [`pp_client::inner::MAX_ENCAPSULATED_REQUEST`] (the largest sealed request, 1 MiB,
 //! plus the BHTTP and RFC 9458 layers: about 1 MiB + 8 KiB), `413` beyond; an answer of at most
 //! [`MAX_ENCAPSULATED_RESPONSE`]; [`FORWARD_TIMEOUT`] for the gateway's answer, `502` when it
 //! cannot be reached, fails or is late. Connections per client address as in CONNECT mode (the
@@ -22,21 +22,17 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use pp_client::inner::{
-    MAX_ENCAPSULATED_REQUEST, MAX_ENCAPSULATED_RESPONSE, OHTTP_REQUEST_MEDIA_TYPE,
-};
+use pp_client::inner::{MAX_ENCAPSULATED_RESPONSE, OHTTP_REQUEST_MEDIA_TYPE};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
-use crate::http::{Reply, error, read_body, reply};
-use crate::ogr::{announces_more_than, is_media_type};
+use crate::http::{Reply, error, reply};
+use crate::ogr::read_encapsulated_request;
 
 /// Longest the relay waits for the gateway's answer (above the gateway's own bound,
 /// [`crate::ogr::REQUEST_TIMEOUT`]).
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(90);
-/// Longest the device's body may take to arrive.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The handler bound a relay in this mode runs with (`http::Limits::request_timeout`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(105);
 /// Idle gateway connections kept for reuse.
@@ -149,33 +145,9 @@ impl ObliviousRelay {
                 "this relay serves POST / only",
             ));
         }
-        if !is_media_type(
-            req.headers().get(hyper::header::CONTENT_TYPE),
-            OHTTP_REQUEST_MEDIA_TYPE,
-        ) {
-            return self.refuse(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be message/ohttp-req",
-            ));
-        }
-        let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-        if announces_more_than(&req, MAX_ENCAPSULATED_REQUEST) {
-            return self.refuse(too_large());
-        }
-        let body = match tokio::time::timeout(
-            BODY_TIMEOUT,
-            read_body(req, MAX_ENCAPSULATED_REQUEST),
-        )
-        .await
-        {
-            Ok(Ok(collected)) => collected.body,
-            Ok(Err(_)) => return self.refuse(too_large()),
-            Err(_) => {
-                return self.refuse(error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "the body came too slowly",
-                ));
-            }
+        let body = match read_encapsulated_request(req).await {
+            Ok(body) => body,
+            Err(refusal) => return self.refuse(refusal),
         };
         match tokio::time::timeout(FORWARD_TIMEOUT, self.forward(body)).await {
             Ok(Ok(reply)) => {
