@@ -108,7 +108,8 @@ fn main() {
 }
 
 /// The abstractive summary, with the prompt's words from `PP_EVAL_SYSTEM`, `PP_EVAL_HEAD`,
-/// `PP_EVAL_TAIL`, `PP_EVAL_PREFIX` where set (prompt work on the dev split; `\n` is a newline).
+/// `PP_EVAL_TAIL`, `PP_EVAL_PREFIX`, `PP_EVAL_NAME_FIRST` (`0`: off) where set (prompt work on
+/// the dev split; `\n` is a newline).
 fn summarize<'a>(
     e: &Embedder,
     g: &Generator,
@@ -129,6 +130,11 @@ fn summarize<'a>(
         head: head.as_deref().unwrap_or(d.head),
         tail: tail.as_deref().unwrap_or(d.tail),
         prefix: prefix.as_deref().unwrap_or(d.prefix),
+        name_first: match std::env::var("PP_EVAL_NAME_FIRST").as_deref() {
+            Ok("0") => false,
+            Ok(_) => true,
+            Err(_) => d.name_first,
+        },
     };
     summarize_with(e, g, thread, k, &words)
 }

@@ -2,8 +2,10 @@
 //! holding the thread, each with the indices of the messages it rests on.
 //!
 //! Steps: the extractive picks of [`crate::summarize`] (MiniLM + MMR); a prompt of the newest
-//! messages that fit [`SUMMARY_PROMPT_TOKENS`] (the oldest are left out first, and counted);
-//! greedy decoding with a repetition penalty, at most [`MAX_SUMMARY_TOKENS`] tokens, stopped at
+//! messages that fit [`SUMMARY_PROMPT_TOKENS`] (the oldest are left out first, and counted),
+//! whose answer is started for the model with the first of those messages' sender, so the
+//! summary says who did what; greedy decoding with a repetition penalty and no turn labels
+//! ([`barred`]), at most [`MAX_SUMMARY_TOKENS`] tokens, stopped at
 //! the end of the turn or once more than [`MAX_BULLETS`] lines are complete; then each bullet
 //! is embedded and cites the picks most similar to it ([`cite`]).
 //!
@@ -52,6 +54,9 @@ pub struct SummaryPrompt<'p> {
     pub tail: &'p str,
     /// The start of the assistant turn, written for the model (the first bullet's start).
     pub prefix: &'p str,
+    /// Whether the assistant turn goes on, after `prefix`, with the sender of the first message
+    /// in the prompt (so the summary starts by saying what that person did).
+    pub name_first: bool,
 }
 
 impl SummaryPrompt<'static> {
@@ -59,9 +64,10 @@ impl SummaryPrompt<'static> {
     pub const DEFAULT: Self = Self {
         system: SYSTEM_PROMPT,
         head: "Conversation:\n",
-        tail: "\nSummarize the conversation in 3 short sentences. Say who did what, using their \
+        tail: "\nSummarize the conversation in 2 short sentences. Say who did what, using their \
             names.",
         prefix: "In this conversation, ",
+        name_first: true,
     };
 }
 
@@ -120,10 +126,21 @@ pub fn summarize_with<'a>(
     );
     let (extractive, vectors) = summarize::summarize_with_vectors(embedder, thread, k)?;
     let (prompt, left_out) = prompt(generator.tokenizer(), thread, words)?;
-    let text = generate(generator, &prompt)?;
-    // The prefix is the first bullet's start, written for the model: part of its text.
-    let mut turn = Zeroizing::new(String::with_capacity(words.prefix.len() + text.0.len()));
-    turn.push_str(words.prefix);
+    // The lead is the first bullet's start, written for the model: part of its text.
+    let mut lead = Zeroizing::new(String::from(words.prefix));
+    if words.name_first {
+        lead.push_str(&thread[left_out].sender);
+    }
+    let text = generate(generator, &prompt, &lead, words.name_first)?;
+    // With a name after it, the prefix only steers the model ("In this conversation, Ana …"):
+    // the summary starts at the name.
+    let shown = if words.name_first {
+        &lead[words.prefix.len()..]
+    } else {
+        &lead[..]
+    };
+    let mut turn = Zeroizing::new(String::with_capacity(shown.len() + text.0.len()));
+    turn.push_str(shown);
     turn.push_str(&text.0);
     let mut bullets: Vec<Bullet> = parse_bullets(&turn, text.1)
         .into_iter()
@@ -217,6 +234,13 @@ fn prompt(
         ids.extend(tok.encode(words.prefix)?);
         Ok(Zeroizing::new(ids))
     };
+    let named = |mut ids: Zeroizing<Vec<u32>>, first: usize| -> Result<_, FeatureError> {
+        if words.name_first {
+            // Encoded apart from the prefix, as the loop above assumed when it counted.
+            ids.extend(tok.encode(&thread[first].sender)?);
+        }
+        Ok(ids)
+    };
     let line = |m: &Message, text: &str| {
         let mut l = Zeroizing::new(String::with_capacity(m.sender.len() + 3 + text.len()));
         l.push_str(&m.sender);
@@ -227,7 +251,15 @@ fn prompt(
     };
     // What the prompt costs without any message, then each line's own tokens (a line ends in a
     // newline, which the byte-level pre-tokenizer splits off, so lines encode independently).
-    let fixed = build(&[])?.len();
+    let longest_name = if words.name_first {
+        thread
+            .iter()
+            .map(|m| tok.encode(&m.sender).map(|v| v.len()))
+            .try_fold(0, |a, n| n.map(|n| a.max(n)))?
+    } else {
+        0
+    };
+    let fixed = build(&[])?.len() + longest_name;
     let budget = SUMMARY_PROMPT_TOKENS.saturating_sub(fixed);
     let mut used = 0;
     let mut first = thread.len();
@@ -256,7 +288,7 @@ fn prompt(
     // By construction the prompt fits; should a merge across lines ever make it longer, the
     // oldest lines go until it does (never the last one).
     loop {
-        let ids = build(&lines)?;
+        let ids = named(build(&lines)?, first)?;
         if ids.len() <= SUMMARY_PROMPT_TOKENS || lines.len() == 1 {
             if ids.len() > SUMMARY_PROMPT_TOKENS {
                 return Err(FeatureError::PromptTooLong {
@@ -271,8 +303,17 @@ fn prompt(
     }
 }
 
-/// Greedy decoding from the prompt; returns the text and whether it was cut by the token limit.
-fn generate(g: &Generator, prompt: &[u32]) -> Result<(Zeroizing<String>, bool), FeatureError> {
+/// Greedy decoding from the prompt (which ends in `lead`, the turn's first words); returns the
+/// text and whether it was cut by the token limit.
+///
+/// A summary is not a transcript: the tokens [`barred`] refuses are never chosen (the next best
+/// one is taken), so the model cannot fall back to copying turns under their sender labels.
+fn generate(
+    g: &Generator,
+    prompt: &[u32],
+    lead: &str,
+    name_first: bool,
+) -> Result<(Zeroizing<String>, bool), FeatureError> {
     let tok = g.tokenizer();
     let model = g.model();
     let mut cache = model.new_cache();
@@ -281,7 +322,20 @@ fn generate(g: &Generator, prompt: &[u32]) -> Result<(Zeroizing<String>, bool), 
     let mut cut = true;
     while out.len() < MAX_SUMMARY_TOKENS {
         penalize(&mut logits, &out, REPETITION_PENALTY);
-        let next = argmax(&logits);
+        let so_far = Zeroizing::new(tok.decode(&out)?);
+        let before = if so_far.is_empty() { lead } else { &so_far };
+        let next = loop {
+            let i = argmax(&logits);
+            if logits[i as usize] == f32::NEG_INFINITY {
+                break i;
+            }
+            let piece = Zeroizing::new(tok.decode(&[i])?);
+            if barred(before, &piece, name_first && out.is_empty()) {
+                logits[i as usize] = f32::NEG_INFINITY;
+                continue;
+            }
+            break i;
+        };
         if next == tok.im_end || next == tok.end_of_text {
             cut = false;
             break;
@@ -304,6 +358,18 @@ fn generate(g: &Generator, prompt: &[u32]) -> Result<(Zeroizing<String>, bool), 
     }
     logits.zeroize();
     Ok((Zeroizing::new(tok.decode(&out)?), cut))
+}
+
+/// Whether the token `piece` may not follow `before` in a summary: a `:` right after a word with
+/// a letter ("Ana:", "Person1:"), which would start a transcript line, or — as the first token
+/// after the sender's name the turn starts with (`after_name`) — a `(`, which starts a gloss of
+/// the name ("Person1 (Person2)") instead of a sentence about the person.
+fn barred(before: &str, piece: &str, after_name: bool) -> bool {
+    let piece = piece.trim_start();
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or("");
+    let after_word =
+        !before.ends_with(char::is_whitespace) && word.chars().any(char::is_alphabetic);
+    (after_word && piece.starts_with(':')) || (after_name && piece.starts_with('('))
 }
 
 /// The highest logit's token (the first on ties).
@@ -409,6 +475,18 @@ mod tests {
         );
         let many = "a1\nb2\nc3\nd4\ne5\n";
         assert_eq!(parse_bullets(many, false).len(), MAX_BULLETS);
+    }
+
+    #[test]
+    fn turn_labels_are_barred_and_times_are_not() {
+        assert!(barred("Ana", ":", false));
+        assert!(barred("#Person1#", " :", false));
+        assert!(barred("then Person1", ": \"", false));
+        assert!(!barred("at 7", ":30", false));
+        assert!(!barred("Ana", " asks", false));
+        assert!(!barred("Ana", " (", false));
+        assert!(barred("Ana", " (", true));
+        assert!(!barred("", ":", false));
     }
 
     #[test]

@@ -215,3 +215,38 @@ pub fn eval_python(root: &Path) -> Result<PathBuf> {
     std::fs::write(&stamp, wanted)?;
     Ok(python)
 }
+
+/// Dialogues of the dev split `cargo xtask test` summarizes.
+pub const CI_DIALOGUES: usize = 10;
+
+/// The test step: `eval-summaries` on the first [`CI_DIALOGUES`] dev dialogues runs, and the
+/// abstractive summary scores at least the extractive picks on ROUGE-L there.
+pub fn summaries_check(root: &Path) -> Result<()> {
+    let args = EvalArgs {
+        split: Split::Dev,
+        limit: Some(CI_DIALOGUES),
+        out: Some(root.join("target/pp/eval/test-summaries-dev.jsonl")),
+        data: PathBuf::from("../shared/data/dialogsum"),
+    };
+    let s = summaries(root, &args)?;
+    if s.dialogues != CI_DIALOGUES {
+        bail!(
+            "eval-summaries scored {} dialogues, {CI_DIALOGUES} expected",
+            s.dialogues
+        );
+    }
+    if s.abstractive.rouge_l < s.extractive.rouge_l {
+        bail!(
+            "on the first {CI_DIALOGUES} dev dialogues the abstractive summary scores ROUGE-L \
+             {:.2}, below the extractive picks' {:.2}",
+            s.abstractive.rouge_l,
+            s.extractive.rouge_l
+        );
+    }
+    println!(
+        "eval-summaries: ROUGE-L abstractive {:.2} >= extractive {:.2} (lead-3 {:.2}) on the \
+         first {CI_DIALOGUES} dev dialogues",
+        s.abstractive.rouge_l, s.extractive.rouge_l, s.lead3.rouge_l
+    );
+    Ok(())
+}

@@ -79,6 +79,10 @@ pub fn run(root: &Path, pins: &Pins) -> Result<()> {
         },
     )?;
     step(
+        "summary quality: DialogSum dev, first 10 dialogues, abstractive >= extractive on ROUGE-L",
+        &mut || crate::eval::summaries_check(root),
+    )?;
+    step(
         "privacypass-ts interop: its token from pp-issuer passes our gateway, ours verifies there",
         &mut || crate::interop::privacypass_ts(root),
     )?;
