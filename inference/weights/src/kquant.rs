@@ -205,41 +205,58 @@ pub(crate) fn quantize_q6_k(x: &[f32], out: &mut Vec<u8>) {
 }
 
 /// One Q4_K weight row · one Q16 activation row (whole super-blocks; sub-block `j` of
-/// super-block `i` is activation block `8i + j`): `Σ d·sc·d_a·Σ q·a_q − dmin·m·s_a`.
+/// super-block `i` is activation block `8i + j`): `Σ d·sc·d_a·Σ q·a_q − dmin·m·s_a`. Loops over
+/// fixed-size arrays, so the compiler vectorizes them.
 pub(crate) fn dot_q4_k(w: &[u8], a: Q16Row<'_>) -> f32 {
+    let (aq, _) = a.qs.as_chunks::<QK>();
     let mut sum = 0f32;
     for (i, b) in w.chunks_exact(Q4_K_BYTES).enumerate() {
         let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
-        for j in 0..8 {
-            let k = 8 * i + j;
-            let aq = &a.qs[k * QK..(k + 1) * QK];
-            let isum: i32 = q4_k_quants(&b[16..], j)
-                .zip(aq)
-                .map(|(q, &x)| i32::from(q) * i32::from(x))
-                .sum();
-            let (sc, m) = q4_k_scale_min(&b[4..16], j);
-            sum += d * f32::from(sc) * a.d[k] * isum as f32 - dmin * f32::from(m) * a.s[k];
+        let (pairs, _) = b[16..].as_chunks::<32>();
+        for (p, qs) in pairs.iter().enumerate() {
+            // Sub-blocks 2p (low nibbles) and 2p + 1 (high nibbles) in one pass.
+            let k = 8 * i + 2 * p;
+            let (x0, x1) = (&aq[k], &aq[k + 1]);
+            let (mut lo, mut hi) = (0i32, 0i32);
+            for l in 0..QK {
+                lo += i32::from(qs[l] & 0x0f) * i32::from(x0[l]);
+                hi += i32::from(qs[l] >> 4) * i32::from(x1[l]);
+            }
+            for (h, isum) in [lo, hi].into_iter().enumerate() {
+                let (sc, m) = q4_k_scale_min(&b[4..16], 2 * p + h);
+                let k = k + h;
+                sum += d * f32::from(sc) * a.d[k] * isum as f32 - dmin * f32::from(m) * a.s[k];
+            }
         }
     }
     sum
 }
 
 /// One Q6_K weight row · one Q16 activation row: per activation block of 32, two integer sums
-/// of `(q − 32)·a_q` over 16 elements each, weighted by their sub-blocks' i8 scales (in i32:
-/// at most 2·128·32·32767·16 < 2³¹·2, so each product in i32 and the two added in i64).
+/// of `(q − 32)·a_q` over 16 elements each (at most 32·32767·16 < 2²⁵), weighted by their
+/// sub-blocks' i8 scales in i64.
 pub(crate) fn dot_q6_k(w: &[u8], a: Q16Row<'_>) -> f32 {
+    let (aq, _) = a.qs.as_chunks::<QK>();
     let mut sum = 0f32;
     for (i, b) in w.chunks_exact(Q6_K_BYTES).enumerate() {
         let d = f16_at(b, 208);
+        let (ql, _) = b[..128].as_chunks::<32>();
+        let (qh, _) = b[128..192].as_chunks::<32>();
         for c in 0..8 {
+            let (n, r) = (c / 4, c % 4);
+            let (ql, qh) = (&ql[2 * n + (r & 1)], &qh[n]);
+            let (sl, sh) = (4 * (r / 2), 2 * r);
             let k = 8 * i + c;
-            let aq = &a.qs[k * QK..(k + 1) * QK];
-            let mut half = [0i64; 2];
-            for (l, (q, &x)) in q6_k_quants(b, c).zip(aq).enumerate() {
-                half[l / 16] += i64::from((i32::from(q) - 32) * i32::from(x));
+            let x = &aq[k];
+            let mut half = [0i32; 2];
+            for (hs, half) in half.iter_mut().enumerate() {
+                for l in 16 * hs..16 * hs + 16 {
+                    let q = ((ql[l] >> sl) & 0x0f) | (((qh[l] >> sh) & 3) << 4);
+                    *half += (i32::from(q) - 32) * i32::from(x[l]);
+                }
             }
-            let isum = i64::from(q6_k_scale(b, 2 * c)) * half[0]
-                + i64::from(q6_k_scale(b, 2 * c + 1)) * half[1];
+            let isum = i64::from(q6_k_scale(b, 2 * c)) * i64::from(half[0])
+                + i64::from(q6_k_scale(b, 2 * c + 1)) * i64::from(half[1]);
             sum += d * a.d[k] * isum as f32;
         }
     }

@@ -3,7 +3,11 @@
 //! Per 32-element block: the weight's quants widened to i16 (nibbles zero-extended, Q8_0 bytes
 //! sign-extended), `madd_epi16` against the activation's i16 quants (pairs summed in i32: at most
 //! 2·128·32767, no overflow), the two halves added, then one FMA with the product of the two
-//! block scales. The `unsafe` here is of two kinds only: unaligned loads from arrays of exactly
+//! block scales. The K-quants go by their sub-blocks of 32, each one activation block: Q4_K's
+//! nibbles as above with `d·sc_j` as the weight scale and `dmin·m_j·s_a` subtracted; Q6_K's
+//! quants made signed (`q − 32`, i8) and sign-extended, each half of 16's `madd` sums multiplied
+//! by its i8 scale in i32 (`mullo_epi32`, at most 2²⁹ per lane) before the FMA with `d·d_a`.
+//! The `unsafe` here is of two kinds only: unaligned loads from arrays of exactly
 //! the loaded size, and calling `#[target_feature]` functions, which [`Avx2`] allows only after
 //! run-time detection.
 
