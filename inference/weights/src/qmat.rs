@@ -65,7 +65,7 @@ pub enum QError {
     /// A block's scale or minimum (or an F32/F16 element) is NaN or infinite.
     #[error("quantized matrix: block {block} has a non-finite scale or value")]
     NonFinite {
-        /// Index of the block (or element, for F32/F16) in the matrix.
+        /// Index of the block (super-block for Q4_K/Q6_K; element for F32/F16) in the matrix.
         block: usize,
     },
     /// The activations' width or length does not fit.
