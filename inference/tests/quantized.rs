@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use pp_inference::LoadError;
 use pp_inference::gguf::{GgmlType, Gguf};
 use pp_inference::gguf_write::GgufWriter;
-use pp_inference::llama::Llama;
+use pp_inference::llama::{Llama, LlamaConfig};
 use pp_inference::qmat::{QError, SharedBytes};
 use pp_inference::suggest::Generator;
 use pp_inference::tiny::{tiny_llama_config, tiny_llama_gguf};
@@ -62,6 +62,56 @@ fn quantized_logits_match_the_f32_model() {
             "{label}: max |Δlogit| {diff} > 5e-4 of {scale}"
         );
     }
+}
+
+/// The K-quants need rows of whole 256-element super-blocks: the tiny Llama widened to hidden
+/// 256 and intermediate 512 (head size 64), otherwise as [`tiny_llama_config`].
+fn tiny_llama_config_256() -> LlamaConfig {
+    LlamaConfig {
+        hidden: 256,
+        intermediate: 512,
+        ..tiny_llama_config()
+    }
+}
+
+/// Every matrix in Q4_K and in Q6_K against the same weights in F32, by the decode kernels (10
+/// positions) and by the prompt path's dequantized panels (20 positions). Same tolerance as
+/// above: 5e-4 of the largest |logit|.
+#[test]
+fn k_quant_logits_match_the_f32_model() {
+    let cfg = tiny_llama_config_256();
+    let base = tiny_llama_gguf(&cfg, 13);
+    let long: Vec<u32> = (0..20).map(|i| 3 + 7 * i).collect();
+    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+        let bytes = retype(&base, |_| ty);
+        let g = Gguf::parse(&bytes).unwrap();
+        assert!(g.tensors.values().all(|t| t.dims.len() != 2 || t.ty == ty));
+        let f32_bytes = retype(&bytes, |_| GgmlType::F32);
+        for ids in [&IDS[..], &long] {
+            let q = logits_with(&bytes, cfg, ids);
+            let f = logits_with(&f32_bytes, cfg, ids);
+            let scale = f.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = q
+                .iter()
+                .zip(&f)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            eprintln!(
+                "{ty:?}, {} positions: max |Δlogit| {diff} (max |logit| {scale})",
+                ids.len()
+            );
+            assert!(
+                diff <= 5e-4 * scale,
+                "{ty:?}: max |Δlogit| {diff} > 5e-4 of {scale}"
+            );
+        }
+    }
+}
+
+fn logits_with(bytes: &[u8], cfg: LlamaConfig, ids: &[u32]) -> Vec<f32> {
+    let g = Gguf::parse(bytes).unwrap();
+    let m = Llama::from_gguf(&g, cfg, &Device::flex()).unwrap();
+    m.forward(ids, &mut m.new_cache()).unwrap()
 }
 
 /// Pointing into the file gives the very logits a copy gives, and a copy of the file (other

@@ -285,6 +285,18 @@ fn tiny_models_match_numpy() {
         };
         tiny_llama_matches_numpy(&bytes, lcfg);
     }
+    // Q4_K and Q6_K need rows of whole 256-element super-blocks: the same model widened to
+    // hidden 256 and intermediate 512, every matrix retyped; `gguf` dequantizes them for numpy,
+    // an independent reading of the K-quant layouts.
+    let kcfg = pp_inference::llama::LlamaConfig {
+        hidden: 256,
+        intermediate: 512,
+        ..lcfg
+    };
+    let wide = tiny_llama_gguf(&kcfg, 12);
+    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+        tiny_llama_matches_numpy(&retype(&wide, ty), kcfg);
+    }
 }
 
 /// `bytes` with every 2-d tensor re-quantized to `ty`.

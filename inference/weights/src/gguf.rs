@@ -1,9 +1,10 @@
 //! A small GGUF v3 reader (and the writer the tiny models use): header, metadata, tensor infos,
-//! alignment, and dequantization of F32, F16, Q4_0, Q4_1, Q5_0 and Q8_0 to f32 (the models keep the
+//! alignment, and dequantization of F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K and Q6_K to f32 (the models keep the
 //! matrices in these types and multiply them with [`crate::qmat`]; dequantizing is for norms,
 //! embedding rows and references). Any other tensor type is refused. Everything is read from a byte slice; nothing is trusted: every count and
 //! offset is bounds-checked before it is used to allocate or index.
 
+use crate::kquant;
 use half::f16;
 use std::collections::BTreeMap;
 
@@ -135,6 +136,14 @@ pub enum GgmlType {
     Q4_1,
     /// Blocks of 32: f16 scale `d`, 32 signed bytes `q`; x = d·q.
     Q8_0,
+    /// Super-blocks of 256 (144 bytes): f16 `d`, f16 `dmin`, 12 bytes of 6-bit scale/min codes
+    /// for 8 sub-blocks of 32, 128 bytes of nibbles; x = d·sc·q − dmin·m.
+    #[allow(non_camel_case_types)] // ggml's name, as `{:?}` prints it in errors
+    Q4_K,
+    /// Super-blocks of 256 (210 bytes): 128 bytes of low 4 bits, 64 of high 2 bits, 16 i8
+    /// scales for sub-blocks of 16, f16 `d`; x = d·sc·(q − 32).
+    #[allow(non_camel_case_types)] // ggml's name
+    Q6_K,
 }
 
 impl GgmlType {
@@ -147,6 +156,8 @@ impl GgmlType {
             3 => Some(Self::Q4_1),
             6 => Some(Self::Q5_0),
             8 => Some(Self::Q8_0),
+            12 => Some(Self::Q4_K),
+            14 => Some(Self::Q6_K),
             _ => None,
         }
     }
@@ -159,6 +170,8 @@ impl GgmlType {
             Self::Q4_1 => 3,
             Self::Q5_0 => 6,
             Self::Q8_0 => 8,
+            Self::Q4_K => 12,
+            Self::Q6_K => 14,
         }
     }
     /// (elements per block, bytes per block).
@@ -170,6 +183,8 @@ impl GgmlType {
             Self::Q4_1 => (32, 20),
             Self::Q5_0 => (32, 22),
             Self::Q8_0 => (32, 34),
+            Self::Q4_K => (kquant::QK_K, kquant::Q4_K_BYTES),
+            Self::Q6_K => (kquant::QK_K, kquant::Q6_K_BYTES),
         }
     }
 }
@@ -457,6 +472,8 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Vec<f32> {
                 out.extend(qs.iter().map(|&q| d * f32::from(q >> 4) + m));
             }
         }
+        GgmlType::Q4_K => kquant::dequantize_q4_k(data, &mut out),
+        GgmlType::Q6_K => kquant::dequantize_q6_k(data, &mut out),
     }
     out.truncate(n);
     out

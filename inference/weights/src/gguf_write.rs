@@ -128,6 +128,8 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Vec<u8> {
                 }
             }
         }
+        GgmlType::Q4_K => crate::kquant::quantize_q4_k(x, &mut out),
+        GgmlType::Q6_K => crate::kquant::quantize_q6_k(x, &mut out),
     }
     out
 }

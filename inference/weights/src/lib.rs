@@ -15,5 +15,6 @@ pub mod bundle;
 pub mod config;
 pub mod gguf;
 pub mod gguf_write;
+mod kquant;
 pub mod qmat;
 pub mod tiny;

@@ -1,4 +1,4 @@
-//! Matrices that stay in their GGUF storage type (F32, F16, Q4_0, Q4_1, Q5_0, Q8_0) and are multiplied
+//! Matrices that stay in their GGUF storage type (F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q6_K) and are multiplied
 //! without expanding them to f32: each product dequantizes inside the dot product, block by block.
 //!
 //! The activations are first quantized to 16 bits in blocks of 32 (one f32 scale `d = max|x| /
@@ -9,6 +9,13 @@
 //! - Q4_0: `d_w·(d_a·Σ w_q·a_q − 8·s_a)` (stored nibbles are `w_q + 8`)
 //! - Q4_1: `d_w·d_a·Σ w_q·a_q + m_w·s_a`
 //! - Q5_0: `d_w·(d_a·Σ w_q·a_q − 16·s_a)` (5-bit quants: 4 low bits + one bit of `qh`)
+//! - Q4_K (super-blocks of 256, sub-blocks of 32 = one activation block each):
+//!   `d·sc_j·d_a·Σ w_q·a_q − dmin·m_j·s_a`
+//! - Q6_K (sub-blocks of 16, two per activation block): `d·d_a·(sc_0·Σ₀ + sc_1·Σ₁)`, where
+//!   `Σ₀`, `Σ₁` are the integer sums of `(w_q − 32)·a_q` over each half of 16 — the quants are
+//!   made signed before the product, so no per-16 activation sums are needed
+//!
+//! Layouts and the K-quant arithmetic: `kquant`.
 //!
 //! The only error against dequantize-then-f32 is the activations' rounding: at most `d_a / 2`
 //! per element, so at most `Σ |w_i|·d_a(i)/2` per output (plus f32 rounding) — the bound the tests
@@ -26,7 +33,8 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-/// Elements per quantized block (all the block types here and the activations' Q16 blocks).
+/// Elements per quantized block (the 32-element block types, the K-quants' sub-blocks of 32
+/// and the activations' Q16 blocks).
 pub const QK: usize = 32;
 
 /// Why a quantized matrix or product was refused.
@@ -57,7 +65,7 @@ pub enum QError {
     /// A block's scale or minimum (or an F32/F16 element) is NaN or infinite.
     #[error("quantized matrix: block {block} has a non-finite scale or value")]
     NonFinite {
-        /// Index of the block (or element, for F32/F16) in the matrix.
+        /// Index of the block (super-block for Q4_K/Q6_K; element for F32/F16) in the matrix.
         block: usize,
     },
     /// The activations' width or length does not fit.
@@ -279,6 +287,9 @@ impl QMatrix {
             GgmlType::Q4_1 => bytes
                 .chunks_exact(bb)
                 .position(|c| !(f16_at(c, 0).is_finite() && f16_at(c, 2).is_finite())),
+            GgmlType::Q4_K | GgmlType::Q6_K => {
+                crate::kquant::check_finite(ty == GgmlType::Q4_K, bytes).err()
+            }
         };
         if let Some(block) = bad {
             return Err(QError::NonFinite { block });
@@ -493,6 +504,8 @@ pub(crate) fn dot_portable(ty: GgmlType, w: &[u8], a: Q16Row<'_>) -> f32 {
                 f16_at(b, 0) * d * nibble_dot(&b[4..], q) as f32 + f16_at(b, 2) * s
             })
             .sum(),
+        GgmlType::Q4_K => crate::kquant::dot_q4_k(w, a),
+        GgmlType::Q6_K => crate::kquant::dot_q6_k(w, a),
         // Not block types: `matmul_with` multiplies them in f32.
         GgmlType::F32 | GgmlType::F16 => f32::NAN,
     }
@@ -540,3 +553,7 @@ mod simd {
 #[cfg(test)]
 #[path = "qmat_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "qmat_ktests.rs"]
+mod ktests;

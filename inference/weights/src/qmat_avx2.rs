@@ -3,11 +3,16 @@
 //! Per 32-element block: the weight's quants widened to i16 (nibbles zero-extended, Q8_0 bytes
 //! sign-extended), `madd_epi16` against the activation's i16 quants (pairs summed in i32: at most
 //! 2·128·32767, no overflow), the two halves added, then one FMA with the product of the two
-//! block scales. The `unsafe` here is of two kinds only: unaligned loads from arrays of exactly
+//! block scales. The K-quants go by their sub-blocks of 32, each one activation block: Q4_K's
+//! nibbles as above with `d·sc_j` as the weight scale and `dmin·m_j·s_a` subtracted; Q6_K's
+//! quants made signed (`q − 32`, i8) and sign-extended, each half of 16's `madd` sums multiplied
+//! by its i8 scale in i32 (`mullo_epi32`, at most 2²⁹ per lane) before the FMA with `d·d_a`.
+//! The `unsafe` here is of two kinds only: unaligned loads from arrays of exactly
 //! the loaded size, and calling `#[target_feature]` functions, which [`Avx2`] allows only after
 //! run-time detection.
 
 use super::{GgmlType, Q16Row, QK};
+use crate::kquant::{Q4_K_BYTES, Q6_K_BYTES, QK_K, q4_k_scale_min};
 use std::arch::x86_64::*;
 
 /// Proof that this CPU has AVX2, FMA and F16C: only [`Avx2::detect`] makes one.
@@ -41,6 +46,10 @@ impl Avx2 {
             GgmlType::Q4_1 => unsafe { dot_q4(w, a, 20, true) },
             // SAFETY: as above.
             GgmlType::Q5_0 => unsafe { dot_q5_0(w, a) },
+            // SAFETY: as above.
+            GgmlType::Q4_K => unsafe { dot_q4_k(w, a) },
+            // SAFETY: as above.
+            GgmlType::Q6_K => unsafe { dot_q6_k(w, a) },
             GgmlType::F32 | GgmlType::F16 => a.map(|a| super::dot_portable(ty, w, a)),
         }
     }
@@ -55,6 +64,10 @@ impl Avx2 {
             GgmlType::Q4_0 => unsafe { dequant_q4(w, out, 18, false) },
             // SAFETY: as above.
             GgmlType::Q4_1 => unsafe { dequant_q4(w, out, 20, true) },
+            // SAFETY: as above.
+            GgmlType::Q4_K => unsafe { dequant_q4_k(w, out) },
+            // SAFETY: as above.
+            GgmlType::Q6_K => unsafe { dequant_q6_k(w, out) },
             GgmlType::Q5_0 | GgmlType::F32 | GgmlType::F16 => return false,
         }
         true
@@ -279,4 +292,174 @@ fn dot_q5_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
         *o = hsum(acc) + off;
     }
     out
+}
+
+#[target_feature(enable = "avx2")]
+fn load32(b: &[u8; 32]) -> __m256i {
+    // SAFETY: reads the 32 bytes of `b`; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast()) }
+}
+
+/// The 32 bytes of `b` at `at`, if they are inside.
+fn bytes32(b: &[u8], at: usize) -> Option<&[u8; 32]> {
+    b.get(at..at + 32)?.try_into().ok()
+}
+
+/// Q4_K super-block `b`'s sub-blocks `2p` and `2p + 1` as 32 u8 quants each (low and high
+/// nibbles of its bytes `16 + 32p ..`).
+#[target_feature(enable = "avx2")]
+fn q4_k_pair(b: &[u8], p: usize) -> Option<[__m256i; 2]> {
+    let mask = _mm256_set1_epi8(0x0f);
+    let packed = load32(bytes32(b, 16 + 32 * p)?);
+    Some([
+        _mm256_and_si256(packed, mask),
+        _mm256_and_si256(_mm256_srli_epi16(packed, 4), mask),
+    ])
+}
+
+/// Q6_K super-block `b`'s 32-element chunk `4n + r` as 32 i8 quants `q − 32`.
+#[target_feature(enable = "avx2")]
+fn q6_k_chunk(b: &[u8], n: usize, r: usize) -> Option<__m256i> {
+    let ql = load32(bytes32(b, 64 * n + 32 * (r & 1))?);
+    let qh = load32(bytes32(b, 128 + 32 * n)?);
+    let mask = _mm256_set1_epi8(0x0f);
+    let low = if r < 2 {
+        _mm256_and_si256(ql, mask)
+    } else {
+        _mm256_and_si256(_mm256_srli_epi16(ql, 4), mask)
+    };
+    // Bits 2r, 2r+1 of each byte (bits shifted in from the next byte are masked off); ≤ 3, so
+    // the 16-bit shift by 4 cannot carry into the next byte.
+    let shift = _mm_cvtsi32_si128(2 * r as i32);
+    let high = _mm256_and_si256(_mm256_srl_epi16(qh, shift), _mm256_set1_epi8(3));
+    let q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+    Some(_mm256_sub_epi8(q, _mm256_set1_epi8(32)))
+}
+
+/// Q4_K: per sub-block of 32 (= activation block `8i + j`), one block dot product times
+/// `d·sc_j·d_a`, and `dmin·m_j·s_a` subtracted.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_k<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut offset = [0.0f32; N];
+    for (i, b) in w.chunks_exact(Q4_K_BYTES).enumerate() {
+        let (d, dmin) = (f16(b[0], b[1]), f16(b[2], b[3]));
+        for p in 0..4 {
+            let Some(pair) = q4_k_pair(b, p) else {
+                break; // unreachable: the super-block holds 4 × 32 nibble bytes
+            };
+            for (h, q) in pair.into_iter().enumerate() {
+                let j = 2 * p + h;
+                let (sc, m) = q4_k_scale_min(&b[4..16], j);
+                let (dsc, dm) = (d * f32::from(sc), dmin * f32::from(m));
+                let w0 = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(q));
+                let w1 = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(q));
+                for ((acc, off), a) in acc.iter_mut().zip(&mut offset).zip(&a) {
+                    let Some((a0, a1, da, s)) = act_block(a, 8 * i + j) else {
+                        break;
+                    };
+                    let v = block_dot(w0, w1, a0, a1);
+                    *acc = _mm256_fmadd_ps(v, _mm256_set1_ps(dsc * da), *acc);
+                    *off -= dm * s;
+                }
+            }
+        }
+    }
+    let mut out = [0.0f32; N];
+    for ((o, acc), off) in out.iter_mut().zip(acc).zip(offset) {
+        *o = hsum(acc) + off;
+    }
+    out
+}
+
+/// Q6_K: per activation block of 32, `madd` of the signed quants with the activations (pairs in
+/// i32, ≤ 2·32·32767), times each half's i8 scale (`mullo`, ≤ 2²⁸), the halves added (≤ 2²⁹:
+/// no overflow), then one FMA with `d·d_a`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q6_k<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, b) in w.chunks_exact(Q6_K_BYTES).enumerate() {
+        let d = f16(b[208], b[209]);
+        for c in 0..8 {
+            let Some(q) = q6_k_chunk(b, c / 4, c % 4) else {
+                break; // unreachable: the super-block holds `ql` and `qh` in full
+            };
+            let w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+            let w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(q));
+            let s0 = _mm256_set1_epi32(i32::from(b[192 + 2 * c] as i8));
+            let s1 = _mm256_set1_epi32(i32::from(b[193 + 2 * c] as i8));
+            for (acc, a) in acc.iter_mut().zip(&a) {
+                let Some((a0, a1, da, _)) = act_block(a, 8 * i + c) else {
+                    break;
+                };
+                let p0 = _mm256_mullo_epi32(_mm256_madd_epi16(w0, load_i16(a0)), s0);
+                let p1 = _mm256_mullo_epi32(_mm256_madd_epi16(w1, load_i16(a1)), s1);
+                let v = _mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1));
+                *acc = _mm256_fmadd_ps(v, _mm256_set1_ps(d * da), *acc);
+            }
+        }
+    }
+    let mut out = [0.0f32; N];
+    for (o, acc) in out.iter_mut().zip(acc) {
+        *o = hsum(acc);
+    }
+    out
+}
+
+/// 32 quants (u8 or i8 by `signed`) to f32 `q·scale[k/16] + add` into `o`.
+#[target_feature(enable = "avx2,fma")]
+fn store32(o: &mut [f32; QK], q: __m256i, signed: bool, scale: [f32; 2], add: f32) {
+    let (lo, hi) = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+    let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+    let (o8, _) = o.as_chunks_mut::<8>();
+    for (k, (o8, p)) in o8.iter_mut().zip(parts).enumerate() {
+        let wide = if signed {
+            _mm256_cvtepi8_epi32(p)
+        } else {
+            _mm256_cvtepu8_epi32(p)
+        };
+        let v = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(wide),
+            _mm256_set1_ps(scale[k / 2]),
+            _mm256_set1_ps(add),
+        );
+        store8(o8, v);
+    }
+}
+
+/// Q4_K super-blocks to f32: `d·sc·q − dmin·m`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequant_q4_k(w: &[u8], out: &mut [f32]) {
+    let (blocks, _) = out.as_chunks_mut::<QK_K>();
+    for (b, o) in w.chunks_exact(Q4_K_BYTES).zip(blocks) {
+        let (d, dmin) = (f16(b[0], b[1]), f16(b[2], b[3]));
+        let (subs, _) = o.as_chunks_mut::<QK>();
+        for (p, two) in subs.chunks_exact_mut(2).enumerate() {
+            let Some(pair) = q4_k_pair(b, p) else {
+                break; // unreachable: the super-block holds 4 × 32 nibble bytes
+            };
+            for (h, (o, q)) in two.iter_mut().zip(pair).enumerate() {
+                let (sc, m) = q4_k_scale_min(&b[4..16], 2 * p + h);
+                let ds = d * f32::from(sc);
+                store32(o, q, false, [ds, ds], -dmin * f32::from(m));
+            }
+        }
+    }
+}
+
+/// Q6_K super-blocks to f32: `d·sc·(q − 32)`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequant_q6_k(w: &[u8], out: &mut [f32]) {
+    let (blocks, _) = out.as_chunks_mut::<QK_K>();
+    for (b, o) in w.chunks_exact(Q6_K_BYTES).zip(blocks) {
+        let d = f16(b[208], b[209]);
+        let (chunks, _) = o.as_chunks_mut::<QK>();
+        for (c, o) in chunks.iter_mut().enumerate() {
+            let Some(q) = q6_k_chunk(b, c / 4, c % 4) else {
+                break; // unreachable: the super-block holds `ql` and `qh` in full
+            };
+            let s = |k: usize| d * f32::from(b[192 + k] as i8);
+            store32(o, q, true, [s(2 * c), s(2 * c + 1)], 0.0);
+        }
+    }
 }
