@@ -1,10 +1,10 @@
 //! The SmolLM2 decoder: a Llama transformer (RMSNorm, grouped-query attention with RoPE,
 //! SwiGLU feed-forward, tied or untied input/output embeddings) with a KV cache, for the GGUF
 //! architectures `llama` and `qwen2` (= `llama` + Q/K/V biases + NeoX RoPE, see [`Arch`]).
-//! Weights come from a GGUF file through [`crate::gguf`]; the matrices (linear layers, embeddings, output) stay in their
-//! storage type ([`QMatrix`]: Q4_0, Q4_1, Q8_0, F16, F32) and are multiplied with kernels that
-//! dequantize inside the dot product, so no f32 copy of them exists. Norms, RoPE and attention
-//! run on Burn tensors.
+//! Weights come from a GGUF file through [`crate::gguf`]; the matrices (linear layers,
+//! embeddings, output) stay in their storage type ([`QMatrix`]: Q4_0, Q4_1, Q8_0, F16, F32)
+//! and are multiplied with kernels that dequantize inside the dot product, so no f32 copy of
+//! them exists. Norms, biases, RoPE and attention run on Burn tensors.
 //!
 //! RoPE: llama.cpp's converter permutes the Q/K rows of HF checkpoints so that each rotated pair
 //! is two *adjacent* dimensions — the layout Burn's `RotaryEncoding` rotates. So the GGUF

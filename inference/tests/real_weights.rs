@@ -361,8 +361,17 @@ fn tiny_llama_matches_numpy(bytes: &[u8], lcfg: pp_inference::llama::LlamaConfig
         .zip(&want)
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
-    eprintln!("tiny {:?} vs numpy: max |Δlogit| {diff}", lcfg.arch);
-    assert!(diff < 1e-4, "tiny {:?} max |Δlogit| {diff}", lcfg.arch);
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    eprintln!(
+        "tiny {:?} vs numpy: max |Δlogit| {diff} (max |logit| {scale})",
+        lcfg.arch
+    );
+    // 1e-4, relative once logits exceed 1 (the tiny Qwen2's untied output reaches 2.2).
+    assert!(
+        diff < 1e-4 * scale.max(1.0),
+        "tiny {:?} max |Δlogit| {diff}",
+        lcfg.arch
+    );
     assert_eq!(top_k(&got, 5), top_k(&want, 5));
 }
 
