@@ -40,6 +40,9 @@ pub enum LoadError {
     /// The configuration is inconsistent (e.g. hidden size not divisible by heads).
     #[error("model config: {0}")]
     Config(&'static str),
+    /// The file names an architecture or chat template this code does not implement.
+    #[error(transparent)]
+    Unsupported(ConfigError),
     /// A weight matrix's data is malformed (length, partial block, non-finite scale).
     #[error("tensor {name}: {error}")]
     Quant {
@@ -58,6 +61,7 @@ impl From<ConfigError> for LoadError {
         match e {
             ConfigError::Gguf(e) => Self::Gguf(e),
             ConfigError::Invalid(why) => Self::Config(why),
+            e @ ConfigError::Unsupported { .. } => Self::Unsupported(e),
         }
     }
 }

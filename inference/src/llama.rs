@@ -1,14 +1,18 @@
 //! The SmolLM2 decoder: a Llama transformer (RMSNorm, grouped-query attention with RoPE,
-//! SwiGLU feed-forward, tied input/output embeddings) with a KV cache. Weights come from a GGUF
-//! file through [`crate::gguf`]; the matrices (linear layers, embeddings, output) stay in their
-//! storage type ([`QMatrix`]: Q4_0, Q4_1, Q8_0, F16, F32) and are multiplied with kernels that
-//! dequantize inside the dot product, so no f32 copy of them exists. Norms, RoPE and attention
-//! run on Burn tensors.
+//! SwiGLU feed-forward, tied or untied input/output embeddings) with a KV cache, for the GGUF
+//! architectures `llama` and `qwen2` (= `llama` + Q/K/V biases + NeoX RoPE, see [`Arch`]).
+//! Weights come from a GGUF file through [`crate::gguf`]; the matrices (linear layers,
+//! embeddings, output) stay in their storage type ([`QMatrix`]: Q4_0, Q4_1, Q8_0, F16, F32)
+//! and are multiplied with kernels that dequantize inside the dot product, so no f32 copy of
+//! them exists. Norms, biases, RoPE and attention run on Burn tensors.
 //!
 //! RoPE: llama.cpp's converter permutes the Q/K rows of HF checkpoints so that each rotated pair
 //! is two *adjacent* dimensions — the layout Burn's `RotaryEncoding` rotates. So the GGUF
 //! weights are used as they are; the numpy reference (which un-permutes to HF layout and uses
-//! HF's rotate-half RoPE) checks that claim.
+//! HF's rotate-half RoPE) checks that claim. `qwen2` files keep HF's row order and rotate
+//! dimension `i` with `i + d/2` (llama.cpp: `LLAMA_ROPE_TYPE_NEOX`); there each Q and K head
+//! is reordered to `(0, d/2, 1, d/2+1, …)` before the same adjacent-pair rotation. Scores are
+//! dot products of Q and K heads reordered alike, so nothing is reordered back.
 
 use crate::error::{FeatureError, LoadError};
 use crate::gguf::Gguf;
@@ -18,7 +22,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Tensor};
-pub use pp_weights::config::LlamaConfig;
+pub use pp_weights::config::{Arch, LlamaConfig, RopeStyle};
 use pp_weights::qmat::{Activations, QMatrix, SharedBytes};
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,8 @@ struct Block {
     wq: QMatrix, // [out, in]
     wk: QMatrix,
     wv: QMatrix,
+    /// Q, K, V biases (`qwen2`; a `llama` file's if it has them).
+    bias: Option<[Tensor<1>; 3]>,
     wo: QMatrix,
     ffn_norm: Tensor<1>,
     gate: QMatrix,
@@ -115,13 +121,26 @@ impl Llama {
     ) -> Result<Self, LoadError> {
         let (h, kvd, i) = (cfg.hidden, cfg.kv_heads * cfg.head_dim(), cfg.intermediate);
         let lin = |name: &str, inp: usize, out: usize| load_matrix(g, file, name, inp, out);
-        let vec = |name: &str| -> Result<Tensor<1>, LoadError> {
-            Ok(float(load_matrix_1d(g, name, h)?, [h], dev))
+        let vec_n = |name: &str, n: usize| -> Result<Tensor<1>, LoadError> {
+            Ok(float(load_matrix_1d(g, name, n)?, [n], dev))
         };
+        let vec = |name: &str| vec_n(name, h);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for n in 0..cfg.layers {
             let p = format!("blk.{n}");
+            let bias_names = ["attn_q", "attn_k", "attn_v"].map(|m| format!("{p}.{m}.bias"));
+            let bias =
+                if cfg.arch.qkv_bias() || bias_names.iter().any(|b| g.tensors.contains_key(b)) {
+                    Some([
+                        vec_n(&bias_names[0], h)?,
+                        vec_n(&bias_names[1], kvd)?,
+                        vec_n(&bias_names[2], kvd)?,
+                    ])
+                } else {
+                    None
+                };
             blocks.push(Block {
+                bias,
                 attn_norm: vec(&format!("{p}.attn_norm.weight"))?,
                 wq: lin(&format!("{p}.attn_q.weight"), h, h)?,
                 wk: lin(&format!("{p}.attn_k.weight"), h, kvd)?,
@@ -230,9 +249,19 @@ impl Llama {
         };
         for (n, b) in self.blocks.iter().enumerate() {
             let y = input(self.rms_norm(x.clone(), &b.attn_norm), l, h)?;
-            let q = self.rope.apply(heads(self.linear(&b.wq, &y)?, nh), start);
-            let k = self.rope.apply(heads(self.linear(&b.wk, &y)?, nkv), start);
-            let v = heads(self.linear(&b.wv, &y)?, nkv);
+            let (mut q, mut k, mut v) = (
+                self.linear(&b.wq, &y)?,
+                self.linear(&b.wk, &y)?,
+                self.linear(&b.wv, &y)?,
+            );
+            if let Some([bq, bk, bv]) = &b.bias {
+                q = q + bq.clone().unsqueeze::<3>();
+                k = k + bk.clone().unsqueeze::<3>();
+                v = v + bv.clone().unsqueeze::<3>();
+            }
+            let q = self.rope.apply(self.rope_layout(heads(q, nh)), start);
+            let k = self.rope.apply(self.rope_layout(heads(k, nkv)), start);
+            let v = heads(v, nkv);
             let k = match cache.k[n].take() {
                 Some(prev) => Tensor::cat(vec![prev, k], 2),
                 None => k,
@@ -259,6 +288,22 @@ impl Llama {
             .unwrap_or(&self.embd)
             .matmul(&last)
             .map_err(quant)
+    }
+
+    /// Q or K heads `[1, n, l, d]` in the layout Burn's adjacent-pair `RotaryEncoding`
+    /// rotates: as they are for [`RopeStyle::Adjacent`]; for [`RopeStyle::NeoX`] the halves
+    /// are interleaved, so that NeoX's pair `(i, i + d/2)` becomes `(2i, 2i+1)` with the same
+    /// frequency `θ^(-2i/d)`.
+    fn rope_layout(&self, t: Tensor<4>) -> Tensor<4> {
+        match self.cfg.arch.rope() {
+            RopeStyle::Adjacent => t,
+            RopeStyle::NeoX => {
+                let [b, n, l, d] = t.dims();
+                t.reshape([b, n, l, 2, d / 2])
+                    .swap_dims(3, 4)
+                    .reshape([b, n, l, d])
+            }
+        }
     }
 
     /// `x · Wᵀ` for `l` positions: `[1, l, out]`. A few positions (decode) go through the

@@ -2,19 +2,22 @@
 //!
 //! * MiniLM: WordPiece from the model's `tokenizer.json`, with its fixed padding and truncation
 //!   turned off (we truncate ourselves, and say so).
-//! * SmolLM2: byte-level BPE rebuilt from the GGUF's `tokenizer.ggml.tokens`/`merges`, with the
-//!   pre-tokenizer llama.cpp uses for `tokenizer.ggml.pre = "smollm"` (every digit alone, then
-//!   the GPT-2 split). Message text is encoded with **no** special tokens recognised, so text
+//! * SmolLM2 (and Qwen2): byte-level BPE rebuilt from the GGUF's `tokenizer.ggml.tokens`/`merges`
+//!   (`tokenizer.ggml.model = "gpt2"`), with the pre-tokenizer `tokenizer.ggml.pre` names:
+//!   `smollm` (every digit alone, then the GPT-2 split) or `qwen2` (the regex of Qwen2's
+//!   `tokenizer.json`); any other name is refused. Message text is encoded with **no** special tokens recognised, so text
 //!   that contains `<|im_start|>` cannot forge ChatML structure; the template inserts the special
 //!   ids itself.
 
+use crate::config::ConfigError;
 use crate::gguf::{Gguf, GgufError};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::{PreTokenizerWrapper, Tokenizer};
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 use zeroize::Zeroizing;
 
 /// Why a tokenizer could not be built or used. Never carries the text being encoded.
@@ -26,6 +29,9 @@ pub enum TokenizeError {
     /// The GGUF lacks tokenizer metadata.
     #[error("tokenizer: {0}")]
     Gguf(#[from] GgufError),
+    /// The GGUF names a tokenizer model or pre-tokenizer this code does not implement.
+    #[error("tokenizer: {0}")]
+    Unsupported(ConfigError),
     /// A required special token is not in the vocabulary.
     #[error("tokenizer: special token {0} missing")]
     MissingSpecial(&'static str),
@@ -109,16 +115,81 @@ pub struct ChatTurn<'a> {
     pub content: &'a str,
 }
 
-impl SmolTokenizer {
-    /// Builds the tokenizer from a GGUF's `tokenizer.ggml.*` metadata.
-    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, TokenizeError> {
-        let tokens = g.get_strings("tokenizer.ggml.tokens")?;
-        let merges = g.get_strings("tokenizer.ggml.merges")?;
-        Self::from_vocab(&tokens, &merges)
+/// The pre-tokenizers (`tokenizer.ggml.pre`) implemented, as llama.cpp defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreTokenizerKind {
+    /// `smollm`: every digit alone, then the GPT-2 regex split.
+    SmolLm,
+    /// `qwen2`: the one regex of Qwen2's `tokenizer.json` (case-insensitive contractions,
+    /// letters with one leading non-letter, single digits, punctuation runs with their
+    /// newlines, newline runs, spaces).
+    Qwen2,
+}
+
+/// Qwen2's pre-tokenizer regex as its `tokenizer.json` states it (llama.cpp's `qwen2` entry
+/// rewrites the `(?i:…)` group for `std::regex`; `fancy-regex` runs the original).
+pub const QWEN2_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+impl PreTokenizerKind {
+    /// The pre-tokenizer a `tokenizer.ggml.pre` value names, or a refusal naming it.
+    pub fn from_name(name: &str) -> Result<Self, TokenizeError> {
+        match name {
+            "smollm" => Ok(Self::SmolLm),
+            "qwen2" => Ok(Self::Qwen2),
+            other => Err(TokenizeError::Unsupported(ConfigError::unsupported(
+                "tokenizer.ggml.pre",
+                other,
+                "smollm, qwen2",
+            ))),
+        }
     }
 
-    /// Builds the tokenizer from byte-level token strings (index = id) and `"a b"` merges.
-    pub fn from_vocab(tokens: &[&str], merges: &[&str]) -> Result<Self, TokenizeError> {
+    fn build(self) -> Result<Sequence, TokenizeError> {
+        let pre: Vec<PreTokenizerWrapper> = match self {
+            Self::SmolLm => vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ],
+            Self::Qwen2 => vec![
+                Split::new(
+                    SplitPattern::Regex(QWEN2_PATTERN.into()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(|e| TokenizeError::Load(e.to_string()))?
+                .into(),
+                ByteLevel::new(false, false, false).into(),
+            ],
+        };
+        Ok(Sequence::new(pre))
+    }
+}
+
+impl SmolTokenizer {
+    /// Builds the tokenizer from a GGUF's `tokenizer.ggml.*` metadata: a `gpt2` (byte-level
+    /// BPE) model with a pre-tokenizer [`PreTokenizerKind::from_name`] knows.
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, TokenizeError> {
+        let model = g.get_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(TokenizeError::Unsupported(ConfigError::unsupported(
+                "tokenizer.ggml.model",
+                model,
+                "gpt2",
+            )));
+        }
+        let pre = PreTokenizerKind::from_name(g.get_str("tokenizer.ggml.pre")?)?;
+        let tokens = g.get_strings("tokenizer.ggml.tokens")?;
+        let merges = g.get_strings("tokenizer.ggml.merges")?;
+        Self::from_vocab(&tokens, &merges, pre)
+    }
+
+    /// Builds the tokenizer from byte-level token strings (index = id), `"a b"` merges and the
+    /// pre-tokenizer `pre`.
+    pub fn from_vocab(
+        tokens: &[&str],
+        merges: &[&str],
+        pre: PreTokenizerKind,
+    ) -> Result<Self, TokenizeError> {
         let vocab: tokenizers::models::bpe::Vocab = tokens
             .iter()
             .enumerate()
@@ -151,11 +222,7 @@ impl SmolTokenizer {
             .build()
             .map_err(|e| TokenizeError::Load(e.to_string()))?;
         let mut inner = Tokenizer::new(bpe);
-        let pre: Vec<PreTokenizerWrapper> = vec![
-            Digits::new(true).into(),
-            ByteLevel::new(false, true, true).into(),
-        ];
-        inner.with_pre_tokenizer(Some(Sequence::new(pre)));
+        inner.with_pre_tokenizer(Some(pre.build()?));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         Ok(Self {
             inner,
@@ -224,5 +291,52 @@ impl SmolTokenizer {
         ids.push(self.im_start);
         ids.extend_from_slice(&tail);
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer as _};
+
+    /// The pieces `kind` cuts `text` into, mapped back from byte-level symbols to text.
+    fn pieces(kind: PreTokenizerKind, text: &str) -> Vec<String> {
+        let alphabet = pp_weights::tiny::byte_level_alphabet();
+        let unmap = |c: char| alphabet.iter().position(|&a| a == c).map(|b| b as u8);
+        let mut p = PreTokenizedString::from(text);
+        kind.build().unwrap().pre_tokenize(&mut p).unwrap();
+        p.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter()
+            .map(|(s, _, _)| String::from_utf8(s.chars().filter_map(unmap).collect()).unwrap())
+            .collect()
+    }
+
+    /// Pieces worked out by hand from Qwen2's regex, where they differ from `smollm`'s split:
+    /// a letter run takes one leading non-letter non-space, contractions ignore case,
+    /// punctuation keeps the newlines after it, digits stand alone.
+    #[test]
+    fn qwen2_pre_tokenizer_follows_its_regex() {
+        let q = |t| pieces(PreTokenizerKind::Qwen2, t);
+        let s = |t| pieces(PreTokenizerKind::SmolLm, t);
+        assert_eq!(
+            q("Hello (world) it's 2024!\n\nOK"),
+            [
+                "Hello", " (", "world", ")", " it", "'s", " ", "2", "0", "2", "4", "!\n\n", "OK"
+            ]
+        );
+        assert_eq!(q("(x IT'S"), ["(x", " IT", "'S"]);
+        assert_eq!(s("(x IT'S"), ["(", "x", " IT", "'", "S"]);
+        assert_eq!(q("a\t\tb"), ["a", "\t", "\tb"]);
+        assert_eq!(q("x.\r\n\ny"), ["x", ".\r\n\n", "y"]);
+        assert_eq!(s("x.\r\n\ny"), ["x", ".", "\r\n", "\n", "y"]);
+    }
+
+    #[test]
+    fn unknown_pre_tokenizer_is_refused_by_name() {
+        let err = PreTokenizerKind::from_name("llama-bpe").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tokenizer: model config: unsupported tokenizer.ggml.pre \"llama-bpe\" (supported: smollm, qwen2)"
+        );
     }
 }

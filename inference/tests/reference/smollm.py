@@ -1,4 +1,4 @@
-"""SmolLM2 (Llama) in numpy from the dequantized GGUF, with HF semantics.
+"""SmolLM2 (Llama) and Qwen2 in numpy from the dequantized GGUF, with HF semantics.
 
 Request: {"gguf": path, "ids": [int], "generate": int (optional, greedy tokens to time)}
 Response: {"logits": [float] (after the last prompt id), "generated": [int],
@@ -8,6 +8,11 @@ The Q/K weights are un-permuted from llama.cpp's layout back to the HF checkpoin
 RoPE is HF's rotate-half form, so agreement with the Rust model (which uses the GGUF layout with
 Burn's interleaved-pair RoPE) verifies that those two are equivalent. Dequantization is done by
 the `gguf` package, independently of the Rust reader.
+
+`general.architecture = qwen2` (HF `Qwen2ForCausalLM`): llama.cpp's converter does not permute
+Qwen2's Q/K rows, so they are used as stored, with the same rotate-half RoPE, and the
+`attn_{q,k,v}.bias` vectors are added to the projections (HF: `bias=True` on q/k/v_proj).
+`output.weight`, when present, is the untied output.
 """
 import time
 
@@ -25,13 +30,17 @@ def unpermute(w, n_head):
 class Model:
     def __init__(self, path):
         r, t = gguf_tensors(path)
-        f = lambda k: gguf_field(r, k)
-        self.h = int(f("llama.embedding_length"))
-        self.nl = int(f("llama.block_count"))
-        self.nh = int(f("llama.attention.head_count"))
-        self.nkv = int(f("llama.attention.head_count_kv"))
-        self.eps = float(f("llama.attention.layer_norm_rms_epsilon"))
-        theta = float(f("llama.rope.freq_base"))
+        arch = gguf_field(r, "general.architecture")
+        assert arch in ("llama", "qwen2"), arch
+        f = lambda k: gguf_field(r, f"{arch}.{k}")
+        self.h = int(f("embedding_length"))
+        self.nl = int(f("block_count"))
+        self.nh = int(f("attention.head_count"))
+        self.nkv = int(f("attention.head_count_kv"))
+        self.eps = float(f("attention.layer_norm_rms_epsilon"))
+        theta = float(f("rope.freq_base"))
+        # llama: Q/K rows permuted by the converter; qwen2: HF's own order.
+        perm = unpermute if arch == "llama" else (lambda w, n: w)
         self.hd = self.h // self.nh
         self.inv_freq = 1.0 / (theta ** (np.arange(0, self.hd, 2, dtype=np.float64) / self.hd))
         self.embd = t["token_embd.weight"]
@@ -40,10 +49,14 @@ class Model:
         self.blocks = []
         for n in range(self.nl):
             g = lambda k: t[f"blk.{n}.{k}.weight"]
+            zero = lambda m: np.zeros(m.shape[0], np.float32)
+            bias = lambda k, w: t[f"blk.{n}.{k}.bias"] if arch == "qwen2" else zero(w)
             self.blocks.append(
                 dict(
                     an=g("attn_norm"), fn=g("ffn_norm"),
-                    q=unpermute(g("attn_q"), self.nh), k=unpermute(g("attn_k"), self.nkv),
+                    q=perm(g("attn_q"), self.nh), k=perm(g("attn_k"), self.nkv),
+                    bq=bias("attn_q", g("attn_q")), bk=bias("attn_k", g("attn_k")),
+                    bv=bias("attn_v", g("attn_v")),
                     v=g("attn_v"), o=g("attn_output"),
                     gate=g("ffn_gate"), up=g("ffn_up"), down=g("ffn_down"),
                 )
@@ -70,9 +83,9 @@ class Model:
         g = self.nh // self.nkv
         for i, b in enumerate(self.blocks):
             y = self.rms(x, b["an"])
-            q = (y @ b["q"].T).reshape(n, self.nh, self.hd).transpose(1, 0, 2)
-            k = (y @ b["k"].T).reshape(n, self.nkv, self.hd).transpose(1, 0, 2)
-            v = (y @ b["v"].T).reshape(n, self.nkv, self.hd).transpose(1, 0, 2)
+            q = (y @ b["q"].T + b["bq"]).reshape(n, self.nh, self.hd).transpose(1, 0, 2)
+            k = (y @ b["k"].T + b["bk"]).reshape(n, self.nkv, self.hd).transpose(1, 0, 2)
+            v = (y @ b["v"].T + b["bv"]).reshape(n, self.nkv, self.hd).transpose(1, 0, 2)
             q, k = self.rope(q, pos), self.rope(k, pos)
             if cache[i] is not None:
                 k = np.concatenate([cache[i][0], k], 1)

@@ -8,6 +8,9 @@ Response: {"minilm": [[id]], "smol_hf": [[id]], "smol_bpe": [[id]]}
   ByteLevel pre-tokenizers (what the Rust side builds).
 * smol_bpe: an independent pure-Python byte-level BPE (GPT-2 algorithm) with llama.cpp's
   "smollm" pre-tokenizer regexes, from the same GGUF vocab/merges.
+* qwen2_bpe: the same pure-Python BPE and vocab/merges with the `qwen2` pre-tokenizer (the
+  regex of Qwen2's tokenizer.json, run by the `regex` module), to check the Rust `qwen2`
+  pre-tokenizer's split points.
 """
 import regex
 from tokenizers import Tokenizer, decoders, pre_tokenizers
@@ -29,6 +32,9 @@ def bytes_to_unicode():
 
 
 DIGIT = regex.compile(r"\p{N}")
+QWEN2 = regex.compile(
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 GPT2 = regex.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
 
 
@@ -70,13 +76,19 @@ class PyBpe:
             parts = merged
         return parts
 
+    def words(self, word):
+        mapped = "".join(self.b2u[b] for b in word.encode("utf-8"))
+        return [self.vocab[t] for t in self.bpe(mapped)]
+
     def encode(self, text):
         ids = []
         for piece in split_keep(DIGIT, text):
             for word in GPT2.findall(piece):
-                mapped = "".join(self.b2u[b] for b in word.encode("utf-8"))
-                ids.extend(self.vocab[t] for t in self.bpe(mapped))
+                ids.extend(self.words(word))
         return ids
+
+    def encode_qwen2(self, text):
+        return [i for word in split_keep(QWEN2, text) for i in self.words(word)]
 
 
 def main():
@@ -101,6 +113,7 @@ def main():
             "minilm": [mini.encode(t).ids for t in texts],
             "smol_hf": [hf.encode(t, add_special_tokens=False).ids for t in texts],
             "smol_bpe": [py.encode(t) for t in texts],
+            "qwen2_bpe": [py.encode_qwen2(t) for t in texts],
         }
     )
 

@@ -1,8 +1,9 @@
 //! Seeded random-weight models of the real architectures, serialized in the real formats
-//! (safetensors + `tokenizer.json` for BERT, GGUF with a byte-level BPE vocabulary for Llama),
+//! (safetensors + `tokenizer.json` for BERT, GGUF with a byte-level BPE vocabulary for the
+//! `llama` and `qwen2` decoders),
 //! so tests and the in-image smoke test run the exact loading path in milliseconds.
 
-use crate::config::{BertConfig, LlamaConfig};
+use crate::config::{Arch, BertConfig, LlamaConfig};
 use crate::gguf::{GgmlType, Value};
 use crate::gguf_write::GgufWriter;
 use rand_chacha::ChaCha20Rng;
@@ -187,6 +188,7 @@ pub fn tiny_bert_safetensors(cfg: &BertConfig, seed: u64) -> Vec<u8> {
 /// Llama: 2 blocks, hidden 32, 4 heads, 2 KV heads, intermediate 64, over [`tiny_bpe`].
 pub fn tiny_llama_config() -> LlamaConfig {
     LlamaConfig {
+        arch: Arch::Llama,
         vocab_size: tiny_bpe().0.len(),
         hidden: 32,
         layers: 2,
@@ -198,6 +200,23 @@ pub fn tiny_llama_config() -> LlamaConfig {
         max_seq: 2048,
     }
 }
+
+/// Qwen2: the tiny Llama's sizes as `qwen2` (Q/K/V biases, NeoX RoPE), Qwen2's RoPE base and
+/// RMSNorm epsilon, 4 query heads per KV head.
+pub fn tiny_qwen2_config() -> LlamaConfig {
+    LlamaConfig {
+        arch: Arch::Qwen2,
+        kv_heads: 1,
+        rope_theta: 1_000_000.0,
+        rms_eps: 1e-6,
+        ..tiny_llama_config()
+    }
+}
+
+/// A ChatML chat template in Qwen2's style (the tiny `qwen2` file carries it, as real ones do).
+pub const TINY_CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + \
+    message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}\
+    {% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /// A small printable byte-level BPE: `<|endoftext|>`, `<|im_start|>`, `<|im_end|>` (ids 0–2,
 /// as in SmolLM2), the byte symbols of newline and printable ASCII (space to `~`), then tokens
@@ -256,35 +275,49 @@ pub fn tiny_bpe() -> (Vec<String>, Vec<String>) {
     (tokens, merges)
 }
 
-/// Random Llama weights for `cfg` with the [`tiny_bpe`] vocabulary, as GGUF v3 bytes in the
-/// real file's types: Q8_0 token embedding (tied output), Q4_1 matrices (F16 for `attn_v`),
-/// F32 norms, and the `tokenizer.ggml.*` metadata.
+/// Random decoder weights for `cfg` with the [`tiny_bpe`] vocabulary, as GGUF v3 bytes in the
+/// real files' types and metadata of `cfg.arch`. `llama` (SmolLM2's types): Q8_0 token
+/// embedding (tied output), Q4_1 matrices (F16 for `attn_v`), F32 norms, the `smollm`
+/// pre-tokenizer, no chat template. `qwen2` adds F32 Q/K/V biases, an untied Q8_0
+/// `output.weight`, the `qwen2` pre-tokenizer and a ChatML `tokenizer.chat_template`, with Q8_0,
+/// Q4_0 and Q5_0 matrices besides Q4_1 and F16. (The `llama` bytes are those of the image's tiny
+/// model: the random draws of `qwen2`'s extra tensors come after all of `llama`'s.)
 pub fn tiny_llama_gguf(cfg: &LlamaConfig, seed: u64) -> Vec<u8> {
     let mut init = Init::new(seed);
     let (tokens, merges) = tiny_bpe();
-    assert_eq!(tokens.len(), cfg.vocab_size, "tiny llama vocab");
+    assert_eq!(tokens.len(), cfg.vocab_size, "tiny decoder vocab");
+    let qwen = cfg.arch == Arch::Qwen2;
+    let a = cfg.arch.name();
     let u32v = |n: usize| Value::U32(n as u32);
     let strings = |v: &[String]| Value::Array(v.iter().map(|s| Value::String(s.clone())).collect());
     let mut w = GgufWriter::new();
-    w.metadata("general.architecture", Value::String("llama".into()));
+    w.metadata("general.architecture", Value::String(a.into()));
     w.metadata("general.alignment", Value::U32(32));
-    w.metadata("llama.block_count", u32v(cfg.layers));
-    w.metadata("llama.context_length", u32v(cfg.max_seq));
-    w.metadata("llama.embedding_length", u32v(cfg.hidden));
-    w.metadata("llama.feed_forward_length", u32v(cfg.intermediate));
-    w.metadata("llama.attention.head_count", u32v(cfg.heads));
-    w.metadata("llama.attention.head_count_kv", u32v(cfg.kv_heads));
-    w.metadata("llama.rope.freq_base", Value::F32(cfg.rope_theta));
+    w.metadata(&format!("{a}.block_count"), u32v(cfg.layers));
+    w.metadata(&format!("{a}.context_length"), u32v(cfg.max_seq));
+    w.metadata(&format!("{a}.embedding_length"), u32v(cfg.hidden));
+    w.metadata(&format!("{a}.feed_forward_length"), u32v(cfg.intermediate));
+    w.metadata(&format!("{a}.attention.head_count"), u32v(cfg.heads));
+    w.metadata(&format!("{a}.attention.head_count_kv"), u32v(cfg.kv_heads));
+    w.metadata(&format!("{a}.rope.freq_base"), Value::F32(cfg.rope_theta));
     w.metadata(
-        "llama.attention.layer_norm_rms_epsilon",
+        &format!("{a}.attention.layer_norm_rms_epsilon"),
         Value::F32(cfg.rms_eps),
     );
-    w.metadata("llama.rope.dimension_count", u32v(cfg.hidden / cfg.heads));
+    w.metadata(
+        &format!("{a}.rope.dimension_count"),
+        u32v(cfg.hidden / cfg.heads),
+    );
     w.metadata("tokenizer.ggml.model", Value::String("gpt2".into()));
-    w.metadata("tokenizer.ggml.pre", Value::String("smollm".into()));
+    let pre = if qwen { "qwen2" } else { "smollm" };
+    w.metadata("tokenizer.ggml.pre", Value::String(pre.into()));
     w.metadata("tokenizer.ggml.tokens", strings(&tokens));
     w.metadata("tokenizer.ggml.merges", strings(&merges));
     w.metadata("tokenizer.ggml.eos_token_id", Value::U32(2));
+    if qwen {
+        let t = Value::String(TINY_CHATML_TEMPLATE.into());
+        w.metadata("tokenizer.chat_template", t);
+    }
     let (h, i) = (cfg.hidden, cfg.intermediate);
     let kvd = cfg.kv_heads * (h / cfg.heads);
     let v = cfg.vocab_size;
@@ -301,10 +334,17 @@ pub fn tiny_llama_gguf(cfg: &LlamaConfig, seed: u64) -> Vec<u8> {
             let x = init.vec(inp * out, 1.0 / (inp as f32).sqrt());
             w.tensor(&format!("{p}.{name}.weight"), &[inp, out], ty, &x);
         };
-        mat("attn_q", h, h, GgmlType::Q4_1);
-        mat("attn_k", h, kvd, GgmlType::Q4_1);
+        // qwen2 spreads the matrices over more types (the numpy reference dequantizes them
+        // independently); llama keeps SmolLM2's.
+        let (tq, tk, to) = if qwen {
+            (GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0)
+        } else {
+            (GgmlType::Q4_1, GgmlType::Q4_1, GgmlType::Q4_1)
+        };
+        mat("attn_q", h, h, tq);
+        mat("attn_k", h, kvd, tk);
         mat("attn_v", h, kvd, GgmlType::F16);
-        mat("attn_output", h, h, GgmlType::Q4_1);
+        mat("attn_output", h, h, to);
         mat("ffn_gate", h, i, GgmlType::Q4_1);
         mat("ffn_up", h, i, GgmlType::Q4_1);
         mat("ffn_down", i, h, GgmlType::Q4_1);
@@ -312,9 +352,20 @@ pub fn tiny_llama_gguf(cfg: &LlamaConfig, seed: u64) -> Vec<u8> {
             let g = init.near(h, 1.0, 0.1);
             w.tensor(&format!("{p}.{name}.weight"), &[h], GgmlType::F32, &g);
         }
+        if qwen {
+            // Large enough to move the logits (Qwen2's own K biases are large).
+            for (name, n) in [("attn_q", h), ("attn_k", kvd), ("attn_v", kvd)] {
+                let b = init.vec(n, 0.5);
+                w.tensor(&format!("{p}.{name}.bias"), &[n], GgmlType::F32, &b);
+            }
+        }
     }
     let g = init.near(h, 1.0, 0.1);
     w.tensor("output_norm.weight", &[h], GgmlType::F32, &g);
+    if qwen {
+        let x = init.vec(h * v, 0.2);
+        w.tensor("output.weight", &[h, v], GgmlType::Q8_0, &x);
+    }
     w.finish()
 }
 
