@@ -5,30 +5,11 @@
 use super::*;
 use crate::gguf_write::quantize;
 use crate::kquant::{Q4_K_BYTES, Q6_K_BYTES, QK_K};
-use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::RngCore;
 
 const KTYPES: [GgmlType; 2] = [GgmlType::Q4_K, GgmlType::Q6_K];
 
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
-
-/// Uniform in [-scale, scale).
-fn floats(r: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
-    (0..n)
-        .map(|_| (r.next_u32() as f32 / u32::MAX as f32 * 2.0 - 1.0) * scale)
-        .collect()
-}
-
-fn kernels() -> Vec<Kernel> {
-    if Kernel::Avx2.available() {
-        vec![Kernel::Portable, Kernel::Avx2]
-    } else {
-        eprintln!("this CPU lacks AVX2/FMA/F16C: only the portable kernel is checked");
-        vec![Kernel::Portable]
-    }
-}
+use super::tests::{assert_within_bound, floats, kernels, rng};
 
 fn f16b(v: f32) -> [u8; 2] {
     f16::from_f32(v).to_le_bytes()
@@ -88,27 +69,7 @@ fn k_kernels_match_dequantize_then_f32() {
         let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(&data)).unwrap();
         let mut x = floats(&mut r, n * cols, 3.0);
         x[cols + 300] = 40.0;
-        let act = Activations::new(x.clone(), n, cols).unwrap();
-        let q = quantize_q16(&x);
-        for k in kernels() {
-            let got = m.matmul_with(&act, k).unwrap();
-            for t in 0..n {
-                for o in 0..rows {
-                    let (mut exact, mut bound, mut mag) = (0f64, 0f64, 0f64);
-                    for i in 0..cols {
-                        let (wi, xi) = (f64::from(wd[o * cols + i]), f64::from(x[t * cols + i]));
-                        exact += wi * xi;
-                        bound += wi.abs() * f64::from(q.d[(t * cols + i) / QK]) / 2.0;
-                        mag += (wi * xi).abs();
-                    }
-                    let err = (f64::from(got[t * rows + o]) - exact).abs();
-                    assert!(
-                        err <= bound + 1e-5 * mag + 1e-6,
-                        "{ty:?} {k:?} [{t},{o}]: error {err} > bound {bound}"
-                    );
-                }
-            }
-        }
+        assert_within_bound(&m, &wd, &x, n);
     }
 }
 

@@ -10,19 +10,19 @@ const QTYPES: [GgmlType; 4] = [
     GgmlType::Q8_0,
 ];
 
-fn rng(seed: u64) -> ChaCha20Rng {
+pub(super) fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
 /// Uniform in [-scale, scale).
-fn floats(r: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
+pub(super) fn floats(r: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
         .map(|_| (r.next_u32() as f32 / u32::MAX as f32 * 2.0 - 1.0) * scale)
         .collect()
 }
 
 /// The kernels to check: both where this CPU runs AVX2, else the portable one (and says so).
-fn kernels() -> Vec<Kernel> {
+pub(super) fn kernels() -> Vec<Kernel> {
     if Kernel::Avx2.available() {
         vec![Kernel::Portable, Kernel::Avx2]
     } else {
@@ -49,25 +49,32 @@ fn kernels_match_dequantize_then_f32() {
         // Rows of different magnitudes, one with an outlier.
         let mut x = floats(&mut r, n * cols, 3.0);
         x[cols + 7] = 40.0;
-        let act = Activations::new(x.clone(), n, cols).unwrap();
-        let q = quantize_q16(&x);
-        for k in kernels() {
-            let got = m.matmul_with(&act, k).unwrap();
-            for t in 0..n {
-                for o in 0..rows {
-                    let (mut exact, mut bound, mut mag) = (0f64, 0f64, 0f64);
-                    for i in 0..cols {
-                        let (wi, xi) = (f64::from(wd[o * cols + i]), f64::from(x[t * cols + i]));
-                        exact += wi * xi;
-                        bound += wi.abs() * f64::from(q.d[(t * cols + i) / QK]) / 2.0;
-                        mag += (wi * xi).abs();
-                    }
-                    let err = (f64::from(got[t * rows + o]) - exact).abs();
-                    assert!(
-                        err <= bound + 1e-5 * mag + 1e-6,
-                        "{ty:?} {k:?} [{t},{o}]: error {err} > bound {bound}"
-                    );
+        assert_within_bound(&m, &wd, &x, n);
+    }
+}
+
+/// Every kernel's product of `m` (whose dequantized weights are `wd`) with the `n` rows of `x`
+/// against the exact f64 product: within `Σ |w_i|·d_a(i)/2` plus f32 rounding.
+pub(super) fn assert_within_bound(m: &QMatrix, wd: &[f32], x: &[f32], n: usize) {
+    let (ty, rows, cols) = (m.ty(), m.rows(), m.cols());
+    let act = Activations::new(x.to_vec(), n, cols).unwrap();
+    let q = quantize_q16(x);
+    for k in kernels() {
+        let got = m.matmul_with(&act, k).unwrap();
+        for t in 0..n {
+            for o in 0..rows {
+                let (mut exact, mut bound, mut mag) = (0f64, 0f64, 0f64);
+                for i in 0..cols {
+                    let (wi, xi) = (f64::from(wd[o * cols + i]), f64::from(x[t * cols + i]));
+                    exact += wi * xi;
+                    bound += wi.abs() * f64::from(q.d[(t * cols + i) / QK]) / 2.0;
+                    mag += (wi * xi).abs();
                 }
+                let err = (f64::from(got[t * rows + o]) - exact).abs();
+                assert!(
+                    err <= bound + 1e-5 * mag + 1e-6,
+                    "{ty:?} {k:?} [{t},{o}]: error {err} > bound {bound}"
+                );
             }
         }
     }
