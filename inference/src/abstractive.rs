@@ -126,19 +126,15 @@ pub fn summarize_with<'a>(
     );
     let (extractive, vectors) = summarize::summarize_with_vectors(embedder, thread, k)?;
     let (prompt, left_out) = prompt(generator.tokenizer(), thread, words)?;
-    // The lead is the first bullet's start, written for the model: part of its text.
+    // The lead is the turn's start, written for the model; with a name, the summary shows it
+    // from the name on ("In this conversation, Ana …" → "Ana …").
+    let name = lead_name(words, &thread[left_out]);
     let mut lead = Zeroizing::new(String::from(words.prefix));
-    if words.name_first {
-        lead.push_str(&thread[left_out].sender);
+    if let Some(n) = name {
+        lead.push_str(n);
     }
-    let text = generate(generator, &prompt, &lead, words.name_first)?;
-    // With a name after it, the prefix only steers the model ("In this conversation, Ana …"):
-    // the summary starts at the name.
-    let shown = if words.name_first {
-        &lead[words.prefix.len()..]
-    } else {
-        &lead[..]
-    };
+    let text = generate(generator, &prompt, &lead, name.is_some())?;
+    let shown = name.unwrap_or(words.prefix);
     let mut turn = Zeroizing::new(String::with_capacity(shown.len() + text.0.len()));
     turn.push_str(shown);
     turn.push_str(&text.0);
@@ -214,32 +210,41 @@ fn prompt(
     thread: &[Message],
     words: &SummaryPrompt<'_>,
 ) -> Result<(Zeroizing<Vec<u32>>, usize), FeatureError> {
-    let build = |lines: &[Zeroizing<String>]| -> Result<Zeroizing<Vec<u32>>, FeatureError> {
-        let len =
-            words.head.len() + words.tail.len() + lines.iter().map(|l| l.len()).sum::<usize>();
-        let mut convo = Zeroizing::new(String::with_capacity(len));
-        convo.push_str(words.head);
-        lines.iter().for_each(|l| convo.push_str(l));
-        convo.push_str(words.tail);
-        let mut ids = tok.chat_prompt(&[
-            ChatTurn {
-                role: "system",
-                content: words.system,
-            },
-            ChatTurn {
-                role: "user",
-                content: &convo,
-            },
-        ])?;
-        ids.extend(tok.encode(words.prefix)?);
-        Ok(Zeroizing::new(ids))
-    };
-    let named = |mut ids: Zeroizing<Vec<u32>>, first: usize| -> Result<_, FeatureError> {
-        if words.name_first {
-            // Encoded apart from the prefix, as the loop above assumed when it counted.
-            ids.extend(tok.encode(&thread[first].sender)?);
-        }
-        Ok(ids)
+    let build =
+        |lines: &[Zeroizing<String>], first: usize| -> Result<Zeroizing<Vec<u32>>, FeatureError> {
+            let len =
+                words.head.len() + words.tail.len() + lines.iter().map(|l| l.len()).sum::<usize>();
+            let mut convo = Zeroizing::new(String::with_capacity(len));
+            convo.push_str(words.head);
+            lines.iter().for_each(|l| convo.push_str(l));
+            convo.push_str(words.tail);
+            let mut ids = tok.chat_prompt(&[
+                ChatTurn {
+                    role: "system",
+                    content: words.system,
+                },
+                ChatTurn {
+                    role: "user",
+                    content: &convo,
+                },
+            ])?;
+            let prefix = tok.encode(words.prefix)?;
+            let name = match lead_name(words, &thread[first]) {
+                Some(n) => lead_ids(tok, n)?,
+                None => Zeroizing::new(Vec::new()),
+            };
+            // Room first: growing the exactly sized prompt would leave a copy in a freed block.
+            ids.reserve_exact(prefix.len() + name.len());
+            ids.extend(prefix);
+            ids.extend(name.iter());
+            Ok(Zeroizing::new(ids))
+        };
+    // What the first line's sender costs as the lead.
+    let name_cost = |m: &Message| -> Result<usize, FeatureError> {
+        Ok(match lead_name(words, m) {
+            Some(n) => lead_ids(tok, n)?.len(),
+            None => 0,
+        })
     };
     let line = |m: &Message, text: &str| {
         let mut l = Zeroizing::new(String::with_capacity(m.sender.len() + 3 + text.len()));
@@ -249,24 +254,17 @@ fn prompt(
         l.push('\n');
         l
     };
-    // What the prompt costs without any message, then each line's own tokens (a line ends in a
-    // newline, which the byte-level pre-tokenizer splits off, so lines encode independently).
-    let longest_name = if words.name_first {
-        thread
-            .iter()
-            .map(|m| tok.encode(&m.sender).map(|v| v.len()))
-            .try_fold(0, |a, n| n.map(|n| a.max(n)))?
-    } else {
-        0
-    };
-    let fixed = build(&[])?.len() + longest_name;
+    // What the prompt costs without any message or lead name, then each line's own tokens (a
+    // line ends in a newline, which the byte-level pre-tokenizer splits off, so lines encode
+    // independently), and the lead name of the line that would be the first.
+    let fixed = build(&[], thread.len() - 1)?.len() - name_cost(&thread[thread.len() - 1])?;
     let budget = SUMMARY_PROMPT_TOKENS.saturating_sub(fixed);
     let mut used = 0;
     let mut first = thread.len();
     while first > 0 {
-        let n =
-            Zeroizing::new(tok.encode(&line(&thread[first - 1], &thread[first - 1].text))?).len();
-        if used + n > budget {
+        let m = &thread[first - 1];
+        let n = Zeroizing::new(tok.encode(&line(m, &m.text))?).len();
+        if used + n + name_cost(m)? > budget {
             break;
         }
         used += n;
@@ -279,7 +277,7 @@ fn prompt(
         let last = &thread[thread.len() - 1];
         let ids = Zeroizing::new(tok.encode(&last.text)?);
         let keep = budget
-            .saturating_sub(tok.encode(&last.sender)?.len() + 4)
+            .saturating_sub(tok.encode(&last.sender)?.len() + 4 + name_cost(last)?)
             .min(ids.len());
         let cut = Zeroizing::new(tok.decode(&ids[..keep])?);
         first = thread.len() - 1;
@@ -288,7 +286,7 @@ fn prompt(
     // By construction the prompt fits; should a merge across lines ever make it longer, the
     // oldest lines go until it does (never the last one).
     loop {
-        let ids = named(build(&lines)?, first)?;
+        let ids = build(&lines, first)?;
         if ids.len() <= SUMMARY_PROMPT_TOKENS || lines.len() == 1 {
             if ids.len() > SUMMARY_PROMPT_TOKENS {
                 return Err(FeatureError::PromptTooLong {
@@ -301,6 +299,26 @@ fn prompt(
         lines.remove(0);
         first += 1;
     }
+}
+
+/// The sender the answer is started with, if the prompt asks for one and the name is plain:
+/// letters, digits, spaces and `#'_-&@`, starting with a letter, digit or `#` — so a name cannot
+/// end a sentence, start a line or a list item, or label a turn, and make bullets of its own.
+fn lead_name<'m>(words: &SummaryPrompt<'_>, m: &'m Message) -> Option<&'m str> {
+    let s = m.sender.as_str();
+    let plain = s
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '#' | '\'' | '_' | '-' | '&' | '@'))
+        && s.chars().any(char::is_alphabetic)
+        && s.starts_with(|c: char| c.is_alphanumeric() || c == '#');
+    (words.name_first && plain).then_some(s)
+}
+
+/// The lead name's token ids, encoded apart from the prefix (whose last token is then a lone
+/// space). Encoding " name" as running text would have it ("ĠAna") scored lower on the dev
+/// split (ROUGE-L 22.24 vs 24.86 on its first 10 dialogues), so the name stands alone.
+fn lead_ids(tok: &SmolTokenizer, name: &str) -> Result<Zeroizing<Vec<u32>>, FeatureError> {
+    Ok(Zeroizing::new(tok.encode(name)?))
 }
 
 /// Greedy decoding from the prompt (which ends in `lead`, the turn's first words); returns the

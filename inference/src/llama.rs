@@ -376,5 +376,14 @@ fn load_matrix_1d(g: &Gguf<'_>, name: &str, n: usize) -> Result<Vec<f32>, LoadEr
             expected: vec![n],
         });
     }
-    Ok(t.to_f32())
+    let v = t.to_f32();
+    // A NaN or infinite norm weight or bias would make every logit NaN: refused like a
+    // matrix's non-finite scale.
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(LoadError::Quant {
+            name: name.to_owned(),
+            error: crate::qmat::QError::NonFinite { block: i },
+        });
+    }
+    Ok(v)
 }

@@ -212,6 +212,13 @@ impl LlamaConfig {
                 "inconsistent decoder head counts or sizes",
             ));
         }
+        // Each block has several tensors: more blocks than tensors is a corrupt count, refused
+        // before anything is sized by it.
+        if cfg.layers > g.tensors.len() {
+            return Err(ConfigError::Invalid(
+                "block_count exceeds the file's tensors",
+            ));
+        }
         if let Ok(d) = g.get_u64(&format!("{p}.rope.dimension_count"))
             && d as usize != cfg.hidden / cfg.heads
         {
