@@ -45,6 +45,32 @@ impl Avx2 {
         }
     }
 
+    /// `out[o]` = weight row `o` of `w` (rows of `row_bytes`, whole blocks of `ty`) · `a` for
+    /// every row in one call — one position (decode), with no call per row. `false` for the
+    /// types without such a loop, which the caller multiplies row by row.
+    pub(crate) fn dot_rows(
+        self,
+        ty: GgmlType,
+        w: &[u8],
+        row_bytes: usize,
+        a: Q16Row<'_>,
+        out: &mut [f32],
+    ) -> bool {
+        if row_bytes == 0 {
+            return false;
+        }
+        match ty {
+            // SAFETY: `self` exists only if `detect` saw AVX2, FMA and F16C on this CPU.
+            GgmlType::Q8_0 => unsafe { rows_q8_0(w, row_bytes, &a, out) },
+            // SAFETY: as above.
+            GgmlType::Q4_0 => unsafe { rows_q4::<false>(w, row_bytes, &a, out) },
+            // SAFETY: as above.
+            GgmlType::Q4_1 => unsafe { rows_q4::<true>(w, row_bytes, &a, out) },
+            _ => return false,
+        }
+        true
+    }
+
     /// Dequantizes whole blocks of `ty` from `w` into `out` (as many as both hold); `false`
     /// for the non-block types, which the caller dequantizes itself.
     pub(crate) fn dequantize(self, ty: GgmlType, w: &[u8], out: &mut [f32]) -> bool {
@@ -240,8 +266,25 @@ fn halves(q: &[i16; QK]) -> (&[i16; 16], &[i16; 16]) {
     (&h[0], &h[1])
 }
 
+/// [`dot1_q8_0`] of every row of `w` (rows of `row_bytes`) into `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q8_0(w: &[u8], row_bytes: usize, a: &Q16Row<'_>, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot1_q8_0(row, a);
+    }
+}
+
+/// [`dot1_q4`] of every row of `w` (rows of `row_bytes`) into `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q4<const MIN: bool>(w: &[u8], row_bytes: usize, a: &Q16Row<'_>, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot1_q4::<MIN>(row, a);
+    }
+}
+
 /// [`dot_q8_0`] for one activation row (decode): the weight and activation blocks zipped, so
 /// no block is indexed (no bounds check per block).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot1_q8_0(w: &[u8], a: &Q16Row<'_>) -> f32 {
     let mut acc = _mm256_setzero_ps();
@@ -265,6 +308,7 @@ fn dot1_q8_0(w: &[u8], a: &Q16Row<'_>) -> f32 {
 /// [`dot_q4`] for one activation row (decode), Q4_1 if `MIN` else Q4_0: blocks zipped (no
 /// bounds check per block), the type fixed at compile time, and Q4_1's scale and minimum
 /// converted from f16 by one instruction.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot1_q4<const MIN: bool>(w: &[u8], a: &Q16Row<'_>) -> f32 {
     let bb = if MIN { 20 } else { 18 };
