@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's task runner.
 
+mod bench_llama;
 mod bench_measure;
 mod bench_path;
 mod bench_setup;
@@ -199,6 +200,10 @@ enum Cmd {
     /// tunnel + attested session, receipt), with issue 13's checks against without, on a log
     /// with a history (host mode).
     BenchSetup(bench_setup::SetupArgs),
+    /// Benchmark: SmolLM2 prefill (128-token prompt) and decode (64 tokens) on one thread, ours
+    /// against llama.cpp's llama-bench on the same GGUF file, alternating runs, with the ratios.
+    /// Builds llama-bench once into target/pp/llama-cpp (about 12 minutes). Not a CI step.
+    BenchLlama(bench_llama::LlamaArgs),
     /// Boot one test-image enclave (TCG) and run many direct attested sessions against it,
     /// counting every failure by kind (a response that does not open included).
     StressEnclave {
@@ -327,6 +332,7 @@ fn run() -> Result<()> {
         }
         Cmd::BenchPath { sessions, image } => bench_path::run(&root, &pins, sessions, image),
         Cmd::BenchSetup(args) => bench_setup::run(&root, &pins, &args),
+        Cmd::BenchLlama(args) => bench_llama::run(&root, &args),
         Cmd::StressEnclave {
             image,
             sessions,

@@ -422,6 +422,12 @@ impl QMatrix {
                         block: QK,
                     });
                 }
+                // One position (decode): every row in one kernel call where there is one.
+                if let (Some(k), [a]) = (avx2, rows.as_slice())
+                    && k.dot_rows(ty, self.data.as_slice(), self.row_bytes, *a, &mut out)
+                {
+                    return Ok(out);
+                }
                 for o in 0..m {
                     let w = self.row_data(o);
                     let (quads, rest) = rows.as_chunks::<4>();
@@ -537,6 +543,16 @@ mod simd {
             None
         }
         pub(crate) fn dequantize(self, _: GgmlType, _: &[u8], _: &mut [f32]) -> bool {
+            false
+        }
+        pub(crate) fn dot_rows(
+            self,
+            _: GgmlType,
+            _: &[u8],
+            _: usize,
+            _: Q16Row<'_>,
+            _: &mut [f32],
+        ) -> bool {
             false
         }
         pub(crate) fn dot<const N: usize>(

@@ -54,6 +54,32 @@ impl Avx2 {
         }
     }
 
+    /// `out[o]` = weight row `o` of `w` (rows of `row_bytes`, whole blocks of `ty`) · `a` for
+    /// every row in one call — one position (decode), with no call per row. `false` for the
+    /// types without such a loop, which the caller multiplies row by row.
+    pub(crate) fn dot_rows(
+        self,
+        ty: GgmlType,
+        w: &[u8],
+        row_bytes: usize,
+        a: Q16Row<'_>,
+        out: &mut [f32],
+    ) -> bool {
+        if row_bytes == 0 {
+            return false;
+        }
+        match ty {
+            // SAFETY: `self` exists only if `detect` saw AVX2, FMA and F16C on this CPU.
+            GgmlType::Q8_0 => unsafe { rows_q8_0(w, row_bytes, &a, out) },
+            // SAFETY: as above.
+            GgmlType::Q4_0 => unsafe { rows_q4::<false>(w, row_bytes, &a, out) },
+            // SAFETY: as above.
+            GgmlType::Q4_1 => unsafe { rows_q4::<true>(w, row_bytes, &a, out) },
+            _ => return false,
+        }
+        true
+    }
+
     /// Dequantizes whole blocks of `ty` from `w` into `out` (as many as both hold); `false`
     /// for the non-block types, which the caller dequantizes itself.
     pub(crate) fn dequantize(self, ty: GgmlType, w: &[u8], out: &mut [f32]) -> bool {
@@ -175,6 +201,11 @@ fn block_dot(w0: __m256i, w1: __m256i, a0: &[i16; 16], a1: &[i16; 16]) -> __m256
 /// Q8_0: `[d: f16][32 × i8]` per block.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q8_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
+    if let [one] = a.as_slice() {
+        let mut out = [0.0f32; N];
+        out[0] = dot1_q8_0(w, one);
+        return out;
+    }
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, b) in w.chunks_exact(34).enumerate() {
         let (Ok(lo), Ok(hi)) = (
@@ -204,6 +235,15 @@ fn dot_q8_0<const N: usize>(w: &[u8], a: [Q16Row<'_>; N]) -> [f32; N] {
 /// `d·q + m`); `bb` is the block's bytes.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4<const N: usize>(w: &[u8], a: [Q16Row<'_>; N], bb: usize, with_min: bool) -> [f32; N] {
+    if let [one] = a.as_slice() {
+        let mut out = [0.0f32; N];
+        out[0] = if with_min {
+            dot1_q4::<true>(w, one)
+        } else {
+            dot1_q4::<false>(w, one)
+        };
+        return out;
+    }
     let mask = _mm_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); N];
     let mut offset = [0.0f32; N];
@@ -231,6 +271,87 @@ fn dot_q4<const N: usize>(w: &[u8], a: [Q16Row<'_>; N], bb: usize, with_min: boo
         *o = hsum(acc) + off;
     }
     out
+}
+
+/// One activation row's halves of block `q` (elements 0..16 and 16..32).
+fn halves(q: &[i16; QK]) -> (&[i16; 16], &[i16; 16]) {
+    let (h, _) = q.as_chunks::<16>();
+    (&h[0], &h[1])
+}
+
+/// [`dot1_q8_0`] of every row of `w` (rows of `row_bytes`) into `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q8_0(w: &[u8], row_bytes: usize, a: &Q16Row<'_>, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot1_q8_0(row, a);
+    }
+}
+
+/// [`dot1_q4`] of every row of `w` (rows of `row_bytes`) into `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q4<const MIN: bool>(w: &[u8], row_bytes: usize, a: &Q16Row<'_>, out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot1_q4::<MIN>(row, a);
+    }
+}
+
+/// [`dot_q8_0`] for one activation row (decode): the weight and activation blocks zipped, so
+/// no block is indexed (no bounds check per block).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot1_q8_0(w: &[u8], a: &Q16Row<'_>) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let (qs, _) = a.qs.as_chunks::<QK>();
+    for ((b, q), &d) in w.chunks_exact(34).zip(qs).zip(a.d) {
+        let (Ok(lo), Ok(hi)) = (
+            <&[u8; 16]>::try_from(&b[2..18]),
+            <&[u8; 16]>::try_from(&b[18..34]),
+        ) else {
+            break; // unreachable: `chunks_exact(34)` leaves 32 bytes after the scale
+        };
+        let (a0, a1) = halves(q);
+        let w0 = _mm256_cvtepi8_epi16(load16(lo));
+        let w1 = _mm256_cvtepi8_epi16(load16(hi));
+        let dot = block_dot(w0, w1, a0, a1);
+        acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(f16(b[0], b[1]) * d), acc);
+    }
+    hsum(acc)
+}
+
+/// [`dot_q4`] for one activation row (decode), Q4_1 if `MIN` else Q4_0: blocks zipped (no
+/// bounds check per block), the type fixed at compile time, and Q4_1's scale and minimum
+/// converted from f16 by one instruction.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot1_q4<const MIN: bool>(w: &[u8], a: &Q16Row<'_>) -> f32 {
+    let bb = if MIN { 20 } else { 18 };
+    let mask = _mm_set1_epi8(0x0f);
+    let mut acc = _mm256_setzero_ps();
+    let mut off = 0.0f32;
+    let (qs, _) = a.qs.as_chunks::<QK>();
+    for (((b, q), &d), &s) in w.chunks_exact(bb).zip(qs).zip(a.d).zip(a.s) {
+        let Ok(nib) = <&[u8; 16]>::try_from(&b[bb - 16..]) else {
+            break; // unreachable: the block ends with its 16 nibble bytes
+        };
+        let (a0, a1) = halves(q);
+        let packed = load16(nib);
+        let w0 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, mask));
+        let w1 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+        let dot = block_dot(w0, w1, a0, a1);
+        let (dw, per_s) = if MIN {
+            // [d, m] as two f16 in one u32: lanes 0 and 1 after one conversion.
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
+                b[0], b[1], b[2], b[3],
+            ])));
+            (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+        } else {
+            let dw = f16(b[0], b[1]);
+            (dw, -8.0 * dw)
+        };
+        acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(dw * d), acc);
+        off = per_s.mul_add(s, off);
+    }
+    hsum(acc) + off
 }
 
 /// 16 bits of `qh` as 16 i16 lanes of 16 (bit set) or 0: the 5th bit of 16 elements.

@@ -256,3 +256,45 @@ fn panel_dequantize_matches_portable() {
         assert!(m.rows_f32(4..6).is_err());
     }
 }
+
+/// One position (decode), which takes its own path (every row in one kernel call): random raw
+/// blocks against the exact dot product with the quantized activations, as above.
+#[test]
+fn one_position_is_exact_on_random_blocks() {
+    let mut r = rng(3);
+    let (rows, cols) = (11, 224);
+    for ty in QTYPES {
+        let (_, bb) = ty.block();
+        let mut data = vec![0u8; rows * cols / QK * bb];
+        r.fill_bytes(&mut data);
+        for b in data.chunks_exact_mut(bb) {
+            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
+            for s in 0..scales {
+                let v = floats(&mut r, 1, 0.1)[0];
+                b[2 * s..2 * s + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
+        }
+        let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(&data)).unwrap();
+        let wd = dequantize(ty, &data, rows * cols);
+        let x = floats(&mut r, cols, 2.0);
+        let act = Activations::new(x.clone(), 1, cols).unwrap();
+        let q = quantize_q16(&x);
+        for k in kernels() {
+            let got = m.matmul_with(&act, k).unwrap();
+            assert_eq!(got.len(), rows);
+            for (o, &g) in got.iter().enumerate() {
+                let (mut exact, mut mag) = (0f64, 0f64);
+                for i in 0..cols {
+                    let a = f64::from(q.d[i / QK]) * f64::from(q.qs[i]);
+                    exact += f64::from(wd[o * cols + i]) * a;
+                    mag += (f64::from(wd[o * cols + i]) * a).abs();
+                }
+                let err = (f64::from(g) - exact).abs();
+                assert!(
+                    err <= 1e-5 * mag + 1e-6,
+                    "{ty:?} {k:?} row {o}: {g} vs {exact}"
+                );
+            }
+        }
+    }
+}
