@@ -218,7 +218,7 @@ fn prompt(
             convo.push_str(words.head);
             lines.iter().for_each(|l| convo.push_str(l));
             convo.push_str(words.tail);
-            let mut ids = tok.chat_prompt(&[
+            let mut ids = Zeroizing::new(tok.chat_prompt(&[
                 ChatTurn {
                     role: "system",
                     content: words.system,
@@ -227,17 +227,18 @@ fn prompt(
                     role: "user",
                     content: &convo,
                 },
-            ])?;
+            ])?);
             let prefix = tok.encode(words.prefix)?;
             let name = match lead_name(words, &thread[first]) {
                 Some(n) => lead_ids(tok, n)?,
                 None => Zeroizing::new(Vec::new()),
             };
-            // Room first: growing the exactly sized prompt would leave a copy in a freed block.
+            // One reallocation for both: it frees the block the prompt's ids were in, which the
+            // enclave's allocator wipes (workload/src/wipe.rs); `ids` is wiped when dropped.
             ids.reserve_exact(prefix.len() + name.len());
             ids.extend(prefix);
             ids.extend(name.iter());
-            Ok(Zeroizing::new(ids))
+            Ok(ids)
         };
     // What the first line's sender costs as the lead.
     let name_cost = |m: &Message| -> Result<usize, FeatureError> {
@@ -301,16 +302,27 @@ fn prompt(
     }
 }
 
-/// The sender the answer is started with, if the prompt asks for one and the name is plain:
-/// letters, digits, spaces and `#'_-&@`, starting with a letter, digit or `#` — so a name cannot
-/// end a sentence, start a line or a list item, or label a turn, and make bullets of its own.
+/// Longest sender name that leads the answer, in characters.
+pub const LEAD_NAME_CHARS: usize = 24;
+/// Most words in a sender name that leads the answer.
+pub const LEAD_NAME_WORDS: usize = 3;
+
+/// The sender the answer is started with, if the prompt asks for one and the name is plain and
+/// short: at most [`LEAD_NAME_WORDS`] words and [`LEAD_NAME_CHARS`] characters of letters, ASCII
+/// digits, spaces and `#'_-&@`, starting with a letter, digit or `#`; no modifier or tone
+/// letters (`ꓸ`, `ꓽ`, `ː` look like punctuation). So a name cannot end a sentence, start a line
+/// or a list item, label a turn, or be a sentence of its own that the model merely ends.
 fn lead_name<'m>(words: &SummaryPrompt<'_>, m: &'m Message) -> Option<&'m str> {
     let s = m.sender.as_str();
-    let plain = s
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '#' | '\'' | '_' | '-' | '&' | '@'))
-        && s.chars().any(char::is_alphabetic)
-        && s.starts_with(|c: char| c.is_alphanumeric() || c == '#');
+    let looks_like_punctuation = |c: char| matches!(c, '\u{02B0}'..='\u{02FF}' | '\u{A4F8}'..='\u{A4FF}' | '\u{A700}'..='\u{A71F}');
+    let plain = s.chars().all(|c| {
+        (c.is_alphabetic() && !looks_like_punctuation(c))
+            || c.is_ascii_digit()
+            || matches!(c, ' ' | '#' | '\'' | '_' | '-' | '&' | '@')
+    }) && s.chars().any(char::is_alphabetic)
+        && s.starts_with(|c: char| c.is_alphanumeric() || c == '#')
+        && s.chars().count() <= LEAD_NAME_CHARS
+        && s.split_whitespace().count() <= LEAD_NAME_WORDS;
     (words.name_first && plain).then_some(s)
 }
 

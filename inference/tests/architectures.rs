@@ -368,3 +368,28 @@ fn non_finite_vectors_and_absurd_block_counts_are_refused() {
         );
     }
 }
+
+/// A NaN, infinite or negative RMSNorm epsilon is refused (round-2 review: every norm, so every
+/// logit, was NaN).
+#[test]
+fn a_bad_rms_epsilon_is_refused() {
+    let bytes = qwen2_bytes(2);
+    for eps in [f32::NAN, f32::INFINITY, -1.0] {
+        let bad = rewrite(
+            &bytes,
+            |k, v| {
+                Some(if k == "qwen2.attention.layer_norm_rms_epsilon" {
+                    Value::F32(eps)
+                } else {
+                    v.clone()
+                })
+            },
+            |_, x| Some(x),
+        );
+        let err = load(&bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "model config: inconsistent decoder head counts or sizes"
+        );
+    }
+}

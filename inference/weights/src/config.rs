@@ -207,6 +207,8 @@ impl LlamaConfig {
             || cfg.max_seq == 0
             || cfg.rope_theta.is_nan()
             || cfg.rope_theta <= 0.0
+            || !cfg.rms_eps.is_finite()
+            || cfg.rms_eps < 0.0
         {
             return Err(ConfigError::Invalid(
                 "inconsistent decoder head counts or sizes",

@@ -65,7 +65,13 @@ impl Avx2 {
         a: Q16Row<'_>,
         out: &mut [f32],
     ) -> bool {
-        if row_bytes == 0 {
+        // Whole rows for every output, and activations as long as a row: otherwise some
+        // outputs would be left or summed over part of a row, so the caller goes row by row.
+        let (_, block_bytes) = ty.block();
+        if row_bytes == 0
+            || out.len().checked_mul(row_bytes) != Some(w.len())
+            || a.d.len().checked_mul(block_bytes) != Some(row_bytes)
+        {
             return false;
         }
         match ty {

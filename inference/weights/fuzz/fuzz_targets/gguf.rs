@@ -20,7 +20,8 @@ const TYPES: [GgmlType; 8] = [
     GgmlType::Q6_K,
 ];
 
-/// Products with both kernels (5 positions: the 4-wide and the 1-wide paths) and the panels.
+/// Products with both kernels (5 positions: the 4-wide and the 1-wide paths; 1 position) and
+/// the panels.
 fn exercise(m: &QMatrix) {
     if m.cols() > 4096 {
         return;
@@ -34,9 +35,13 @@ fn exercise(m: &QMatrix) {
             }
         })
         .collect();
+    // One position too: decode's whole-matrix loops (`dot_rows`).
+    let one = Activations::new(x[..m.cols()].to_vec(), 1, m.cols()).unwrap();
     let x = Activations::new(x, 5, m.cols()).unwrap();
-    let _ = m.matmul_with(&x, Kernel::Portable);
-    let _ = m.matmul_with(&x, Kernel::Avx2);
+    for a in [&x, &one] {
+        let _ = m.matmul_with(a, Kernel::Portable);
+        let _ = m.matmul_with(a, Kernel::Avx2);
+    }
     let _ = m.rows_f32(0..m.rows());
     let _ = m.row_f32(m.rows() - 1);
 }
