@@ -3,6 +3,7 @@
 
 pub mod attest;
 pub mod deadline;
+mod door;
 pub mod features;
 pub mod gate;
 pub mod handler;

@@ -14,17 +14,17 @@
 //! start.
 
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pp_protocol::frame::{ErrorCode, FrameRepr, FrameType};
 use pp_protocol::io::ReadError;
 
 use crate::deadline::{Deadlined, Graced};
+use crate::door::{self, Accepted, Running};
 use crate::session::{self, Enclave, SessionError};
 
 /// Connections served at once (the models run for at most [`crate::server::WORKERS`] requests at
@@ -64,9 +64,7 @@ pub struct Counters {
 
 /// A running one-shot listener.
 pub struct OneShot {
-    stop: Arc<AtomicBool>,
-    addr: Option<SocketAddr>,
-    threads: Vec<JoinHandle<()>>,
+    running: Running,
     /// What it counted so far.
     pub counters: Arc<Counters>,
 }
@@ -77,7 +75,7 @@ pub fn spawn(listener: TcpListener, enclave: Arc<Enclave>, limits: Limits) -> On
     let stop = Arc::new(AtomicBool::new(false));
     let addr = listener.local_addr().ok();
     let taken = Arc::new(AtomicUsize::new(0));
-    let (to_slot, for_slots) = sync_channel::<(TcpStream, Instant)>(limits.slots);
+    let (to_slot, for_slots) = sync_channel::<Accepted>(limits.slots);
     let for_slots = Arc::new(Mutex::new(for_slots));
     let mut threads = Vec::new();
     for _ in 0..limits.slots {
@@ -89,12 +87,16 @@ pub fn spawn(listener: TcpListener, enclave: Arc<Enclave>, limits: Limits) -> On
     }
     let (flag, c) = (stop.clone(), counters.clone());
     threads.push(std::thread::spawn(move || {
-        accept(&listener, &to_slot, (&taken, limits.slots), &flag, &c)
+        door::accept(&listener, &to_slot, (&taken, limits.slots), &flag, |s| {
+            refuse_busy(s, &c)
+        })
     }));
     OneShot {
-        stop,
-        addr,
-        threads,
+        running: Running {
+            stop,
+            addr,
+            threads,
+        },
         counters,
     }
 }
@@ -102,42 +104,7 @@ pub fn spawn(listener: TcpListener, enclave: Arc<Enclave>, limits: Limits) -> On
 impl OneShot {
     /// Stop accepting and join every thread (tests; the enclave never stops).
     pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(addr) = self.addr {
-            let _ = TcpStream::connect(addr);
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
-}
-
-fn accept(
-    listener: &TcpListener,
-    to_slot: &SyncSender<(TcpStream, Instant)>,
-    (taken, slots): (&AtomicUsize, usize),
-    stop: &AtomicBool,
-    c: &Counters,
-) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let free = taken.load(Ordering::SeqCst) < slots;
-        if free {
-            taken.fetch_add(1, Ordering::SeqCst);
-        }
-        if !free {
-            refuse_busy(stream, c);
-            continue;
-        }
-        if let Err(TrySendError::Full((stream, _)) | TrySendError::Disconnected((stream, _))) =
-            to_slot.try_send((stream, Instant::now()))
-        {
-            taken.fetch_sub(1, Ordering::SeqCst);
-            refuse_busy(stream, c);
-        }
+        self.running.stop();
     }
 }
 
@@ -158,7 +125,7 @@ fn refuse_busy(stream: TcpStream, c: &Counters) {
 }
 
 fn slot(
-    rx: &Mutex<Receiver<(TcpStream, Instant)>>,
+    rx: &Mutex<Receiver<Accepted>>,
     enclave: &Enclave,
     limits: Limits,
     counters: &Counters,

@@ -11,16 +11,16 @@
 //! [`crate::deadline::CLOSE_GRACE`] to write a last frame and close.
 //! Threads: one acceptor, [`Limits::handshake_slots`] and [`Limits::workers`], all made at start.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use crate::deadline::Deadlined;
+use crate::door::{self, Accepted, Running};
 use crate::session::{self, Enclave, Ready, SessionError, Started};
 
 /// Sessions served at once (each may run the models).
@@ -93,9 +93,7 @@ struct Handoff {
 
 /// A running server.
 pub struct Server {
-    stop: Arc<AtomicBool>,
-    addr: Option<SocketAddr>,
-    threads: Vec<JoinHandle<()>>,
+    running: Running,
     /// What it counted so far.
     pub counters: Arc<Counters>,
 }
@@ -120,7 +118,7 @@ pub fn spawn(
     // Connections handed to a slot and not yet through their start: only the acceptor adds,
     // so it never hands out more than there are slots, and the channel never fills.
     let taken = Arc::new(AtomicUsize::new(0));
-    let (to_slot, for_slots) = sync_channel::<(TcpStream, Instant)>(limits.handshake_slots);
+    let (to_slot, for_slots) = sync_channel::<Accepted>(limits.handshake_slots);
     let for_slots = Arc::new(Mutex::new(for_slots));
     for _ in 0..limits.handshake_slots {
         let (rx, tls, enclave) = (for_slots.clone(), tls.clone(), enclave.clone());
@@ -133,12 +131,18 @@ pub fn spawn(
     let (flag, c) = (stop.clone(), counters.clone());
     let slots = limits.handshake_slots;
     threads.push(std::thread::spawn(move || {
-        accept(&listener, &to_slot, (&taken, slots), &flag, &c)
+        // Dropping the stream closes it: the device retries elsewhere.
+        door::accept(&listener, &to_slot, (&taken, slots), &flag, |_| {
+            let n = c.busy.fetch_add(1, Ordering::Relaxed) + 1;
+            println!("pp-workload: busy={n}");
+        })
     }));
     Server {
-        stop,
-        addr,
-        threads,
+        running: Running {
+            stop,
+            addr,
+            threads,
+        },
         counters,
     }
 }
@@ -147,47 +151,13 @@ impl Server {
     /// Stop accepting, let every session end, and join every thread (tests; the enclave never
     /// stops). Needs the listener's address, which Hermit does not give.
     pub fn stop(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(addr) = self.addr {
-            let _ = TcpStream::connect(addr);
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
-}
-
-fn accept(
-    listener: &TcpListener,
-    to_slot: &SyncSender<(TcpStream, Instant)>,
-    (taken, slots): (&AtomicUsize, usize),
-    stop: &AtomicBool,
-    c: &Counters,
-) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let free = taken.load(Ordering::SeqCst) < slots;
-        if free {
-            taken.fetch_add(1, Ordering::SeqCst);
-        }
-        if !free || to_slot.try_send((stream, Instant::now())).is_err() {
-            if free {
-                // Taken for a connection the slots never got: give it back.
-                taken.fetch_sub(1, Ordering::SeqCst);
-            }
-            // Dropping the stream closes it: the device retries elsewhere.
-            let n = c.busy.fetch_add(1, Ordering::Relaxed) + 1;
-            println!("pp-workload: busy={n}");
-        }
+        self.running.stop();
     }
 }
 
 /// A handshake slot: takes connections one at a time and starts their sessions.
 fn handshakes(
-    rx: &Mutex<Receiver<(TcpStream, Instant)>>,
+    rx: &Mutex<Receiver<Accepted>>,
     tls: &Arc<ServerConfig>,
     enclave: &Enclave,
     limits: Limits,
