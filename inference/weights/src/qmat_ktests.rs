@@ -9,42 +9,10 @@ use rand_chacha::rand_core::RngCore;
 
 const KTYPES: [GgmlType; 2] = [GgmlType::Q4_K, GgmlType::Q6_K];
 
-use super::tests::{assert_within_bound, floats, kernels, rng};
+use super::tests::{assert_exact, assert_within_bound, floats, rng};
 
 fn f16b(v: f32) -> [u8; 2] {
     f16::from_f32(v).to_le_bytes()
-}
-
-/// Every kernel's product with `data` (a `rows × cols` matrix of `ty`) against the exact (f64)
-/// product of its dequantized weights with the *quantized* activations of `x`: the integer
-/// arithmetic must be exact, only f32 sums and scale products may round (1e-5 of Σ|w·a|).
-fn assert_exact(ty: GgmlType, rows: usize, cols: usize, data: &[u8], x: &[f32]) {
-    let n = x.len() / cols;
-    let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(data)).unwrap();
-    let wd = dequantize(ty, data, rows * cols);
-    let act = Activations::new(x.to_vec(), n, cols).unwrap();
-    let q = quantize_q16(x);
-    for k in kernels() {
-        let got = m.matmul_with(&act, k).unwrap();
-        for t in 0..n {
-            for o in 0..rows {
-                let (mut exact, mut mag) = (0f64, 0f64);
-                for i in 0..cols {
-                    let j = t * cols + i;
-                    let p =
-                        f64::from(wd[o * cols + i]) * f64::from(q.d[j / QK]) * f64::from(q.qs[j]);
-                    exact += p;
-                    mag += p.abs();
-                }
-                let err = (f64::from(got[t * rows + o]) - exact).abs();
-                assert!(
-                    err <= 1e-5 * mag + 1e-6,
-                    "{ty:?} {k:?} [{t},{o}]: {} vs {exact}",
-                    got[t * rows + o]
-                );
-            }
-        }
-    }
 }
 
 /// The quantizers round-trip within a step, and every kernel is within the Q16 bound

@@ -88,42 +88,58 @@ fn kernels_exact_on_random_blocks() {
     let mut r = rng(2);
     let (rows, cols) = (9, 160);
     for ty in QTYPES {
-        let (_, bb) = ty.block();
-        let mut data = vec![0u8; rows * cols / QK * bb];
-        r.fill_bytes(&mut data);
-        for b in data.chunks_exact_mut(bb) {
-            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
-            for s in 0..scales {
-                let v = floats(&mut r, 1, 0.1)[0];
-                b[2 * s..2 * s + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
-            }
-        }
-        let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(&data)).unwrap();
-        let wd = dequantize(ty, &data, rows * cols);
+        let data = random_blocks(&mut r, ty, rows, cols);
         // Activations hitting +32767 and -32767 in the same block.
         let mut x = floats(&mut r, 2 * cols, 2.0);
         x[3] = 2.5;
         x[4] = -2.5;
-        let act = Activations::new(x.clone(), 2, cols).unwrap();
-        let q = quantize_q16(&x);
-        for k in kernels() {
-            let got = m.matmul_with(&act, k).unwrap();
-            for t in 0..2 {
-                for o in 0..rows {
-                    let (mut exact, mut mag) = (0f64, 0f64);
-                    for i in 0..cols {
-                        let j = t * cols + i;
-                        let a = f64::from(q.d[j / QK]) * f64::from(q.qs[j]);
-                        exact += f64::from(wd[o * cols + i]) * a;
-                        mag += (f64::from(wd[o * cols + i]) * a).abs();
-                    }
-                    let err = (f64::from(got[t * rows + o]) - exact).abs();
-                    assert!(
-                        err <= 1e-5 * mag + 1e-6,
-                        "{ty:?} {k:?} [{t},{o}]: {} vs {exact}",
-                        got[t * rows + o]
-                    );
+        assert_exact(ty, rows, cols, &data, &x);
+    }
+}
+
+/// Random raw blocks of `ty` (every nibble and byte pattern) with finite scales of both signs.
+fn random_blocks(r: &mut ChaCha20Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let (_, bb) = ty.block();
+    let mut data = vec![0u8; rows * cols / QK * bb];
+    r.fill_bytes(&mut data);
+    for b in data.chunks_exact_mut(bb) {
+        let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
+        for s in 0..scales {
+            let v = floats(r, 1, 0.1)[0];
+            b[2 * s..2 * s + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+        }
+    }
+    data
+}
+
+/// Every kernel's product with `data` (a `rows × cols` matrix of `ty`) against the exact (f64)
+/// product of its dequantized weights with the *quantized* activations of `x`: the integer
+/// arithmetic must be exact, only f32 sums and scale products may round (1e-5 of Σ|w·a|).
+pub(super) fn assert_exact(ty: GgmlType, rows: usize, cols: usize, data: &[u8], x: &[f32]) {
+    let n = x.len() / cols;
+    let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(data)).unwrap();
+    let wd = dequantize(ty, data, rows * cols);
+    let act = Activations::new(x.to_vec(), n, cols).unwrap();
+    let q = quantize_q16(x);
+    for k in kernels() {
+        let got = m.matmul_with(&act, k).unwrap();
+        assert_eq!(got.len(), n * rows);
+        for t in 0..n {
+            for o in 0..rows {
+                let (mut exact, mut mag) = (0f64, 0f64);
+                for i in 0..cols {
+                    let j = t * cols + i;
+                    let p =
+                        f64::from(wd[o * cols + i]) * f64::from(q.d[j / QK]) * f64::from(q.qs[j]);
+                    exact += p;
+                    mag += p.abs();
                 }
+                let err = (f64::from(got[t * rows + o]) - exact).abs();
+                assert!(
+                    err <= 1e-5 * mag + 1e-6,
+                    "{ty:?} {k:?} [{t},{o}]: {} vs {exact}",
+                    got[t * rows + o]
+                );
             }
         }
     }
@@ -264,37 +280,7 @@ fn one_position_is_exact_on_random_blocks() {
     let mut r = rng(3);
     let (rows, cols) = (11, 224);
     for ty in QTYPES {
-        let (_, bb) = ty.block();
-        let mut data = vec![0u8; rows * cols / QK * bb];
-        r.fill_bytes(&mut data);
-        for b in data.chunks_exact_mut(bb) {
-            let scales = if ty == GgmlType::Q4_1 { 2 } else { 1 };
-            for s in 0..scales {
-                let v = floats(&mut r, 1, 0.1)[0];
-                b[2 * s..2 * s + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
-            }
-        }
-        let m = QMatrix::new(ty, rows, cols, SharedBytes::copy_of(&data)).unwrap();
-        let wd = dequantize(ty, &data, rows * cols);
-        let x = floats(&mut r, cols, 2.0);
-        let act = Activations::new(x.clone(), 1, cols).unwrap();
-        let q = quantize_q16(&x);
-        for k in kernels() {
-            let got = m.matmul_with(&act, k).unwrap();
-            assert_eq!(got.len(), rows);
-            for (o, &g) in got.iter().enumerate() {
-                let (mut exact, mut mag) = (0f64, 0f64);
-                for i in 0..cols {
-                    let a = f64::from(q.d[i / QK]) * f64::from(q.qs[i]);
-                    exact += f64::from(wd[o * cols + i]) * a;
-                    mag += (f64::from(wd[o * cols + i]) * a).abs();
-                }
-                let err = (f64::from(g) - exact).abs();
-                assert!(
-                    err <= 1e-5 * mag + 1e-6,
-                    "{ty:?} {k:?} row {o}: {g} vs {exact}"
-                );
-            }
-        }
+        let data = random_blocks(&mut r, ty, rows, cols);
+        assert_exact(ty, rows, cols, &data, &floats(&mut r, cols, 2.0));
     }
 }
