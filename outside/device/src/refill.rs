@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
 use crate::releases::LogClient;
-use crate::request::{Trace, issuer_name, random_index};
+use crate::request::{Trace, issuer_name, random_index, token_challenge};
 use crate::tunnel::PathSpec;
 use crate::wallet::{REFILL_HORIZON_SECS, Refill, TokenSource, Wallet};
 
@@ -39,12 +39,7 @@ pub fn refill_tokens(config: &Config, min: usize, trace: Trace<'_>) -> Result<(u
     let instance = ids[random_index(ids.len())?];
     let spec = PathSpec::from_config(config)?;
     let issuer = issuer_name(&config.issuer.url);
-    let challenge = pp_tokens::TokenChallenge::new(
-        issuer.as_bytes(),
-        None,
-        config.gateway.server_name.as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
+    let challenge = token_challenge(config)?;
     let source = TokenSource {
         issuer_url: &config.issuer.url,
         credential_file: &config.issuer.credential_file,

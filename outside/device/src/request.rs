@@ -98,12 +98,7 @@ pub fn ask(
             hex::encode(c.published.measurement)
         ));
     }
-    let challenge = pp_tokens::TokenChallenge::new(
-        issuer_name(&config.issuer.url).as_bytes(),
-        None,
-        config.gateway.server_name.as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))?;
+    let challenge = token_challenge(config)?;
     let wallet = Wallet::for_user(&config.state_dir);
     let issuer = issuer_name(&config.issuer.url);
     let source = TokenSource {
@@ -518,6 +513,17 @@ pub(crate) fn random_index(n: usize) -> Result<usize> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|_| anyhow::anyhow!("no randomness"))?;
     Ok((u64::from_le_bytes(b) % n as u64) as usize)
+}
+
+/// The challenge every token of this configuration answers (RFC 9577): the issuer's name, no
+/// redemption context, the gateway as origin.
+pub(crate) fn token_challenge(config: &Config) -> Result<pp_tokens::TokenChallenge> {
+    pp_tokens::TokenChallenge::new(
+        issuer_name(&config.issuer.url).as_bytes(),
+        None,
+        config.gateway.server_name.as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot form the token challenge: {e:?}"))
 }
 
 /// The issuer's name as it appears in token challenges: its URL's host (and port).
