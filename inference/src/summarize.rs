@@ -94,14 +94,6 @@ pub fn summarize<'a>(
     thread: &'a [Message],
     k: usize,
 ) -> Result<Summary<'a>, FeatureError> {
-    if k == 0 || k > thread.len() {
-        return Err(FeatureError::BadParameter {
-            name: "k",
-            value: k,
-            min: 1,
-            max: thread.len(),
-        });
-    }
     debug_assert!(
         check_thread(thread).is_ok(),
         "thread outside the protocol's bounds"
