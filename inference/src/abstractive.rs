@@ -350,10 +350,11 @@ fn generate(
     let mut logits = model.forward(prompt, &mut cache)?;
     let mut out: Zeroizing<Vec<u32>> = Zeroizing::new(Vec::with_capacity(MAX_SUMMARY_TOKENS));
     let mut cut = true;
+    // The text of `out`, decoded once per token.
+    let mut text = Zeroizing::new(String::new());
     while out.len() < MAX_SUMMARY_TOKENS {
         penalize(&mut logits, &out, REPETITION_PENALTY);
-        let so_far = Zeroizing::new(tok.decode(&out)?);
-        let before = if so_far.is_empty() { lead } else { &so_far };
+        let before = if text.is_empty() { lead } else { &text };
         let next = loop {
             let i = argmax(&logits);
             if logits[i as usize] == f32::NEG_INFINITY {
@@ -371,7 +372,7 @@ fn generate(
             break;
         }
         out.push(next);
-        let text = Zeroizing::new(tok.decode(&out)?);
+        text = Zeroizing::new(tok.decode(&out)?);
         // Enough complete lines for every bullet, and one to spare for a fragment.
         let complete = text
             .split('\n')
@@ -387,7 +388,7 @@ fn generate(
         logits = model.forward(&[next], &mut cache)?;
     }
     logits.zeroize();
-    Ok((Zeroizing::new(tok.decode(&out)?), cut))
+    Ok((text, cut))
 }
 
 /// Whether the token `piece` may not follow `before` in a summary: a `:` right after a word with
